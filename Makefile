@@ -1,0 +1,29 @@
+# lstm-zoo: every target is a thin wrapper over the `lstm-zoo` CLI.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export KERAS_BACKEND ?= tensorflow
+# TensorFlow's C++ start-up chatter hides the output people came for.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install test lint models
+
+install: $(STAMP)
+
+# Re-installs only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check zoo experiments tuning tests
+
+models: install
+	$(BIN)/lstm-zoo models

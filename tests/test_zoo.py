@@ -1,0 +1,289 @@
+"""The zoo, tested over the whole registry: a family registered later is
+covered here without touching this file."""
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo.space import Choice, Float, Int
+
+FAMILIES = zoo.list_models()
+BATCH = 2
+
+# Tiny input per input layout, and the expected output shape per head.
+TINY_INPUT = {
+    ("time", "features"): (6, 3),
+    ("time", "rows", "cols", "channels"): (3, 6, 6, 1),
+}
+HEAD_CASES = {
+    "regression": [(2, (2,)), ((2, 3), (2, 3))],
+    "classification": [(3, (3,))],
+    "per_timestep": [(5, (6, 5))],
+    "frames": [(2, (2, 6, 6, 1))],
+}
+LOSS = {
+    "regression": "mse",
+    "frames": "binary_crossentropy",
+    "classification": "sparse_categorical_crossentropy",
+    "per_timestep": "sparse_categorical_crossentropy",
+}
+
+
+def tiny_shape(name):
+    return TINY_INPUT[zoo.get(name).input_axes]
+
+
+def tiny_model(name, head=None, outputs=None, **hp):
+    info = zoo.get(name)
+    head = head or info.default_head
+    outputs = outputs if outputs is not None else HEAD_CASES[head][0][0]
+    hp.setdefault("units", 4)
+    return zoo.build_model(name, tiny_shape(name), outputs, head=head, **hp)
+
+
+def tiny_batch(model, head, outputs, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((BATCH, *model.input_shape[1:]), dtype=np.float32)
+    if head in ("classification", "per_timestep"):
+        y = rng.integers(0, outputs, size=(BATCH, *model.output_shape[1:-1]))
+    else:
+        y = rng.random((BATCH, *model.output_shape[1:]), dtype=np.float32)
+    return x, y
+
+
+HEAD_PARAMS = [
+    pytest.param(name, head, outputs, expected, id=f"{name}-{head}-{outputs}")
+    for name in FAMILIES
+    for head in zoo.get(name).heads
+    for outputs, expected in HEAD_CASES[head]
+]
+
+
+def test_registry_lists_the_issue_families():
+    for name in ("vanilla_lstm", "stacked_lstm", "bidirectional_lstm", "gru",
+                 "conv_lstm"):
+        assert name in FAMILIES
+
+
+def test_unknown_model_lists_names_and_suggests():
+    with pytest.raises(KeyError, match=r"unknown model 'stacked_lsmt'.*"
+                       r"available: \[.*'gru'.*\].*did you mean 'stacked_lstm'"):
+        zoo.build_model("stacked_lsmt", (6, 3), 2)
+
+
+def test_register_refuses_a_duplicate_name():
+    with pytest.raises(ValueError, match="'gru' is already registered"):
+        zoo.register("gru", space={})(lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("name,head,outputs,expected", HEAD_PARAMS)
+def test_output_shape_per_head(name, head, outputs, expected):
+    model = tiny_model(name, head, outputs)
+    assert isinstance(model, keras.Model)
+    assert not model.compiled, "builders must return uncompiled models"
+    x, _ = tiny_batch(model, head, outputs)
+    y = np.asarray(model(x))
+    assert y.shape == (BATCH, *expected)
+    if head in ("classification", "per_timestep"):
+        np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
+    if head == "frames":
+        assert (y >= 0).all() and (y <= 1).all()
+
+
+@pytest.mark.parametrize("name,head,outputs,expected", HEAD_PARAMS)
+def test_fit_gives_finite_loss_that_goes_down(name, head, outputs, expected):
+    keras.utils.set_random_seed(1)
+    model = tiny_model(name, head, outputs)
+    model.compile(keras.optimizers.Adam(0.02), loss=LOSS[head])
+    x, y = tiny_batch(model, head, outputs)
+    first = float(model.train_on_batch(x, y))
+    assert np.isfinite(first)
+    for _ in range(25):
+        last = float(model.train_on_batch(x, y))
+    assert np.isfinite(last)
+    assert last < first
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_get_config_round_trip(name):
+    model = tiny_model(name)
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    x, _ = tiny_batch(model, zoo.get(name).default_head, 2)
+    np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(model(x)),
+                               rtol=1e-6, atol=1e-6)
+    assert clone.get_config() == model.get_config()
+
+
+@pytest.fixture(scope="module")
+def reloaded_in_fresh_process(tmp_path_factory):
+    """Save every family once, then load all of them in one fresh process
+    that imports only ``zoo`` (one interpreter start instead of one each)."""
+    folder = tmp_path_factory.mktemp("keras_files")
+    expected = {}
+    for name in FAMILIES:
+        model = tiny_model(name)
+        x, _ = tiny_batch(model, zoo.get(name).default_head, 2, seed=3)
+        np.save(folder / f"{name}.x.npy", x)
+        expected[name] = np.asarray(model(x))
+        model.save(folder / f"{name}.keras")
+    script = (
+        "import json, sys, pathlib, numpy as np, zoo, keras\n"
+        "folder = pathlib.Path(sys.argv[1])\n"
+        "for path in sorted(folder.glob('*.keras')):\n"
+        "    model = keras.saving.load_model(path)\n"  # safe_mode stays on
+        "    x = np.load(folder / (path.stem + '.x.npy'))\n"
+        "    np.save(folder / (path.stem + '.y.npy'), np.asarray(model(x)))\n"
+        "print(json.dumps(sorted(sys.modules.keys() & {'experiments', "
+        "'tuning'})))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", script, str(folder)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    return folder, expected
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_keras_file_round_trip_in_fresh_process(name, reloaded_in_fresh_process):
+    folder, expected = reloaded_in_fresh_process
+    got = np.load(folder / f"{name}.y.npy")
+    np.testing.assert_allclose(got, expected[name], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_search_space_keys_are_builder_arguments_with_same_defaults(name):
+    info = zoo.get(name)
+    space = zoo.search_space(name)
+    assert space, f"{name} declares no search space"
+    signature = inspect.signature(info.builder.__wrapped__).parameters
+    for key, spec in space.items():
+        assert key in info.hyperparameters, f"{key} is not a builder argument"
+        assert signature[key].default == spec.default, key
+        assert isinstance(spec, Int | Float | Choice)
+        json.dumps(spec.as_dict())  # plain data
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_default_point_of_search_space_builds(name):
+    point = zoo.space.defaults(zoo.search_space(name))
+    shape = tiny_shape(name)
+    model = zoo.build_model(name, shape, 2, **point)
+    assert model.output_shape[0] is None
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_search_space_bounds_build(name):
+    """Both ends of every range build: the tuner may propose them."""
+    for key, spec in zoo.search_space(name).items():
+        values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
+        for value in values:
+            if key == "units":
+                value = min(value, 8)  # keep the test tiny
+            zoo.build_model(name, tiny_shape(name), 2, **{key: value})
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_cudnn_report_for_defaults_and_recurrent_dropout(name):
+    report = zoo.cudnn_report(tiny_model(name))
+    assert report, "every family has at least one recurrent layer"
+    fused = [r for r in report if r.has_fused_kernel]
+    for entry in report:
+        if entry.has_fused_kernel:
+            assert entry.eligible and entry.reasons == (), str(entry)
+        else:
+            assert not entry.eligible
+            assert "has no fused cuDNN kernel" in entry.reasons[0]
+    if not fused:
+        return  # e.g. ConvLSTM: there is no fused kernel to lose
+    with pytest.warns(zoo.CudnnWarning, match=r"recurrent_dropout=0\.2"):
+        model = tiny_model(name, recurrent_dropout=0.2)
+    for entry in zoo.cudnn_report(model):
+        assert not entry.eligible
+        assert "recurrent_dropout=0.2 (needs 0)" in entry.reasons
+
+
+def test_cudnn_report_names_each_failed_condition():
+    inputs = keras.Input((5, 2))
+    x = keras.layers.GRU(3, activation="relu", reset_after=False,
+                         unroll=True)(inputs)
+    report = zoo.cudnn_report(keras.Model(inputs, x))
+    assert len(report) == 1 and not report[0].eligible
+    reasons = " ".join(report[0].reasons)
+    for fragment in ("activation='relu'", "reset_after=False", "unroll=True"):
+        assert fragment in reasons
+
+
+BAD_ARGUMENTS = [
+    ({"units": 0}, r"`units` must be an int >= 1; received units=0"),
+    ({"units": 2.5}, r"`units` must be an int >= 1; received units=2\.5"),
+    ({"dropout": 1.0},
+     r"`dropout` must be a float in \[0\.0, 1\.0\); received dropout=1\.0"),
+    ({"dropout": -0.1},
+     r"`dropout` must be a float in \[0\.0, 1\.0\); received dropout=-0\.1"),
+    ({"recurrent_dropout": 1.5},
+     r"`recurrent_dropout` must be a float in \[0\.0, 1\.0\)"),
+    ({"unit": 8}, r"unknown hyperparameter 'unit'.*did you mean 'units'"),
+    ({"head": "bogus"}, r"`head` must be one of \[.*\]; received head='bogus'"),
+]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("kwargs,message", BAD_ARGUMENTS,
+                         ids=[str(k) for k, _ in BAD_ARGUMENTS])
+def test_bad_arguments_raise_with_message(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.build_model(name, tiny_shape(name), 2, **kwargs)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_num_layers_below_one_raises(name):
+    if "num_layers" not in zoo.get(name).hyperparameters:
+        return  # a single-layer family has no depth to get wrong
+    with pytest.raises(ValueError, match=r"`num_layers` must be an int >= 1; "
+                       r"received num_layers=0"):
+        zoo.build_model(name, tiny_shape(name), 2, num_layers=0)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_choice_outside_allowed_raises(name):
+    for key, spec in zoo.search_space(name).items():
+        if isinstance(spec, Choice):
+            with pytest.raises(ValueError,
+                               match=rf"`{key}` must be .*received {key}='bogus'"):
+                zoo.build_model(name, tiny_shape(name), 2, **{key: "bogus"})
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_input_shape_of_wrong_rank_raises(name):
+    rank = len(zoo.get(name).input_axes)
+    wrong = (6,) * (rank + 1)
+    with pytest.raises(ValueError, match=rf"`input_shape` must have rank {rank}"
+                       rf".*received input_shape=\(6,"):
+        zoo.build_model(name, wrong, 2)
+
+
+def test_merge_mode_message_lists_allowed_values():
+    with pytest.raises(ValueError, match=r"`merge_mode` must be one of "
+                       r"\['concat', 'sum', 'mul', 'ave'\]; "
+                       r"received merge_mode='max'"):
+        zoo.build_model("bidirectional_lstm", (6, 3), 2, merge_mode="max")
+
+
+def test_classification_needs_two_classes():
+    with pytest.raises(ValueError, match=r"`outputs` \(classes for head="
+                       r"'classification'\) must be an int >= 2"):
+        zoo.build_model("gru", (6, 3), 1, head="classification")
+
+
+def test_readme_example_forecaster_shape():
+    model = zoo.build_model("gru", (24, 1), 12)
+    assert model.output_shape == (None, 12)

@@ -1,0 +1,27 @@
+"""lstm-zoo's model zoo: reference Keras 3 builders for recurrent networks.
+
+>>> from zoo import build_model, list_models
+>>> model = build_model("gru", (24, 1), 12)   # 24 steps in, 12 steps out
+
+Only ``keras.layers`` and ``keras.ops`` are used, so every builder runs on
+the TensorFlow, JAX and PyTorch backends.
+"""
+
+from zoo import families  # noqa: E402,F401  (registers the builders)
+from zoo.cudnn import CudnnStatus, cudnn_report
+from zoo.registry import (
+    CudnnWarning,
+    ModelInfo,
+    build_model,
+    get,
+    list_models,
+    register,
+    search_space,
+)
+from zoo.space import Choice, Float, Int
+
+__all__ = [
+    "Choice", "CudnnStatus", "CudnnWarning", "Float", "Int", "ModelInfo",
+    "build_model", "cudnn_report", "get", "list_models", "register",
+    "search_space",
+]

@@ -1,0 +1,71 @@
+"""ConvLSTM (Shi et al., 2015): an LSTM whose gates are convolutions.
+
+Input and state are images, so the recurrence keeps spatial structure: the
+model for video and other gridded sequences such as radar or next-frame
+prediction. Keras has no cuDNN kernel for it.
+"""
+
+import keras
+
+from zoo import checks, heads
+from zoo.registry import register
+from zoo.space import Choice, Float, Int
+
+SPACE = {
+    "units": Int(8, 64, step=8, default=16),
+    "num_layers": Int(1, 3, default=2),
+    "kernel_size": Choice((3, 5), default=3),
+    "dropout": Float(0.0, 0.5, default=0.0),
+}
+
+
+@register("conv_lstm", space=SPACE, heads=("frames",),
+          input_axes=("time", "rows", "cols", "channels"))
+def build_conv_lstm(input_shape, outputs, *, head="frames", units=16,
+                    num_layers=2, kernel_size=3, dropout=0.0,
+                    recurrent_dropout=0.0, name="conv_lstm"):
+    """A ConvLSTM2D stack predicting the next ``outputs`` frames.
+
+    Args:
+        input_shape: ``(time, rows, cols, channels)``; ``time`` may be
+            ``None``.
+        outputs: how many future frames to predict.
+        head: ``"frames"``; the output has shape
+            ``(outputs, rows, cols, channels)`` with values in [0, 1].
+        units: number of filters in each ConvLSTM layer. Default 16.
+        num_layers: how many ConvLSTM2D layers, at least 1. Default 2.
+        kernel_size: odd size of the square convolution kernel, in [1, 11].
+            Default 3.
+        dropout: dropout on each layer's inputs, in [0, 1).
+        recurrent_dropout: dropout on the recurrent state, in [0, 1).
+        name: the model's name.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    where = "build_conv_lstm"
+    units = checks.check_int(where, "units", units, low=1)
+    num_layers = checks.check_int(where, "num_layers", num_layers, low=1)
+    kernel_size = checks.check_int(where, "kernel_size", kernel_size,
+                                   low=1, high=11)
+    if kernel_size % 2 == 0:
+        raise ValueError(
+            f"{where}: `kernel_size` must be odd so 'same' padding keeps the "
+            f"frame centred; received kernel_size={kernel_size}")
+    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
+    recurrent_dropout = checks.check_float(
+        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
+
+    # === Encoder ===
+    inputs = keras.Input(input_shape, name="frames_in")
+    x = inputs
+    for i in range(num_layers):
+        x = keras.layers.ConvLSTM2D(
+            units, kernel_size, padding="same", dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            return_sequences=i < num_layers - 1,
+            name=f"conv_lstm_{i + 1}",
+        )(x)
+    # === Head ===
+    y = heads.attach(x, head, outputs, input_shape=input_shape)
+    return keras.Model(inputs, y, name=name)

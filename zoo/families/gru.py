@@ -1,0 +1,59 @@
+"""GRU: the gated recurrent unit (Cho et al., 2014), stackable.
+
+A GRU merges the LSTM's cell and hidden state and uses two gates (update,
+reset) instead of three: fewer parameters, often the same accuracy.
+Keras' default ``reset_after=True`` is the variant cuDNN implements.
+"""
+
+import keras
+
+from zoo import checks, heads
+from zoo.registry import register
+from zoo.space import Float, Int
+
+SPACE = {
+    "units": Int(8, 128, step=8, default=32),
+    "num_layers": Int(1, 3, default=1),
+    "dropout": Float(0.0, 0.5, default=0.0),
+}
+
+
+@register("gru", space=SPACE)
+def build_gru(input_shape, outputs, *, head="regression", units=32,
+              num_layers=1, dropout=0.0, recurrent_dropout=0.0, name="gru"):
+    """``num_layers`` chained GRU layers followed by an output head.
+
+    Args:
+        input_shape: ``(time, features)``; ``time`` may be ``None``.
+        outputs: see ``zoo.build_model``.
+        head: ``"regression"`` (default), ``"classification"`` or
+            ``"per_timestep"``.
+        units: size of each layer's state. Default 32.
+        num_layers: how many GRU layers, at least 1. Default 1.
+        dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.
+        recurrent_dropout: dropout on the recurrent state, in [0, 1).
+            Anything above 0 rules out the fused cuDNN kernel.
+        name: the model's name.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    where = "build_gru"
+    units = checks.check_int(where, "units", units, low=1)
+    num_layers = checks.check_int(where, "num_layers", num_layers, low=1)
+    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
+    recurrent_dropout = checks.check_float(
+        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
+
+    # === Encoder ===
+    inputs = keras.Input(input_shape, name="sequence")
+    x = inputs
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        x = keras.layers.GRU(
+            units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            return_sequences=not last or heads.returns_sequences(head),
+            name=f"gru_{i + 1}",
+        )(x)
+    # === Head ===
+    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)

@@ -1,0 +1,63 @@
+"""Stacked LSTM: several LSTM layers, each reading the whole output sequence
+of the one below.
+
+Every layer but the last returns its full sequence (``return_sequences``) so
+the next one has a sequence to read; depth lets the upper layers model slower
+patterns built from the lower layers' features.
+"""
+
+import keras
+
+from zoo import checks, heads
+from zoo.registry import register
+from zoo.space import Float, Int
+
+SPACE = {
+    "units": Int(8, 128, step=8, default=32),
+    "num_layers": Int(2, 4, default=2),
+    "dropout": Float(0.0, 0.5, default=0.0),
+}
+
+
+@register("stacked_lstm", space=SPACE)
+def build_stacked_lstm(input_shape, outputs, *, head="regression", units=32,
+                       num_layers=2, dropout=0.0, recurrent_dropout=0.0,
+                       name="stacked_lstm"):
+    """``num_layers`` chained LSTM layers followed by an output head.
+
+    Args:
+        input_shape: ``(time, features)``; ``time`` may be ``None``.
+        outputs: see ``zoo.build_model``.
+        head: ``"regression"`` (default), ``"classification"`` or
+            ``"per_timestep"``.
+        units: size of each layer's state. Default 32.
+        num_layers: how many LSTM layers, at least 1. Default 2.
+        dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.
+        recurrent_dropout: dropout on the recurrent state, in [0, 1).
+            Anything above 0 rules out the fused cuDNN kernel.
+        name: the model's name.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    where = "build_stacked_lstm"
+    units = checks.check_int(where, "units", units, low=1)
+    num_layers = checks.check_int(where, "num_layers", num_layers, low=1)
+    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
+    recurrent_dropout = checks.check_float(
+        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
+
+    # === Encoder ===
+    inputs = keras.Input(input_shape, name="sequence")
+    x = inputs
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        x = keras.layers.LSTM(
+            units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            # Lower layers hand their whole sequence up; the top one keeps
+            # it only when the head predicts at every step.
+            return_sequences=not last or heads.returns_sequences(head),
+            name=f"lstm_{i + 1}",
+        )(x)
+    # === Head ===
+    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)

@@ -1,0 +1,53 @@
+"""Vanilla LSTM: a single LSTM layer and a head.
+
+The LSTM (Hochreiter & Schmidhuber, 1997) carries a cell state through time
+and learns input, forget and output gates that decide what to write, keep and
+read. One layer is the classic baseline and often enough for short series.
+"""
+
+import keras
+
+from zoo import checks, heads
+from zoo.registry import register
+from zoo.space import Float, Int
+
+SPACE = {
+    "units": Int(8, 128, step=8, default=32),
+    "dropout": Float(0.0, 0.5, default=0.0),
+}
+
+
+@register("vanilla_lstm", space=SPACE)
+def build_vanilla_lstm(input_shape, outputs, *, head="regression", units=32,
+                       dropout=0.0, recurrent_dropout=0.0,
+                       name="vanilla_lstm"):
+    """One LSTM layer followed by an output head.
+
+    Args:
+        input_shape: ``(time, features)``; ``time`` may be ``None``.
+        outputs: see ``zoo.build_model``.
+        head: ``"regression"`` (default), ``"classification"`` or
+            ``"per_timestep"``.
+        units: size of the hidden and cell state. Default 32.
+        dropout: dropout on the layer's inputs, in [0, 1). Keeps cuDNN.
+        recurrent_dropout: dropout on the recurrent state, in [0, 1).
+            Anything above 0 rules out the fused cuDNN kernel.
+        name: the model's name.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    where = "build_vanilla_lstm"
+    units = checks.check_int(where, "units", units, low=1)
+    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
+    recurrent_dropout = checks.check_float(
+        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
+
+    # === Encoder ===
+    inputs = keras.Input(input_shape, name="sequence")
+    x = keras.layers.LSTM(
+        units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+        return_sequences=heads.returns_sequences(head), name="lstm",
+    )(inputs)
+    # === Head ===
+    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)

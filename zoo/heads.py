@@ -1,0 +1,58 @@
+"""Output heads shared by every family, so no builder repeats them.
+
+``regression``     Dense forecast of ``outputs`` values (int) or an
+                   ``outputs``-shaped block such as ``(horizon, targets)``.
+``classification`` softmax over ``outputs`` classes, one label per sequence.
+``per_timestep``   softmax over ``outputs`` classes at every time step, e.g.
+                   the next character of a character-level language model.
+``frames``         the next ``outputs`` frames of a video, from a
+                   convolutional head over the last ConvLSTM state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+HEADS = ("regression", "classification", "per_timestep", "frames")
+
+
+def returns_sequences(head: str) -> bool:
+    """Whether the last recurrent layer must keep its time axis."""
+    return head == "per_timestep"
+
+
+def attach(x, head: str, outputs, *, input_shape=None):
+    """Put head ``head`` on encoder output ``x`` and return the model output.
+
+    Args:
+        x: the encoder's output: ``(batch, units)``, ``(batch, time, units)``
+            for ``per_timestep``, ``(batch, rows, cols, filters)`` for
+            ``frames``.
+        head: one of ``HEADS``.
+        outputs: see ``zoo.build_model``.
+        input_shape: the model's input shape; ``frames`` reads the number of
+            channels from it.
+    """
+    if head == "regression":
+        if isinstance(outputs, tuple):
+            x = keras.layers.Dense(math.prod(outputs), name="forecast")(x)
+            return keras.layers.Reshape(outputs, name="forecast_shape")(x)
+        return keras.layers.Dense(outputs, name="forecast")(x)
+    if head in ("classification", "per_timestep"):
+        # Dense acts on the last axis, so the same layer serves one label per
+        # sequence and one label per time step.
+        return keras.layers.Dense(outputs, activation="softmax", name="classes")(x)
+    if head == "frames":
+        rows, cols, channels = input_shape[-3:]
+        # One 3x3 convolution emits every future frame's channels at once;
+        # sigmoid because frames are intensities scaled to [0, 1].
+        x = keras.layers.Conv2D(
+            outputs * channels, 3, padding="same", activation="sigmoid",
+            name="next_frames",
+        )(x)
+        x = keras.layers.Reshape((rows, cols, outputs, channels),
+                                 name="split_frames")(x)
+        return keras.layers.Permute((3, 1, 2, 4), name="frames")(x)
+    raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}")

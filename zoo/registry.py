@@ -1,0 +1,208 @@
+"""The model registry: one decorator, one lookup, one factory.
+
+Every family registers its builder with ``@register``; the CLI, the tuner and
+the tests iterate over ``list_models()`` and never keep lists of their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import inspect
+import warnings
+from collections.abc import Callable
+
+from zoo import checks
+from zoo.space import Spec
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one family."""
+
+    name: str
+    builder: Callable
+    space: dict[str, Spec]
+    heads: tuple[str, ...]
+    input_axes: tuple[str, ...]
+    summary: str
+
+    @property
+    def default_head(self) -> str:
+        return self.heads[0]
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        """Keyword arguments the builder accepts besides shape and outputs."""
+        params = inspect.signature(self.builder).parameters
+        return tuple(
+            p for p, v in params.items() if v.kind is v.KEYWORD_ONLY
+        )
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register(
+    name: str,
+    *,
+    space: dict[str, Spec],
+    heads: tuple[str, ...] = ("regression", "classification", "per_timestep"),
+    input_axes: tuple[str, ...] = ("time", "features"),
+):
+    """Register a builder under ``name``.
+
+    The builder must have the signature
+    ``fn(input_shape, outputs, *, head, <hyperparameters>..., name)``. The
+    decorator adds what every family shares: validation of ``input_shape``,
+    ``head`` and ``outputs`` (so each builder only checks its own
+    hyperparameters), and a single warning when the built model cannot use
+    the fused cuDNN kernels.
+
+    Args:
+        name: lower_snake family name, unique in the registry.
+        space: the family's search space, ``{argument: Int|Float|Choice}``.
+        heads: output heads the family supports; the first is the default.
+        input_axes: names of the input axes (without batch), whose count is
+            the required rank of ``input_shape``.
+    """
+
+    def decorate(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        where = fn.__name__
+        axes = "(" + ", ".join(input_axes) + ")"
+
+        @functools.wraps(fn)
+        def builder(input_shape, outputs, *, head=heads[0], **hyperparameters):
+            input_shape = checks.check_shape(
+                where, "input_shape", input_shape,
+                rank=len(input_axes), meaning=axes,
+            )
+            checks.check_choice(where, "head", head, heads)
+            outputs = _check_outputs(where, head, outputs)
+            model = fn(input_shape, outputs, head=head, **hyperparameters)
+            _warn_if_not_fused(where, model, hyperparameters)
+            return model
+
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            builder=builder,
+            space=dict(space),
+            heads=tuple(heads),
+            input_axes=tuple(input_axes),
+            summary=inspect.getdoc(fn).splitlines()[0].replace("``", ""),
+        )
+        return builder
+
+    return decorate
+
+
+def list_models(pattern: str = "*", *, head: str | None = None) -> list[str]:
+    """Registered family names, sorted; optionally filtered.
+
+    Args:
+        pattern: shell-style wildcard, e.g. ``"*lstm*"``.
+        head: only families that support this output head.
+    """
+    return sorted(
+        n for n, info in _REGISTRY.items()
+        if fnmatch.fnmatch(n, pattern) and (head is None or head in info.heads)
+    )
+
+
+def get(name: str) -> ModelInfo:
+    """The registry entry for ``name``; ``KeyError`` with suggestions if unknown."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        near = difflib.get_close_matches(str(name), _REGISTRY, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise KeyError(
+            f"unknown model {name!r}; available: {list_models()}{hint}"
+        ) from None
+
+
+def build_model(name: str, input_shape, outputs, **hyperparameters):
+    """Build an uncompiled ``keras.Model`` of family ``name``.
+
+    Args:
+        name: a family from ``list_models()``.
+        input_shape: shape of one sample without the batch axis, e.g.
+            ``(24, 1)`` for 24 steps of one feature.
+        outputs: what the head predicts: the forecast horizon (or a
+            ``(horizon, targets)`` tuple) for ``head="regression"``, the
+            number of classes for ``"classification"`` and
+            ``"per_timestep"``, the number of future frames for ``"frames"``.
+        **hyperparameters: the family's keyword arguments, including
+            ``head``; see ``search_space(name)`` and the builder's docstring.
+
+    Returns:
+        An uncompiled ``keras.Model``.
+    """
+    info = get(name)
+    allowed = set(info.hyperparameters) | {"head"}
+    for key in hyperparameters:
+        if key not in allowed:
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(
+                f"{info.builder.__name__}: unknown hyperparameter {key!r}; "
+                f"allowed: {sorted(allowed)}{hint}"
+            )
+    return info.builder(input_shape, outputs, **hyperparameters)
+
+
+def search_space(name: str) -> dict[str, Spec]:
+    """The tunable hyperparameters of family ``name`` as plain data.
+
+    Returns ``{argument: spec}`` where each spec is an ``Int``, ``Float`` or
+    ``Choice`` with its range or choices and its default
+    (``spec.as_dict()`` gives a JSON-able dict).
+    """
+    return dict(get(name).space)
+
+
+def _check_outputs(where, head, outputs):
+    if head == "regression" and isinstance(outputs, (tuple, list)):
+        if len(outputs) == 0:
+            raise ValueError(
+                f"{where}: `outputs` must be a positive int or a tuple of "
+                f"positive ints such as (horizon, targets); received "
+                f"outputs={outputs!r}"
+            )
+        return tuple(
+            checks.check_int(where, "outputs", o, low=1) for o in outputs
+        )
+    low = 2 if head in ("classification", "per_timestep") else 1
+    what = "classes" if low == 2 else "outputs"
+    try:
+        return checks.check_int(where, "outputs", outputs, low=low)
+    except ValueError:
+        raise ValueError(
+            f"{where}: `outputs` ({what} for head={head!r}) must be an int "
+            f">= {low}; received outputs={outputs!r}"
+        ) from None
+
+
+class CudnnWarning(UserWarning):
+    """The model was built with settings that rule out the fused kernels."""
+
+
+def _warn_if_not_fused(where, model, hyperparameters):
+    from zoo.cudnn import cudnn_report
+
+    blocked = [r for r in cudnn_report(model)
+               if r.has_fused_kernel and not r.eligible]
+    if blocked:
+        reasons = sorted({why for r in blocked for why in r.reasons})
+        layers = ", ".join(r.layer for r in blocked)
+        warnings.warn(
+            f"{where}: the fused cuDNN kernel will not be used on a GPU for "
+            f"{layers} ({'; '.join(reasons)}); training falls back to the "
+            f"slower generic kernel",
+            CudnnWarning,
+            stacklevel=4,
+        )
