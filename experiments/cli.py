@@ -1,13 +1,18 @@
 """The ``lstm-zoo`` command line.
 
-Thin by design: each subcommand parses its flags and calls one plain function
-from ``zoo``, ``experiments`` or ``tuning``. Heavy imports (TensorFlow, Keras,
-MLflow) happen inside the handlers, so ``lstm-zoo --help`` stays instant.
+Thin by design: each subcommand turns its flags into a config and calls one
+plain function from ``zoo``, ``experiments`` or ``tuning``. Heavy imports
+(TensorFlow, Keras, MLflow) happen inside the handlers, so
+``lstm-zoo --help`` stays instant.
+
+Exit codes: 0 success, 1 a run failed, 2 bad input or settings (nothing was
+trained and no MLflow run was created), 130/143 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 # The input each family is shown with in `lstm-zoo models`.
@@ -15,6 +20,10 @@ _DEMO_SHAPES = {
     ("time", "features"): ((24, 1), 12),
     ("time", "rows", "cols", "channels"): ((10, 16, 16, 1), 1),
 }
+# Flags for the hyperparameters the families share; anything else goes
+# through --param KEY=VALUE.
+_HP_FLAGS = {"units": int, "num_layers": int, "dropout": float,
+             "recurrent_dropout": float, "merge_mode": str, "kernel_size": int}
 
 
 def cmd_models(args) -> int:
@@ -27,42 +36,231 @@ def cmd_models(args) -> int:
         model = zoo.build_model(name, shape, outputs)
         rows.append((name, f"{model.count_params():,}", str(shape),
                      ",".join(info.heads), info.summary))
-    header = ("model", "params", "input", "heads", "")
-    print(_table([header, *rows]))
+    print(table([("model", "params", "input", "heads", ""), *rows]))
     print("\nParameter counts use the default hyperparameters; forecasters "
           "predict 12 steps, conv_lstm one frame.")
     return 0
 
 
-def _table(rows) -> str:
+def cmd_datasets(args) -> int:
+    from experiments.data import list_datasets
+
+    print(table([("dataset", "description"), *list_datasets().items()]))
+    print("\nYour own data: --csv PATH --target COL [--features COL ...] "
+          "[--time-col COL]")
+    return 0
+
+
+def run_config(args, **overrides):
+    from experiments.train import RunConfig
+
+    hp = {k: getattr(args, k) for k in _HP_FLAGS if getattr(args, k) is not None}
+    for item in args.param or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param must look like KEY=VALUE; received {item!r}")
+        hp[key.replace("-", "_")] = _literal(value)
+    given = {
+        "data": args.data, "csv": args.csv, "target": tuple(args.target or ()),
+        "features": tuple(args.features or ()), "time_col": args.time_col,
+        "fill_missing": args.fill_missing, "sort": args.sort,
+        "window": args.window, "horizon": args.horizon,
+        "val_size": _literal(args.val_size), "test_size": _literal(args.test_size),
+        "season": args.season, "folds": args.folds, "epochs": args.epochs,
+        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+        "patience": args.patience, "seed": args.seed,
+        "experiment": args.experiment, "tracking_uri": args.tracking_uri,
+        "hyperparameters": hp,
+        "transforms": (None if args.transform is None else
+                       tuple(t for t in args.transform.split(",") if t and t != "none")),
+    }
+    given.update(overrides)
+    return RunConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def cmd_train(args) -> int:
+    from experiments.train import run_training
+
+    cfg = run_config(args, model=args.model, run_name=args.run_name, verbose=2)
+    result = run_training(cfg)
+    m = result.metrics
+    print(f"\n{cfg.model} on {result.prepared.series.name} "
+          f"({len(result.prepared.test)} test windows, horizon "
+          f"{result.prepared.horizon}), in original units:")
+    rows = [("forecaster", "MAE", "RMSE", "MAPE %", "sMAPE %", "MASE")]
+    for name, prefix in ((cfg.model, "test_"), ("naive", "test_naive_"),
+                         ("seasonal naive", "test_seasonal_naive_")):
+        rows.append((name, *(f"{m[prefix + k]:.4g}" for k in
+                             ("mae", "rmse", "mape", "smape", "mase"))))
+    print(table(rows))
+    verdict = "beats" if m["test_skill_vs_seasonal_naive"] > 0 else "LOSES TO"
+    print(f"\nskill vs seasonal naive: {m['test_skill_vs_seasonal_naive']:+.3f} "
+          f"(the model {verdict} it)\nrun {result.run_id}; see it with "
+          f"`lstm-zoo ui`")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from experiments.compare import compare, leaderboard
+
+    cfg = run_config(args)
+    models = args.models.split(",") if args.models and args.models != "all" else None
+    results, skipped = compare(cfg, models)
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+    print()
+    print(table(leaderboard(results)))
+    failed = [r for r in results if r.error]
+    print("\nOpen the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
+          "the runs side by side.")
+    return 1 if failed else 0
+
+
+def cmd_ui(args) -> int:
+    from experiments import tracking
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+    root = tracking.artifact_root(uri)
+    if root:
+        command += ["--default-artifact-root", root]
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops)")
+    if args.host not in ("127.0.0.1", "localhost"):
+        print("warning: the UI has no authentication; anyone who can reach "
+              f"{args.host}:{args.port} can read and change your runs")
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _literal(value):
+    """'0.2' -> 0.2, '24' -> 24, 'true' -> True, else the string."""
+    if value is None or not isinstance(value, str):
+        return value
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def table(rows) -> str:
+    """Rows as aligned text; numbers right-aligned, the first row a header."""
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for j, row in enumerate(rows):
-        cells = [str(c).rjust(w) if c and str(c)[0].isdigit() else str(c).ljust(w)
-                 for c, w in zip(row, widths, strict=True)]
+        cells = []
+        for c, w in zip(row, widths, strict=True):
+            c = str(c)
+            numeric = c[:1].isdigit() or (c[:1] in "+-" and c[1:2].isdigit())
+            cells.append(c.rjust(w) if numeric and j else c.ljust(w))
         lines.append("  ".join(cells).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
+def _add_data_flags(p):
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=None,
+                   help="named dataset (see `lstm-zoo datasets`); default airline")
+    g.add_argument("--csv", help="your own CSV file instead of --data")
+    g.add_argument("--target", nargs="+", metavar="COL", help="column(s) to forecast")
+    g.add_argument("--features", nargs="+", metavar="COL",
+                   help="extra input columns")
+    g.add_argument("--time-col", metavar="COL", help="timestamp column")
+    g.add_argument("--fill-missing", action="store_true",
+                   help="interpolate empty cells instead of failing")
+    g.add_argument("--sort", action="store_true",
+                   help="sort rows by --time-col instead of failing")
+    g.add_argument("--window", type=int, help="input steps per sample")
+    g.add_argument("--horizon", type=int, help="steps to forecast")
+    g.add_argument("--val-size", help="fraction, row count or start date")
+    g.add_argument("--test-size", help="fraction, row count or start date")
+    g.add_argument("--season", type=int,
+                   help="season length (default: from the time column's frequency)")
+    g.add_argument("--transform", metavar="T[,T]",
+                   help="log, diff, seasonal_diff, comma-separated, or none")
+    g.add_argument("--folds", type=int, help="rolling-origin folds (default 1)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, help="maximum epochs (early stopping on)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--learning-rate", type=float)
+    t.add_argument("--patience", type=int, help="early-stopping patience")
+    t.add_argument("--seed", type=int, help="seeds Python, NumPy and Keras")
+    m = p.add_argument_group("tracking")
+    m.add_argument("--experiment", help="MLflow experiment (default: dataset name)")
+    m.add_argument("--tracking-uri",
+                   help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
+
+
+def _add_hp_flags(p):
+    g = p.add_argument_group("model hyperparameters")
+    for name, kind in _HP_FLAGS.items():
+        g.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    g.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="any other builder argument")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lstm-zoo",
         description="Recurrent network zoo with hyperparameter search and "
-                    "MLflow tracking.",
-    )
+                    "MLflow tracking.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+
     p = sub.add_parser("models", help="list the model families")
     p.set_defaults(func=cmd_models)
+    p = sub.add_parser("datasets", help="list the named datasets")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("train", help="train one model and log it to MLflow")
+    p.add_argument("--model", required=True, help="family (see `lstm-zoo models`)")
+    p.add_argument("--run-name")
+    _add_data_flags(p)
+    _add_hp_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare",
+                       help="train every family with defaults; print a leaderboard")
+    p.add_argument("--models", help="all (default) or a comma-separated list")
+    _add_data_flags(p)
+    _add_hp_flags(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("ui", help="open the MLflow UI on the same store")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=cmd_ui)
     return parser
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return args.func(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; the run is marked KILLED", file=sys.stderr)
+        return 130
+    except BaseException as err:
+        from experiments.data import DataError
+        from experiments.tracking import Terminated, TrackingError
+
+        if isinstance(err, Terminated):
+            print(f"\n{err}; the run is marked KILLED", file=sys.stderr)
+            return 143
+        if isinstance(err, (DataError, ValueError, TrackingError)):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -34,6 +34,13 @@ class ModelInfo:
         return self.heads[0]
 
     @property
+    def defaults(self) -> dict:
+        """Every hyperparameter with its default (``name`` excluded)."""
+        params = inspect.signature(self.builder.__wrapped__).parameters
+        return {p: v.default for p, v in params.items()
+                if v.kind is v.KEYWORD_ONLY and p != "name"}
+
+    @property
     def hyperparameters(self) -> tuple[str, ...]:
         """Keyword arguments the builder accepts besides shape and outputs."""
         params = inspect.signature(self.builder).parameters

@@ -1,0 +1,293 @@
+"""Datasets: bundled, generated and user CSVs, validated before any training.
+
+Every problem with a user's file raises ``DataError`` naming the file, the
+column, the line (as a text editor numbers it: the header is line 1) and the
+raw value, so it can be fixed without guessing. Nothing is coerced silently;
+the two repairs that exist (``fill_missing``, ``sort``) must be asked for and
+are recorded in ``Series.repairs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+import os
+
+import numpy as np
+import pandas as pd
+
+
+class DataError(ValueError):
+    """Bad input data; the message says where and what."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Series:
+    """A validated, numeric, time-ordered table ready for windowing.
+
+    Attributes:
+        name: dataset name (``"airline"``, ``"sine"`` or the CSV's stem).
+        frame: numeric columns only, indexed by time (``DatetimeIndex``) or by
+            position (``RangeIndex``) when there is no time column.
+        targets: the columns to forecast.
+        features: the model's input columns: targets first, then the extra
+            features.
+        source: where the data came from (a path or ``bundled:``/``generated:``).
+        season: season length in steps, inferred from the time index's
+            frequency (12 for monthly data), or ``None`` if unknown.
+        repairs: what an explicit opt-in changed, for the run's record.
+        defaults: settings that suit this dataset (window, horizon, ...),
+            used where the user gives none.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    targets: tuple[str, ...]
+    features: tuple[str, ...]
+    source: str
+    season: int | None = None
+    repairs: tuple[str, ...] = ()
+    defaults: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.frame)
+
+    @property
+    def label(self) -> str:
+        """How messages name the data: the file's path, or the dataset name."""
+        return self.source if os.path.isfile(self.source) else self.name
+
+
+# === Named datasets ===
+
+def load_airline() -> Series:
+    """Box & Jenkins monthly international airline passengers (thousands),
+    1949-01 to 1960-12, 144 rows, shipped inside the package."""
+    ref = importlib.resources.files("experiments") / "data" / "airline-passengers.csv"
+    with importlib.resources.as_file(ref) as path:
+        series = load_csv(path, target=["Passengers"], time_col="Month")
+    # Trend and growing seasonal swings: model log-differences, forecast the
+    # last two years, validate on the two before.
+    return dataclasses.replace(
+        series, name="airline",
+        defaults={"window": 24, "horizon": 12, "test_size": 24,
+                  "val_size": 24, "transforms": ("log", "diff")},
+    )
+
+
+def make_sine(length: int = 400, period: int = 50, noise: float = 0.05,
+              seed: int = 0) -> Series:
+    """The classic synthetic sine wave with Gaussian noise.
+
+    Args:
+        length: number of steps.
+        period: steps per cycle (also the season length).
+        noise: standard deviation of the added noise.
+        seed: seed of the noise; the same seed gives the same series.
+    """
+    if length < 2 or period < 2 or noise < 0:
+        raise DataError(
+            f"sine: need length >= 2, period >= 2, noise >= 0; received "
+            f"length={length}, period={period}, noise={noise}")
+    t = np.arange(length)
+    rng = np.random.default_rng(seed)
+    y = np.sin(2 * np.pi * t / period) + noise * rng.standard_normal(length)
+    frame = pd.DataFrame({"value": y})
+    return Series(
+        name="sine", frame=frame, targets=("value",), features=("value",),
+        source=f"generated:sine(length={length},period={period},"
+               f"noise={noise},seed={seed})",
+        season=period,
+        defaults={"window": period, "horizon": 10, "test_size": 0.15,
+                  "val_size": 0.15, "transforms": ()},
+    )
+
+
+DATASETS = {
+    "airline": load_airline,
+    "sine": make_sine,
+}
+
+
+def list_datasets() -> dict[str, str]:
+    """Named datasets and their one-line descriptions."""
+    return {name: fn.__doc__.strip().splitlines()[0]
+            for name, fn in DATASETS.items()}
+
+
+def load_dataset(name: str, **options) -> Series:
+    """A named dataset; ``options`` go to its loader (e.g. ``length`` for sine)."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}; named datasets: "
+                        f"{sorted(DATASETS)} (or pass --csv PATH)")
+    return DATASETS[name](**options)
+
+
+# === User CSVs ===
+
+_FREQ_SEASONS = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1,
+                 "A": 1, "min": 60}
+
+
+def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
+             sort=False) -> Series:
+    """Read and validate a CSV with pandas.
+
+    Args:
+        path: the CSV file.
+        target: column name, or list of names, to forecast.
+        features: extra input columns (the targets are always inputs too).
+        time_col: column of timestamps; it becomes the index, must parse,
+            be unique and increase.
+        fill_missing: fill empty cells in targets and features by linear
+            interpolation (edges by the nearest value) instead of failing.
+        sort: sort rows by ``time_col`` instead of failing when unsorted.
+
+    Raises:
+        DataError: naming the file, column, line and raw value.
+    """
+    path = os.fspath(path)
+    targets = [target] if isinstance(target, str) else list(target)
+    features = [f for f in features if f not in targets]
+    if not targets:
+        raise DataError(f"{path}: no target column given (--target COL)")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    try:
+        # Everything as text first: pandas would otherwise turn a column with
+        # one "?" into strings, or coerce it to NaN, without a word.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False,
+                          skipinitialspace=True, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+
+    wanted = targets + features + ([time_col] if time_col else [])
+    for col in wanted:
+        if col not in raw.columns:
+            raise DataError(f"{path}: no column {col!r}; the columns are "
+                            f"{list(raw.columns)}")
+    if len(set(wanted)) != len(wanted):
+        raise DataError(f"{path}: a column is named twice among target, "
+                        f"features and time column: {wanted}")
+    if raw.empty:
+        raise DataError(f"{path}: the file has a header but no rows")
+
+    repairs = []
+    frame = pd.DataFrame(
+        {col: _numeric_column(path, raw[col], col, allow_missing=fill_missing)
+         for col in targets + features})
+    if time_col:
+        index = _time_column(path, raw[time_col], time_col)
+        frame.index = index
+        reordered = sort and not index.is_monotonic_increasing
+        if reordered:
+            frame = frame.sort_index(kind="stable")
+            repairs.append(f"sorted rows by {time_col!r}")
+        _check_time_order(path, frame.index, time_col, reordered=reordered)
+    if fill_missing:
+        holes = int(frame.isna().sum().sum())
+        if holes:
+            frame = frame.interpolate(limit_direction="both")
+            repairs.append(f"filled {holes} missing cell(s) by interpolation")
+    for col in frame.columns:
+        if frame[col].nunique(dropna=True) <= 1:
+            raise DataError(
+                f"{path}: column {col!r} is constant "
+                f"({frame[col].iloc[0]!r} on every row); it carries no "
+                f"information and cannot be scaled")
+    season = _infer_season(frame.index)
+    return Series(
+        name=os.path.splitext(os.path.basename(path))[0], frame=frame,
+        targets=tuple(targets), features=tuple(targets + features),
+        source=os.path.abspath(path), season=season, repairs=tuple(repairs),
+    )
+
+
+def _line(row: int) -> int:
+    return row + 2  # the header is line 1; rows count from 0
+
+
+def _numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
+    stripped = text.str.strip()
+    values = pd.to_numeric(stripped, errors="coerce")
+    empty = stripped.isin(["", "NA", "NaN", "nan", "N/A", "null", "NULL"])
+    bad = values.isna() & ~empty
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{path}: column {col!r}, line {_line(row)}: {text.iloc[row]!r} is "
+            f"not a number ({int(bad.sum())} such cell(s) in the column)")
+    if empty.any() and not allow_missing:
+        row = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(
+            f"{path}: column {col!r}, line {_line(row)}: missing value "
+            f"{text.iloc[row]!r} ({int(empty.sum())} in the column); fix the "
+            f"file or pass --fill-missing to interpolate")
+    if not np.isfinite(values.dropna().to_numpy(dtype=float)).all():
+        row = int(np.flatnonzero(np.isinf(values.to_numpy(dtype=float)))[0])
+        raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
+                        f"{text.iloc[row]!r} is not a finite number")
+    return values.astype("float64")
+
+
+def _time_column(path, text: pd.Series, col) -> pd.DatetimeIndex:
+    stripped = text.str.strip()
+    empty = stripped == ""
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
+                        f"missing timestamp")
+    parsed = pd.to_datetime(stripped, errors="coerce", format="mixed")
+    bad = parsed.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
+                        f"{text.iloc[row]!r} is not a date or time")
+    return pd.DatetimeIndex(parsed, name=col)
+
+
+def _check_time_order(path, index: pd.DatetimeIndex, col, *, reordered):
+    dup = index.duplicated(keep="first")
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero(index == index[row])[0])
+        if reordered:  # positions no longer match the file's lines
+            raise DataError(f"{path}: column {col!r}: timestamp {index[row]} "
+                            f"appears more than once")
+        raise DataError(
+            f"{path}: column {col!r}, line {_line(row)}: timestamp "
+            f"{index[row]} duplicates the one on line {_line(first)}")
+    if not index.is_monotonic_increasing:
+        back = np.flatnonzero(np.diff(index.asi8) < 0)
+        row = int(back[0]) + 1
+        raise DataError(
+            f"{path}: column {col!r}, line {_line(row)}: timestamp "
+            f"{index[row]} comes before the previous row's {index[row - 1]}; "
+            f"sort the file or pass --sort")
+
+
+def _infer_season(index) -> int | None:
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
+        return None
+    freq = _infer_freq(index)
+    if freq is None:
+        return None
+    # "MS", "ME", "QS-DEC", "W-SUN", "h", "min", ... -> the base unit.
+    base = freq.split("-")[0].lstrip("0123456789")
+    for unit in ("min", "h", "B", "D", "W", "M", "Q", "Y", "A"):
+        if base.startswith(unit):
+            return _FREQ_SEASONS[unit]
+    return None
+
+
+def _infer_freq(index) -> str | None:
+    # pandas 3.1 warns that infer_freq will return an offset; ask for that.
+    try:
+        with pd.option_context("future.infer_freq_returns_offset", True):
+            offset = pd.infer_freq(index)
+    except (KeyError, pd.errors.OptionError):
+        return pd.infer_freq(index)
+    return None if offset is None else getattr(offset, "freqstr", str(offset))

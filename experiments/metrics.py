@@ -1,0 +1,96 @@
+"""Forecast metrics in the data's own units, and the baselines every model
+must beat, evaluated on exactly the same windows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("mae", "rmse", "mape", "smape", "mase")
+
+
+def naive(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """Repeat the last observed value: ``(n, horizon, targets)``."""
+    return np.repeat(values[origins][:, None, :], horizon, axis=1)
+
+
+def seasonal_naive(values: np.ndarray, origins: np.ndarray, horizon: int,
+                   season: int) -> np.ndarray:
+    """Repeat the last observed season: step ``h`` gets the value one (or
+    more) whole seasons before it, never a value after the origin."""
+    h = np.arange(1, horizon + 1)
+    back = season * np.ceil(h / season).astype(int)
+    rows = origins[:, None] + h - back
+    if (rows < 0).any():
+        raise ValueError(f"seasonal_naive: an origin has less than one season "
+                         f"({season} steps) of history")
+    return values[rows]
+
+
+def mase_scale(train_values: np.ndarray, season: int) -> np.ndarray:
+    """In-sample mean absolute error of the seasonal naive forecast on the
+    training rows, per target (the MASE denominator). Falls back to lag 1
+    when the training part is shorter than two seasons."""
+    lag = season if len(train_values) > 2 * season else 1
+    scale = np.mean(np.abs(train_values[lag:] - train_values[:-lag]), axis=0)
+    return np.where(scale > 0, scale, np.nan)
+
+
+def scale_for(prepared) -> np.ndarray:
+    """MASE denominator of a prepared series: its training rows' in-sample
+    seasonal-naive error, in original units."""
+    series = prepared.series
+    values = series.frame[list(series.targets)].to_numpy()
+    return mase_scale(values[: prepared.n_train], prepared.season)
+
+
+def forecast_metrics(truth: np.ndarray, pred: np.ndarray,
+                     scale: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, MAPE (%), sMAPE (%) and MASE over all windows, steps and
+    targets. ``truth``/``pred``: ``(n, horizon, targets)``."""
+    err = pred - truth
+    abs_err = np.abs(err)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ape = np.where(truth != 0, abs_err / np.abs(truth), np.nan)
+        denom = np.abs(truth) + np.abs(pred)
+        sape = np.where(denom > 0, 2 * abs_err / denom, 0.0)
+        mase = np.mean(abs_err / scale)
+    return {
+        "mae": float(np.mean(abs_err)),
+        "rmse": float(np.sqrt(np.mean(err ** 2))),
+        "mape": float(100 * np.nanmean(ape)) if np.isfinite(ape).any() else float("nan"),
+        "smape": float(100 * np.mean(sape)),
+        "mase": float(mase),
+    }
+
+
+def skill(model_rmse: float, baseline_rmse: float) -> float:
+    """``1 - rmse / baseline_rmse``: above 0 beats the baseline, below 0
+    loses to it."""
+    if not baseline_rmse > 0:
+        return float("nan")
+    return 1.0 - model_rmse / baseline_rmse
+
+
+def evaluate_forecasts(prepared, pred: np.ndarray, part) -> dict[str, float]:
+    """Metrics of ``pred`` and of both baselines on windows ``part``, all in
+    original units, with the model's skill against the seasonal naive.
+
+    Returns flat names: ``mae``..., ``naive_mae``..., ``seasonal_naive_mae``...
+    and ``skill_vs_seasonal_naive``.
+    """
+    series = prepared.series
+    values = series.frame[list(series.targets)].to_numpy()
+    truth = prepared.truth(part)
+    scale = scale_for(prepared)
+    out = dict(forecast_metrics(truth, pred, scale))
+    baselines = {
+        "naive": naive(values, part.origins, prepared.horizon),
+        "seasonal_naive": seasonal_naive(values, part.origins,
+                                         prepared.horizon, prepared.season),
+    }
+    for name, guess in baselines.items():
+        for key, value in forecast_metrics(truth, guess, scale).items():
+            out[f"{name}_{key}"] = value
+    out["skill_vs_seasonal_naive"] = skill(out["rmse"],
+                                           out["seasonal_naive_rmse"])
+    return out

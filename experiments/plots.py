@@ -1,0 +1,56 @@
+"""Figures logged with every run (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def forecast_plot(prepared, pred: np.ndarray, baseline: np.ndarray, part,
+                  title: str):
+    """Actual values over the test period with the model's forecasts and the
+    seasonal naive's, from origins one horizon apart so the forecasts tile
+    the period. ``pred``/``baseline``: ``(n, horizon, targets)``."""
+    series = prepared.series
+    frame = series.frame
+    horizon = prepared.horizon
+    first = int(part.origins[0])
+    context = max(0, first - 2 * horizon)
+    fig, axes = plt.subplots(len(series.targets), 1, squeeze=False,
+                             figsize=(9, 3.2 * len(series.targets)))
+    for t, (ax, col) in enumerate(zip(axes[:, 0], series.targets, strict=True)):
+        ax.plot(frame.index[context:], frame[col].iloc[context:], color="black",
+                lw=1.2, label="actual")
+        for k, i in enumerate(range(0, len(part.origins), horizon)):
+            rows = part.origins[i] + np.arange(1, horizon + 1)
+            when = frame.index[rows]
+            ax.plot(when, pred[i, :, t], color="tab:blue", lw=1.6,
+                    label="model" if k == 0 else None)
+            ax.plot(when, baseline[i, :, t], color="tab:orange", lw=1, ls="--",
+                    label="seasonal naive" if k == 0 else None)
+        ax.axvline(frame.index[first], color="grey", lw=0.8, ls=":")
+        ax.set_ylabel(col)
+        ax.legend(loc="upper left", fontsize=8)
+    axes[0, 0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history: dict[str, list[float]], title: str):
+    """Training and validation loss per epoch (log scale when positive)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for key in ("loss", "val_loss"):
+        if history.get(key):
+            ax.plot(np.arange(1, len(history[key]) + 1), history[key], label=key)
+    values = [v for k in ("loss", "val_loss") for v in history.get(k, [])]
+    if values and min(values) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (scaled units)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,269 @@
+"""MLflow plumbing: where runs go, and runs whose status tells the truth.
+
+- The default store is ``sqlite:///<cwd>/mlflow.db``; ``MLFLOW_TRACKING_URI``
+  or ``--tracking-uri`` override it (a ``mlflow server`` URL works the same).
+- ``init_store`` creates a SQLite store's tables once, under a file lock:
+  MLflow's table creation races when several processes open a fresh file.
+- ``tracked_run`` always ends the run it opens: FINISHED on success, FAILED
+  on an exception (with the error as a tag), KILLED on Ctrl-C or SIGTERM.
+- ``MetricLogger`` sends per-epoch metrics in batches, not one call each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.parse
+
+import keras
+
+DEFAULT_DB = "mlflow.db"
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the process receives SIGTERM.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so ordinary
+    ``except Exception`` blocks (Keras', keras-tuner's) do not swallow it.
+    """
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message names the URI."""
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else a SQLite file
+    ``mlflow.db`` in the working directory."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        uri = f"sqlite:///{os.path.abspath(DEFAULT_DB)}"
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """For a local SQLite store, keep artifacts in ``mlruns/`` beside the
+    database file so ``lstm-zoo ui`` finds them wherever it is started."""
+    if uri.startswith("sqlite:///"):
+        db = uri[len("sqlite:///"):]
+        return "file://" + os.path.join(os.path.dirname(os.path.abspath(db)),
+                                        "mlruns")
+    return None
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast when an HTTP tracking server does not answer: MLflow's own
+    client would retry for minutes before giving up."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is not reachable ({err}); start "
+            f"it, or unset MLFLOW_TRACKING_URI to use the local store") from None
+
+
+def init_store(uri: str) -> str:
+    """Point MLflow at ``uri`` and make sure its store exists.
+
+    Safe to call from many processes at once: a SQLite store is created by
+    the first caller while the others wait on a lock file beside it.
+    """
+    import mlflow
+
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    if uri.startswith("sqlite:///"):
+        db = uri[len("sqlite:///"):]
+        os.makedirs(os.path.dirname(os.path.abspath(db)) or ".", exist_ok=True)
+        with open(db + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                # The first query creates and migrates the tables.
+                mlflow.MlflowClient(uri).search_experiments(max_results=1)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return uri
+
+
+def use_experiment(name: str, uri: str) -> str:
+    """Create (once) and activate the experiment ``name``; its id."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        root = artifact_root(uri)
+        try:
+            exp_id = client.create_experiment(
+                name, artifact_location=f"{root}/{name}" if root else None)
+        except mlflow.exceptions.MlflowException:
+            # Another process created it between our lookup and create.
+            exp_id = client.get_experiment_by_name(name).experiment_id
+    else:
+        exp_id = found.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def terminate_as_exception():
+    """While active, SIGTERM raises ``Terminated`` in the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def tracked_run(**start_run_kwargs):
+    """``mlflow.start_run`` whose status is always true when it ends.
+
+    FINISHED on success; FAILED (tags ``error`` and ``error_type``) on an
+    exception; KILLED on Ctrl-C or SIGTERM. The process id and host are
+    tagged so that runs orphaned by a SIGKILL can be found and closed.
+    """
+    import mlflow
+
+    tags = dict(start_run_kwargs.pop("tags", None) or {})
+    tags.update({"lstm_zoo.pid": str(os.getpid()),
+                 "lstm_zoo.host": socket.gethostname()})
+    with terminate_as_exception():
+        run = mlflow.start_run(tags=tags, **start_run_kwargs)
+        try:
+            yield run
+        except (KeyboardInterrupt, Terminated) as err:
+            _end(run, "KILLED", err)
+            raise
+        except BaseException as err:
+            _end(run, "FAILED", err)
+            raise
+        else:
+            mlflow.end_run("FINISHED")
+
+
+def _end(run, status, err):
+    import mlflow
+
+    try:
+        mlflow.MlflowClient().set_tag(run.info.run_id, "error",
+                                      f"{type(err).__name__}: {err}"[:5000])
+    finally:
+        mlflow.end_run(status)
+
+
+class MetricLogger(keras.callbacks.Callback):
+    """Logs every epoch's metrics and learning rate to the active run.
+
+    Values are buffered and sent with one ``log_batch`` call every
+    ``flush_seconds`` and at the end of training, so tracking costs a few
+    writes per fit rather than one per value.
+
+    Args:
+        run_id: the run to log to.
+        prefix: prepended to every metric name (``"fold2_"``).
+        flush_seconds: longest time a value waits in the buffer.
+    """
+
+    def __init__(self, run_id: str, prefix: str = "", flush_seconds: float = 5.0):
+        super().__init__()
+        self.run_id, self.prefix, self.flush_seconds = run_id, prefix, flush_seconds
+        self._buffer = []
+        self._last_flush = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = dict(logs or {})
+        lr = getattr(self.model.optimizer, "learning_rate", None)
+        if lr is not None:
+            values["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+        for key, value in values.items():
+            self._buffer.append(Metric(self.prefix + key, float(value), now, epoch))
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.flush()
+
+    def on_train_end(self, logs=None):
+        self.flush()
+
+    def flush(self):
+        import mlflow
+
+        if self._buffer:
+            client = mlflow.MlflowClient()
+            for i in range(0, len(self._buffer), 1000):  # MLflow's batch cap
+                client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
+            self._buffer = []
+        self._last_flush = time.monotonic()
+
+
+def run_environment() -> dict[str, str]:
+    """Tags that say where and with what a run was made."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("lstm-zoo")
+    except PackageNotFoundError:
+        package = "unknown"
+    return {
+        "keras_backend": keras.config.backend(),
+        "keras_version": keras.__version__,
+        "device": device_name(),
+        "git_commit": git_commit(),
+        "lstm_zoo_version": package,
+        "python": sys.version.split()[0],
+    }
+
+
+def device_name() -> str:
+    """``"gpu"`` when the Keras backend sees a GPU, else ``"cpu"``."""
+    backend = keras.config.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+        if backend == "torch":
+            import torch
+
+            return "gpu" if torch.cuda.is_available() else "cpu"
+        if backend == "jax":
+            import jax
+
+            return "gpu" if jax.default_backend() == "gpu" else "cpu"
+    except Exception:  # a broken GPU stack should not stop a CPU run
+        pass
+    return "cpu"
+
+
+def git_commit() -> str:
+    """The commit of the source tree this package runs from, if any."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here,
+                              capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 else "unknown"

@@ -1,0 +1,132 @@
+"""Input validation: every bad file is refused with a message that names the
+file, column, line and value, exit code 2, and no MLflow run."""
+
+import pandas as pd
+import pytest
+
+from experiments import cli, data
+
+GOOD = "month,sales,price\n" + "".join(
+    f"2020-{m:02d},{100 + m * 3 + (m % 4) * 7},{5 + (m % 3)}\n" for m in range(1, 13)
+) + "".join(f"2021-{m:02d},{140 + m * 3 + (m % 4) * 7},{6 + (m % 3)}\n"
+            for m in range(1, 13))
+
+
+def write(tmp_path, text, name="sales.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def replace_line(text, line_no, new):
+    lines = text.splitlines()
+    lines[line_no - 1] = new
+    return "\n".join(lines) + "\n"
+
+
+BAD_CASES = {
+    "missing file": (None, ["--target", "sales"], r"nope\.csv: file not found"),
+    "unknown column": (GOOD, ["--target", "sale"],
+                       r"no column 'sale'; the columns are \['month', 'sales', 'price'\]"),
+    "question mark": (replace_line(GOOD, 5, "2020-04,?,6"), ["--target", "sales"],
+                      r"column 'sales', line 5: '\?' is not a number"),
+    "thousands separator": (replace_line(GOOD, 6, '2020-05,"1,234",6'),
+                            ["--target", "sales"],
+                            r"column 'sales', line 6: '1,234' is not a number"),
+    "text feature": (replace_line(GOOD, 3, "2020-02,120,cheap"),
+                     ["--target", "sales", "--features", "price"],
+                     r"column 'price', line 3: 'cheap' is not a number"),
+    "empty target cell": (replace_line(GOOD, 4, "2020-03,,6"), ["--target", "sales"],
+                          r"column 'sales', line 4: missing value ''.*--fill-missing"),
+    "NA target cell": (replace_line(GOOD, 4, "2020-03,NA,6"), ["--target", "sales"],
+                       r"column 'sales', line 4: missing value 'NA'"),
+    "bad timestamp": (replace_line(GOOD, 7, "2020-13-45,130,6"),
+                      ["--target", "sales", "--time-col", "month"],
+                      r"column 'month', line 7: '2020-13-45' is not a date"),
+    "duplicated timestamp": (replace_line(GOOD, 4, "2020-02,130,6"),
+                             ["--target", "sales", "--time-col", "month"],
+                             r"line 4: timestamp 2020-02-01 00:00:00 duplicates "
+                             r"the one on line 3"),
+    "unsorted timestamps": (
+        replace_line(replace_line(GOOD, 4, "2020-04,130,6"), 5, "2020-03,131,6"),
+        ["--target", "sales", "--time-col", "month"],
+        r"line 5: timestamp 2020-03-01 00:00:00 comes before.*--sort"),
+    "constant column": ("month,sales,price\n" + "".join(line.rsplit(",", 1)[0] + ",5\n"
+                                for line in GOOD.splitlines()[1:]),
+                        ["--target", "sales", "--features", "price"],
+                        r"column 'price' is constant"),
+    "too short": (GOOD, ["--target", "sales", "--window", "12", "--horizon", "6"],
+                  r"too short: 24 rows.*at least \d+ rows in all"),
+    "empty file": ("", ["--target", "sales"], r"the file is empty"),
+    "header only": ("month,sales\n", ["--target", "sales"], r"header but no rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_csv_exits_2_with_message_and_no_run(case, tmp_path, capsys):
+    text, flags, message = BAD_CASES[case]
+    path = tmp_path / "nope.csv" if text is None else write(tmp_path, text)
+    db = tmp_path / "store.db"
+    code = cli.main(["train", "--model", "gru", "--csv", str(path), *flags,
+                     "--epochs", "1", "--tracking-uri", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ")
+    assert str(path) in err
+    import re
+    assert re.search(message, err), err
+    assert not db.exists(), "a bad input must not create a store or a run"
+
+
+def test_unknown_model_and_wrong_family_exit_2(tmp_path, capsys):
+    db = tmp_path / "store.db"
+    uri = f"sqlite:///{db}"
+    assert cli.main(["train", "--model", "grux", "--tracking-uri", uri]) == 2
+    assert "did you mean 'gru'" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "conv_lstm", "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert "conv_lstm cannot forecast a series" in err and "'gru'" in err
+    assert cli.main(["train", "--model", "gru", "--units", "0",
+                     "--tracking-uri", uri]) == 2
+    assert "`units` must be an int >= 1; received units=0" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "vanilla_lstm", "--num-layers", "2",
+                     "--tracking-uri", uri]) == 2
+    assert "vanilla_lstm has no hyperparameter 'num_layers'" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_fill_missing_and_sort_repair_and_are_recorded(tmp_path):
+    text = replace_line(GOOD, 4, "2020-03,,6")
+    text = replace_line(replace_line(text, 8, "2020-08,150,6"), 9, "2020-07,140,6")
+    path = write(tmp_path, text)
+    series = data.load_csv(path, target="sales", time_col="month",
+                           fill_missing=True, sort=True)
+    assert series.frame.index.is_monotonic_increasing
+    # 2020-03 is interpolated between 2020-02 (120) and 2020-04 (112).
+    assert series.frame.loc["2020-03-01", "sales"] == pytest.approx((120 + 112) / 2)
+    assert any("sorted" in r for r in series.repairs)
+    assert any("filled 1 missing" in r for r in series.repairs)
+    assert series.season == 12
+
+
+def test_bom_quoted_headers_and_crlf_are_read(tmp_path):
+    text = '\ufeff"month","sales"\r\n' + "".join(
+        f"2020-{m:02d},{100 + m}\r\n" for m in range(1, 13))
+    path = tmp_path / "bom.csv"
+    path.write_bytes(text.encode("utf-8"))
+    series = data.load_csv(path, target="sales", time_col="month")
+    assert list(series.frame["sales"]) == [100.0 + m for m in range(1, 13)]
+
+
+def test_airline_is_bundled_and_matches_the_reference(shared_data):
+    series = data.load_airline()
+    reference = pd.read_csv(shared_data / "airline-passengers.csv")
+    assert len(series) == 144 and series.season == 12
+    assert list(series.frame["Passengers"]) == list(reference["Passengers"].astype(float))
+    assert series.frame["Passengers"].sum() == 40363
+
+
+def test_sine_is_deterministic_for_a_seed():
+    a, b, c = data.make_sine(seed=1), data.make_sine(seed=1), data.make_sine(seed=2)
+    assert a.frame.equals(b.frame)
+    assert not a.frame.equals(c.frame)
