@@ -27,3 +27,28 @@ lint: install
 
 models: install
 	$(BIN)/lstm-zoo models
+
+# === Experiments ===
+# make train MODEL=gru DATA=airline ARGS="--epochs 50"
+MODEL  ?= stacked_lstm
+DATA   ?= airline
+MODELS ?= all
+ARGS   ?=
+CLI    := $(BIN)/lstm-zoo
+
+.PHONY: train compare datasets ui demo
+
+train: install
+	$(CLI) train --model $(MODEL) --data $(DATA) $(ARGS)
+
+compare: install
+	$(CLI) compare --data $(DATA) --models $(MODELS) $(ARGS)
+
+datasets: install
+	$(CLI) datasets
+
+ui: install
+	$(CLI) ui $(ARGS)
+
+demo: install
+	$(CLI) compare --data airline

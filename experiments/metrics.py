@@ -28,11 +28,22 @@ def seasonal_naive(values: np.ndarray, origins: np.ndarray, horizon: int,
 
 def mase_scale(train_values: np.ndarray, season: int) -> np.ndarray:
     """In-sample mean absolute error of the seasonal naive forecast on the
-    training rows, per target (the MASE denominator). Falls back to lag 1
-    when the training part is shorter than two seasons."""
-    lag = season if len(train_values) > 2 * season else 1
-    scale = np.mean(np.abs(train_values[lag:] - train_values[:-lag]), axis=0)
-    return np.where(scale > 0, scale, np.nan)
+    training rows, per target (the MASE denominator).
+
+    Uses lag 1 when the training part is shorter than two seasons, or for a
+    target that repeats its season exactly (a seasonal error of zero would
+    make MASE infinite).
+    """
+    def scale(lag):
+        return np.mean(np.abs(train_values[lag:] - train_values[:-lag]), axis=0)
+
+    lag1 = scale(1)
+    if len(train_values) <= 2 * season:
+        seasonal = lag1
+    else:
+        seasonal = scale(season)
+    out = np.where(seasonal > 0, seasonal, lag1)
+    return np.where(out > 0, out, np.nan)
 
 
 def scale_for(prepared) -> np.ndarray:
