@@ -54,8 +54,9 @@ def cmd_datasets(args) -> int:
 def run_config(args, **overrides):
     from experiments.train import RunConfig
 
-    hp = {k: getattr(args, k) for k in _HP_FLAGS if getattr(args, k) is not None}
-    for item in args.param or ():
+    hp = {k: getattr(args, k) for k in _HP_FLAGS
+          if getattr(args, k, None) is not None}
+    for item in getattr(args, "param", None) or ():
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--param must look like KEY=VALUE; received {item!r}")
@@ -114,6 +115,45 @@ def cmd_compare(args) -> int:
     print("\nOpen the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
           "the runs side by side.")
     return 1 if failed else 0
+
+
+def cmd_tune(args) -> int:
+    from tuning.search import SearchConfig, run_search
+
+    models = () if args.models in (None, "all") else tuple(args.models.split(","))
+    cfg = SearchConfig(
+        run=run_config(args), models=models, tuner=args.tuner,
+        max_trials=args.max_trials, objective=args.objective,
+        name=args.name, directory=args.directory, fresh=args.fresh)
+    result = run_search(cfg)
+    done = [t for t in result.trials if t["status"] == "COMPLETED"]
+    done.sort(key=lambda t: t["score"])
+    print(f"\nbest trials ({len(done)} of {len(result.trials)} completed, "
+          f"ranked by {cfg.objective} on the validation split):")
+    skip = {"trial", "status", "score", "best_epoch"}
+    rows = [("rank", "trial", cfg.objective, "hyperparameters")]
+    for i, t in enumerate(done[:5], 1):
+        hp = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in t.items() if k not in skip and v == v
+                      and v is not None)
+        rows.append((str(i), t["trial"], f"{t['score']:.4g}", hp))
+    print(table(rows))
+    m = result.test_metrics
+    print("\nbest configuration on the test split, in original units:")
+    rows = [("forecaster", "MAE", "RMSE", "MASE", "sMAPE %")]
+    for name, prefix in (("best model", "test_"), ("naive", "test_naive_"),
+                         ("seasonal naive", "test_seasonal_naive_")):
+        rows.append((name, *(f"{m[prefix + k]:.4g}" for k in
+                             ("mae", "rmse", "mase", "smape"))))
+    print(table(rows))
+    print(f"skill vs seasonal naive: {m['test_skill_vs_seasonal_naive']:+.3f}")
+    if result.registered:
+        name, version = result.registered
+        print(f"\nregistered as {name} version {version} (alias 'best'): "
+              f"mlflow.pyfunc.load_model('models:/{name}@best')")
+    print("Open the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
+          "the trials.")
+    return 0
 
 
 def cmd_ui(args) -> int:
@@ -233,6 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hp_flags(p)
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser("tune", help="hyperparameter search over the zoo, "
+                       "tracked in MLflow and resumable")
+    p.add_argument("--models", help="all (default) or a comma-separated list")
+    p.add_argument("--tuner", default="random",
+                   help="random (default), bayesian, hyperband or grid")
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--objective", default="val_loss",
+                   help="measured on the validation split (default val_loss)")
+    p.add_argument("--name", help="search name; the same name resumes it")
+    p.add_argument("--directory", default="tuner",
+                   help="where searches keep their state (default ./tuner)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard a previous search of the same name")
+    _add_data_flags(p)
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("ui", help="open the MLflow UI on the same store")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
@@ -254,6 +310,9 @@ def main(argv=None) -> int:
         from experiments.data import DataError
         from experiments.tracking import Terminated, TrackingError
 
+        if type(err).__name__ == "SearchError":
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         if isinstance(err, Terminated):
             print(f"\n{err}; the run is marked KILLED", file=sys.stderr)
             return 143

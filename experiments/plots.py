@@ -54,3 +54,28 @@ def learning_curves(history: dict[str, list[float]], title: str):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def search_plot(scores: list, objective: str, title: str):
+    """Score per trial (failed trials marked) and the best so far."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(1, len(scores) + 1)
+    ok = [(i, s) for i, s in zip(x, scores, strict=True) if s is not None]
+    if ok:
+        ax.scatter(*zip(*ok, strict=True), label="trial", color="tab:blue")
+        best, running = [], float("inf")
+        for s in scores:
+            if s is not None:
+                running = min(running, s)
+            best.append(running if np.isfinite(running) else np.nan)
+        ax.step(x, best, where="post", color="tab:green", label="best so far")
+    failed = [i for i, s in zip(x, scores, strict=True) if s is None]
+    if failed:
+        ax.scatter(failed, [ax.get_ylim()[0]] * len(failed), marker="x",
+                   color="tab:red", label="failed")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -307,11 +307,17 @@ def dataset_of(series):
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
+    import warnings
+
     source = series.source
     if not os.path.exists(source):  # bundled or generated: say how it was made
         source = CodeDatasetSource(tags={"source": series.source})
-    return mlflow.data.from_pandas(series.frame.reset_index(), source=source,
-                                   name=series.name, targets=series.targets[0])
+    with warnings.catch_warnings():
+        # "can be interpreted in multiple ways": both readings are a local file.
+        warnings.filterwarnings("ignore", message="The specified dataset source")
+        return mlflow.data.from_pandas(series.frame.reset_index(), source=source,
+                                       name=series.name,
+                                       targets=series.targets[0])
 
 
 def log_model(model, prepared):

@@ -1,0 +1,102 @@
+"""A ``keras_tuner.HyperModel`` over the zoo registry.
+
+Each family's search space is declared beside its builder as plain data
+(``zoo.search_space``) and translated here, once, into ``hp.*`` calls. With
+several families the family is itself a hyperparameter (``model``) and each
+family's settings sit under a conditional scope, so a trial records only the
+hyperparameters it used. Learning rate (log scale) and batch size are
+searched for every family.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import keras
+import keras_tuner as kt
+
+import zoo
+from zoo.space import Choice, Float, Int
+
+LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
+BATCH_SIZE = Choice((16, 32, 64), default=32)
+
+
+def to_hp(hp: kt.HyperParameters, name: str, spec):
+    """Declare one zoo spec on ``hp`` and return its value for this trial."""
+    if isinstance(spec, Int):
+        return hp.Int(name, spec.low, spec.high, step=spec.step,
+                      default=spec.default)
+    if isinstance(spec, Float):
+        return hp.Float(name, spec.low, spec.high, default=spec.default,
+                        sampling="log" if spec.log else "linear")
+    if isinstance(spec, Choice):
+        return hp.Choice(name, list(spec.values), default=spec.default)
+    raise TypeError(f"unknown search-space spec {spec!r}")
+
+
+def split_name(name: str) -> str:
+    """``"gru/units"`` -> ``"units"``: the name a ``train`` run logs."""
+    return name.rsplit("/", 1)[-1]
+
+
+class ZooHyperModel(kt.HyperModel):
+    """Builds any zoo family for a forecasting problem.
+
+    Args:
+        families: registry names to search over (one or several).
+        input_shape, outputs: as for ``zoo.build_model``.
+        loss: the training loss.
+    """
+
+    def __init__(self, families, input_shape, outputs, loss="mse"):
+        super().__init__(name="zoo")
+        self.families = list(families)
+        self.input_shape, self.outputs, self.loss = input_shape, outputs, loss
+
+    def space(self) -> dict:
+        """The whole search space as plain data (for fingerprints and logs)."""
+        return {
+            "families": self.families,
+            "learning_rate": LEARNING_RATE.as_dict(),
+            "batch_size": BATCH_SIZE.as_dict(),
+            **{f: {k: s.as_dict() for k, s in zoo.search_space(f).items()}
+               for f in self.families},
+        }
+
+    def build(self, hp):
+        # Called repeatedly by the tuner to discover the space: keep it pure.
+        several = len(self.families) > 1
+        family = (hp.Choice("model", self.families) if several
+                  else self.families[0])
+        chosen = {}
+        for fam in self.families:
+            # conditional_scope before name_scope, or "model" gets a prefix.
+            scope = (hp.conditional_scope("model", [fam]) if several
+                     else contextlib.nullcontext())
+            with scope, hp.name_scope(fam):
+                values = {k: to_hp(hp, k, spec)  # name_scope adds "fam/"
+                          for k, spec in zoo.search_space(fam).items()}
+            if fam == family:
+                chosen = values
+        lr = to_hp(hp, "learning_rate", LEARNING_RATE)
+        to_hp(hp, "batch_size", BATCH_SIZE)
+        try:
+            model = zoo.build_model(family, self.input_shape, self.outputs,
+                                    **chosen)
+        except ValueError as err:  # an impossible combination: skip, no retry
+            raise kt.errors.FailedTrialError(str(err)) from err
+        model.compile(keras.optimizers.Adam(lr), loss=self.loss)
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        history = model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
+        losses = history.history.get("loss", [])
+        bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+        if not losses or bad:
+            epoch = bad[0] + 1 if bad else 0
+            raise kt.errors.FailedTrialError(
+                f"training loss became {losses[bad[0]] if bad else 'undefined'}"
+                f" at epoch {epoch}")
+        return history

@@ -1,0 +1,290 @@
+"""MLflow tracking for keras-tuner: a parent run per search, a child per
+trial whose status matches the trial's, closed even when interrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import socket
+import time
+
+from tuning.hypermodel import split_name
+
+CHILD_STATUS = {"COMPLETED": "FINISHED"}  # anything else ends FAILED
+
+
+def tracked_tuner_class(base):
+    """``base`` (RandomSearch, Hyperband, ...) with MLflow child runs."""
+    import keras
+
+    from tuning.search import cleanup_between_trials
+
+    class Tracked(base):
+        def __init__(self, *args, callbacks_for, **kwargs):
+            self._callbacks_for = callbacks_for
+            super().__init__(*args, **kwargs)
+
+        def on_trial_begin(self, trial):
+            super().on_trial_begin(trial)
+            self.tracker.begin_trial(trial)
+
+        def run_trial(self, trial, *args, **kwargs):
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []),
+                                   keras.callbacks.TerminateOnNaN(),
+                                   *self._callbacks_for(trial)]
+            return super().run_trial(trial, *args, **kwargs)
+
+        def _try_run_and_update_trial(self, trial, *args, **kwargs):
+            try:
+                super()._try_run_and_update_trial(trial, *args, **kwargs)
+            except BaseException as err:  # Ctrl-C, SIGTERM, FatalError
+                self.tracker.abort_open_trial(err)
+                raise
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)  # the oracle settles the status here
+            self.tracker.end_trial(self.oracle.trials[trial.trial_id],
+                                   self.oracle)
+            cleanup_between_trials()
+
+    Tracked.__name__ = Tracked.__qualname__ = f"Tracked{base.__name__}"
+    return Tracked
+
+
+def trial_params(hp_values: dict) -> dict:
+    """A trial's hyperparameters under the names a ``train`` run uses."""
+    return {split_name(k): v for k, v in hp_values.items()
+            if not k.startswith("tuner/")}
+
+
+class SearchTracker:
+    """Owns the parent run of one search and the child run of each trial."""
+
+    def __init__(self, cfg, name, families, prepared):
+        self.cfg, self.name, self.families = cfg, name, families
+        self.prepared = prepared
+        self.parent_id = None
+        self.children = {}        # trial_id -> run id of the open child
+        self.begun = {}           # trial_id -> monotonic start
+        self.started = time.monotonic()
+        self.done = 0
+
+    # === Parent ===
+    @contextlib.contextmanager
+    def parent_run(self, existing_id=None):
+        from experiments import tracking
+
+        tags = {"search": self.name, "tuner": self.cfg.tuner,
+                "dataset": self.prepared.series.name, "task": "forecast",
+                "family": ",".join(self.families), "run_kind": "search",
+                **tracking.run_environment()}
+        kwargs = {"run_id": existing_id} if existing_id else {"run_name": self.name}
+        self.resumed = existing_id is not None
+        with tracking.tracked_run(tags=tags, **kwargs) as run:
+            self.parent_id = run.info.run_id
+            yield run
+
+    def log_search_settings(self, hypermodel, dataset, fingerprint):
+        import mlflow
+
+        if self.resumed:
+            return  # params are immutable; they were logged the first time
+        run = self.cfg.run
+        mlflow.log_params({
+            "search": self.name, "tuner": self.cfg.tuner,
+            "max_trials": self.cfg.max_trials, "objective": self.cfg.objective,
+            "models": ",".join(self.families), "dataset": self.prepared.series.name,
+            "window": self.prepared.window, "horizon": self.prepared.horizon,
+            "transforms": ",".join(self.prepared.transforms) or "none",
+            "season": self.prepared.season, "epochs": run.epochs,
+            "patience": run.patience, "seed": run.seed,
+            "data_digest": fingerprint["data_digest"],
+        })
+        mlflow.log_dict(hypermodel.space(), "search_space.json")
+        mlflow.log_input(dataset, context="training")
+
+    def reap_stale_children(self):
+        """Close children left RUNNING by a process that no longer exists
+        (a search killed with SIGKILL), so they are not mistaken for live."""
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        exp = client.get_run(self.parent_id).info.experiment_id
+        stale = client.search_runs(
+            [exp], f"tags.mlflow.parentRunId = '{self.parent_id}' "
+                   f"and attributes.status = 'RUNNING'")
+        for child in stale:
+            pid = int(child.data.tags.get("lstm_zoo.pid", "0") or 0)
+            host = child.data.tags.get("lstm_zoo.host")
+            if host == socket.gethostname() and pid_alive(pid):
+                continue
+            client.set_tag(child.info.run_id, "error",
+                           "process ended without closing the run (killed)")
+            client.set_terminated(child.info.run_id, "KILLED")
+
+    # === Children ===
+    def begin_trial(self, trial):
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        exp = client.get_run(self.parent_id).info.experiment_id
+        params = trial_params(trial.hyperparameters.values)
+        family = params.pop("model", self.families[0])
+        child = client.create_run(exp, run_name=f"trial-{trial.trial_id}", tags={
+            "mlflow.parentRunId": self.parent_id, "search": self.name,
+            "keras_tuner.trial_id": trial.trial_id, "family": family,
+            "dataset": self.prepared.series.name, "run_kind": "trial",
+            "lstm_zoo.pid": str(os.getpid()), "lstm_zoo.host": socket.gethostname(),
+        })
+        run_id = child.info.run_id
+        from mlflow.entities import Param
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in {
+            "model": family, **params, "epochs": self.cfg.run.epochs,
+            "window": self.prepared.window, "horizon": self.prepared.horizon,
+            "seed": self.cfg.run.seed}.items()])
+        self.children[trial.trial_id] = run_id
+        self.begun[trial.trial_id] = time.monotonic()
+
+    def callbacks_for(self, trial):
+        from experiments.tracking import MetricLogger
+
+        return [MetricLogger(self.children[trial.trial_id])]
+
+    def end_trial(self, trial, oracle):
+        import mlflow
+        from mlflow.entities import Metric
+
+        run_id = self.children.pop(trial.trial_id, None)
+        if run_id is None:
+            return
+        seconds = time.monotonic() - self.begun.pop(trial.trial_id)
+        client = mlflow.MlflowClient()
+        status = trial.status
+        now = int(time.time() * 1000)
+        metrics = [Metric("seconds", seconds, now, 0)]
+        score = trial.score
+        if status == "COMPLETED" and score is not None and math.isfinite(score):
+            metrics += [Metric("score", float(score), now, 0),
+                        Metric("best_epoch", float(trial.best_step or 0), now, 0)]
+        else:
+            reason = (trial.message or f"trial ended {status}").strip()
+            client.set_tag(run_id, "error", reason.splitlines()[-1][:5000])
+            if status == "COMPLETED":
+                status = "FAILED"
+        client.log_batch(run_id, metrics=metrics)
+        client.set_tag(run_id, "keras_tuner.status", trial.status)
+        client.set_terminated(run_id, CHILD_STATUS.get(status, "FAILED"))
+        self.done += 1
+        self._progress(trial, oracle, seconds)
+
+    def abort_open_trial(self, err):
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        for trial_id, run_id in list(self.children.items()):
+            client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
+            status = "FAILED" if isinstance(err, Exception) else "KILLED"
+            client.set_terminated(run_id, status)
+            self.children.pop(trial_id)
+
+    def _progress(self, trial, oracle, seconds):
+        done = sum(t.status in ("COMPLETED", "FAILED", "INVALID")
+                   for t in oracle.trials.values())
+        total = ("?" if self.cfg.tuner == "hyperband" else self.cfg.max_trials)
+        hp = trial_params(trial.hyperparameters.values)
+        shown = " ".join(f"{k}={_short(v)}" for k, v in hp.items())
+        scores = [t.score for t in oracle.trials.values()
+                  if t.status == "COMPLETED" and t.score is not None
+                  and math.isfinite(t.score)]
+        score = (f"{self.cfg.objective}={trial.score:.4g}"
+                 if trial.status == "COMPLETED" and trial.score is not None
+                 and math.isfinite(trial.score) else f"{trial.status}")
+        best = f"best={min(scores):.4g}" if scores else "best=-"
+        print(f"trial {done}/{total}  {shown}  {score}  {best}  "
+              f"{seconds:.1f}s (elapsed {time.monotonic() - self.started:.0f}s)",
+              flush=True)
+
+    # === After the search ===
+    def trials_table(self, tuner) -> list[dict]:
+        rows = []
+        for trial_id, trial in sorted(tuner.oracle.trials.items()):
+            hp = trial_params(trial.hyperparameters.values)
+            rows.append({"trial": trial_id, "status": trial.status,
+                         "score": trial.score, "best_epoch": trial.best_step,
+                         **hp})
+        return rows
+
+    def log_trials(self, rows):
+        import mlflow
+        import pandas as pd
+
+        from experiments import plots
+
+        frame = pd.DataFrame(rows)
+        buffer = io.StringIO()
+        frame.to_csv(buffer, index=False)
+        mlflow.log_text(buffer.getvalue(), "trials.csv")
+        scores = [r["score"] if r["status"] == "COMPLETED" else None for r in rows]
+        mlflow.log_figure(plots.search_plot(scores, self.cfg.objective, self.name),
+                          "plots/search.png")
+        mlflow.log_metrics({
+            "trials_completed": sum(r["status"] == "COMPLETED" for r in rows),
+            "trials_failed": sum(r["status"] != "COMPLETED" for r in rows)})
+
+    def log_best(self, trial, model) -> dict:
+        import mlflow
+
+        from experiments import metrics, plots, train
+
+        p = self.prepared
+        hp = trial_params(trial.hyperparameters.values)
+        mlflow.log_params({f"best_{k}": v for k, v in hp.items()})
+        pred = train.forecast(model, p, p.test)
+        scores = {f"test_{k}": v for k, v in
+                  metrics.evaluate_forecasts(p, pred, p.test).items()}
+        scores["best_score"] = float(trial.score)
+        mlflow.log_metrics(scores)
+        mlflow.log_text(json.dumps(hp, indent=2, default=str),
+                        "best_hyperparameters.json")
+        values = p.series.frame[list(p.series.targets)].to_numpy()
+        baseline = metrics.seasonal_naive(values, p.test.origins, p.horizon,
+                                          p.season)
+        mlflow.log_figure(plots.forecast_plot(
+            p, pred, baseline, p.test,
+            f"best of {self.name}: test RMSE {scores['test_rmse']:.4g}"),
+            "plots/forecast.png")
+        train.log_model(model, p)
+        return scores
+
+    def register(self, search) -> tuple[str, str]:
+        """Register the parent's model: one registered model per dataset,
+        the new version tagged with its search and aliased ``best``."""
+        import mlflow
+
+        name = f"lstm-zoo-{self.prepared.series.name}"
+        version = mlflow.register_model(f"runs:/{self.parent_id}/model", name,
+                                        tags={"search": search,
+                                              "run_id": self.parent_id})
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias(name, "best", version.version)
+        mlflow.set_tag("registered_model", f"{name}/{version.version}")
+        return name, str(version.version)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _short(value):
+    return f"{value:.3g}" if isinstance(value, float) else value
