@@ -33,10 +33,13 @@ models: install
 MODEL  ?= stacked_lstm
 DATA   ?= airline
 MODELS ?= all
+TUNER  ?= random
+TRIALS ?= 10
+EPOCHS ?= 100
 ARGS   ?=
 CLI    := $(BIN)/lstm-zoo
 
-.PHONY: train compare datasets ui demo
+.PHONY: train compare tune datasets ui demo
 
 train: install
 	$(CLI) train --model $(MODEL) --data $(DATA) $(ARGS)
@@ -44,11 +47,18 @@ train: install
 compare: install
 	$(CLI) compare --data $(DATA) --models $(MODELS) $(ARGS)
 
+tune: install
+	$(CLI) tune --data $(DATA) --models $(MODELS) --tuner $(TUNER) \
+		--max-trials $(TRIALS) --epochs $(EPOCHS) $(ARGS)
+
 datasets: install
 	$(CLI) datasets
 
 ui: install
 	$(CLI) ui $(ARGS)
 
+# The main job: a search over every family on the bundled airline data,
+# sized to finish in about five minutes on a 2-core CPU.
 demo: install
-	$(CLI) compare --data airline
+	$(CLI) tune --data airline --models all --tuner random --max-trials 16 \
+		--epochs 100 --name demo $(ARGS)

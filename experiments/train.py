@@ -303,11 +303,10 @@ def _train_tracked(cfg, series, settings, hp, folds) -> TrainResult:
 def dataset_of(series):
     """The series as an ``mlflow.data`` dataset, so its digest is recorded."""
     import os
+    import warnings
 
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
-
-    import warnings
 
     source = series.source
     if not os.path.exists(source):  # bundled or generated: say how it was made
@@ -326,11 +325,11 @@ def log_model(model, prepared):
     It takes scaled, transformed windows; ``run_config.json`` holds the
     scaler statistics and transforms to map its outputs back.
     """
-    import mlflow
-    from mlflow.models import infer_signature
-
     import os
     import tempfile
+
+    import mlflow
+    from mlflow.models import infer_signature
 
     example = prepared.test.x[:2]
     signature = infer_signature(example, model.predict(example, verbose=0))

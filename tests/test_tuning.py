@@ -1,0 +1,229 @@
+"""Searches end to end: MLflow parent and children, failures, resume."""
+
+import importlib.metadata
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import pytest
+
+import zoo
+from experiments import cli
+from experiments.train import RunConfig
+from tests.helpers import all_runs, client_for
+from tuning import hypermodel
+from tuning.search import SearchConfig, run_search
+from zoo.space import Choice
+
+pytestmark = pytest.mark.slow
+SINE = dict(data="sine", epochs=2, patience=2, window=12, horizon=3,
+            val_size=40, test_size=40)
+
+
+def children_of(db, parent_id):
+    return [r for r in all_runs(db)
+            if r.data.tags.get("mlflow.parentRunId") == parent_id]
+
+
+def search(tmp_path, **kwargs):
+    run = RunConfig(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                    **{**SINE, **kwargs.pop("run", {})})
+    cfg = SearchConfig(run=run, directory=str(tmp_path / "tuner"), **kwargs)
+    return run_search(cfg)
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband", "grid"])
+def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
+    result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
+                    max_trials=3)
+    db = tmp_path / "mlflow.db"
+    client = client_for(db)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["tuner"] == tuner
+    kids = children_of(db, result.parent_run_id)
+    assert len(kids) == len(result.trials) >= 2
+    if tuner != "hyperband":
+        assert len(kids) == 3
+    for kid in kids:
+        assert kid.info.status == "FINISHED"
+        p = kid.data.params
+        assert p["model"] in ("gru", "vanilla_lstm")
+        assert {"units", "dropout", "learning_rate", "batch_size"} <= set(p)
+        # Only the hyperparameters this family used, under train's names.
+        assert ("num_layers" in p) == (p["model"] == "gru")
+        assert not any("/" in k for k in p)
+        assert client.get_metric_history(kid.info.run_id, "loss")
+        assert kid.data.metrics["score"] > 0
+    arts = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"trials.csv", "search_space.json", "model",
+            "best_hyperparameters.json", "plots"} <= arts
+    m = parent.data.metrics
+    assert m["best_score"] == pytest.approx(min(k.data.metrics["score"] for k in kids))
+    for key in ("test_rmse", "test_seasonal_naive_rmse",
+                "test_skill_vs_seasonal_naive"):
+        assert key in m
+    name, version = result.registered
+    mv = client.get_model_version_by_alias(name, "best")
+    assert str(mv.version) == version and mv.tags["search"] == parent.data.tags["search"]
+
+
+@pytest.fixture
+def flaky_family(monkeypatch):
+    """A test-only family whose `mode` makes a trial fit, NaN, or fail to
+    build; with one learning rate and batch size, a grid search tries each."""
+
+    def build(input_shape, outputs, *, head="regression", mode="ok",
+              units=4, name="flaky"):
+        """Test family: fits, produces NaN, or fails to build."""
+        if mode == "error":
+            raise ValueError("build_flaky: planted build error")
+        inputs = keras.Input(input_shape)
+        x = keras.layers.GRU(units)(inputs)
+        if mode == "nan":
+            x = keras.layers.Rescaling(float("nan"))(x)
+        return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
+
+    registry = dict(zoo.registry._REGISTRY)
+    zoo.register("flaky_test", space={"mode": Choice(("ok", "nan", "error"),
+                                                     default="ok")})(build)
+    monkeypatch.setattr(hypermodel, "LEARNING_RATE",
+                        Choice((1e-3,), default=1e-3))
+    monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
+    yield
+    zoo.registry._REGISTRY.clear()
+    zoo.registry._REGISTRY.update(registry)
+
+
+def test_nan_and_build_error_trials_are_failed_children(flaky_family, tmp_path):
+    result = search(tmp_path, models=("flaky_test",), tuner="grid", max_trials=3)
+    kids = {k.data.params["mode"]: k for k in
+            children_of(tmp_path / "mlflow.db", result.parent_run_id)}
+    assert set(kids) == {"ok", "nan", "error"}
+    assert kids["ok"].info.status == "FINISHED"
+    assert kids["nan"].info.status == "FAILED"
+    assert "loss became nan" in kids["nan"].data.tags["error"]
+    assert kids["error"].info.status == "FAILED"
+    assert "planted build error" in kids["error"].data.tags["error"]
+    assert result.best_hyperparameters["flaky_test/mode"] == "ok"
+
+
+def test_all_failing_search_exits_nonzero_and_claims_no_best(flaky_family,
+                                                             tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.setitem(zoo.registry._REGISTRY, "flaky_test", zoo.registry.ModelInfo(
+        **{**zoo.get("flaky_test").__dict__,
+           "space": {"mode": Choice(("nan", "error"), default="nan")}}))
+    db = tmp_path / "mlflow.db"
+    code = cli.main(["tune", "--data", "sine", "--models", "flaky_test",
+                     "--tuner", "grid", "--max-trials", "2", "--epochs", "2",
+                     "--window", "12", "--horizon", "3",
+                     "--directory", str(tmp_path / "tuner"),
+                     "--tracking-uri", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "all 2 trials failed" in err and "planted build error" in err
+    (parent,) = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "search"]
+    assert parent.info.status == "FAILED"
+    assert "best_score" not in parent.data.metrics
+    assert client_for(db).search_registered_models() == []
+
+
+def test_changed_data_refuses_to_resume(tmp_path):
+    search(tmp_path, models=("gru",), max_trials=1, name="same")
+    with pytest.raises(ValueError, match=r"search 'same' .*window changed.*--fresh"):
+        search(tmp_path, models=("gru",), max_trials=1, name="same",
+               run={"window": 10})
+    again = search(tmp_path, models=("gru",), max_trials=1, name="same",
+                   run={"window": 10}, fresh=True)
+    assert len(again.trials) == 1
+
+
+def test_resume_after_sigkill(tmp_path):
+    db = tmp_path / "mlflow.db"
+    command = [sys.executable, "-m", "experiments.cli", "tune", "--data", "sine",
+               "--models", "gru", "--max-trials", "4", "--epochs", "40",
+               "--patience", "40", "--window", "12", "--horizon", "3",
+               "--name", "resumable", "--tracking-uri", f"sqlite:///{db}"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    from experiments import tracking
+
+    tracking.init_store(f"sqlite:///{db}")
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            kids = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "trial"]
+            if (any(k.info.status == "FINISHED" for k in kids)
+                    and any(k.info.status == "RUNNING" for k in kids)):
+                break
+            if proc.poll() is not None:
+                pytest.fail("search ended before it could be killed: "
+                            + proc.stderr.read().decode()[-2000:])
+            time.sleep(0.3)
+        else:
+            pytest.fail("search never reached its second trial")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    before = {k.data.tags["keras_tuner.trial_id"]: k.info.run_id for k in kids
+              if k.info.status == "FINISHED"}
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kids = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "trial"]
+    finished = [k for k in kids if k.info.status == "FINISHED"]
+    trial_ids = [k.data.tags["keras_tuner.trial_id"] for k in finished]
+    assert len(finished) == 4 and len(set(trial_ids)) == 4
+    # Completed trials were not retrained: their runs are the same ones.
+    for trial_id, run_id in before.items():
+        assert run_id in {k.info.run_id for k in finished
+                          if k.data.tags["keras_tuner.trial_id"] == trial_id}
+    killed = [k for k in kids if k.info.status == "KILLED"]
+    assert len(killed) == 1 and not [k for k in kids if k.info.status == "RUNNING"]
+    parents = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "search"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert "trial 4/4" in done.stdout
+
+
+def test_registered_model_loads_in_fresh_process(tmp_path):
+    search(tmp_path, models=("gru",), max_trials=1)
+    script = ("import sys, numpy as np, mlflow\n"
+              "mlflow.set_tracking_uri(sys.argv[1])\n"
+              "m = mlflow.pyfunc.load_model('models:/lstm-zoo-sine@best')\n"
+              "y = np.asarray(m.predict(np.zeros((4, 12, 1), 'float32')))\n"
+              "assert y.shape == (4, 3) and np.isfinite(y).all(), y\n"
+              "print('loaded', y.shape)\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-c", script,
+                           f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "loaded (4, 3)" in done.stdout
+
+
+def test_tensorboard_is_declared_and_importable():
+    """keras-tuner imports tensorboard's hparams plugin in every trial on the
+    TensorFlow backend; without it every trial fails quietly."""
+    requires = importlib.metadata.requires("lstm-zoo") or []
+    assert any(r.startswith("tensorboard") for r in requires)
+    assert importlib.util.find_spec("tensorboard.plugins.hparams") is not None
+
+
+def test_bad_tuner_exits_2(tmp_path, capsys):
+    db = tmp_path / "mlflow.db"
+    assert cli.main(["tune", "--tuner", "genetic", "--tracking-uri",
+                     f"sqlite:///{db}"]) == 2
+    assert "--tuner must be one of ['random', 'bayesian', 'hyperband', 'grid']" \
+        in capsys.readouterr().err
+    assert not db.exists()
+
+
