@@ -60,5 +60,5 @@ ui: install
 # The main job: a search over every family on the bundled airline data,
 # sized to finish in about five minutes on a 2-core CPU.
 demo: install
-	$(CLI) tune --data airline --models all --tuner random --max-trials 16 \
+	$(CLI) tune --data airline --models all --tuner random --max-trials 12 \
 		--epochs 100 --name demo $(ARGS)

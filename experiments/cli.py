@@ -45,9 +45,14 @@ def cmd_models(args) -> int:
 def cmd_datasets(args) -> int:
     from experiments.data import list_datasets
 
-    print(table([("dataset", "description"), *list_datasets().items()]))
-    print("\nYour own data: --csv PATH --target COL [--features COL ...] "
-          "[--time-col COL]")
+    rows = [(name, task, doc) for name, (task, doc) in list_datasets().items()]
+    print(table([("dataset", "task", "description"), *rows]))
+    print("\nYour own data:\n"
+          "  forecast        --csv PATH --target COL [--features COL ...] [--time-col COL]\n"
+          "  frames          --npy PATH   (samples, time, rows, cols[, channels])\n"
+          "  language model  --text PATH  (any UTF-8 text)\n"
+          "  classification  --npz PATH (x, y)  or  --csv PATH --id-col COL "
+          "--label-col COL [--time-col COL]")
     return 0
 
 
@@ -61,8 +66,17 @@ def run_config(args, **overrides):
         if not sep:
             raise ValueError(f"--param must look like KEY=VALUE; received {item!r}")
         hp[key.replace("-", "_")] = _literal(value)
+    options = {}
+    for item in args.data_option or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--data-option must look like KEY=VALUE; received {item!r}")
+        options[key.replace("-", "_")] = _literal(value)
     given = {
-        "data": args.data, "csv": args.csv, "target": tuple(args.target or ()),
+        "data": args.data, "csv": args.csv, "npy": args.npy, "npz": args.npz,
+        "text": args.text, "label_col": args.label_col, "id_col": args.id_col,
+        "dataset_options": options, "clipnorm": args.clipnorm,
+        "target": tuple(args.target or ()),
         "features": tuple(args.features or ()), "time_col": args.time_col,
         "fill_missing": args.fill_missing, "sort": args.sort,
         "window": args.window, "horizon": args.horizon,
@@ -84,21 +98,25 @@ def cmd_train(args) -> int:
 
     cfg = run_config(args, model=args.model, run_name=args.run_name, verbose=2)
     result = run_training(cfg)
+    print()
+    print(metrics_table(result.task, result.metrics, cfg.model))
     m = result.metrics
-    print(f"\n{cfg.model} on {result.prepared.series.name} "
-          f"({len(result.prepared.test)} test windows, horizon "
-          f"{result.prepared.horizon}), in original units:")
-    rows = [("forecaster", "MAE", "RMSE", "MAPE %", "sMAPE %", "MASE")]
-    for name, prefix in ((cfg.model, "test_"), ("naive", "test_naive_"),
-                         ("seasonal naive", "test_seasonal_naive_")):
-        rows.append((name, *(f"{m[prefix + k]:.4g}" for k in
-                             ("mae", "rmse", "mape", "smape", "mase"))))
-    print(table(rows))
-    verdict = "beats" if m["test_skill_vs_seasonal_naive"] > 0 else "LOSES TO"
-    print(f"\nskill vs seasonal naive: {m['test_skill_vs_seasonal_naive']:+.3f} "
-          f"(the model {verdict} it)\nrun {result.run_id}; see it with "
-          f"`lstm-zoo ui`")
+    if "test_skill_vs_seasonal_naive" in m:
+        verdict = "beats" if m["test_skill_vs_seasonal_naive"] > 0 else "LOSES TO"
+        print(f"\nskill vs seasonal naive: {m['test_skill_vs_seasonal_naive']:+.3f} "
+              f"(the model {verdict} it)")
+    print(f"\nrun {result.run_id}; see it with `lstm-zoo ui`")
     return 0
+
+
+def metrics_table(task, m, label) -> str:
+    """The model's test metrics next to the task's baselines."""
+    names = task.metrics_shown
+    rows = [("", *names)]
+    for name, prefix in ((label, "test_"), *task.baselines()):
+        rows.append((name, *(f"{m[prefix + k]:.4g}" for k in names)))
+    return (f"{task.kind} on {task.name}, test split ({len(task.test)} samples):\n"
+            + table(rows))
 
 
 def cmd_compare(args) -> int:
@@ -106,11 +124,11 @@ def cmd_compare(args) -> int:
 
     cfg = run_config(args)
     models = args.models.split(",") if args.models and args.models != "all" else None
-    results, skipped = compare(cfg, models)
+    results, skipped, task = compare(cfg, models)
     for name, why in skipped:
         print(f"skipped {name}: {why}")
     print()
-    print(table(leaderboard(results)))
+    print(table(leaderboard(results, task)))
     failed = [r for r in results if r.error]
     print("\nOpen the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
           "the runs side by side.")
@@ -130,7 +148,7 @@ def cmd_tune(args) -> int:
     done.sort(key=lambda t: t["score"])
     print(f"\nbest trials ({len(done)} of {len(result.trials)} completed, "
           f"ranked by {cfg.objective} on the validation split):")
-    skip = {"trial", "status", "score", "best_epoch"}
+    skip = {"trial", "status", "score", "epochs", "seconds"}
     rows = [("rank", "trial", cfg.objective, "hyperparameters")]
     for i, t in enumerate(done[:5], 1):
         hp = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -138,21 +156,37 @@ def cmd_tune(args) -> int:
                       and v is not None)
         rows.append((str(i), t["trial"], f"{t['score']:.4g}", hp))
     print(table(rows))
-    m = result.test_metrics
-    print("\nbest configuration on the test split, in original units:")
-    rows = [("forecaster", "MAE", "RMSE", "MASE", "sMAPE %")]
-    for name, prefix in (("best model", "test_"), ("naive", "test_naive_"),
-                         ("seasonal naive", "test_seasonal_naive_")):
-        rows.append((name, *(f"{m[prefix + k]:.4g}" for k in
-                             ("mae", "rmse", "mase", "smape"))))
-    print(table(rows))
-    print(f"skill vs seasonal naive: {m['test_skill_vs_seasonal_naive']:+.3f}")
+    print("\nbest configuration:")
+    print(metrics_table(result.task, result.test_metrics, "best model"))
     if result.registered:
         name, version = result.registered
         print(f"\nregistered as {name} version {version} (alias 'best'): "
               f"mlflow.pyfunc.load_model('models:/{name}@best')")
     print("Open the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
           "the trials.")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    import mlflow
+
+    from experiments import tracking
+    from experiments.text import generate
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    tracking.check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        saved = mlflow.artifacts.load_dict(f"runs:/{args.run_id}/vocab.json")
+    except Exception as err:  # MLflow raises several types for "not there"
+        raise ValueError(f"run {args.run_id!r} in {uri} has no language model "
+                         f"(vocab.json not found: {err})") from None
+    model = mlflow.keras.load_model(f"runs:/{args.run_id}/model")
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    print(generate(model, saved["vocab"], args.prompt, args.length, args.temperature,
+                   rng, context=saved["window"]))
     return 0
 
 
@@ -208,7 +242,15 @@ def _add_data_flags(p):
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None,
                    help="named dataset (see `lstm-zoo datasets`); default airline")
+    g.add_argument("--data-option", action="append", metavar="KEY=VALUE",
+                   help="option of a generated dataset, e.g. count=100")
     g.add_argument("--csv", help="your own CSV file instead of --data")
+    g.add_argument("--npy", help="frames (samples, time, rows, cols[, channels])")
+    g.add_argument("--npz", help="labelled sequences: arrays x and y")
+    g.add_argument("--text", help="a UTF-8 text for a character-level model")
+    g.add_argument("--label-col", metavar="COL",
+                   help="with --csv: sequence classification, one label per id")
+    g.add_argument("--id-col", metavar="COL", help="with --label-col: sequence id")
     g.add_argument("--target", nargs="+", metavar="COL", help="column(s) to forecast")
     g.add_argument("--features", nargs="+", metavar="COL",
                    help="extra input columns")
@@ -230,6 +272,7 @@ def _add_data_flags(p):
     t.add_argument("--epochs", type=int, help="maximum epochs (early stopping on)")
     t.add_argument("--batch-size", type=int)
     t.add_argument("--learning-rate", type=float)
+    t.add_argument("--clipnorm", type=float, help="clip gradients to this norm")
     t.add_argument("--patience", type=int, help="early-stopping patience")
     t.add_argument("--seed", type=int, help="seeds Python, NumPy and Keras")
     m = p.add_argument_group("tracking")
@@ -288,6 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discard a previous search of the same name")
     _add_data_flags(p)
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("generate", help="continue a prompt with a logged "
+                       "character-level language model")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--prompt", default="the time traveller")
+    p.add_argument("--length", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("ui", help="open the MLflow UI on the same store")
     p.add_argument("--host", default="127.0.0.1",

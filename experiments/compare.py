@@ -18,18 +18,20 @@ class Entry:
 def compare(cfg: RunConfig, models: list[str] | None = None):
     """Train each family with its default hyperparameters.
 
-    Returns ``(entries, skipped)``: one entry per trained family (a failed
-    one carries its error and the others go on), and ``(family, reason)``
-    for families that cannot serve the data (e.g. ``conv_lstm`` on a series).
+    Returns ``(entries, skipped, task)``: one entry per trained family (a
+    failed one carries its error and the others go on), ``(family, reason)``
+    for families that cannot serve the task (e.g. ``conv_lstm`` on a
+    series), and the task itself.
     """
     import zoo
+    from experiments.train import build_tasks
 
+    task = build_tasks(cfg)[-1]  # bad data fails here, before any run
     names = models or zoo.list_models()
     for name in names:
         zoo.get(name)  # unknown names fail before anything is trained
-    skipped = [(n, f"needs input shaped ({', '.join(zoo.get(n).input_axes)}), "
-                   f"not a series") for n in names
-               if "regression" not in zoo.get(n).heads]
+    skipped = [(n, f"has no {task.head!r} head for the {task.kind} task")
+               for n in names if task.head not in zoo.get(n).heads]
     entries = []
     for name in names:
         if any(name == s for s, _ in skipped):
@@ -45,34 +47,28 @@ def compare(cfg: RunConfig, models: list[str] | None = None):
             entries.append(Entry(name, {}, error=f"{type(err).__name__}: {err}"))
             continue
         entries.append(Entry(name, result.metrics, result.run_id))
-    return entries, skipped
+    return entries, skipped, task
 
 
-def leaderboard(entries) -> list[tuple]:
-    """Rows for a table sorted by test RMSE, baselines included as rows."""
-    header = ("rank", "forecaster", "RMSE", "MAE", "MASE", "sMAPE %",
-              "skill vs snaive", "run")
+def leaderboard(entries, task) -> list[tuple]:
+    """Rows for a table sorted by the task's ranking metric (lower is
+    better), baselines included as rows."""
+    shown = task.metrics_shown
+    rank = task.rank_by[len("test_"):]
+    order = [rank, *[k for k in shown if k != rank]]
+    header = ("rank", "model", *order, "run")
     done = [e for e in entries if not e.error]
-    rows = []
-    for e in done:
-        m = e.metrics
-        rows.append((e.model, m["test_rmse"], m["test_mae"], m["test_mase"],
-                     m["test_smape"], f"{m['test_skill_vs_seasonal_naive']:+.3f}",
-                     e.run_id[:8]))
+    rows = [(e.model, *(e.metrics[f"test_{k}"] for k in order), e.run_id[:8])
+            for e in done]
     if done:
-        m = done[0].metrics  # baselines are the same windows for every run
-        for name in ("naive", "seasonal_naive"):
-            p = f"test_{name}_"
-            rows.append((f"({name.replace('_', ' ')})", m[p + "rmse"],
-                         m[p + "mae"], m[p + "mase"], m[p + "smape"],
-                         "+0.000" if name == "seasonal_naive" else
-                         f"{1 - m[p + 'rmse'] / m['test_seasonal_naive_rmse']:+.3f}",
-                         "baseline"))
+        m = done[0].metrics  # baselines are the same test data for every run
+        for label, prefix in task.baselines():
+            rows.append((f"({label})", *(m[prefix + k] for k in order), "baseline"))
     rows.sort(key=lambda r: r[1])
     out = [header]
     for i, r in enumerate(rows, 1):
-        out.append((str(i), r[0], *(f"{v:.4g}" for v in r[1:5]), *r[5:]))
+        out.append((str(i), r[0], *(f"{v:.4g}" for v in r[1:-1]), r[-1]))
     for e in entries:
         if e.error:
-            out.append(("-", e.model, "failed", "", "", "", "", e.error[:60]))
+            out.append(("-", e.model, "failed", *[""] * (len(order) - 1), e.error[:60]))
     return out

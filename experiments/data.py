@@ -107,20 +107,45 @@ DATASETS = {
     "airline": load_airline,
     "sine": make_sine,
 }
+# Named datasets of the other tasks live in their task's module.
+OTHER_TASKS = {
+    "moving_digits": ("frames", "experiments.frames", "make_moving_digits"),
+    "timemachine": ("language_model", "experiments.text", "load_timemachine"),
+    "memory": ("classification", "experiments.classify", "make_memory"),
+}
 
 
-def list_datasets() -> dict[str, str]:
-    """Named datasets and their one-line descriptions."""
-    return {name: fn.__doc__.strip().splitlines()[0]
-            for name, fn in DATASETS.items()}
+def dataset_task(name: str) -> str:
+    """The task a named dataset is for; ``DataError`` if there is none."""
+    if name in DATASETS:
+        return "forecast"
+    if name in OTHER_TASKS:
+        return OTHER_TASKS[name][0]
+    raise DataError(f"unknown dataset {name!r}; named datasets: "
+                    f"{sorted([*DATASETS, *OTHER_TASKS])} (or pass a file: --csv, "
+                    f"--npy, --npz or --text)")
+
+
+def list_datasets() -> dict[str, tuple[str, str]]:
+    """Named datasets: ``{name: (task, one-line description)}``."""
+    import importlib
+
+    out = {name: ("forecast", fn.__doc__.strip().splitlines()[0])
+           for name, fn in DATASETS.items()}
+    for name, (task, module, fn) in OTHER_TASKS.items():
+        doc = getattr(importlib.import_module(module), fn).__doc__
+        out[name] = (task, doc.strip().splitlines()[0])
+    return out
 
 
 def load_dataset(name: str, **options) -> Series:
     """A named dataset; ``options`` go to its loader (e.g. ``length`` for sine)."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; named datasets: "
-                        f"{sorted(DATASETS)} (or pass --csv PATH)")
-    return DATASETS[name](**options)
+    if dataset_task(name) != "forecast":
+        raise DataError(f"dataset {name!r} is for the {dataset_task(name)} task")
+    try:
+        return DATASETS[name](**options)
+    except TypeError as err:
+        raise DataError(f"dataset {name!r}: bad option ({err})") from None
 
 
 # === User CSVs ===
@@ -151,29 +176,7 @@ def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
     features = [f for f in features if f not in targets]
     if not targets:
         raise DataError(f"{path}: no target column given (--target COL)")
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
-    try:
-        # Everything as text first: pandas would otherwise turn a column with
-        # one "?" into strings, or coerce it to NaN, without a word.
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False,
-                          skipinitialspace=True, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable CSV file ({err})") from None
-    raw.columns = [str(c).strip() for c in raw.columns]
-
-    wanted = targets + features + ([time_col] if time_col else [])
-    for col in wanted:
-        if col not in raw.columns:
-            raise DataError(f"{path}: no column {col!r}; the columns are "
-                            f"{list(raw.columns)}")
-    if len(set(wanted)) != len(wanted):
-        raise DataError(f"{path}: a column is named twice among target, "
-                        f"features and time column: {wanted}")
-    if raw.empty:
-        raise DataError(f"{path}: the file has a header but no rows")
+    raw = load_table(path, targets + features + ([time_col] if time_col else []))
 
     repairs = []
     frame = pd.DataFrame(
@@ -204,6 +207,32 @@ def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
         targets=tuple(targets), features=tuple(targets + features),
         source=os.path.abspath(path), season=season, repairs=tuple(repairs),
     )
+
+
+def load_table(path, wanted) -> pd.DataFrame:
+    """Read a CSV as text, checking the file and that ``wanted`` columns exist."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    try:
+        # Everything as text first: pandas would otherwise turn a column with
+        # one "?" into strings, or coerce it to NaN, without a word.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False,
+                          skipinitialspace=True, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable CSV file ({err})") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    for col in wanted:
+        if col not in raw.columns:
+            raise DataError(f"{path}: no column {col!r}; the columns are "
+                            f"{list(raw.columns)}")
+    if len(set(wanted)) != len(wanted):
+        raise DataError(f"{path}: a column is named twice among {wanted}")
+    if raw.empty:
+        raise DataError(f"{path}: the file has a header but no rows")
+    return raw
 
 
 def _line(row: int) -> int:

@@ -79,3 +79,50 @@ def search_plot(scores: list, objective: str, title: str):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def frame_strip(inputs, truth, pred):
+    """Rows of samples: input frames, then true and predicted next frames."""
+    n, k = inputs.shape[:2]
+    m = truth.shape[1]
+    cols = k + 2 * m
+    fig, axes = plt.subplots(n, cols, figsize=(1.1 * cols, 1.25 * n), squeeze=False)
+    for i in range(n):
+        panels = ([(inputs[i, t], f"in {t + 1}") for t in range(k)]
+                  + [(truth[i, t], f"true +{t + 1}") for t in range(m)]
+                  + [(pred[i, t], f"pred +{t + 1}") for t in range(m)])
+        for ax, (image, label) in zip(axes[i], panels, strict=True):
+            ax.imshow(image[..., 0] if image.shape[-1] == 1 else image,
+                      cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(label, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def rollout_gif(model, inputs, steps: int, path: str):
+    """Feed ``inputs`` (one sequence), then the model's own predictions,
+    ``steps`` times; save inputs + predictions as an animated GIF."""
+    from matplotlib import animation
+
+    window = inputs.shape[0]
+    frames = list(inputs)
+    for _ in range(steps):
+        context = np.stack(frames[-window:])[None]
+        frames.append(np.asarray(model(context, training=False))[0, 0])
+    fig, ax = plt.subplots(figsize=(2.4, 2.6))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    image = ax.imshow(frames[0][..., 0], cmap="gray", vmin=0, vmax=1)
+
+    def show(i):
+        image.set_data(frames[i][..., 0])
+        ax.set_title("input" if i < window else f"predicted +{i - window + 1}",
+                     fontsize=8)
+        return (image,)
+
+    anim = animation.FuncAnimation(fig, show, frames=len(frames), interval=250)
+    anim.save(path, writer=animation.PillowWriter(fps=4))
+    plt.close(fig)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from experiments import data as data_mod
-from experiments import metrics, windows
+from experiments import windows
+from experiments.task import Task
 
 
 class ConfigError(ValueError):
@@ -35,8 +36,14 @@ class RunConfig:
     """
 
     model: str = "stacked_lstm"
-    data: str = "airline"              # a named dataset, or ignored with csv
-    csv: str | None = None
+    data: str = "airline"              # a named dataset, unless a file is given
+    dataset_options: dict = dataclasses.field(default_factory=dict)
+    csv: str | None = None             # a series, or sequences with label_col
+    npy: str | None = None             # frames (samples, time, rows, cols[, ch])
+    npz: str | None = None             # labelled sequences: arrays x and y
+    text: str | None = None            # a UTF-8 text for a character model
+    label_col: str | None = None
+    id_col: str | None = None
     target: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     time_col: str | None = None
@@ -52,6 +59,7 @@ class RunConfig:
     epochs: int = 200
     batch_size: int = 32
     learning_rate: float = 1e-3
+    clipnorm: float | None = None      # gradient clipping (norm); None: off
     patience: int = 20
     seed: int = 42
     hyperparameters: dict = dataclasses.field(default_factory=dict)
@@ -67,18 +75,32 @@ class TrainResult:
     metrics: dict[str, float]
     history: dict[str, list[float]]
     model: Any
-    prepared: windows.Prepared
+    task: Task
+
+
+def task_kind(cfg: RunConfig) -> str:
+    """Which task the configured data calls for."""
+    if cfg.npy:
+        return "frames"
+    if cfg.text:
+        return "language_model"
+    if cfg.npz or (cfg.csv and cfg.label_col):
+        return "classification"
+    if cfg.csv:
+        return "forecast"
+    return data_mod.dataset_task(cfg.data)
 
 
 def load_series(cfg: RunConfig) -> data_mod.Series:
-    """The run's data: a user CSV if ``cfg.csv``, else the named dataset."""
+    """A series to forecast: a user CSV if ``cfg.csv``, else a named one."""
     if cfg.csv:
         if not cfg.target:
-            raise ConfigError("--csv needs --target COL (the column to forecast)")
+            raise ConfigError("--csv needs --target COL (the column to forecast), "
+                              "or --label-col COL for sequence classification")
         return data_mod.load_csv(cfg.csv, target=list(cfg.target),
                                  features=cfg.features, time_col=cfg.time_col,
                                  fill_missing=cfg.fill_missing, sort=cfg.sort)
-    return data_mod.load_dataset(cfg.data)
+    return data_mod.load_dataset(cfg.data, **cfg.dataset_options)
 
 
 def data_settings(cfg: RunConfig, series) -> dict[str, Any]:
@@ -107,38 +129,66 @@ def fold_series(series, folds: int, n_test: int):
         : n - (folds - 1 - k) * n_test]) for k in range(folds)]
 
 
-def resolve_hyperparameters(model: str, given: dict) -> dict:
-    """The family's hyperparameters with defaults filled in; a setting the
-    family does not take is an error naming the ones it does."""
+def build_tasks(cfg: RunConfig) -> list[Task]:
+    """The run's task, one per rolling-origin fold (forecasting only)."""
+    kind = task_kind(cfg)
+    if kind != "forecast":
+        if cfg.folds != 1:
+            raise ConfigError("--folds (rolling origin) applies to forecasting only")
+        if kind == "frames":
+            from experiments import frames
+            return [frames.make_task(cfg)]
+        if kind == "language_model":
+            from experiments import text
+            return [text.make_task(cfg)]
+        from experiments import classify
+        return [classify.make_task(cfg)]
+    from experiments.forecast import ForecastTask
+
+    series = load_series(cfg)
+    settings = data_settings(cfg, series)
+    n_test = windows.resolve_part(settings["test_size"], len(series),
+                                  series.frame.index, "test")
+    return [ForecastTask(windows.prepare(s, **settings), series.repairs)
+            for s in fold_series(series, cfg.folds, n_test)]
+
+
+def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
+    """The family's hyperparameters with defaults filled in (and the task's
+    head); a family that cannot serve the task, or a setting it does not
+    take, is an error naming what would work."""
     import zoo
 
     try:
         info = zoo.get(model)
     except KeyError as err:
         raise ConfigError(err.args[0]) from None
-    if "regression" not in info.heads:
+    if task.head not in info.heads:
         raise ConfigError(
-            f"{model} cannot forecast a series: it takes input shaped "
-            f"({', '.join(info.input_axes)}); families that can: "
-            f"{zoo.list_models(head='regression')}")
+            f"{model} cannot serve the {task.kind} task on {task.name} (it needs "
+            f"the {task.head!r} head; {model} takes input shaped "
+            f"({', '.join(info.input_axes)}) and has heads {list(info.heads)}); "
+            f"families that can: {zoo.list_models(head=task.head)}")
     resolved = info.defaults
     unknown = sorted(set(given) - set(resolved))
     if unknown:
         raise ConfigError(f"{model} has no hyperparameter {unknown[0]!r}; it "
                           f"takes {sorted(resolved)}")
     resolved.update(given)
+    resolved["head"] = task.head
     return resolved
 
 
-def compile_model(model, learning_rate: float):
+def compile_model(model, task: Task, learning_rate: float, clipnorm=None):
     import keras
 
-    model.compile(keras.optimizers.Adam(learning_rate), loss="mse")
+    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    model.compile(optimizer, loss=task.loss, **task.compile_kwargs())
     return model
 
 
-def fit(model, prepared, cfg: RunConfig, callbacks=()):
-    """Train on the training windows with early stopping on validation loss.
+def fit(model, task: Task, cfg: RunConfig, callbacks=()):
+    """Train on the training part with early stopping on validation loss.
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
@@ -147,8 +197,7 @@ def fit(model, prepared, cfg: RunConfig, callbacks=()):
     stop = keras.callbacks.EarlyStopping(
         patience=cfg.patience, restore_best_weights=True)
     history = model.fit(
-        prepared.train.x, prepared.train.y,
-        validation_data=(prepared.val.x, prepared.val.y),
+        task.train.x, task.train.y, validation_data=(task.val.x, task.val.y),
         epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=cfg.verbose,
@@ -162,10 +211,17 @@ def fit(model, prepared, cfg: RunConfig, callbacks=()):
     return history
 
 
-def forecast(model, prepared, part) -> np.ndarray:
-    """The model's forecasts for ``part`` in original units."""
-    pred = model.predict(part.x, verbose=0, batch_size=1024)
-    return prepared.to_original(pred, part.origins)
+def check_training_settings(cfg: RunConfig):
+    for name, value in (("epochs", cfg.epochs), ("batch_size", cfg.batch_size),
+                        ("patience", cfg.patience)):
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be an int >= 1;"
+                              f" received {value!r}")
+    if not cfg.learning_rate > 0:
+        raise ConfigError(f"--learning-rate must be > 0; received "
+                          f"{cfg.learning_rate!r}")
+    if cfg.clipnorm is not None and not cfg.clipnorm > 0:
+        raise ConfigError(f"--clipnorm must be > 0; received {cfg.clipnorm!r}")
 
 
 def prepare_run(cfg: RunConfig):
@@ -178,42 +234,24 @@ def prepare_run(cfg: RunConfig):
 
     import zoo
 
-    series = load_series(cfg)
-    settings = data_settings(cfg, series)
-    hp = resolve_hyperparameters(cfg.model, cfg.hyperparameters)
-    n_test = windows.resolve_part(settings["test_size"], len(series),
-                                  series.frame.index, "test")
-    folds = [windows.prepare(s, **settings) for s in
-             fold_series(series, cfg.folds, n_test)]
-    for name, value in (("epochs", cfg.epochs), ("batch_size", cfg.batch_size),
-                        ("patience", cfg.patience)):
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be an int >= 1;"
-                              f" received {value!r}")
-    if not cfg.learning_rate > 0:
-        raise ConfigError(f"--learning-rate must be > 0; received "
-                          f"{cfg.learning_rate!r}")
+    check_training_settings(cfg)
+    tasks = build_tasks(cfg)
+    hp = resolve_hyperparameters(cfg.model, cfg.hyperparameters, tasks[-1])
     # Build once now so a bad hyperparameter fails before a run is opened.
-    zoo.build_model(cfg.model, folds[-1].input_shape, folds[-1].outputs, **hp)
+    zoo.build_model(cfg.model, tasks[-1].input_shape, tasks[-1].outputs, **hp)
     keras.backend.clear_session()
-    return series, settings, hp, folds
+    return tasks, hp
 
 
-def params_of(cfg: RunConfig, series, settings, hp) -> dict[str, Any]:
+def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
     """Flat MLflow params: identical names for every family."""
-    params = {
-        "model": cfg.model, "dataset": series.name,
-        "targets": ",".join(series.targets),
-        "features": ",".join(series.features),
-        "window": settings["window"], "horizon": settings["horizon"],
-        "val_size": settings["val_size"], "test_size": settings["test_size"],
-        "transforms": ",".join(settings["transforms"]) or "none",
-        "season": settings["season"], "folds": cfg.folds,
-        "fill_missing": cfg.fill_missing, "sort": cfg.sort,
-        "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-        "learning_rate": cfg.learning_rate, "patience": cfg.patience,
-        "seed": cfg.seed,
-    }
+    params = {"model": cfg.model, "dataset": task.name, "task": task.kind,
+              **task.params(), "folds": cfg.folds,
+              "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+              "learning_rate": cfg.learning_rate, "clipnorm": cfg.clipnorm,
+              "patience": cfg.patience, "seed": cfg.seed}
+    if task.kind == "forecast" and cfg.csv:
+        params.update(fill_missing=cfg.fill_missing, sort=cfg.sort)
     params.update(hp)
     return params
 
@@ -221,54 +259,48 @@ def params_of(cfg: RunConfig, series, settings, hp) -> dict[str, Any]:
 def run_training(cfg: RunConfig) -> TrainResult:
     """Train ``cfg.model`` on ``cfg``'s data and record it as an MLflow run.
 
-    Returns the run id, test metrics (model, baselines, skill), history,
-    the trained model and the prepared windows of the last fold.
+    Returns the run id, test metrics (model, baselines), history, the
+    trained model and the task (of the last fold).
     """
-    series, settings, hp, folds = prepare_run(cfg)
+    tasks, hp = prepare_run(cfg)
     from experiments import tracking
 
     uri = tracking.init_store(tracking.resolve_uri(cfg.tracking_uri))
-    tracking.use_experiment(cfg.experiment or series.name, uri)
-    return _train_tracked(cfg, series, settings, hp, folds)
+    tracking.use_experiment(cfg.experiment or tasks[-1].name, uri)
+    return _train_tracked(cfg, tasks, hp)
 
 
-def _train_tracked(cfg, series, settings, hp, folds) -> TrainResult:
+def _train_tracked(cfg, tasks, hp) -> TrainResult:
     import keras
     import mlflow
 
     import zoo
     from experiments import plots, tracking
 
-    tags = {"family": cfg.model, "dataset": series.name, "task": "forecast",
+    task = tasks[-1]
+    tags = {"family": cfg.model, "dataset": task.name, "task": task.kind,
             "seed": str(cfg.seed), **tracking.run_environment()}
     with tracking.tracked_run(run_name=cfg.run_name or cfg.model,
                               tags=tags) as run:
         run_id = run.info.run_id
-        mlflow.log_params(params_of(cfg, series, settings, hp))
-        if series.repairs:
-            mlflow.set_tag("repairs", "; ".join(series.repairs))
-        mlflow.log_input(dataset_of(series), context="training")
+        mlflow.log_params(params_of(cfg, task, hp))
+        repairs = getattr(task, "repairs", ())
+        if repairs:
+            mlflow.set_tag("repairs", "; ".join(repairs))
+        mlflow.log_input(task.dataset(), context="training")
 
         per_fold = []
-        for k, prepared in enumerate(folds):
-            prefix = f"fold{k + 1}_" if len(folds) > 1 else ""
+        for k, fold in enumerate(tasks):
+            prefix = f"fold{k + 1}_" if len(tasks) > 1 else ""
             keras.backend.clear_session()
             keras.utils.set_random_seed(cfg.seed)
-            model = zoo.build_model(cfg.model, prepared.input_shape,
-                                    prepared.outputs, **hp)
-            compile_model(model, cfg.learning_rate)
-            history = fit(model, prepared, cfg,
-                          [tracking.MetricLogger(run_id, prefix)])
-            pred = forecast(model, prepared, prepared.test)
-            scores = {f"test_{k}": v for k, v in metrics.evaluate_forecasts(
-                prepared, pred, prepared.test).items()}
-            val_pred = forecast(model, prepared, prepared.val)
-            scores.update({f"val_{k}": v for k, v in metrics.forecast_metrics(
-                prepared.truth(prepared.val), val_pred,
-                metrics.scale_for(prepared)).items()})
+            model = zoo.build_model(cfg.model, fold.input_shape, fold.outputs, **hp)
+            compile_model(model, fold, cfg.learning_rate, cfg.clipnorm)
+            history = fit(model, fold, cfg, [tracking.MetricLogger(run_id, prefix)])
+            scores = fold.evaluate(model)
             scores["epochs_trained"] = len(history["loss"])
             per_fold.append(scores)
-            if len(folds) > 1:
+            if len(tasks) > 1:
                 mlflow.log_metrics({prefix + k: v for k, v in scores.items()})
 
         # With folds, the headline metrics are the fold averages.
@@ -276,32 +308,23 @@ def _train_tracked(cfg, series, settings, hp, folds) -> TrainResult:
         mlflow.log_metrics(final)
         mlflow.set_tag("cudnn_eligible", str(all(
             r.eligible for r in zoo.cudnn_report(model) if r.has_fused_kernel)))
-        mlflow.set_tag("beats_seasonal_naive",
-                       str(final["test_skill_vs_seasonal_naive"] > 0))
-
-        baseline = metrics.seasonal_naive(
-            series.frame[list(series.targets)].to_numpy(),
-            prepared.test.origins, prepared.horizon, prepared.season)
-        title = f"{cfg.model} on {series.name}: test RMSE {final['test_rmse']:.4g}"
-        mlflow.log_figure(plots.forecast_plot(prepared, pred, baseline,
-                                              prepared.test, title),
-                          "plots/forecast.png")
+        task.log_artifacts(model, final)
         mlflow.log_figure(plots.learning_curves(history, cfg.model),
                           "plots/learning_curves.png")
         config = dataclasses.asdict(cfg) | {
-            "resolved": {**settings, "hyperparameters": hp,
+            "task": task.kind,
+            "resolved": {**task.params(), "hyperparameters": hp,
                          "tracking_uri": mlflow.get_tracking_uri()},
-            "scaler": {"mean": prepared.mean.to_dict(),
-                       "std": prepared.std.to_dict()},
+            **task.config(),
         }
         mlflow.log_text(json.dumps(config, indent=2, default=str),
                         "run_config.json")
-        log_model(model, prepared)
-        return TrainResult(run_id, final, history, model, prepared)
+        log_model(model, task)
+        return TrainResult(run_id, final, history, model, task)
 
 
 def dataset_of(series):
-    """The series as an ``mlflow.data`` dataset, so its digest is recorded."""
+    """A series as an ``mlflow.data`` dataset, so its digest is recorded."""
     import os
     import warnings
 
@@ -319,11 +342,20 @@ def dataset_of(series):
                                        targets=series.targets[0])
 
 
-def log_model(model, prepared):
+def numpy_dataset(name, source, x, y):
+    """Arrays as an ``mlflow.data`` dataset (digest recorded)."""
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    return mlflow.data.from_numpy(x, targets=y, name=name,
+                                  source=CodeDatasetSource(tags={"source": source}))
+
+
+def log_model(model, task: Task):
     """The model through MLflow's Keras flavor, with signature and example.
 
-    It takes scaled, transformed windows; ``run_config.json`` holds the
-    scaler statistics and transforms to map its outputs back.
+    It takes the task's model-ready inputs; ``run_config.json`` holds what
+    maps raw data to them and back (scaler, transforms, vocabulary).
     """
     import os
     import tempfile
@@ -331,7 +363,7 @@ def log_model(model, prepared):
     import mlflow
     from mlflow.models import infer_signature
 
-    example = prepared.test.x[:2]
+    example = task.test.x[:2]
     signature = infer_signature(example, model.predict(example, verbose=0))
     # mlflow.keras.log_model (3.17) writes the input example before it
     # creates the model folder and crashes; saving into a folder that exists

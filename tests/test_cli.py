@@ -28,3 +28,51 @@ def test_unknown_command_exits_2():
     done = run_cli("frobnicate")
     assert done.returncode == 2
     assert "invalid choice" in done.stderr
+
+
+def test_help_is_fast_and_lists_commands():
+    done = run_cli("--help")
+    assert done.returncode == 0
+    for command in ("models", "datasets", "train", "compare", "tune", "ui"):
+        assert command in done.stdout
+
+
+def test_datasets_lists_named_datasets():
+    done = run_cli("datasets")
+    assert done.returncode == 0
+    assert "airline" in done.stdout and "sine" in done.stdout
+
+
+def test_ui_serves_the_store_on_localhost(tmp_path):
+    """`lstm-zoo ui` starts MLflow's UI bound to 127.0.0.1 on the store."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "ui", "--port", str(port),
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health",
+                                            timeout=2) as reply:
+                    assert reply.status == 200
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode()[-2000:]) from None
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the UI did not start within 120 s")
+    finally:
+        import signal
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -85,7 +85,7 @@ def test_unknown_model_and_wrong_family_exit_2(tmp_path, capsys):
     assert "did you mean 'gru'" in capsys.readouterr().err
     assert cli.main(["train", "--model", "conv_lstm", "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
-    assert "conv_lstm cannot forecast a series" in err and "'gru'" in err
+    assert "conv_lstm cannot serve the forecast task on airline" in err and "'gru'" in err
     assert cli.main(["train", "--model", "gru", "--units", "0",
                      "--tracking-uri", uri]) == 2
     assert "`units` must be an int >= 1; received units=0" in capsys.readouterr().err

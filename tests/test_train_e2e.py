@@ -21,7 +21,7 @@ def check_complete_run(db, run, *, family, dataset):
     client = client_for(db)
     assert run.info.status == "FINISHED"
     p, m, t = run.data.params, run.data.metrics, run.data.tags
-    for key in ("model", "dataset", "window", "horizon", "val_size", "test_size",
+    for key in ("model", "dataset", "task", "window", "horizon", "n_val", "n_test",
                 "transforms", "season", "epochs", "batch_size", "learning_rate",
                 "seed", "units", "dropout", "recurrent_dropout"):
         assert key in p, key

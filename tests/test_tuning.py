@@ -59,6 +59,9 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
         assert not any("/" in k for k in p)
         assert client.get_metric_history(kid.info.run_id, "loss")
         assert kid.data.metrics["score"] > 0
+    for row in result.trials:
+        assert row["status"] == "COMPLETED" and row["epochs"] >= 1
+        assert row["seconds"] > 0 and row["learning_rate"] > 0
     arts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"trials.csv", "search_space.json", "model",
             "best_hyperparameters.json", "plots"} <= arts

@@ -21,6 +21,7 @@ from zoo.space import Choice, Float, Int
 
 LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
 BATCH_SIZE = Choice((16, 32, 64), default=32)
+CLIPNORM = Choice((0.5, 1.0, 5.0), default=1.0)
 
 
 def to_hp(hp: kt.HyperParameters, name: str, spec):
@@ -50,10 +51,15 @@ class ZooHyperModel(kt.HyperModel):
         loss: the training loss.
     """
 
-    def __init__(self, families, input_shape, outputs, loss="mse"):
+    def __init__(self, families, input_shape, outputs, *, head="regression",
+                 loss="mse", clipnorm=None):
         super().__init__(name="zoo")
         self.families = list(families)
-        self.input_shape, self.outputs, self.loss = input_shape, outputs, loss
+        self.input_shape, self.outputs = input_shape, outputs
+        self.head, self.loss = head, loss
+        # Gradient clipping is searched for tasks that need it (language
+        # models); ``None`` leaves it off.
+        self.clipnorm = clipnorm
 
     def space(self) -> dict:
         """The whole search space as plain data (for fingerprints and logs)."""
@@ -61,6 +67,8 @@ class ZooHyperModel(kt.HyperModel):
             "families": self.families,
             "learning_rate": LEARNING_RATE.as_dict(),
             "batch_size": BATCH_SIZE.as_dict(),
+            "head": self.head, "loss": self.loss,
+            **({"clipnorm": self.clipnorm.as_dict()} if self.clipnorm else {}),
             **{f: {k: s.as_dict() for k, s in zoo.search_space(f).items()}
                for f in self.families},
         }
@@ -82,12 +90,13 @@ class ZooHyperModel(kt.HyperModel):
                 chosen = values
         lr = to_hp(hp, "learning_rate", LEARNING_RATE)
         to_hp(hp, "batch_size", BATCH_SIZE)
+        clip = to_hp(hp, "clipnorm", self.clipnorm) if self.clipnorm else None
         try:
             model = zoo.build_model(family, self.input_shape, self.outputs,
-                                    **chosen)
+                                    head=self.head, **chosen)
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
-        model.compile(keras.optimizers.Adam(lr), loss=self.loss)
+        model.compile(keras.optimizers.Adam(lr, clipnorm=clip), loss=self.loss)
         return model
 
     def fit(self, hp, model, *args, **kwargs):

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
 import json
 import math
 import os
 import shutil
 import time
 from typing import Any
-
-import numpy as np
 
 from experiments.train import ConfigError, RunConfig
 
@@ -54,6 +51,7 @@ class SearchResult:
     test_metrics: dict
     trials: list[dict]
     registered: tuple[str, str] | None     # (model name, version)
+    task: Any = None
 
 
 def search_name(cfg: SearchConfig, dataset: str, families) -> str:
@@ -61,20 +59,6 @@ def search_name(cfg: SearchConfig, dataset: str, families) -> str:
         return cfg.name
     models = "all" if not cfg.models else "-".join(families)
     return f"{dataset}-{cfg.tuner}-{models}"
-
-
-def _fingerprint(hypermodel, prepared, cfg: SearchConfig, digest: str) -> dict:
-    """What must not change between a search and its resumption."""
-    return {
-        "data_digest": digest,
-        "space": hypermodel.space(),
-        "tuner": cfg.tuner,
-        "objective": cfg.objective,
-        "window": prepared.window, "horizon": prepared.horizon,
-        "transforms": list(prepared.transforms),
-        "n_train": prepared.n_train, "n_val": prepared.n_val,
-        "epochs": cfg.run.epochs, "seed": cfg.run.seed,
-    }
 
 
 def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
@@ -107,7 +91,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
     register it. Bad data or settings raise before anything is tracked."""
     import zoo
     from experiments import data as data_mod
-    from experiments import tracking, train, windows
+    from experiments import tracking, train
 
     # === Everything that can be wrong with the input, before tracking ===
     for name, value in (("max_trials", cfg.max_trials), ("epochs", cfg.run.epochs)):
@@ -121,31 +105,35 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         raise ConfigError(f"--objective must be val_loss (or loss); received "
                           f"{cfg.objective!r}; the test split is never used "
                           f"for selection")
-    series = train.load_series(cfg.run)
-    settings = train.data_settings(cfg.run, series)
-    prepared = windows.prepare(series, **settings)
-    forecasters = zoo.list_models(head="regression")
-    families = list(cfg.models) or forecasters
+    task = train.build_tasks(dataclasses.replace(cfg.run, folds=1))[-1]
+    fitting = zoo.list_models(head=task.head)
+    families = list(cfg.models) or fitting
     for fam in families:
         try:
             zoo.get(fam)
         except KeyError as err:
             raise ConfigError(err.args[0]) from None
-        if fam not in forecasters:
-            raise ConfigError(f"{fam} cannot forecast a series; families that "
-                              f"can: {forecasters}")
-    if not len(prepared.train) or not len(prepared.val):
-        raise data_mod.DataError(f"{series.label}: no training or validation "
-                                 f"windows with these settings")
+        if fam not in fitting:
+            raise ConfigError(f"{fam} cannot serve the {task.kind} task (no "
+                              f"{task.head!r} head); families that can: {fitting}")
+    if not len(task.train) or not len(task.val):
+        raise data_mod.DataError(f"{task.name}: no training or validation "
+                                 f"samples with these settings")
 
-    from tuning.hypermodel import ZooHyperModel
+    from tuning.hypermodel import CLIPNORM, ZooHyperModel
     from tuning.tracked import SearchTracker
 
-    hypermodel = ZooHyperModel(families, prepared.input_shape, prepared.outputs)
-    name = search_name(cfg, series.name, families)
+    hypermodel = ZooHyperModel(
+        families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
+        clipnorm=CLIPNORM if task.kind == "language_model" else None)
+    name = search_name(cfg, task.name, families)
     project_dir = os.path.abspath(os.path.join(cfg.directory, name))
-    dataset = train.dataset_of(series)
-    fingerprint = _fingerprint(hypermodel, prepared, cfg, dataset.digest)
+    dataset = task.dataset()
+    fingerprint = {**task.fingerprint(), "data_digest": dataset.digest,
+                   "space": hypermodel.space(), "tuner": cfg.tuner,
+                   "objective": cfg.objective, "epochs": cfg.run.epochs,
+                   "seed": cfg.run.seed}
+    fingerprint = json.loads(json.dumps(fingerprint, default=str))
     state_file = os.path.join(project_dir, "lstm_zoo_search.json")
     if cfg.fresh and os.path.isdir(project_dir):
         shutil.rmtree(project_dir)
@@ -163,8 +151,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                 f"a new search")
 
     uri = tracking.init_store(tracking.resolve_uri(cfg.run.tracking_uri))
-    tracking.use_experiment(cfg.run.experiment or series.name, uri)
-    tracker = SearchTracker(cfg, name, families, prepared)
+    tracking.use_experiment(cfg.run.experiment or task.name, uri)
+    tracker = SearchTracker(cfg, name, families, task)
 
     with tracker.parent_run(state.get("parent_run_id")) as parent:
         os.makedirs(project_dir, exist_ok=True)
@@ -181,8 +169,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         keras.utils.set_random_seed(cfg.run.seed)
         tracker.started = time.monotonic()
         tuner.search(
-            prepared.train.x, prepared.train.y,
-            validation_data=(prepared.val.x, prepared.val.y),
+            task.train.x, task.train.y,
+            validation_data=(task.val.x, task.val.y),
             epochs=cfg.run.epochs, shuffle=True, verbose=0,
             callbacks=[keras.callbacks.EarlyStopping(
                 patience=cfg.run.patience, restore_best_weights=True)],
@@ -209,18 +197,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         registered = tracker.register(name) if cfg.register else None
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,
-                            registered)
-
-
-def _jsonable(value: Any):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value
-
-
-def digest_of(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str)
-                          .encode()).hexdigest()[:16]
+                            registered, task)
 
 
 def cleanup_between_trials():

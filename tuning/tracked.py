@@ -63,9 +63,9 @@ def trial_params(hp_values: dict) -> dict:
 class SearchTracker:
     """Owns the parent run of one search and the child run of each trial."""
 
-    def __init__(self, cfg, name, families, prepared):
+    def __init__(self, cfg, name, families, task):
         self.cfg, self.name, self.families = cfg, name, families
-        self.prepared = prepared
+        self.task = task
         self.parent_id = None
         self.children = {}        # trial_id -> run id of the open child
         self.begun = {}           # trial_id -> monotonic start
@@ -78,7 +78,7 @@ class SearchTracker:
         from experiments import tracking
 
         tags = {"search": self.name, "tuner": self.cfg.tuner,
-                "dataset": self.prepared.series.name, "task": "forecast",
+                "dataset": self.task.name, "task": self.task.kind,
                 "family": ",".join(self.families), "run_kind": "search",
                 **tracking.run_environment()}
         kwargs = {"run_id": existing_id} if existing_id else {"run_name": self.name}
@@ -96,10 +96,8 @@ class SearchTracker:
         mlflow.log_params({
             "search": self.name, "tuner": self.cfg.tuner,
             "max_trials": self.cfg.max_trials, "objective": self.cfg.objective,
-            "models": ",".join(self.families), "dataset": self.prepared.series.name,
-            "window": self.prepared.window, "horizon": self.prepared.horizon,
-            "transforms": ",".join(self.prepared.transforms) or "none",
-            "season": self.prepared.season, "epochs": run.epochs,
+            "models": ",".join(self.families), "dataset": self.task.name,
+            "task": self.task.kind, **self.task.params(), "epochs": run.epochs,
             "patience": run.patience, "seed": run.seed,
             "data_digest": fingerprint["data_digest"],
         })
@@ -136,14 +134,14 @@ class SearchTracker:
         child = client.create_run(exp, run_name=f"trial-{trial.trial_id}", tags={
             "mlflow.parentRunId": self.parent_id, "search": self.name,
             "keras_tuner.trial_id": trial.trial_id, "family": family,
-            "dataset": self.prepared.series.name, "run_kind": "trial",
+            "dataset": self.task.name, "task": self.task.kind, "run_kind": "trial",
             "lstm_zoo.pid": str(os.getpid()), "lstm_zoo.host": socket.gethostname(),
         })
         run_id = child.info.run_id
         from mlflow.entities import Param
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in {
-            "model": family, **params, "epochs": self.cfg.run.epochs,
-            "window": self.prepared.window, "horizon": self.prepared.horizon,
+            "model": family, **params, **self.task.params(),
+            "epochs": self.cfg.run.epochs, "patience": self.cfg.run.patience,
             "seed": self.cfg.run.seed}.items()])
         self.children[trial.trial_id] = run_id
         self.begun[trial.trial_id] = time.monotonic()
@@ -164,7 +162,9 @@ class SearchTracker:
         client = mlflow.MlflowClient()
         status = trial.status
         now = int(time.time() * 1000)
-        metrics = [Metric("seconds", seconds, now, 0)]
+        epochs = len(client.get_metric_history(run_id, "loss"))
+        metrics = [Metric("seconds", seconds, now, 0),
+                   Metric("epochs", float(epochs), now, 0)]
         score = trial.score
         if status == "COMPLETED" and score is not None and math.isfinite(score):
             metrics += [Metric("score", float(score), now, 0),
@@ -209,11 +209,26 @@ class SearchTracker:
 
     # === After the search ===
     def trials_table(self, tuner) -> list[dict]:
+        """One row per trial: status, score, epochs, seconds and the
+        hyperparameters it used. Epochs and seconds come from the trial's
+        child run, so trials finished before a resume are included."""
+        import mlflow
+
+        client = mlflow.MlflowClient()
+        exp = client.get_run(self.parent_id).info.experiment_id
+        timing = {}
+        for child in client.search_runs(
+                [exp], f"tags.mlflow.parentRunId = '{self.parent_id}'"):
+            if child.info.status in ("FINISHED", "FAILED"):
+                timing[child.data.tags.get("keras_tuner.trial_id")] = child.data.metrics
         rows = []
         for trial_id, trial in sorted(tuner.oracle.trials.items()):
             hp = trial_params(trial.hyperparameters.values)
+            m = timing.get(trial_id, {})
             rows.append({"trial": trial_id, "status": trial.status,
-                         "score": trial.score, "best_epoch": trial.best_step,
+                         "score": trial.score,
+                         "epochs": int(m["epochs"]) if "epochs" in m else None,
+                         "seconds": round(m["seconds"], 2) if "seconds" in m else None,
                          **hp})
         return rows
 
@@ -237,26 +252,17 @@ class SearchTracker:
     def log_best(self, trial, model) -> dict:
         import mlflow
 
-        from experiments import metrics, plots, train
+        from experiments import train
 
-        p = self.prepared
         hp = trial_params(trial.hyperparameters.values)
         mlflow.log_params({f"best_{k}": v for k, v in hp.items()})
-        pred = train.forecast(model, p, p.test)
-        scores = {f"test_{k}": v for k, v in
-                  metrics.evaluate_forecasts(p, pred, p.test).items()}
+        scores = self.task.evaluate(model)
         scores["best_score"] = float(trial.score)
         mlflow.log_metrics(scores)
         mlflow.log_text(json.dumps(hp, indent=2, default=str),
                         "best_hyperparameters.json")
-        values = p.series.frame[list(p.series.targets)].to_numpy()
-        baseline = metrics.seasonal_naive(values, p.test.origins, p.horizon,
-                                          p.season)
-        mlflow.log_figure(plots.forecast_plot(
-            p, pred, baseline, p.test,
-            f"best of {self.name}: test RMSE {scores['test_rmse']:.4g}"),
-            "plots/forecast.png")
-        train.log_model(model, p)
+        self.task.log_artifacts(model, scores)
+        train.log_model(model, self.task)
         return scores
 
     def register(self, search) -> tuple[str, str]:
@@ -264,7 +270,7 @@ class SearchTracker:
         the new version tagged with its search and aliased ``best``."""
         import mlflow
 
-        name = f"lstm-zoo-{self.prepared.series.name}"
+        name = f"lstm-zoo-{self.task.name}"
         version = mlflow.register_model(f"runs:/{self.parent_id}/model", name,
                                         tags={"search": search,
                                               "run_id": self.parent_id})

@@ -1,0 +1,84 @@
+"""What a learning task gives the shared training loop.
+
+``train``, ``compare`` and ``tune`` run every task the same way (build a zoo
+model with the task's head, compile with its loss, fit on its splits, log to
+MLflow); a ``Task`` supplies what differs: the data splits, the head and
+loss, the metrics and baselines, and the plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Model-ready arrays of one part: inputs ``x`` and targets ``y``."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self):
+        return len(self.x)
+
+
+class Task:
+    """Base class; subclasses fill the attributes and override the methods.
+
+    Attributes:
+        kind: ``"forecast"``, ``"frames"``, ``"language_model"`` or
+            ``"classification"`` (the run's ``task`` tag).
+        name: the dataset's name (the MLflow experiment by default).
+        head, loss: the zoo head and the Keras loss the model trains with.
+        input_shape, outputs: arguments of ``zoo.build_model``.
+        train, val, test: the three parts.
+        rank_by: the test metric leaderboards sort by (lower is better).
+    """
+
+    kind: str
+    name: str
+    head: str
+    loss: str
+    input_shape: tuple
+    outputs: Any
+    train: Split
+    val: Split
+    test: Split
+    rank_by: str = "test_loss"
+    metrics_shown: tuple[str, ...] = ()
+
+    def params(self) -> dict[str, Any]:
+        """Data settings logged as MLflow params."""
+        return {}
+
+    def dataset(self):
+        """The data as an ``mlflow.data`` dataset (its digest is recorded)."""
+        raise NotImplementedError
+
+    def evaluate(self, model) -> dict[str, float]:
+        """Test (and validation) metrics of ``model`` and of the baselines,
+        flat names such as ``test_rmse`` and ``test_naive_rmse``."""
+        raise NotImplementedError
+
+    def log_artifacts(self, model, scores: dict) -> None:
+        """Task plots and files for the active run."""
+
+    def config(self) -> dict[str, Any]:
+        """What, besides params, is needed to use the logged model."""
+        return {}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change for a search to be resumed."""
+        return {"kind": self.kind, "name": self.name, **self.params(),
+                "input_shape": list(self.input_shape), "n_train": len(self.train),
+                "n_val": len(self.val)}
+
+    def baselines(self) -> list[tuple[str, str]]:
+        """``(label, metric prefix)`` of the baselines, for printed tables."""
+        return []
+
+    def compile_kwargs(self) -> dict[str, Any]:
+        return {}

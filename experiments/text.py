@@ -1,0 +1,214 @@
+"""Character-level language modelling: next character at every step."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import urllib.request
+
+import numpy as np
+
+from experiments.data import DataError
+from experiments.task import Split, Task
+
+UNK = "<unk>"
+TIMEMACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
+TIMEMACHINE_SHA256 = "8424dbd9532ac81f7e5f0b6add90e6952baea29158309d7d1bf3884f4e12c516"
+
+
+def cache_dir() -> str:
+    return os.environ.get("LSTM_ZOO_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "lstm-zoo"))
+
+
+def load_timemachine() -> str:
+    """H. G. Wells' The Time Machine (the d2l book's copy), downloaded once into a
+    cache and checked against its SHA-256."""
+    path = os.path.join(cache_dir(), "timemachine.txt")
+    if not os.path.exists(path):
+        os.makedirs(cache_dir(), exist_ok=True)
+        try:
+            with urllib.request.urlopen(TIMEMACHINE_URL, timeout=20) as reply:
+                body = reply.read()
+        except OSError as err:
+            raise DataError(
+                f"timemachine: could not download {TIMEMACHINE_URL} ({err}); "
+                f"pass any UTF-8 text with --text PATH, or put the file at "
+                f"{path}") from None
+        if hashlib.sha256(body).hexdigest() != TIMEMACHINE_SHA256:
+            raise DataError(f"timemachine: the download from {TIMEMACHINE_URL} does "
+                            f"not match its SHA-256; not using it")
+        with open(path + ".part", "wb") as f:
+            f.write(body)
+        os.replace(path + ".part", path)
+    return read_text(path)
+
+
+def read_text(path) -> str:
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text "
+                        f"(byte {raw[err.start]:#04x} at offset {err.start})") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file has no text")
+    return text
+
+
+def one_hot(ids: np.ndarray, size: int) -> np.ndarray:
+    return np.eye(size, dtype="float32")[ids]
+
+
+class TextTask(Task):
+    kind = "language_model"
+    head = "per_timestep"
+    loss = "sparse_categorical_crossentropy"
+    rank_by = "test_perplexity"
+    metrics_shown = ("perplexity", "bits_per_char")
+
+    def __init__(self, name, source, text, *, window, val_size, test_size, lower=True):
+        from experiments.windows import resolve_part
+
+        text = text.lower() if lower else text
+        n = len(text)
+        n_test = resolve_part(test_size, n, None, "test")
+        n_val = resolve_part(val_size, n - n_test, None, "val")
+        n_train = n - n_val - n_test
+        parts = text[:n_train], text[n_train:n_train + n_val], text[n_train + n_val:]
+        if min(len(p) for p in parts) < window + 1:
+            raise DataError(f"{name}: {n} characters are too few for sequences of "
+                            f"{window} in train / validation / test "
+                            f"({n_train}/{n_val}/{n_test}); need {3 * (window + 1)}")
+        # The vocabulary comes from the training part only; anything else
+        # maps to the unknown token.
+        self.vocab = [UNK, *sorted(set(parts[0]))]
+        index = {c: i for i, c in enumerate(self.vocab)}
+        self.index = index
+        self.name, self.source, self.window = name, source, window
+        self.size = len(self.vocab)
+        self.input_shape = (None, self.size)  # any length: generation needs it
+        self.outputs = self.size
+        self.sample_prompt = "the time traveller" if name == "timemachine" else parts[2][:20]
+        splits = []
+        for part in parts:
+            ids = np.array([index.get(c, 0) for c in part], "int32")
+            count = (len(ids) - 1) // window
+            x = ids[: count * window].reshape(count, window)
+            y = ids[1: count * window + 1].reshape(count, window)
+            splits.append((x, y))
+        (trx, tr_y), (vax, vay), (tex, tey) = splits
+        self.train = Split(one_hot(trx, self.size), tr_y)
+        self.val = Split(one_hot(vax, self.size), vay)
+        self.test = Split(one_hot(tex, self.size), tey)
+        self.test_ids = tex
+        self.counts = np.bincount(trx.ravel(), minlength=self.size)
+        self.pairs = np.zeros((self.size, self.size))
+        np.add.at(self.pairs, (trx.ravel(), tr_y.ravel()), 1)
+
+    def params(self):
+        return {"window": self.window, "vocab_size": self.size,
+                "n_train": len(self.train), "n_val": len(self.val),
+                "n_test": len(self.test)}
+
+    def dataset(self):
+        from experiments.train import numpy_dataset
+
+        return numpy_dataset(self.name, self.source, self.train.x.argmax(-1),
+                             self.train.y)
+
+    def baselines(self):
+        return [("unigram", "test_unigram_"), ("bigram", "test_bigram_")]
+
+    def evaluate(self, model):
+        probs = model.predict(self.test.x, verbose=0, batch_size=256)
+        y = self.test.y
+        p_model = np.take_along_axis(probs, y[..., None], -1)[..., 0]
+        # Add-one smoothing so an unseen character is not infinitely surprising.
+        unigram = (self.counts + 1) / (self.counts.sum() + self.size)
+        bigram = (self.pairs + 1) / (self.pairs.sum(1, keepdims=True) + self.size)
+        scores = {}
+        for prefix, p in (("test_", p_model), ("test_unigram_", unigram[y]),
+                          ("test_bigram_", bigram[self.test_ids, y])):
+            nats = float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+            scores[prefix + "perplexity"] = math.exp(nats)
+            scores[prefix + "bits_per_char"] = nats / math.log(2)
+        val = model.evaluate(self.val.x, self.val.y, verbose=0, batch_size=256)
+        val = val[0] if isinstance(val, list) else val
+        scores["val_perplexity"] = math.exp(float(val))
+        return scores
+
+    def log_artifacts(self, model, scores):
+        import mlflow
+
+        rng = np.random.default_rng(0)
+        lines = []
+        for temperature in (0.5, 0.8, 1.0):
+            sample = generate(model, self.vocab, self.sample_prompt, 200,
+                              temperature, rng, context=self.window)
+            lines.append(f"--- temperature {temperature} ---\n{sample}\n")
+        mlflow.log_text("\n".join(lines), "samples.txt")
+        mlflow.log_dict({"vocab": self.vocab, "window": self.window}, "vocab.json")
+
+    def config(self):
+        return {"vocab": self.vocab}
+
+
+def generate(model, vocab, prompt: str, length: int = 200, temperature: float = 1.0,
+             rng=None, context: int = 64) -> str:
+    """Continue ``prompt`` by sampling ``length`` characters from ``model``.
+
+    Args:
+        model: a per-timestep softmax model over ``vocab`` (one-hot input).
+        vocab: index -> character; index 0 is the unknown token.
+        temperature: below 1 sharpens the distribution, above 1 flattens it.
+        context: how many past characters the model sees per step (the
+            training window). A fixed length keeps one compiled graph
+            instead of retracing for every new length.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0; received {temperature}")
+    rng = rng or np.random.default_rng()
+    index = {c: i for i, c in enumerate(vocab)}
+    ids = [index.get(c, 0) for c in prompt.lower()] or [0]
+    out = []
+    window = np.zeros((1, context, len(vocab)), "float32")
+    for _ in range(length):
+        recent = ids[-context:]
+        window[:] = 0.0  # all-zero rows on the left: "no character yet"
+        window[0, context - len(recent):] = one_hot(np.array(recent), len(vocab))
+        probs = np.asarray(model.predict_on_batch(window))[0, -1].astype("float64")
+        logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+        probs = np.exp(logits - logits.max())
+        probs[0] = 0.0  # never emit the unknown token
+        probs /= probs.sum()
+        nxt = int(rng.choice(len(vocab), p=probs))
+        ids.append(nxt)
+        out.append(vocab[nxt])
+    return prompt + "".join(out)
+
+
+def make_task(cfg) -> TextTask:
+    options = dict(cfg.dataset_options)
+    max_chars = options.pop("max_chars", None)
+    if options:
+        raise DataError(f"text data takes only the option max_chars; received "
+                        f"{sorted(options)}")
+    if cfg.text:
+        text = read_text(cfg.text)
+        name = os.path.splitext(os.path.basename(cfg.text))[0]
+        source = os.path.abspath(cfg.text)
+    else:
+        text, name = load_timemachine(), "timemachine"
+        source = os.path.join(cache_dir(), "timemachine.txt")
+    if max_chars:
+        text = text[: int(max_chars)]
+    return TextTask(name, source, text, window=cfg.window or 64,
+                    val_size=cfg.val_size if cfg.val_size is not None else 0.1,
+                    test_size=cfg.test_size if cfg.test_size is not None else 0.1)
