@@ -62,3 +62,8 @@ ui: install
 demo: install
 	$(CLI) tune --data airline --models all --tuner random --max-trials 12 \
 		--epochs 100 --name demo $(ARGS)
+
+# === Benchmark (a few minutes on a 2-core CPU) ===
+.PHONY: bench
+bench: install
+	$(BIN)/python -m benchmarks.bench $(ARGS)

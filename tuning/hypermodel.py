@@ -52,7 +52,7 @@ class ZooHyperModel(kt.HyperModel):
     """
 
     def __init__(self, families, input_shape, outputs, *, head="regression",
-                 loss="mse", clipnorm=None):
+                 loss="mse", clipnorm=None, n_train=None):
         super().__init__(name="zoo")
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
@@ -60,6 +60,7 @@ class ZooHyperModel(kt.HyperModel):
         # Gradient clipping is searched for tasks that need it (language
         # models); ``None`` leaves it off.
         self.clipnorm = clipnorm
+        self.n_train = n_train  # picks the compile options (see train)
 
     def space(self) -> dict:
         """The whole search space as plain data (for fingerprints and logs)."""
@@ -89,14 +90,18 @@ class ZooHyperModel(kt.HyperModel):
             if fam == family:
                 chosen = values
         lr = to_hp(hp, "learning_rate", LEARNING_RATE)
-        to_hp(hp, "batch_size", BATCH_SIZE)
+        batch_size = to_hp(hp, "batch_size", BATCH_SIZE)
         clip = to_hp(hp, "clipnorm", self.clipnorm) if self.clipnorm else None
         try:
             model = zoo.build_model(family, self.input_shape, self.outputs,
                                     head=self.head, **chosen)
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
-        model.compile(keras.optimizers.Adam(lr, clipnorm=clip), loss=self.loss)
+        from experiments.train import compile_options
+
+        steps = math.ceil(self.n_train / batch_size) if self.n_train else None
+        model.compile(keras.optimizers.Adam(lr, clipnorm=clip), loss=self.loss,
+                      **compile_options(steps))
         return model
 
     def fit(self, hp, model, *args, **kwargs):

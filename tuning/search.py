@@ -125,7 +125,8 @@ def run_search(cfg: SearchConfig) -> SearchResult:
 
     hypermodel = ZooHyperModel(
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
-        clipnorm=CLIPNORM if task.kind == "language_model" else None)
+        clipnorm=CLIPNORM if task.kind == "language_model" else None,
+        n_train=len(task.train))
     name = search_name(cfg, task.name, families)
     project_dir = os.path.abspath(os.path.join(cfg.directory, name))
     dataset = task.dataset()
@@ -167,6 +168,11 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         import keras
 
         keras.utils.set_random_seed(cfg.run.seed)
+        # Everything alive now (TensorFlow, Keras, MLflow, the data) lives
+        # for the whole search: freeze it so the collection keras-tuner runs
+        # before every trial scans only what trials create (0.45 s -> ms).
+        gc.collect()
+        gc.freeze()
         tracker.started = time.monotonic()
         tuner.search(
             task.train.x, task.train.y,
@@ -195,14 +201,9 @@ def run_search(cfg: SearchConfig) -> SearchResult:
             model = tuner.load_model(best_trial)
         test_metrics = tracker.log_best(best_trial, model)
         registered = tracker.register(name) if cfg.register else None
+        gc.unfreeze()
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,
                             registered, task)
 
 
-def cleanup_between_trials():
-    """Free the last trial's graphs and tensors so memory stays flat."""
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()

@@ -20,8 +20,6 @@ def tracked_tuner_class(base):
     """``base`` (RandomSearch, Hyperband, ...) with MLflow child runs."""
     import keras
 
-    from tuning.search import cleanup_between_trials
-
     class Tracked(base):
         def __init__(self, *args, callbacks_for, **kwargs):
             self._callbacks_for = callbacks_for
@@ -48,7 +46,8 @@ def tracked_tuner_class(base):
             super().on_trial_end(trial)  # the oracle settles the status here
             self.tracker.end_trial(self.oracle.trials[trial.trial_id],
                                    self.oracle)
-            cleanup_between_trials()
+            # No cleanup here: keras-tuner's _try_build already runs
+            # clear_session() and gc.collect() before every build.
 
     Tracked.__name__ = Tracked.__qualname__ = f"Tracked{base.__name__}"
     return Tracked

@@ -1,0 +1,464 @@
+"""lstm-zoo benchmark: ``make bench`` (or ``python -m benchmarks.bench``).
+
+Prints a table and writes the same figures to ``benchmarks/results/`` as
+JSON and Markdown, with the machine, library versions and Keras backend, so
+results can be compared across commits. Every timing is the median of
+several timed epochs after a warm-up; ratios are measured in one process,
+alternating the two sides, because shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+# name, family, hyperparameters, input shape, batch, outputs
+SHAPES = [
+    ("lstm128", "vanilla_lstm", {"units": 128}, (50, 8), 128, 1),
+    ("stacked_lstm128x2", "stacked_lstm", {"units": 128, "num_layers": 2}, (50, 8), 128, 1),
+    ("bidirectional_lstm128", "bidirectional_lstm", {"units": 128}, (50, 8), 128, 1),
+    ("gru128", "gru", {"units": 128}, (50, 8), 128, 1),
+    ("airline_lstm32", "vanilla_lstm", {"units": 32}, (24, 1), 32, 12),
+    ("conv_lstm16", "conv_lstm", {"units": 16, "num_layers": 1, "kernel_size": 3},
+     (10, 16, 16, 1), 16, 1),
+]
+# Batches per timed epoch, so that an epoch lasts a few tenths of a second
+# on a 2-core CPU (shorter epochs are mostly timer noise).
+BATCHES = {"lstm128": 16, "stacked_lstm128x2": 8, "bidirectional_lstm128": 12,
+           "gru128": 16, "airline_lstm32": 64, "conv_lstm16": 16}
+
+
+# === Arithmetic: training FLOPs per sample (forward x 3 for fwd + bwd) ===
+
+def recurrent_flops(family, hp, shape):
+    t, f = shape[0], shape[-1]
+    u = hp["units"]
+    if family == "conv_lstm":
+        rows, cols = shape[1], shape[2]
+        k = hp["kernel_size"]
+        per_step = 2 * 4 * u * k * k * (f + u) * rows * cols
+        return 3 * t * per_step
+    gates = 3 if family == "gru" else 4
+    layers = hp.get("num_layers", 1)
+    directions = 2 if family == "bidirectional_lstm" else 1
+    total, width = 0, f
+    for _ in range(layers):
+        total += directions * 2 * gates * u * (width + u) * t
+        width = u * directions
+    return 3 * total
+
+
+def gemm_peak(seconds=3.0, n=2048):
+    """Float32 matrix-multiply GFLOP/s with NumPy (the best of many runs)."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.T.copy()
+    a @ b
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+# === Models: the zoo's and the same written in plain Keras ===
+
+def plain_keras(family, hp, shape, outputs):
+    import keras
+
+    inputs = keras.Input(shape)
+    if family == "conv_lstm":
+        x = keras.layers.ConvLSTM2D(hp["units"], hp["kernel_size"], padding="same")(inputs)
+        x = keras.layers.Conv2D(outputs * shape[-1], 3, padding="same",
+                                activation="sigmoid")(x)
+        x = keras.layers.Reshape((shape[1], shape[2], outputs, shape[-1]))(x)
+        y = keras.layers.Permute((3, 1, 2, 4))(x)
+        return keras.Model(inputs, y)
+    x = inputs
+    layers = hp.get("num_layers", 1)
+    for i in range(layers):
+        seq = i < layers - 1
+        if family == "gru":
+            x = keras.layers.GRU(hp["units"], return_sequences=seq)(x)
+        elif family == "bidirectional_lstm":
+            x = keras.layers.Bidirectional(
+                keras.layers.LSTM(hp["units"], return_sequences=seq))(x)
+        else:
+            x = keras.layers.LSTM(hp["units"], return_sequences=seq)(x)
+    return keras.Model(inputs, keras.layers.Dense(outputs)(x))
+
+
+def data_for(model, batch, batches=8, seed=0):
+    rng = np.random.default_rng(seed)
+    n = batch * batches
+    x = rng.random((n, *model.input_shape[1:]), dtype=np.float32)
+    y = rng.random((n, *model.output_shape[1:]), dtype=np.float32)
+    return x, y
+
+
+class EpochTimer:
+    """Wall time of each epoch of one ``fit`` call."""
+
+    def __init__(self):
+        import keras
+
+        outer = self
+
+        class _Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                outer._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                outer.times.append(time.perf_counter() - outer._start)
+
+        self.times = []
+        self.callback = _Callback()
+
+
+def epoch_seconds(model, x, y, batch, epochs, callbacks=(), fit_kwargs=None):
+    timer = EpochTimer()
+    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False,
+              callbacks=[timer.callback, *callbacks], **(fit_kwargs or {}))
+    return timer.times
+
+
+def compile_plain(model):
+    import keras
+
+    model.compile(keras.optimizers.Adam(1e-3), loss="mse")
+
+
+def compile_product(model, loss="mse", steps_per_epoch=None):
+    """Compile exactly as ``lstm-zoo train`` does for this many batches per epoch."""
+    import keras
+
+    from experiments.train import compile_options
+
+    model.compile(keras.optimizers.Adam(1e-3), loss=loss,
+                  **compile_options(steps_per_epoch))
+
+
+def throughput(rounds=3, epochs=3):
+    """Samples/s of plain Keras, the zoo's model compiled plainly, and what
+    ``train`` runs; alternated per round, medians of timed epochs (the first
+    epoch of each fit is warm-up)."""
+    import keras
+
+    import zoo
+
+    rows = []
+    for name, family, hp, shape, batch, outputs in SHAPES:
+        loss = "binary_crossentropy" if family == "conv_lstm" else "mse"
+        sides = {
+            "plain": lambda f=family, h=hp, s=shape, o=outputs: plain_keras(f, h, s, o),
+            "zoo": lambda f=family, h=hp, s=shape, o=outputs: zoo.build_model(f, s, o, **h),
+        }
+        models = {}
+        for side, make in sides.items():
+            keras.utils.set_random_seed(0)
+            models[side] = make()
+            compile_plain(models[side])
+        keras.utils.set_random_seed(0)
+        models["product"] = zoo.build_model(family, shape, outputs, **hp)
+        compile_product(models["product"], loss, BATCHES[name])
+        x, y = data_for(models["zoo"], batch, BATCHES[name])
+        times = {side: [] for side in models}
+        for _ in range(rounds):
+            for side, model in models.items():
+                times[side] += epoch_seconds(model, x, y, batch, epochs + 1)[1:]
+        flops = recurrent_flops(family, hp, shape)
+        row = {"shape": name, "family": family, "batch": batch,
+               "input": "x".join(map(str, shape)), "flops_per_sample": flops}
+        for side, ts in times.items():
+            sps = len(x) / statistics.median(ts)
+            row[f"{side}_samples_per_s"] = sps
+            row[f"{side}_gflops"] = sps * flops / 1e9
+        row["zoo_vs_plain"] = row["zoo_samples_per_s"] / row["plain_samples_per_s"]
+        row["product_vs_plain"] = row["product_samples_per_s"] / row["plain_samples_per_s"]
+        rows.append(row)
+        print(f"  {name:22s} plain {row['plain_samples_per_s']:9.0f}/s  "
+              f"zoo {row['zoo_vs_plain']:.3f}x  train {row['product_vs_plain']:.3f}x",
+              flush=True)
+        del models
+        keras.backend.clear_session()
+        gc.collect()
+    return rows
+
+
+LEVERS = {
+    "plain": {},
+    "xla": {"jit_compile": True},
+    "steps_per_execution=16": {"steps_per_execution": 16},
+    "xla+steps_per_execution=16": {"jit_compile": True, "steps_per_execution": 16},
+}
+
+
+def levers(rounds=3, epochs=3):
+    """Each speed lever alone, as a ratio to plain ``model.fit`` defaults, on
+    the small airline-sized model and the 128-unit LSTM (alternated). Also
+    ``unroll=True``, which is fast on CPU but rules out cuDNN on a GPU."""
+    import keras
+
+    out = []
+    for name, family, hp, shape, batch, outputs in SHAPES:
+        if name not in ("airline_lstm32", "lstm128"):
+            continue
+        models = {}
+        for lever, kwargs in LEVERS.items():
+            keras.utils.set_random_seed(0)
+            models[lever] = plain_keras(family, hp, shape, outputs)
+            models[lever].compile(keras.optimizers.Adam(1e-3), loss="mse", **kwargs)
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input(shape)
+        x = keras.layers.LSTM(hp["units"], unroll=True)(inputs)
+        models["unroll"] = keras.Model(inputs, keras.layers.Dense(outputs)(x))
+        compile_plain(models["unroll"])
+        x, y = data_for(models["plain"], batch, BATCHES[name])
+        times = {lever: [] for lever in models}
+        for _ in range(rounds):
+            for lever, model in models.items():
+                times[lever] += epoch_seconds(model, x, y, batch, epochs + 1)[1:]
+        base = statistics.median(times["plain"])
+        row = {"shape": name, **{lever: base / statistics.median(ts)
+                                 for lever, ts in times.items()}}
+        out.append(row)
+        print("  " + name + ": " + ", ".join(f"{k} {v:.2f}x" for k, v in row.items()
+                                              if k != "shape"), flush=True)
+        keras.backend.clear_session()
+        gc.collect()
+    return out
+
+
+def tracking_overhead(rounds=3, epochs=20):
+    """Epoch time of the same training with and without the MLflow logging
+    that ``train`` does (the run plus per-epoch metrics), alternated."""
+    import tempfile
+
+    import keras
+    import mlflow
+
+    import zoo
+    from experiments import tracking
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = tracking.init_store(f"sqlite:///{tmp}/bench.db")
+        tracking.use_experiment("bench", uri)
+        keras.utils.set_random_seed(0)
+        model = zoo.build_model("vanilla_lstm", (24, 1), 12, units=32)
+        compile_product(model, steps_per_epoch=BATCHES["airline_lstm32"])
+        x, y = data_for(model, 32, BATCHES["airline_lstm32"])
+        plain, tracked = [], []
+        for _ in range(rounds):
+            plain += epoch_seconds(model, x, y, 32, epochs + 1)[1:]
+            with tracking.tracked_run(run_name="bench") as run:
+                logger = tracking.MetricLogger(run.info.run_id)
+                tracked += epoch_seconds(model, x, y, 32, epochs + 1, [logger])[1:]
+        mlflow.set_tracking_uri("")
+    p, t = statistics.median(plain), statistics.median(tracked)
+    return {"epoch_s_untracked": p, "epoch_s_tracked": t, "overhead": t / p - 1}
+
+
+def tuner_overhead_and_memory(trials=30):
+    """A 30-trial random search of small models: the tuner's fixed cost per
+    trial beyond fit time, and resident memory after each trial."""
+    import tempfile
+
+    from experiments.train import RunConfig
+    from tuning import hypermodel, search
+
+    fit_seconds = []
+    rss = []
+    original_fit = hypermodel.ZooHyperModel.fit
+
+    def timed_fit(self, hp, model, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original_fit(self, hp, model, *args, **kwargs)
+        finally:
+            fit_seconds.append(time.perf_counter() - start)
+            rss.append(rss_mb())
+
+    hypermodel.ZooHyperModel.fit = timed_fit
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = RunConfig(data="sine", epochs=2, patience=2, window=24, horizon=6,
+                            tracking_uri=f"sqlite:///{tmp}/bench.db")
+            cfg = search.SearchConfig(run=run, models=("vanilla_lstm", "gru"),
+                                      max_trials=trials, directory=f"{tmp}/tuner",
+                                      register=False)
+            import contextlib
+            import io
+
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):
+                search.run_search(cfg)
+            total = time.perf_counter() - start
+    finally:
+        hypermodel.ZooHyperModel.fit = original_fit
+    return {"trials": trials, "search_s": total, "fit_s": sum(fit_seconds),
+            "overhead_s_per_trial": (total - sum(fit_seconds)) / trials,
+            "rss_mb_after_trial": [round(r, 1) for r in rss],
+            "rss_mb_first5_max": max(rss[:5]), "rss_mb_last5_max": max(rss[-5:])}
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def startup(repeats=3):
+    """Wall time of `lstm-zoo --help` and `lstm-zoo models` in new processes."""
+    out = {}
+    for label, args in (("help", ["--help"]), ("models", ["models"])):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "experiments.cli", *args],
+                           capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        out[f"{label}_s"] = statistics.median(times)
+    return out
+
+
+def gpu_section():
+    import keras
+
+    from experiments.tracking import device_name
+
+    if device_name() != "gpu":
+        return {"skipped": f"no GPU visible to the {keras.config.backend()} backend"}
+    import zoo
+
+    rows = {}
+    for use_cudnn in ("auto", False):
+        import keras as k
+
+        inputs = k.Input((50, 8))
+        x = k.layers.LSTM(128, use_cudnn=use_cudnn)(inputs)
+        model = k.Model(inputs, k.layers.Dense(1)(x))
+        compile_plain(model)
+        xs, ys = data_for(model, 128, batches=16)
+        ts = epoch_seconds(model, xs, ys, 128, 4)[1:]
+        rows[f"use_cudnn={use_cudnn}"] = len(xs) / statistics.median(ts)
+    rows["cudnn_vs_generic"] = rows["use_cudnn=auto"] / rows["use_cudnn=False"]
+    report = zoo.cudnn_report(zoo.build_model("vanilla_lstm", (50, 8), 1, units=128))
+    rows["zoo_default_eligible"] = all(r.eligible for r in report)
+    return rows
+
+
+def environment():
+    import keras
+
+    versions = {}
+    for pkg in ("keras", "tensorflow", "keras-tuner", "mlflow", "numpy", "pandas",
+                "torch", "jax"):
+        try:
+            from importlib.metadata import version
+
+            versions[pkg] = version(pkg)
+        except Exception:
+            pass
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{cpu}, {os.cpu_count()} cores", "python": platform.python_version(),
+            "keras_backend": keras.config.backend(), "versions": versions}
+
+
+def markdown(result) -> str:
+    env = result["environment"]
+    peak = result["gemm_peak_gflops"]
+    lines = [f"Benchmark of {env['date']} on {env['machine']}; Keras backend "
+             f"{env['keras_backend']}; "
+             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
+             f"Float32 GEMM peak (NumPy): {peak:.0f} GFLOP/s.", "",
+             "| shape | plain Keras samples/s | zoo / plain | `train` samples/s | "
+             "`train` / plain | `train` GFLOP/s | % of GEMM peak |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in result["throughput"]:
+        lines.append(
+            f"| {r['shape']} ({r['input']}, batch {r['batch']}) | "
+            f"{r['plain_samples_per_s']:.0f} | {r['zoo_vs_plain']:.3f} | "
+            f"{r['product_samples_per_s']:.0f} | {r['product_vs_plain']:.2f} | "
+            f"{r['product_gflops']:.1f} | {100 * r['product_gflops'] / peak:.1f}% |")
+    if result.get("levers"):
+        names = [k for k in result["levers"][0] if k != "shape"]
+        lines += ["", "Levers alone, plain Keras model, ratio to plain `fit` defaults:", "",
+                  "| shape | " + " | ".join(names) + " |",
+                  "| --- |" + " ---: |" * len(names)]
+        for r in result["levers"]:
+            lines.append(f"| {r['shape']} | " + " | ".join(f"{r[n]:.2f}" for n in names)
+                         + " |")
+    t = result["tracking"]
+    lines += ["", f"MLflow tracking overhead per epoch: {100 * t['overhead']:+.1f}% "
+              f"({t['epoch_s_untracked'] * 1000:.1f} ms untracked, "
+              f"{t['epoch_s_tracked'] * 1000:.1f} ms tracked)."]
+    if "tuner" in result:
+        u = result["tuner"]
+        lines += [f"Tuner: {u['overhead_s_per_trial']:.2f} s per trial beyond fit "
+                  f"time ({u['trials']} trials, {u['search_s']:.0f} s in all); "
+                  f"RSS max over trials 1-5 {u['rss_mb_first5_max']:.0f} MB, over "
+                  f"the last 5 {u['rss_mb_last5_max']:.0f} MB."]
+    s = result["startup"]
+    lines += [f"Start-up: `lstm-zoo --help` {s['help_s']:.2f} s, `lstm-zoo models` "
+              f"{s['models_s']:.2f} s."]
+    g = result["gpu"]
+    lines += ["GPU: " + (g["skipped"] if "skipped" in g else json.dumps(g))]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer rounds and no 30-trial search (a smoke test)")
+    args = parser.parse_args(argv)
+    result = {"environment": environment()}
+    print(f"machine: {result['environment']['machine']}; backend "
+          f"{result['environment']['keras_backend']}", flush=True)
+    result["gemm_peak_gflops"] = gemm_peak(1.0 if args.quick else 3.0)
+    print(f"GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s\nthroughput:", flush=True)
+    result["throughput"] = throughput(rounds=1 if args.quick else 3,
+                                      epochs=1 if args.quick else 3)
+    print("levers:", flush=True)
+    result["levers"] = levers(rounds=1 if args.quick else 3, epochs=1 if args.quick else 3)
+    result["tracking"] = tracking_overhead(rounds=1 if args.quick else 3,
+                                           epochs=3 if args.quick else 20)
+    if not args.quick:
+        print("30-trial search...", flush=True)
+        result["tuner"] = tuner_overhead_and_memory(30)
+    result["startup"] = startup(1 if args.quick else 3)
+    result["gpu"] = gpu_section()
+    text = markdown(result)
+    print("\n" + text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(text)
+    print(f"written: {args.out}/latest.json and latest.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
