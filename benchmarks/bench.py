@@ -134,6 +134,20 @@ def epoch_seconds(model, x, y, batch, epochs, callbacks=(), fit_kwargs=None):
     return timer.times
 
 
+def alternate(models, x, y, batch, rounds, epochs):
+    """Epoch times of each model, the models taking turns in every round so
+    that machine noise hits all of them alike. One warm-up fit per model
+    first: Keras keeps the traced (or XLA-compiled) train function across
+    ``fit`` calls, so later rounds time training only."""
+    for model in models.values():
+        epoch_seconds(model, x, y, batch, 1)
+    times = {side: [] for side in models}
+    for _ in range(rounds):
+        for side, model in models.items():
+            times[side] += epoch_seconds(model, x, y, batch, epochs)
+    return times
+
+
 def compile_plain(model):
     import keras
 
@@ -147,10 +161,10 @@ def compile_product(model, loss="mse", steps_per_epoch=None):
     from experiments.train import compile_options
 
     model.compile(keras.optimizers.Adam(1e-3), loss=loss,
-                  **compile_options(steps_per_epoch))
+                  **compile_options(steps_per_epoch, model))
 
 
-def throughput(rounds=3, epochs=3):
+def throughput(rounds=5, epochs=2):
     """Samples/s of plain Keras, the zoo's model compiled plainly, and what
     ``train`` runs; alternated per round, medians of timed epochs (the first
     epoch of each fit is warm-up)."""
@@ -174,10 +188,7 @@ def throughput(rounds=3, epochs=3):
         models["product"] = zoo.build_model(family, shape, outputs, **hp)
         compile_product(models["product"], loss, BATCHES[name])
         x, y = data_for(models["zoo"], batch, BATCHES[name])
-        times = {side: [] for side in models}
-        for _ in range(rounds):
-            for side, model in models.items():
-                times[side] += epoch_seconds(model, x, y, batch, epochs + 1)[1:]
+        times = alternate(models, x, y, batch, rounds, epochs)
         flops = recurrent_flops(family, hp, shape)
         row = {"shape": name, "family": family, "batch": batch,
                "input": "x".join(map(str, shape)), "flops_per_sample": flops}
@@ -205,7 +216,7 @@ LEVERS = {
 }
 
 
-def levers(rounds=3, epochs=3):
+def levers(rounds=5, epochs=2):
     """Each speed lever alone, as a ratio to plain ``model.fit`` defaults, on
     the small airline-sized model and the 128-unit LSTM (alternated). Also
     ``unroll=True``, which is fast on CPU but rules out cuDNN on a GPU."""
@@ -226,10 +237,7 @@ def levers(rounds=3, epochs=3):
         models["unroll"] = keras.Model(inputs, keras.layers.Dense(outputs)(x))
         compile_plain(models["unroll"])
         x, y = data_for(models["plain"], batch, BATCHES[name])
-        times = {lever: [] for lever in models}
-        for _ in range(rounds):
-            for lever, model in models.items():
-                times[lever] += epoch_seconds(model, x, y, batch, epochs + 1)[1:]
+        times = alternate(models, x, y, batch, rounds, epochs)
         base = statistics.median(times["plain"])
         row = {"shape": name, **{lever: base / statistics.median(ts)
                                  for lever, ts in times.items()}}
@@ -438,10 +446,10 @@ def main(argv=None):
           f"{result['environment']['keras_backend']}", flush=True)
     result["gemm_peak_gflops"] = gemm_peak(1.0 if args.quick else 3.0)
     print(f"GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s\nthroughput:", flush=True)
-    result["throughput"] = throughput(rounds=1 if args.quick else 3,
-                                      epochs=1 if args.quick else 3)
+    result["throughput"] = throughput(rounds=1 if args.quick else 5,
+                                      epochs=1 if args.quick else 2)
     print("levers:", flush=True)
-    result["levers"] = levers(rounds=1 if args.quick else 3, epochs=1 if args.quick else 3)
+    result["levers"] = levers(rounds=1 if args.quick else 5, epochs=1 if args.quick else 2)
     result["tracking"] = tracking_overhead(rounds=1 if args.quick else 3,
                                            epochs=3 if args.quick else 20)
     if not args.quick:

@@ -187,7 +187,7 @@ XLA_MIN_STEPS_PER_EPOCH = 16
 STEPS_PER_EXECUTION = 16
 
 
-def compile_options(steps_per_epoch: int | None = None) -> dict[str, Any]:
+def compile_options(steps_per_epoch: int | None = None, model=None) -> dict[str, Any]:
     """How ``train`` and ``tune`` compile, chosen for speed (see ``make bench``).
 
     - ``steps_per_execution``: several batches per call into the compiled
@@ -197,12 +197,15 @@ def compile_options(steps_per_epoch: int | None = None) -> dict[str, Any]:
       at least ``XLA_MIN_STEPS_PER_EPOCH`` batches: Keras' "auto" turns it
       off on CPUs, yet it fuses the recurrent loop's small ops. On a GPU
       "auto" stays, and Keras skips XLA for layers on cuDNN, so the fused
-      kernels are kept.
+      kernels are kept. Never for ConvLSTM, which XLA made 16x slower.
     """
     import keras
 
     options = {"steps_per_execution": STEPS_PER_EXECUTION}
     many_steps = (steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
+    if model is not None and any(isinstance(layer, keras.layers.ConvLSTM2D)
+                                 for layer in model._flatten_layers()):
+        many_steps = False
     if keras.config.backend() == "tensorflow" and many_steps:
         from experiments.tracking import device_name
 
@@ -217,7 +220,7 @@ def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
 
     optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     steps = math.ceil(len(task.train) / batch_size)
-    model.compile(optimizer, loss=task.loss, **compile_options(steps),
+    model.compile(optimizer, loss=task.loss, **compile_options(steps, model),
                   **task.compile_kwargs())
     return model
 

@@ -101,7 +101,7 @@ class ZooHyperModel(kt.HyperModel):
 
         steps = math.ceil(self.n_train / batch_size) if self.n_train else None
         model.compile(keras.optimizers.Adam(lr, clipnorm=clip), loss=self.loss,
-                      **compile_options(steps))
+                      **compile_options(steps, model))
         return model
 
     def fit(self, hp, model, *args, **kwargs):
