@@ -100,11 +100,10 @@ def cmd_train(args) -> int:
     result = run_training(cfg)
     print()
     print(metrics_table(result.task, result.metrics, cfg.model))
-    m = result.metrics
-    if "test_skill_vs_seasonal_naive" in m:
-        verdict = "beats" if m["test_skill_vs_seasonal_naive"] > 0 else "LOSES TO"
-        print(f"\nskill vs seasonal naive: {m['test_skill_vs_seasonal_naive']:+.3f} "
-              f"(the model {verdict} it)")
+    skill = result.metrics.get("test_skill_vs_seasonal_naive")
+    if skill is not None:
+        print(f"\nskill vs seasonal naive: {skill:+.3f} (the model "
+              f"{'beats' if skill > 0 else 'LOSES TO'} it)")
     print(f"\nrun {result.run_id}; see it with `lstm-zoo ui`")
     return 0
 
@@ -158,6 +157,10 @@ def cmd_tune(args) -> int:
     print(table(rows))
     print("\nbest configuration:")
     print(metrics_table(result.task, result.test_metrics, "best model"))
+    skill = result.test_metrics.get("test_skill_vs_seasonal_naive")
+    if skill is not None:
+        print(f"skill vs seasonal naive: {skill:+.3f} (the best model "
+              f"{'beats' if skill > 0 else 'LOSES TO'} it)")
     if result.registered:
         name, version = result.registered
         print(f"\nregistered as {name} version {version} (alias 'best'): "
@@ -187,6 +190,17 @@ def cmd_generate(args) -> int:
     rng = np.random.default_rng(args.seed)
     print(generate(model, saved["vocab"], args.prompt, args.length, args.temperature,
                    rng, context=saved["window"]))
+    return 0
+
+
+def cmd_runs_reap(args) -> int:
+    from experiments import tracking
+
+    uri = tracking.init_store(tracking.resolve_uri(args.tracking_uri))
+    closed = tracking.reap_orphans(uri)
+    for run_id in closed:
+        print(f"closed {run_id} as KILLED (its process is gone)")
+    print(f"{len(closed)} orphaned run(s) closed in {uri}")
     return 0
 
 
@@ -341,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--tracking-uri")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("runs", help="housekeeping of MLflow runs")
+    runs = p.add_subparsers(dest="runs_command", metavar="ACTION")
+    runs.required = True
+    r = runs.add_parser("reap", help="close as KILLED the RUNNING runs whose "
+                        "process on this machine is dead (never a live one)")
+    r.add_argument("--tracking-uri")
+    r.set_defaults(func=cmd_runs_reap)
 
     p = sub.add_parser("ui", help="open the MLflow UI on the same store")
     p.add_argument("--host", default="127.0.0.1",

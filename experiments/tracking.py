@@ -37,6 +37,34 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names the URI."""
 
 
+_SECRET_NAMES = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL")
+
+
+def redact(value):
+    """``value`` with secrets replaced by ``***`` before it reaches MLflow.
+
+    Secrets are the values of environment variables whose names contain
+    TOKEN, PASSWORD, SECRET, KEY or CREDENTIAL, and the user:password part of
+    URLs. Dicts, lists and tuples are redacted item by item; other types are
+    returned unchanged unless their text holds a secret.
+    """
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(v) for v in value)
+    if not isinstance(value, str):
+        text = str(value)
+        cleaned = redact(text)
+        return value if cleaned == text else cleaned
+    import re
+
+    for name, secret in os.environ.items():
+        if len(secret) >= 4 and any(word in name.upper() for word in _SECRET_NAMES):
+            value = value.replace(secret, "***")
+    # scheme://user:password@host -> scheme://***@host
+    return re.sub(r"(\w+://)[^/\s:@]+:[^/\s@]+@", r"\1***@", value)
+
+
 def resolve_uri(uri: str | None = None) -> str:
     """``uri`` if given, else ``$MLFLOW_TRACKING_URI``, else a SQLite file
     ``mlflow.db`` in the working directory."""
@@ -144,7 +172,7 @@ def tracked_run(**start_run_kwargs):
     """
     import mlflow
 
-    tags = dict(start_run_kwargs.pop("tags", None) or {})
+    tags = redact(dict(start_run_kwargs.pop("tags", None) or {}))
     tags.update({"lstm_zoo.pid": str(os.getpid()),
                  "lstm_zoo.host": socket.gethostname()})
     with terminate_as_exception():
@@ -166,9 +194,52 @@ def _end(run, status, err):
 
     try:
         mlflow.MlflowClient().set_tag(run.info.run_id, "error",
-                                      f"{type(err).__name__}: {err}"[:5000])
+                                      redact(f"{type(err).__name__}: {err}")[:5000])
     finally:
         mlflow.end_run(status)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def reap_orphans(uri: str, filter_string: str = "") -> list[str]:
+    """Close as KILLED the RUNNING runs whose recorded process is dead.
+
+    Only runs made by lstm-zoo on this host are considered (they carry the
+    ``lstm_zoo.pid`` and ``lstm_zoo.host`` tags); a run whose process is
+    alive, or that was made elsewhere, is never touched. Returns the ids of
+    the runs closed.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    if not ids:
+        return []
+    query = "attributes.status = 'RUNNING'" + (f" and {filter_string}" if filter_string else "")
+    closed = []
+    for run in client.search_runs(ids, query, max_results=5000):
+        tags = run.data.tags
+        if tags.get("lstm_zoo.host") != socket.gethostname():
+            continue
+        pid = int(tags.get("lstm_zoo.pid", "0") or 0)
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        client.set_tag(run.info.run_id, "error",
+                       f"process {pid} ended without closing the run (killed)")
+        client.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed
 
 
 class MetricLogger(keras.callbacks.Callback):

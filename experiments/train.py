@@ -321,10 +321,10 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
     with tracking.tracked_run(run_name=cfg.run_name or cfg.model,
                               tags=tags) as run:
         run_id = run.info.run_id
-        mlflow.log_params(params_of(cfg, task, hp))
+        mlflow.log_params(tracking.redact(params_of(cfg, task, hp)))
         repairs = getattr(task, "repairs", ())
         if repairs:
-            mlflow.set_tag("repairs", "; ".join(repairs))
+            mlflow.set_tag("repairs", tracking.redact("; ".join(repairs)))
         mlflow.log_input(task.dataset(), context="training")
 
         per_fold = []
@@ -356,7 +356,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
                          "tracking_uri": mlflow.get_tracking_uri()},
             **task.config(),
         }
-        mlflow.log_text(json.dumps(config, indent=2, default=str),
+        mlflow.log_text(tracking.redact(json.dumps(config, indent=2, default=str)),
                         "run_config.json")
         log_model(model, task)
         return TrainResult(run_id, final, history, model, task)
@@ -370,9 +370,13 @@ def dataset_of(series):
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
+    from experiments.tracking import redact
+
     source = series.source
-    if not os.path.exists(source):  # bundled or generated: say how it was made
-        source = CodeDatasetSource(tags={"source": series.source})
+    if not os.path.exists(source) or redact(source) != source:
+        # Bundled or generated data, or a path that holds a secret: record
+        # how it was made (redacted) rather than the path itself.
+        source = CodeDatasetSource(tags={"source": redact(series.source)})
     with warnings.catch_warnings():
         # "can be interpreted in multiple ways": both readings are a local file.
         warnings.filterwarnings("ignore", message="The specified dataset source")
@@ -386,8 +390,10 @@ def numpy_dataset(name, source, x, y):
     import mlflow
     from mlflow.data.code_dataset_source import CodeDatasetSource
 
-    return mlflow.data.from_numpy(x, targets=y, name=name,
-                                  source=CodeDatasetSource(tags={"source": source}))
+    from experiments.tracking import redact
+
+    return mlflow.data.from_numpy(
+        x, targets=y, name=name, source=CodeDatasetSource(tags={"source": redact(source)}))
 
 
 def model_requirements() -> list[str]:

@@ -92,14 +92,16 @@ class SearchTracker:
         if self.resumed:
             return  # params are immutable; they were logged the first time
         run = self.cfg.run
-        mlflow.log_params({
+        from experiments.tracking import redact
+
+        mlflow.log_params(redact({
             "search": self.name, "tuner": self.cfg.tuner,
             "max_trials": self.cfg.max_trials, "objective": self.cfg.objective,
             "models": ",".join(self.families), "dataset": self.task.name,
             "task": self.task.kind, **self.task.params(), "epochs": run.epochs,
             "patience": run.patience, "seed": run.seed,
             "data_digest": fingerprint["data_digest"],
-        })
+        }))
         mlflow.log_dict(hypermodel.space(), "search_space.json")
         mlflow.log_input(dataset, context="training")
 
@@ -108,19 +110,10 @@ class SearchTracker:
         (a search killed with SIGKILL), so they are not mistaken for live."""
         import mlflow
 
-        client = mlflow.MlflowClient()
-        exp = client.get_run(self.parent_id).info.experiment_id
-        stale = client.search_runs(
-            [exp], f"tags.mlflow.parentRunId = '{self.parent_id}' "
-                   f"and attributes.status = 'RUNNING'")
-        for child in stale:
-            pid = int(child.data.tags.get("lstm_zoo.pid", "0") or 0)
-            host = child.data.tags.get("lstm_zoo.host")
-            if host == socket.gethostname() and pid_alive(pid):
-                continue
-            client.set_tag(child.info.run_id, "error",
-                           "process ended without closing the run (killed)")
-            client.set_terminated(child.info.run_id, "KILLED")
+        from experiments.tracking import reap_orphans
+
+        reap_orphans(mlflow.get_tracking_uri(),
+                     f"tags.mlflow.parentRunId = '{self.parent_id}'")
 
     # === Children ===
     def begin_trial(self, trial):
@@ -170,7 +163,9 @@ class SearchTracker:
                         Metric("best_epoch", float(trial.best_step or 0), now, 0)]
         else:
             reason = (trial.message or f"trial ended {status}").strip()
-            client.set_tag(run_id, "error", reason.splitlines()[-1][:5000])
+            from experiments.tracking import redact
+
+            client.set_tag(run_id, "error", redact(reason.splitlines()[-1])[:5000])
             if status == "COMPLETED":
                 status = "FAILED"
         client.log_batch(run_id, metrics=metrics)
@@ -277,18 +272,6 @@ class SearchTracker:
         client.set_registered_model_alias(name, "best", version.version)
         mlflow.set_tag("registered_model", f"{name}/{version.version}")
         return name, str(version.version)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _short(value):
