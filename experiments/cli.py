@@ -230,9 +230,12 @@ def _literal(value):
         return low == "true"
     for cast in (int, float):
         try:
-            return cast(value)
+            number = cast(value)
         except ValueError:
-            pass
+            continue
+        # float() also reads "nan" and "inf"; those are words here.
+        if number == number and abs(number) != float("inf"):
+            return number
     return value
 
 
@@ -384,8 +387,10 @@ def main(argv=None) -> int:
     except BaseException as err:
         from experiments.data import DataError
         from experiments.tracking import Terminated, TrackingError
+        from experiments.train import TrainingError
 
-        if type(err).__name__ == "SearchError":
+        if isinstance(err, TrainingError) or type(err).__name__ == "SearchError":
+            # The run or search is recorded FAILED with this cause.
             print(f"error: {err}", file=sys.stderr)
             return 1
         if isinstance(err, Terminated):

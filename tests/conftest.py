@@ -17,3 +17,35 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"test data folder {SHARED_DATA} is missing")
     return SHARED_DATA
+
+
+@pytest.fixture
+def flaky_family(monkeypatch):
+    """A test-only family whose `mode` makes a model fit, produce NaN, or fail
+    to build; with one learning rate and batch size, a grid search tries each."""
+    import keras
+
+    import zoo
+    from tuning import hypermodel
+    from zoo.space import Choice
+
+    def build(input_shape, outputs, *, head="regression", mode="ok",
+              units=4, name="flaky"):
+        """Test family: fits, produces NaN, or fails to build."""
+        if mode == "error":
+            raise ValueError("build_flaky: planted build error")
+        inputs = keras.Input(input_shape)
+        x = keras.layers.GRU(units)(inputs)
+        if mode == "nan":
+            x = keras.layers.Rescaling(float("nan"))(x)
+        return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
+
+    registry = dict(zoo.registry._REGISTRY)
+    zoo.register("flaky_test", space={"mode": Choice(("ok", "nan", "error"),
+                                                     default="ok")})(build)
+    monkeypatch.setattr(hypermodel, "LEARNING_RATE",
+                        Choice((1e-3,), default=1e-3))
+    monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
+    yield
+    zoo.registry._REGISTRY.clear()
+    zoo.registry._REGISTRY.update(registry)

@@ -103,3 +103,54 @@ def test_secrets_from_the_environment_never_reach_mlflow(tmp_path, monkeypatch, 
     for text in seen:
         assert secret not in text and "hunter2-password" not in text
     assert "***" in seen[-1]
+
+
+def test_nan_loss_in_train_ends_failed_with_the_epoch(flaky_family, tmp_path, capsys):
+    db = tmp_path / "mlflow.db"
+    code = cli.main(["train", "--model", "flaky_test", "--param", "mode=nan",
+                     "--data", "sine", "--epochs", "5",
+                     "--tracking-uri", f"sqlite:///{db}"])
+    assert code == 1
+    assert "training loss became nan at epoch 1" in capsys.readouterr().err
+    (run,) = all_runs(db)
+    assert run.info.status == "FAILED"
+    assert "training loss became nan at epoch 1" in run.data.tags["error"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_tune_ends_parent_and_trial_killed(tmp_path):
+    import signal
+
+    db = tmp_path / "mlflow.db"
+    tracking.init_store(f"sqlite:///{db}")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "tune", "--data", "sine", "--models",
+         "gru", "--max-trials", "3", "--epochs", "100000", "--patience", "100000",
+         "--name", "stopme", "--tracking-uri", f"sqlite:///{db}"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            kids = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "trial"]
+            if kids and client_for(db).get_metric_history(kids[0].info.run_id, "loss"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the search never started training")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    runs = all_runs(db)
+    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "search"]
+    (child,) = [r for r in runs if r.data.tags.get("run_kind") == "trial"]
+    for run in (parent, child):
+        assert run.info.status == "KILLED" and run.info.end_time is not None
+    # The tuner's state on disk is readable: the same command resumes.
+    import json
+    state = json.loads((tmp_path / "tuner" / "stopme" / "lstm_zoo_search.json").read_text())
+    assert state["parent_run_id"] == parent.info.run_id

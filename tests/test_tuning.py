@@ -8,14 +8,12 @@ import subprocess
 import sys
 import time
 
-import keras
 import pytest
 
 import zoo
 from experiments import cli
 from experiments.train import RunConfig
 from tests.helpers import all_runs, client_for
-from tuning import hypermodel
 from tuning.search import SearchConfig, run_search
 from zoo.space import Choice
 
@@ -73,33 +71,6 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
     name, version = result.registered
     mv = client.get_model_version_by_alias(name, "best")
     assert str(mv.version) == version and mv.tags["search"] == parent.data.tags["search"]
-
-
-@pytest.fixture
-def flaky_family(monkeypatch):
-    """A test-only family whose `mode` makes a trial fit, NaN, or fail to
-    build; with one learning rate and batch size, a grid search tries each."""
-
-    def build(input_shape, outputs, *, head="regression", mode="ok",
-              units=4, name="flaky"):
-        """Test family: fits, produces NaN, or fails to build."""
-        if mode == "error":
-            raise ValueError("build_flaky: planted build error")
-        inputs = keras.Input(input_shape)
-        x = keras.layers.GRU(units)(inputs)
-        if mode == "nan":
-            x = keras.layers.Rescaling(float("nan"))(x)
-        return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
-
-    registry = dict(zoo.registry._REGISTRY)
-    zoo.register("flaky_test", space={"mode": Choice(("ok", "nan", "error"),
-                                                     default="ok")})(build)
-    monkeypatch.setattr(hypermodel, "LEARNING_RATE",
-                        Choice((1e-3,), default=1e-3))
-    monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
-    yield
-    zoo.registry._REGISTRY.clear()
-    zoo.registry._REGISTRY.update(registry)
 
 
 def test_nan_and_build_error_trials_are_failed_children(flaky_family, tmp_path):
