@@ -148,7 +148,7 @@ class ClassificationTask(Task):
         return [("majority class", "test_majority_")]
 
     def evaluate(self, model):
-        probs = model.predict(self.test.x, verbose=0, batch_size=256)
+        probs = self.predict_test(model)
         prior = np.bincount(self.train.y, minlength=len(self.classes)) / len(self.train)
         majority = np.tile(prior, (len(self.test), 1))
         scores = {f"test_{k}": v for k, v in class_metrics(self.test.y, probs).items()}
@@ -156,7 +156,6 @@ class ClassificationTask(Task):
                        class_metrics(self.test.y, majority).items()})
         val = model.predict(self.val.x, verbose=0, batch_size=256)
         scores["val_accuracy"] = class_metrics(self.val.y, val)["accuracy"]
-        self._last_probs = probs
         return scores
 
     def log_artifacts(self, model, scores):
@@ -164,9 +163,7 @@ class ClassificationTask(Task):
         import mlflow
         from sklearn.metrics import ConfusionMatrixDisplay
 
-        probs = getattr(self, "_last_probs", None)
-        if probs is None:
-            probs = model.predict(self.test.x, verbose=0)
+        probs = self.predict_test(model)
         fig, ax = plt.subplots(figsize=(4.5, 4))
         ConfusionMatrixDisplay.from_predictions(
             self.test.y, probs.argmax(-1), labels=range(len(self.classes)),

@@ -43,8 +43,12 @@ class ForecastTask(Task):
         return [("naive", "test_naive_"), ("seasonal naive", "test_seasonal_naive_")]
 
     def forecast(self, model, part):
-        pred = model.predict(part.x, verbose=0, batch_size=1024)
-        return self.prepared.to_original(pred, part.origins)
+        """Forecasts for ``part`` in original units, ``(n, horizon, targets)``."""
+        if part is self.prepared.test:
+            raw = self.predict_test(model)
+        else:
+            raw = model.predict(part.x, verbose=0, batch_size=1024)
+        return self.prepared.to_original(raw, part.origins)
 
     def evaluate(self, model):
         p = self.prepared
@@ -54,7 +58,6 @@ class ForecastTask(Task):
         val = metrics.forecast_metrics(p.truth(p.val), self.forecast(model, p.val),
                                        metrics.scale_for(p))
         scores.update({f"val_{k}": v for k, v in val.items()})
-        self._last_pred = pred
         return scores
 
     def log_artifacts(self, model, scores):
@@ -63,9 +66,7 @@ class ForecastTask(Task):
         from experiments import plots
 
         p = self.prepared
-        pred = getattr(self, "_last_pred", None)
-        if pred is None:
-            pred = self.forecast(model, p.test)
+        pred = self.forecast(model, p.test)
         values = self.series.frame[list(self.series.targets)].to_numpy()
         baseline = metrics.seasonal_naive(values, p.test.origins, p.horizon, p.season)
         title = f"{model.name} on {self.name}: test RMSE {scores['test_rmse']:.4g}"

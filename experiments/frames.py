@@ -126,12 +126,11 @@ class FramesTask(Task):
         return [("copy last frame", "test_copy_last_")]
 
     def evaluate(self, model):
-        pred = model.predict(self.test.x, verbose=0, batch_size=64)
+        pred = self.predict_test(model)
         last = np.repeat(self.test.x[:, -1:], self.horizon, axis=1)
         scores = {f"test_{k}": v for k, v in frame_metrics(self.test.y, pred).items()}
         scores.update({f"test_copy_last_{k}": v
                        for k, v in frame_metrics(self.test.y, last).items()})
-        self._last_pred = pred
         return scores
 
     def log_artifacts(self, model, scores):
@@ -139,9 +138,7 @@ class FramesTask(Task):
 
         from experiments import plots
 
-        pred = getattr(self, "_last_pred", None)
-        if pred is None:
-            pred = model.predict(self.test.x, verbose=0)
+        pred = self.predict_test(model)
         mlflow.log_figure(plots.frame_strip(self.test.x[:3], self.test.y[:3], pred[:3]),
                           "plots/frames.png")
         import tempfile

@@ -50,6 +50,15 @@ class Task:
     rank_by: str = "test_loss"
     metrics_shown: tuple[str, ...] = ()
 
+    def predict_test(self, model) -> np.ndarray:
+        """The model's raw outputs on the test part, computed once per model
+        (``evaluate`` and ``log_artifacts`` both need them)."""
+        cached = getattr(self, "_test_outputs", None)
+        if cached is None or cached[0] is not model:
+            outputs = model.predict(self.test.x, verbose=0, batch_size=256)
+            self._test_outputs = (model, outputs)
+        return self._test_outputs[1]
+
     def params(self) -> dict[str, Any]:
         """Data settings logged as MLflow params."""
         return {}

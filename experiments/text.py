@@ -127,7 +127,7 @@ class TextTask(Task):
         return [("unigram", "test_unigram_"), ("bigram", "test_bigram_")]
 
     def evaluate(self, model):
-        probs = model.predict(self.test.x, verbose=0, batch_size=256)
+        probs = self.predict_test(model)
         y = self.test.y
         p_model = np.take_along_axis(probs, y[..., None], -1)[..., 0]
         # Add-one smoothing so an unseen character is not infinitely surprising.

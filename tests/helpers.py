@@ -27,3 +27,22 @@ def run_cli_process(*args, cwd, env_extra=None, timeout=600):
     return subprocess.run([sys.executable, "-m", "experiments.cli", *args],
                           cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def wait_for_training(db, proc, *, run_kind=None, timeout=240):
+    """Block until a run (of ``run_kind`` if given) in ``db`` has logged a
+    loss; fail if ``proc`` exits first or nothing happens in time."""
+    import time
+
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = [r for r in all_runs(db)
+                if run_kind is None or r.data.tags.get("run_kind") == run_kind]
+        if runs and client_for(db).get_metric_history(runs[0].info.run_id, "loss"):
+            return runs
+        if proc.poll() is not None:
+            pytest.fail(f"the process ended before training: {proc.returncode}")
+        time.sleep(0.5)
+    pytest.fail("training never started")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from experiments import cli, tracking
-from tests.helpers import all_runs, client_for
+from tests.helpers import all_runs, client_for, wait_for_training
 
 
 def orphan(client, exp_id, pid):
@@ -132,14 +132,7 @@ def test_sigterm_during_tune_ends_parent_and_trial_killed(tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            kids = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "trial"]
-            if kids and client_for(db).get_metric_history(kids[0].info.run_id, "loss"):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the search never started training")
+        wait_for_training(db, proc, run_kind="trial")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -5,13 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from experiments import cli
-from tests.helpers import all_runs, client_for, run_cli_process
+from tests.helpers import all_runs, client_for, run_cli_process, wait_for_training
 
 pytestmark = pytest.mark.slow
 TINY = ["--epochs", "3", "--units", "4", "--batch-size", "16"]
@@ -131,14 +130,7 @@ def test_sigterm_during_training_ends_the_run_killed(tmp_path):
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            runs = all_runs(db) if db.exists() else []
-            if runs and client_for(db).get_metric_history(runs[0].info.run_id, "loss"):
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("training never started")
+        wait_for_training(db, proc)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
