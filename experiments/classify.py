@@ -59,12 +59,13 @@ def load_npz(path):
     return x.astype("float32"), y
 
 
-def load_long_csv(path, *, id_col, label_col, time_col=None, features=()):
+def load_long_csv(path, *, id_col, label_col, time_col=None, time_format=None,
+                  features=(), max_file_mb=None):
     """Sequences in long form: one row per (sequence id, step)."""
-    from experiments.data import _numeric_column, load_table
+    from experiments.data import _numeric_column, load_table, parse_times
 
     raw = load_table(path, [id_col, label_col, *([time_col] if time_col else []),
-                            *features])
+                            *features], all_columns=not features, max_file_mb=max_file_mb)
     features = list(features) or [c for c in raw.columns
                                   if c not in (id_col, label_col, time_col)]
     values = pd.DataFrame({c: _numeric_column(path, raw[c], c, allow_missing=False)
@@ -72,12 +73,8 @@ def load_long_csv(path, *, id_col, label_col, time_col=None, features=()):
     values[id_col], values[label_col] = raw[id_col].str.strip(), raw[label_col].str.strip()
     if time_col:
         values["_order"] = pd.to_numeric(raw[time_col], errors="coerce")
-        if values["_order"].isna().any():
-            values["_order"] = pd.to_datetime(raw[time_col], errors="coerce", format="mixed")
-        if values["_order"].isna().any():
-            row = int(np.flatnonzero(values["_order"].isna().to_numpy())[0])
-            raise DataError(f"{path}: column {time_col!r}, line {row + 2}: "
-                            f"{raw[time_col].iloc[row]!r} is not a time or number")
+        if values["_order"].isna().any():  # not step numbers: timestamps
+            values["_order"] = parse_times(path, raw[time_col], time_col, time_format)
         values = values.sort_values([id_col, "_order"], kind="stable")
     groups = values.groupby(id_col, sort=True)
     lengths = groups.size()
@@ -198,7 +195,8 @@ def make_task(cfg) -> ClassificationTask:
             raise DataError(f"{cfg.csv}: sequences in long form need --id-col COL "
                             f"(which sequence a row belongs to) with --label-col")
         x, y, _ = load_long_csv(cfg.csv, id_col=cfg.id_col, label_col=cfg.label_col,
-                                time_col=cfg.time_col, features=cfg.features)
+                                time_col=cfg.time_col, time_format=cfg.time_format,
+                                features=cfg.features, max_file_mb=cfg.max_file_mb)
         name, source = os.path.splitext(os.path.basename(cfg.csv))[0], cfg.csv
     else:
         try:

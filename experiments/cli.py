@@ -78,6 +78,7 @@ def run_config(args, **overrides):
         "dataset_options": options, "clipnorm": args.clipnorm,
         "target": tuple(args.target or ()),
         "features": tuple(args.features or ()), "time_col": args.time_col,
+        "time_format": args.time_format, "max_file_mb": args.max_file_mb,
         "fill_missing": args.fill_missing, "sort": args.sort,
         "window": args.window, "horizon": args.horizon,
         "val_size": _literal(args.val_size), "test_size": _literal(args.test_size),
@@ -272,6 +273,11 @@ def _add_data_flags(p):
     g.add_argument("--features", nargs="+", metavar="COL",
                    help="extra input columns")
     g.add_argument("--time-col", metavar="COL", help="timestamp column")
+    g.add_argument("--time-format", metavar="FMT",
+                   help="how --time-col is written, e.g. '%%d/%%m/%%Y' "
+                        "(default: ISO 8601 only, such as 2024-01-31 or 1949-01)")
+    g.add_argument("--max-file-mb", type=float, metavar="MB",
+                   help="refuse CSV files larger than this (default 100)")
     g.add_argument("--fill-missing", action="store_true",
                    help="interpolate empty cells instead of failing")
     g.add_argument("--sort", action="store_true",

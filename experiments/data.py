@@ -154,8 +154,8 @@ _FREQ_SEASONS = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1,
                  "A": 1, "min": 60}
 
 
-def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
-             sort=False) -> Series:
+def load_csv(path, *, target, features=(), time_col=None, time_format=None,
+             fill_missing=False, sort=False, max_file_mb=None) -> Series:
     """Read and validate a CSV with pandas.
 
     Args:
@@ -164,9 +164,16 @@ def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
         features: extra input columns (the targets are always inputs too).
         time_col: column of timestamps; it becomes the index, must parse,
             be unique and increase.
+        time_format: how ``time_col`` is written, as a ``strftime`` format
+            (``"%d/%m/%Y"``); without it only ISO 8601 is accepted
+            (``2024-01-31``, ``1949-01``, ``2024-01-31 12:00``), because
+            guessing turns "1-02" into the 2nd of January and "01/02" into
+            whichever of January or February the guesser prefers.
         fill_missing: fill empty cells in targets and features by linear
             interpolation (edges by the nearest value) instead of failing.
         sort: sort rows by ``time_col`` instead of failing when unsorted.
+        max_file_mb: refuse files larger than this many megabytes
+            (default ``MAX_FILE_MB``).
 
     Raises:
         DataError: naming the file, column, line and raw value.
@@ -176,14 +183,16 @@ def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
     features = [f for f in features if f not in targets]
     if not targets:
         raise DataError(f"{path}: no target column given (--target COL)")
-    raw = load_table(path, targets + features + ([time_col] if time_col else []))
+    raw = load_table(path, targets + features + ([time_col] if time_col else []),
+                     max_file_mb=max_file_mb)
 
     repairs = []
     frame = pd.DataFrame(
         {col: _numeric_column(path, raw[col], col, allow_missing=fill_missing)
          for col in targets + features})
     if time_col:
-        index = _time_column(path, raw[time_col], time_col)
+        index = pd.DatetimeIndex(parse_times(path, raw[time_col], time_col, time_format),
+                                 name=time_col)
         frame.index = index
         reordered = sort and not index.is_monotonic_increasing
         if reordered:
@@ -209,27 +218,46 @@ def load_csv(path, *, target, features=(), time_col=None, fill_missing=False,
     )
 
 
-def load_table(path, wanted) -> pd.DataFrame:
-    """Read a CSV as text, checking the file and that ``wanted`` columns exist."""
+# Reading a CSV as text takes several times its size in memory; past this the
+# user must say they mean it (--max-file-mb) rather than find the machine swapping.
+MAX_FILE_MB = 100
+
+
+def load_table(path, wanted, *, all_columns=False, max_file_mb=None) -> pd.DataFrame:
+    """Read a CSV as text, checking the file, its size and that ``wanted``
+    columns exist. Only the ``wanted`` columns are read unless ``all_columns``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
+    limit = MAX_FILE_MB if max_file_mb is None else max_file_mb
+    size_mb = os.path.getsize(path) / 1e6
+    if size_mb > limit:
+        raise DataError(
+            f"{path}: the file is {size_mb:,.0f} MB, over the {limit:,g} MB limit "
+            f"for CSV input (read as text it needs several times that in memory); "
+            f"pass --max-file-mb {int(size_mb * 1.1) + 1} if this machine has the "
+            f"memory, or cut the file to the rows and columns you need")
+    read = dict(dtype=str, keep_default_na=False, skipinitialspace=True,
+                encoding="utf-8-sig")
     try:
         # Everything as text first: pandas would otherwise turn a column with
         # one "?" into strings, or coerce it to NaN, without a word.
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False,
-                          skipinitialspace=True, encoding="utf-8-sig")
+        header = pd.read_csv(path, nrows=0, **read)
+        columns = [str(c).strip() for c in header.columns]
+        for col in wanted:
+            if col not in columns:
+                raise DataError(f"{path}: no column {col!r}; the columns are {columns}")
+        if len(set(wanted)) != len(wanted):
+            raise DataError(f"{path}: a column is named twice among {wanted}")
+        keep = None if all_columns else [header.columns[columns.index(c)] for c in wanted]
+        raw = pd.read_csv(path, usecols=keep, **read)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not a readable CSV file ({err})") from None
     raw.columns = [str(c).strip() for c in raw.columns]
-    for col in wanted:
-        if col not in raw.columns:
-            raise DataError(f"{path}: no column {col!r}; the columns are "
-                            f"{list(raw.columns)}")
-    if len(set(wanted)) != len(wanted):
-        raise DataError(f"{path}: a column is named twice among {wanted}")
+    if keep is not None:
+        raw = raw[list(wanted)]
     if raw.empty:
         raise DataError(f"{path}: the file has a header but no rows")
     return raw
@@ -262,20 +290,36 @@ def _numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
     return values.astype("float64")
 
 
-def _time_column(path, text: pd.Series, col) -> pd.DatetimeIndex:
+def parse_times(path, text: pd.Series, col, time_format=None) -> pd.Series:
+    """Parse a column of timestamps: ISO 8601, or ``time_format`` if given.
+
+    Raises:
+        DataError: naming the line and raw value of the first that does not parse.
+    """
     stripped = text.str.strip()
     empty = stripped == ""
     if empty.any():
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
                         f"missing timestamp")
-    parsed = pd.to_datetime(stripped, errors="coerce", format="mixed")
+    try:
+        parsed = pd.to_datetime(stripped, errors="coerce",
+                                format=time_format or "ISO8601")
+    except ValueError as err:  # a format pandas cannot use at all
+        raise DataError(f"--time-format {time_format!r} is not usable: {err}") from None
     bad = parsed.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        if time_format:
+            hint = f"does not match --time-format {time_format!r}"
+        else:
+            hint = ("is not an ISO 8601 date or time (such as 2024-01-31, 1949-01 or "
+                    "2024-01-31 12:00); give the column's format with --time-format "
+                    "(e.g. '%d/%m/%Y'), or leave out --time-col to use row order "
+                    "(then give --season)")
         raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
-                        f"{text.iloc[row]!r} is not a date or time")
-    return pd.DatetimeIndex(parsed, name=col)
+                        f"{text.iloc[row]!r} {hint}")
+    return parsed
 
 
 def _check_time_order(path, index: pd.DatetimeIndex, col, *, reordered):

@@ -47,6 +47,8 @@ class RunConfig:
     target: tuple[str, ...] = ()
     features: tuple[str, ...] = ()
     time_col: str | None = None
+    time_format: str | None = None     # strftime format of time_col; None: ISO 8601
+    max_file_mb: float | None = None   # refuse bigger CSVs; None: data.MAX_FILE_MB
     fill_missing: bool = False
     sort: bool = False
     window: int | None = None
@@ -99,6 +101,7 @@ def load_series(cfg: RunConfig) -> data_mod.Series:
                               "or --label-col COL for sequence classification")
         return data_mod.load_csv(cfg.csv, target=list(cfg.target),
                                  features=cfg.features, time_col=cfg.time_col,
+                                 time_format=cfg.time_format, max_file_mb=cfg.max_file_mb,
                                  fill_missing=cfg.fill_missing, sort=cfg.sort)
     return data_mod.load_dataset(cfg.data, **cfg.dataset_options)
 

@@ -42,7 +42,17 @@ BAD_CASES = {
                        r"column 'sales', line 4: missing value 'NA'"),
     "bad timestamp": (replace_line(GOOD, 7, "2020-13-45,130,6"),
                       ["--target", "sales", "--time-col", "month"],
-                      r"column 'month', line 7: '2020-13-45' is not a date"),
+                      r"column 'month', line 7: '2020-13-45' is not an ISO 8601 date"),
+    # Year 1, month 01 (the shampoo-sales convention); a guessing parser reads
+    # it as the 1st of January, year 1, and "1-02" as the 2nd.
+    "year-month without century": (
+        "month,sales\n" + "".join(f"{y}-{m:02d},{100 + y * 12 + m}\n"
+                                   for y in (1, 2) for m in range(1, 13)),
+        ["--target", "sales", "--time-col", "month"],
+        r"column 'month', line 2: '1-01' is not an ISO 8601 date.*--time-format"),
+    "wrong time format": (GOOD, ["--target", "sales", "--time-col", "month",
+                                 "--time-format", "%d/%m/%Y"],
+                          r"line 2: '2020-01' does not match --time-format '%d/%m/%Y'"),
     "duplicated timestamp": (replace_line(GOOD, 4, "2020-02,130,6"),
                              ["--target", "sales", "--time-col", "month"],
                              r"line 4: timestamp 2020-02-01 00:00:00 duplicates "
@@ -116,6 +126,44 @@ def test_bom_quoted_headers_and_crlf_are_read(tmp_path):
     path.write_bytes(text.encode("utf-8"))
     series = data.load_csv(path, target="sales", time_col="month")
     assert list(series.frame["sales"]) == [100.0 + m for m in range(1, 13)]
+
+
+def test_time_format_reads_day_first_dates(tmp_path):
+    text = "day,sales\n" + "".join(f"{d:02d}/01/2024,{100 + d}\n" for d in range(1, 32))
+    path = write(tmp_path, text)
+    series = data.load_csv(path, target="sales", time_col="day", time_format="%d/%m/%Y")
+    assert series.frame.index[0] == pd.Timestamp("2024-01-01")
+    assert series.frame.index[12] == pd.Timestamp("2024-01-13")
+    assert series.season == 7
+
+
+def test_file_over_the_size_limit_is_refused_before_reading(tmp_path, capsys):
+    path = tmp_path / "huge.csv"
+    with open(path, "wb") as f:  # 200 MB, sparse: costs no disk and no time
+        f.write(b"month,sales\n")
+        f.truncate(200_000_000)
+    db = tmp_path / "store.db"
+    import time
+
+    start = time.monotonic()
+    code = cli.main(["train", "--model", "gru", "--csv", str(path), "--target", "sales",
+                     "--tracking-uri", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{path}: the file is 200 MB, over the 100 MB limit" in err
+    assert "--max-file-mb 221" in err
+    assert time.monotonic() - start < 5 and not db.exists()
+
+
+def test_only_the_needed_columns_are_read(tmp_path):
+    wide = ",".join(f"junk{i}" for i in range(50))
+    text = f"month,sales,{wide}\n" + "".join(
+        f"2020-{m:02d},{100 + m}," + ",".join(["x" * 20] * 50) + "\n" for m in range(1, 13))
+    path = write(tmp_path, text)
+    raw = data.load_table(path, ["sales", "month"])
+    assert list(raw.columns) == ["sales", "month"]
+    series = data.load_csv(path, target="sales", time_col="month", max_file_mb=1)
+    assert list(series.frame.columns) == ["sales"]
 
 
 def test_airline_is_bundled_and_matches_the_reference(shared_data):
