@@ -185,12 +185,29 @@ def cmd_generate(args) -> int:
     except Exception as err:  # MLflow raises several types for "not there"
         raise ValueError(f"run {args.run_id!r} in {uri} has no language model "
                          f"(vocab.json not found: {err})") from None
-    model = mlflow.keras.load_model(f"runs:/{args.run_id}/model")
     import numpy as np
+
+    import zoo
+
+    folder = mlflow.artifacts.download_artifacts(f"runs:/{args.run_id}/model")
+    model = zoo.load_model(os.path.join(folder, "data", "model.keras"))
 
     rng = np.random.default_rng(args.seed)
     print(generate(model, saved["vocab"], args.prompt, args.length, args.temperature,
                    rng, context=saved["window"]))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    import zoo
+
+    model = zoo.load_model(args.path, compile=False)
+    model.summary(print_fn=lambda line, **_: print(line))
+    report = zoo.cudnn_report(model)
+    if report:
+        print("\ncuDNN (fused GPU kernels):")
+        for status in report:
+            print(f"  {status}")
     return 0
 
 
@@ -364,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--tracking-uri")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("inspect", help="load a .keras file (safe mode) and show its "
+                       "layers and cuDNN eligibility")
+    p.add_argument("path", help="a .keras file, e.g. one saved by model.save()")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("runs", help="housekeeping of MLflow runs")
     runs = p.add_subparsers(dest="runs_command", metavar="ACTION")

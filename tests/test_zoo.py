@@ -4,6 +4,7 @@ covered here without touching this file."""
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -138,7 +139,7 @@ def reloaded_in_fresh_process(tmp_path_factory):
         "import json, sys, pathlib, numpy as np, zoo, keras\n"
         "folder = pathlib.Path(sys.argv[1])\n"
         "for path in sorted(folder.glob('*.keras')):\n"
-        "    model = keras.saving.load_model(path)\n"  # safe_mode stays on
+        "    model = zoo.load_model(path)\n"  # safe mode
         "    x = np.load(folder / (path.stem + '.x.npy'))\n"
         "    np.save(folder / (path.stem + '.y.npy'), np.asarray(model(x)))\n"
         "print(json.dumps(sorted(sys.modules.keys() & {'experiments', "
@@ -160,6 +161,63 @@ def test_keras_file_round_trip_in_fresh_process(name, reloaded_in_fresh_process)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
+def _saved_gru(folder):
+    model = zoo.build_model("gru", (5, 1), 1, units=4)
+    model.save(folder / "good.keras")
+    return (folder / "good.keras").read_bytes()
+
+
+def test_broken_keras_files_are_refused_with_the_reason(tmp_path):
+    data = _saved_gru(tmp_path)
+    cases = {
+        "truncated.keras": (data[: len(data) // 2], "no zip directory"),
+        "text.keras": (b"month,sales\n2020-01,3\n", "not a .keras archive"),
+        # One flipped byte inside the weights: the zip's CRC check catches it.
+        "flipped.keras": (None, "fails its checksum"),
+    }
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "good.keras") as archive:
+        info = archive.getinfo("model.weights.h5")
+    flipped = bytearray(data)
+    inside = info.header_offset + 30 + len(info.filename) + len(info.extra) + 100
+    flipped[inside] ^= 0xFF
+    cases["flipped.keras"] = (bytes(flipped), "fails its checksum")
+    for name, (content, reason) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(zoo.ModelFileError, match=reason) as err:
+            zoo.load_model(tmp_path / name)
+        assert str(tmp_path / name) in str(err.value)
+    with pytest.raises(zoo.ModelFileError, match="file not found"):
+        zoo.load_model(tmp_path / "absent.keras")
+    assert zoo.load_model(tmp_path / "good.keras").count_params() > 0
+
+
+def test_lambda_layer_is_refused_and_its_code_never_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("LSTM_ZOO_TEST_MARKER", str(marker))
+    inputs = keras.Input((5, 1))
+    x = zoo.build_model("gru", (5, 1), 1, units=4)(inputs)
+    x = keras.layers.Lambda(  # leaves a file behind whenever its code runs
+        lambda t: (open(os.environ["LSTM_ZOO_TEST_MARKER"], "w").close(), t * 2)[1])(x)
+    keras.Model(inputs, x).save(tmp_path / "lambda.keras")
+    marker.unlink()  # building the model ran the lambda once
+    with pytest.raises(zoo.ModelFileError, match="contains a Lambda layer.*safe mode"):
+        zoo.load_model(tmp_path / "lambda.keras")
+    assert not marker.exists()
+
+
+def test_cli_inspect_shows_layers_and_refuses_broken_files(tmp_path, capsys):
+    from experiments import cli
+
+    data = _saved_gru(tmp_path)
+    assert cli.main(["inspect", str(tmp_path / "good.keras")]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: " in out and re.search(r"gru\w* \[GRU\]: eligible", out)
+    (tmp_path / "cut.keras").write_bytes(data[:1000])
+    assert cli.main(["inspect", str(tmp_path / "cut.keras")]) == 2
+    assert f"error: {tmp_path / 'cut.keras'}: not a .keras archive" in capsys.readouterr().err
+
+
 def test_search_space_keys_are_builder_arguments_with_same_defaults(name):
     info = zoo.get(name)
     space = zoo.search_space(name)

@@ -18,10 +18,11 @@ from zoo.registry import (
     register,
     search_space,
 )
+from zoo.saving import ModelFileError, load_model
 from zoo.space import Choice, Float, Int
 
 __all__ = [
-    "Choice", "CudnnStatus", "CudnnWarning", "Float", "Int", "ModelInfo",
-    "build_model", "cudnn_report", "get", "list_models", "register",
-    "search_space",
+    "Choice", "CudnnStatus", "CudnnWarning", "Float", "Int", "ModelFileError",
+    "ModelInfo", "build_model", "cudnn_report", "get", "list_models", "load_model",
+    "register", "search_space",
 ]
