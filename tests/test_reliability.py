@@ -1,6 +1,7 @@
 """Faults to survive: orphaned runs, a down server, parallel processes."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -118,9 +119,9 @@ def test_nan_loss_in_train_ends_failed_with_the_epoch(flaky_family, tmp_path, ca
 
 
 @pytest.mark.slow
-def test_sigterm_during_tune_ends_parent_and_trial_killed(tmp_path):
-    import signal
-
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_signal_during_tune_ends_parent_and_trial_killed(signum, code, tmp_path):
     db = tmp_path / "mlflow.db"
     tracking.init_store(f"sqlite:///{db}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -133,11 +134,11 @@ def test_sigterm_during_tune_ends_parent_and_trial_killed(tmp_path):
         text=True)
     try:
         wait_for_training(db, proc, run_kind="trial")
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == code, err[-2000:]
     runs = all_runs(db)
     (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "search"]
     (child,) = [r for r in runs if r.data.tags.get("run_kind") == "trial"]

@@ -116,7 +116,9 @@ def test_logged_model_loads_with_pyfunc_in_fresh_process(csv_run, tmp_path):
     assert "ok (5, 3, 2)" in done.stdout
 
 
-def test_sigterm_during_training_ends_the_run_killed(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "SIGINT"])
+def test_signal_during_training_ends_the_run_killed(signum, code, tmp_path):
     from experiments import tracking
 
     db = tmp_path / "mlflow.db"
@@ -131,15 +133,16 @@ def test_sigterm_during_training_ends_the_run_killed(tmp_path):
         text=True)
     try:
         wait_for_training(db, proc)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 143, err[-2000:]
+    assert proc.returncode == code, err[-2000:]
     (run,) = all_runs(db)
     assert run.info.status == "KILLED"
     assert run.info.end_time is not None
-    assert "SIGTERM" in run.data.tags["error"]
+    expected = "SIGTERM" if signum == signal.SIGTERM else "KeyboardInterrupt"
+    assert expected in run.data.tags["error"]
 
 
 def test_same_seed_gives_same_metrics(tmp_path, capsys):
