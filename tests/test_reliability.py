@@ -80,6 +80,58 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
             assert len(client.get_metric_history(run.info.run_id, key)) == epochs
 
 
+# One writer: the product's own logging path (tracked_run + MetricLogger),
+# flushing every epoch so that the eight writers contend as hard as they can.
+WRITER = """
+import sys, time
+import keras, mlflow
+from experiments import tracking
+uri, start_at, i = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+tracking.init_store(uri)
+tracking.use_experiment("warm", uri)
+model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="mse")
+time.sleep(max(0.0, start_at - time.time()))  # all writers start together
+with tracking.tracked_run(run_name=f"writer{i}") as run:
+    mlflow.log_params({f"p{k}": k * i for k in range(20)})
+    logger = tracking.MetricLogger(run.info.run_id, flush_seconds=0)
+    logger.set_model(model)
+    for epoch in range(EPOCHS):
+        logger.on_epoch_end(epoch, {"loss": i + epoch / 1000, "val_loss": -epoch})
+    logger.on_train_end()
+"""
+
+
+@pytest.mark.slow
+def test_eight_processes_logging_to_a_warm_store_lose_nothing(tmp_path):
+    db = tmp_path / "mlflow.db"
+    uri = tracking.init_store(f"sqlite:///{db}")
+    tracking.use_experiment("warm", uri)
+    client = client_for(db)
+    client.create_run(client.get_experiment_by_name("warm").experiment_id)  # warm: in use
+    epochs = 40
+    script = WRITER.replace("EPOCHS", str(epochs))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    start_at = time.time() + 25  # after every interpreter has imported Keras and MLflow
+    procs = [subprocess.Popen([sys.executable, "-c", script, uri, str(start_at), str(i)],
+                              cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+             for i in range(8)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    for p, err in zip(procs, errors, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    writers = [r for r in all_runs(db) if r.info.run_name.startswith("writer")]
+    assert len(writers) == 8
+    for run in writers:
+        i = int(run.info.run_name[len("writer"):])
+        assert run.info.status == "FINISHED"
+        assert run.data.params == {f"p{k}": str(k * i) for k in range(20)}
+        for key in ("loss", "val_loss", "learning_rate"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert sorted(m.step for m in history) == list(range(epochs)), key
+        losses = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "loss")}
+        assert losses[epochs - 1] == pytest.approx(i + (epochs - 1) / 1000)
+
+
 def test_secrets_from_the_environment_never_reach_mlflow(tmp_path, monkeypatch, capsys):
     secret = "s3cr3t-T0KEN-value"
     monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
