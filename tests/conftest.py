@@ -29,20 +29,43 @@ def flaky_family(monkeypatch):
     from tuning import hypermodel
     from zoo.space import Choice
 
+    class NanAfter(keras.layers.Layer):
+        """Passes values through for ``steps`` training steps, then NaN."""
+
+        def __init__(self, steps, **kwargs):
+            super().__init__(**kwargs)
+            self.steps = steps
+
+        def build(self, shape):
+            self.calls = self.add_weight(shape=(), initializer="zeros",
+                                         trainable=False, name="calls")
+
+        def call(self, x, training=False):
+            if training:
+                self.calls.assign_add(1.0)
+            late = keras.ops.greater(self.calls, float(self.steps))
+            # Added, not multiplied: NaN * x in either branch of `where` would
+            # poison the gradients from the very first step.
+            return x + keras.ops.where(late, float("nan"), 0.0)
+
     def build(input_shape, outputs, *, head="regression", mode="ok",
-              units=4, name="flaky"):
-        """Test family: fits, produces NaN, or fails to build."""
+              units=4, nan_after=20, name="flaky"):
+        """Test family: fits, produces NaN (at once, or after ``nan_after``
+        training steps), or fails to build."""
         if mode == "error":
             raise ValueError("build_flaky: planted build error")
         inputs = keras.Input(input_shape)
         x = keras.layers.GRU(units)(inputs)
         if mode == "nan":
             x = keras.layers.Rescaling(float("nan"))(x)
+        if mode == "nan_later":
+            x = NanAfter(nan_after)(x)
         return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
 
     registry = dict(zoo.registry._REGISTRY)
     zoo.register("flaky_test", space={"mode": Choice(("ok", "nan", "error"),
-                                                     default="ok")})(build)
+                                                     default="ok"),
+                                      "nan_after": Choice((20,), default=20)})(build)
     monkeypatch.setattr(hypermodel, "LEARNING_RATE",
                         Choice((1e-3,), default=1e-3))
     monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))

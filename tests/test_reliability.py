@@ -1,6 +1,8 @@
 """Faults to survive: orphaned runs, a down server, parallel processes."""
 
+import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -168,6 +170,55 @@ def test_nan_loss_in_train_ends_failed_with_the_epoch(flaky_family, tmp_path, ca
     (run,) = all_runs(db)
     assert run.info.status == "FAILED"
     assert "training loss became nan at epoch 1" in run.data.tags["error"]
+
+
+def test_nan_loss_mid_training_ends_failed_with_that_epoch(flaky_family, tmp_path,
+                                                          capsys):
+    db = tmp_path / "mlflow.db"
+    # sine: 400 rows, about 8 batches of 32 per epoch; NaN from step 21 on.
+    code = cli.main(["train", "--model", "flaky_test", "--param", "mode=nan_later",
+                     "--param", "nan_after=20", "--data", "sine", "--epochs", "10",
+                     "--tracking-uri", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    (run,) = all_runs(db)
+    assert run.info.status == "FAILED"
+    epoch = int(re.search(r"training loss became nan at epoch (\d+)",
+                          run.data.tags["error"]).group(1))
+    assert epoch >= 2
+    history = client_for(db).get_metric_history(run.info.run_id, "loss")
+    finite = [m for m in history if math.isfinite(m.value)]
+    assert len(finite) == epoch - 1  # the epochs before the NaN, all logged
+
+
+@pytest.mark.slow
+def test_nan_mid_trial_fails_that_trial_and_the_search_goes_on(flaky_family, tmp_path,
+                                                                monkeypatch):
+    import zoo
+    from zoo.space import Choice
+
+    monkeypatch.setitem(zoo.registry._REGISTRY, "flaky_test", zoo.registry.ModelInfo(
+        **{**zoo.get("flaky_test").__dict__,
+           "space": {"mode": Choice(("nan_later", "ok"), default="ok"),
+                     "nan_after": Choice((20,), default=20)}}))
+    db = tmp_path / "mlflow.db"
+    code = cli.main(["tune", "--data", "sine", "--models", "flaky_test",
+                     "--tuner", "grid", "--max-trials", "2", "--epochs", "6",
+                     "--patience", "6", "--directory", str(tmp_path / "tuner"),
+                     "--tracking-uri", f"sqlite:///{db}"])
+    assert code == 0
+    runs = all_runs(db)
+    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "search"]
+    kids = {r.data.params["mode"]: r for r in runs if r.data.tags.get("run_kind") == "trial"}
+    assert parent.info.status == "FINISHED"
+    assert kids["ok"].info.status == "FINISHED"
+    failed = kids["nan_later"]
+    assert failed.info.status == "FAILED"
+    epoch = int(re.search(r"loss became nan at epoch (\d+)",
+                          failed.data.tags["error"]).group(1))
+    assert epoch >= 2
+    history = client_for(db).get_metric_history(failed.info.run_id, "loss")
+    assert len([m for m in history if math.isfinite(m.value)]) == epoch - 1
 
 
 @pytest.mark.slow
