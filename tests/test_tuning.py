@@ -201,3 +201,16 @@ def test_bad_tuner_exits_2(tmp_path, capsys):
     assert not db.exists()
 
 
+
+
+def test_same_seed_random_search_proposes_the_same_trials(tmp_path):
+    def proposals(folder, seed):
+        result = search(folder, models=("gru", "vanilla_lstm"), tuner="random",
+                        max_trials=3, run={"seed": seed, "epochs": 1})
+        outcome = ("trial", "status", "score", "epochs", "seconds")
+        return [{k: v for k, v in t.items() if k not in outcome} for t in result.trials]
+
+    first = proposals(tmp_path / "a", seed=7)
+    assert len(first) == 3 and len({str(t) for t in first}) == 3
+    assert proposals(tmp_path / "b", seed=7) == first
+    assert proposals(tmp_path / "c", seed=8) != first
