@@ -427,6 +427,11 @@ def main(argv=None) -> int:
         if isinstance(err, (DataError, ValueError, TrackingError)):
             print(f"error: {err}", file=sys.stderr)
             return 2
+        if isinstance(err, OSError):
+            # A disk that filled up or a folder that went away mid-run: the
+            # run is already recorded FAILED with this error.
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         raise
 
 

@@ -7,6 +7,8 @@
 - ``tracked_run`` always ends the run it opens: FINISHED on success, FAILED
   on an exception (with the error as a tag), KILLED on Ctrl-C or SIGTERM.
 - ``MetricLogger`` sends per-epoch metrics in batches, not one call each.
+- ``check_writable`` refuses a read-only or full folder before a run starts,
+  rather than after an hour of training when the model cannot be saved.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -100,6 +103,26 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             f"it, or unset MLFLOW_TRACKING_URI to use the local store") from None
 
 
+def check_writable(folder: str, what: str) -> None:
+    """Create ``folder`` if needed and write a probe file in it.
+
+    Raises:
+        TrackingError: naming ``what`` the folder is for, the folder and the
+            system's reason (read-only file system, permission denied, no
+            space left on the device, ...).
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".lstm-zoo-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        raise TrackingError(f"cannot write to the {what} {folder} ({err.strerror or err}); "
+                            f"free space or fix its permissions, or choose another "
+                            f"place") from None
+
+
 def init_store(uri: str) -> str:
     """Point MLflow at ``uri`` and make sure its store exists.
 
@@ -112,7 +135,7 @@ def init_store(uri: str) -> str:
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         db = uri[len("sqlite:///"):]
-        os.makedirs(os.path.dirname(os.path.abspath(db)) or ".", exist_ok=True)
+        check_writable(os.path.dirname(os.path.abspath(db)), "folder of the MLflow store")
         with open(db + ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -139,6 +162,9 @@ def use_experiment(name: str, uri: str) -> str:
             exp_id = client.get_experiment_by_name(name).experiment_id
     else:
         exp_id = found.experiment_id
+    location = client.get_experiment(exp_id).artifact_location
+    if location.startswith("file:"):  # a local folder: check it before any run
+        check_writable(urllib.parse.urlparse(location).path, "MLflow artifact directory")
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

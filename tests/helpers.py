@@ -46,3 +46,27 @@ def wait_for_training(db, proc, *, run_kind=None, timeout=240):
             pytest.fail(f"the process ended before training: {proc.returncode}")
         time.sleep(0.5)
     pytest.fail("training never started")
+
+
+def read_only(folder):
+    """Make ``folder`` read-only for a command; returns the prefix to run it with.
+
+    Permissions do not bind root, so as root the command runs in a user and
+    mount namespace where ``folder`` is bind-mounted read-only, as a
+    read-only file system would be.
+    """
+    import shutil
+
+    import pytest
+
+    os.makedirs(folder, exist_ok=True)
+    if os.geteuid() != 0:
+        os.chmod(folder, 0o555)
+        return []
+    prefix = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+              'mount --bind -o ro "$0" "$0" && exec "$@"', str(folder)]
+    if shutil.which("unshare") and subprocess.run(
+            [*prefix, "true"], capture_output=True).returncode == 0:
+        return prefix
+    pytest.skip("running as root where user namespaces are not allowed: no way to "
+                "make a folder read-only for this test")

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from experiments import cli, tracking
-from tests.helpers import all_runs, client_for, wait_for_training
+from tests.helpers import all_runs, client_for, read_only, wait_for_training
 
 
 def orphan(client, exp_id, pid):
@@ -132,6 +132,60 @@ def test_eight_processes_logging_to_a_warm_store_lose_nothing(tmp_path):
             assert sorted(m.step for m in history) == list(range(epochs)), key
         losses = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "loss")}
         assert losses[epochs - 1] == pytest.approx(i + (epochs - 1) / 1000)
+
+
+SINE_TRAIN = ["train", "--model", "gru", "--data", "sine", "--epochs", "1", "--units", "4"]
+
+
+@pytest.mark.slow
+def test_read_only_artifact_or_tuner_directory_is_refused_before_any_run(tmp_path):
+    db = tmp_path / "mlflow.db"
+    uri = tracking.init_store(f"sqlite:///{db}")
+    tracking.use_experiment("sine", uri)  # artifacts go to mlruns/sine
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cli_cmd = [sys.executable, "-m", "experiments.cli"]
+
+    artifacts = tmp_path / "mlruns"
+    done = subprocess.run([*read_only(artifacts), *cli_cmd, *SINE_TRAIN,
+                           "--tracking-uri", uri], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert (f"cannot write to the MLflow artifact directory {artifacts / 'sine'}"
+            in done.stderr), done.stderr[-2000:]
+    assert all_runs(db) == []
+
+    tuner = tmp_path / "tuner"
+    done = subprocess.run([*read_only(tuner), *cli_cmd, "tune", "--data", "sine",
+                           "--models", "gru", "--max-trials", "1", "--epochs", "1",
+                           "--name", "ro", "--directory", str(tuner),
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'other.db'}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"cannot write to the tuner directory {tuner / 'ro'}" in done.stderr
+    assert all_runs(tmp_path / "other.db") == []
+
+
+def test_disk_full_while_saving_ends_the_run_failed(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+    def full(self, local, artifact_path=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(local))
+
+    # The folder passed the check at the start; the disk fills up during the run.
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifact", full)
+    monkeypatch.setattr(LocalArtifactRepository, "log_artifacts", full)
+    db = tmp_path / "mlflow.db"
+    code = cli.main([*SINE_TRAIN, "--tracking-uri", f"sqlite:///{db}"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "error: [Errno 28] No space left on device" in err
+    (run,) = all_runs(db)
+    assert run.info.status == "FAILED" and run.info.end_time is not None
+    assert "No space left on device" in run.data.tags["error"]
 
 
 def test_secrets_from_the_environment_never_reach_mlflow(tmp_path, monkeypatch, capsys):

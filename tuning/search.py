@@ -151,6 +151,7 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                 f"be stale. Pass --fresh to start it over, or --name to start "
                 f"a new search")
 
+    tracking.check_writable(project_dir, "tuner directory")
     uri = tracking.init_store(tracking.resolve_uri(cfg.run.tracking_uri))
     tracking.use_experiment(cfg.run.experiment or task.name, uri)
     tracker = SearchTracker(cfg, name, families, task)
