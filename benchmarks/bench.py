@@ -148,6 +148,24 @@ def alternate(models, x, y, batch, rounds, epochs):
     return times
 
 
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def torch_samples_per_s(family, hp, shape, batch, outputs, batches, epochs):
+    """Hand-written PyTorch on the same shape, in its own process (see
+    ``benchmarks/torch_reference.py``); None without PyTorch."""
+    if not torch_available():
+        return None
+    spec = {"family": family, "hp": hp, "shape": shape, "batch": batch,
+            "outputs": outputs, "batches": batches, "epochs": epochs}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.torch_reference",
+                           json.dumps(spec)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
+
+
 def compile_plain(model):
     import keras
 
@@ -189,6 +207,8 @@ def throughput(rounds=5, epochs=2):
         compile_product(models["product"], loss, BATCHES[name])
         x, y = data_for(models["zoo"], batch, BATCHES[name])
         times = alternate(models, x, y, batch, rounds, epochs)
+        torch_sps = torch_samples_per_s(family, hp, shape, batch, outputs,
+                                        BATCHES[name], rounds * epochs)
         flops = recurrent_flops(family, hp, shape)
         row = {"shape": name, "family": family, "batch": batch,
                "input": "x".join(map(str, shape)), "flops_per_sample": flops}
@@ -198,10 +218,15 @@ def throughput(rounds=5, epochs=2):
             row[f"{side}_gflops"] = sps * flops / 1e9
         row["zoo_vs_plain"] = row["zoo_samples_per_s"] / row["plain_samples_per_s"]
         row["product_vs_plain"] = row["product_samples_per_s"] / row["plain_samples_per_s"]
+        if torch_sps:
+            row["torch_samples_per_s"] = torch_sps
+            row["product_vs_torch"] = row["product_samples_per_s"] / torch_sps
+            row["plain_vs_torch"] = row["plain_samples_per_s"] / torch_sps
         rows.append(row)
+        vs_torch = (f"  train/PyTorch {row['product_vs_torch']:.2f}x" if torch_sps else "")
         print(f"  {name:22s} plain {row['plain_samples_per_s']:9.0f}/s  "
-              f"zoo {row['zoo_vs_plain']:.3f}x  train {row['product_vs_plain']:.3f}x",
-              flush=True)
+              f"zoo {row['zoo_vs_plain']:.3f}x  train {row['product_vs_plain']:.3f}x"
+              + vs_torch, flush=True)
         del models
         keras.backend.clear_session()
         gc.collect()
@@ -401,14 +426,22 @@ def markdown(result) -> str:
              + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".",
              f"Float32 GEMM peak (NumPy): {peak:.0f} GFLOP/s.", "",
              "| shape | plain Keras samples/s | zoo / plain | `train` samples/s | "
-             "`train` / plain | `train` GFLOP/s | % of GEMM peak |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "`train` / plain | PyTorch samples/s | plain / PyTorch | `train` / PyTorch "
+             "| `train` GFLOP/s | % of GEMM peak |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["throughput"]:
+        torch_cells = (f"{r['torch_samples_per_s']:.0f} | {r['plain_vs_torch']:.2f} | "
+                       f"{r['product_vs_torch']:.2f}" if "torch_samples_per_s" in r
+                       else "- | - | -")
         lines.append(
             f"| {r['shape']} ({r['input']}, batch {r['batch']}) | "
             f"{r['plain_samples_per_s']:.0f} | {r['zoo_vs_plain']:.3f} | "
             f"{r['product_samples_per_s']:.0f} | {r['product_vs_plain']:.2f} | "
+            f"{torch_cells} | "
             f"{r['product_gflops']:.1f} | {100 * r['product_gflops'] / peak:.1f}% |")
+    if not any("torch_samples_per_s" in r for r in result["throughput"]):
+        lines += ["", "PyTorch columns: not measured (PyTorch is not installed; "
+                  "`.venv/bin/pip install torch` and run `make bench` again)."]
     if result.get("levers"):
         names = [k for k in result["levers"][0] if k != "shape"]
         lines += ["", "Levers alone, plain Keras model, ratio to plain `fit` defaults:", "",

@@ -23,6 +23,8 @@ def shared_data() -> pathlib.Path:
 def flaky_family(monkeypatch):
     """A test-only family whose `mode` makes a model fit, produce NaN, or fail
     to build; with one learning rate and batch size, a grid search tries each."""
+    import dataclasses
+
     import keras
 
     import zoo
@@ -62,6 +64,12 @@ def flaky_family(monkeypatch):
             x = NanAfter(nan_after)(x)
         return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
 
+    def with_modes(*modes):
+        """Search only these modes (a grid then tries each once)."""
+        info = zoo.registry._REGISTRY["flaky_test"]
+        space = {**info.space, "mode": Choice(modes, default=modes[0])}
+        zoo.registry._REGISTRY["flaky_test"] = dataclasses.replace(info, space=space)
+
     registry = dict(zoo.registry._REGISTRY)
     zoo.register("flaky_test", space={"mode": Choice(("ok", "nan", "error"),
                                                      default="ok"),
@@ -69,6 +77,6 @@ def flaky_family(monkeypatch):
     monkeypatch.setattr(hypermodel, "LEARNING_RATE",
                         Choice((1e-3,), default=1e-3))
     monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
-    yield
+    yield with_modes
     zoo.registry._REGISTRY.clear()
     zoo.registry._REGISTRY.update(registry)

@@ -10,12 +10,10 @@ import time
 
 import pytest
 
-import zoo
 from experiments import cli
 from experiments.train import RunConfig
 from tests.helpers import all_runs, client_for
 from tuning.search import SearchConfig, run_search
-from zoo.space import Choice
 
 pytestmark = pytest.mark.slow
 SINE = dict(data="sine", epochs=2, patience=2, window=12, horizon=3,
@@ -87,11 +85,8 @@ def test_nan_and_build_error_trials_are_failed_children(flaky_family, tmp_path):
 
 
 def test_all_failing_search_exits_nonzero_and_claims_no_best(flaky_family,
-                                                             tmp_path, capsys,
-                                                             monkeypatch):
-    monkeypatch.setitem(zoo.registry._REGISTRY, "flaky_test", zoo.registry.ModelInfo(
-        **{**zoo.get("flaky_test").__dict__,
-           "space": {"mode": Choice(("nan", "error"), default="nan")}}))
+                                                             tmp_path, capsys):
+    flaky_family("nan", "error")
     db = tmp_path / "mlflow.db"
     code = cli.main(["tune", "--data", "sine", "--models", "flaky_test",
                      "--tuner", "grid", "--max-trials", "2", "--epochs", "2",

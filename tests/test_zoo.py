@@ -160,7 +160,6 @@ def test_keras_file_round_trip_in_fresh_process(name, reloaded_in_fresh_process)
     np.testing.assert_allclose(got, expected[name], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", FAMILIES)
 def _saved_gru(folder):
     model = zoo.build_model("gru", (5, 1), 1, units=4)
     model.save(folder / "good.keras")
@@ -218,6 +217,7 @@ def test_cli_inspect_shows_layers_and_refuses_broken_files(tmp_path, capsys):
     assert f"error: {tmp_path / 'cut.keras'}: not a .keras archive" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", FAMILIES)
 def test_search_space_keys_are_builder_arguments_with_same_defaults(name):
     info = zoo.get(name)
     space = zoo.search_space(name)
