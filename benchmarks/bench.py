@@ -176,10 +176,9 @@ def compile_product(model, loss="mse", steps_per_epoch=None):
     """Compile exactly as ``lstm-zoo train`` does for this many batches per epoch."""
     import keras
 
-    from experiments.train import compile_options
+    from experiments.train import compile_fast
 
-    model.compile(keras.optimizers.Adam(1e-3), loss=loss,
-                  **compile_options(steps_per_epoch, model))
+    compile_fast(model, keras.optimizers.Adam(1e-3), loss, steps_per_epoch)
 
 
 def throughput(rounds=5, epochs=2):

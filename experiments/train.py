@@ -217,15 +217,25 @@ def compile_options(steps_per_epoch: int | None = None, model=None) -> dict[str,
     return options
 
 
+def compile_fast(model, optimizer, loss, steps_per_epoch=None, **compile_kwargs):
+    """Compile ``model`` the way ``train`` and ``tune`` run it: ConvLSTM gates
+    fused into one convolution per step (``zoo.fused``; weights and saved
+    files unchanged) and ``compile_options`` for this many batches per epoch."""
+    from zoo.fused import fuse_conv_lstm
+
+    fuse_conv_lstm(model)
+    model.compile(optimizer, loss=loss, **compile_options(steps_per_epoch, model),
+                  **compile_kwargs)
+    return model
+
+
 def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
                   batch_size: int = 32):
     import keras
 
     optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     steps = math.ceil(len(task.train) / batch_size)
-    model.compile(optimizer, loss=task.loss, **compile_options(steps, model),
-                  **task.compile_kwargs())
-    return model
+    return compile_fast(model, optimizer, task.loss, steps, **task.compile_kwargs())
 
 
 def fit(model, task: Task, cfg: RunConfig, callbacks=()):

@@ -345,3 +345,34 @@ def test_classification_needs_two_classes():
 def test_readme_example_forecaster_shape():
     model = zoo.build_model("gru", (24, 1), 12)
     assert model.output_shape == (None, 12)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_fused_conv_lstm_computes_the_same_and_saves_as_plain_keras(dropout, tmp_path):
+    from zoo.fused import fuse_conv_lstm
+
+    keras.utils.set_random_seed(1)
+    plain = zoo.build_model("conv_lstm", (4, 6, 6, 2), 1, units=4, num_layers=2,
+                            dropout=dropout)
+    fused = keras.models.clone_model(plain)
+    fused.set_weights(plain.get_weights())
+    assert fuse_conv_lstm(fused) == 2
+    x = np.random.default_rng(0).random((3, 4, 6, 6, 2), dtype=np.float32)
+    np.testing.assert_allclose(np.asarray(fused(x)), np.asarray(plain(x)), atol=1e-5)
+    if dropout == 0.0:  # same gradients too: training is the same computation
+        import tensorflow as tf
+
+        grads = []
+        for model in (plain, fused):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(model(x, training=True))
+            grads.append(tape.gradient(loss, model.trainable_weights))
+        for a, b in zip(*grads, strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert fused.get_config() == plain.get_config()
+    fused.save(tmp_path / "fused.keras")
+    loaded = zoo.load_model(tmp_path / "fused.keras")
+    layer = loaded.get_layer("conv_lstm_1")
+    assert type(layer) is keras.layers.ConvLSTM2D
+    assert type(layer.cell).__name__ == "ConvLSTMCell"
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(plain(x)), atol=1e-5)

@@ -97,12 +97,11 @@ class ZooHyperModel(kt.HyperModel):
                                     head=self.head, **chosen)
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
-        from experiments.train import compile_options
+        from experiments.train import compile_fast
 
         steps = math.ceil(self.n_train / batch_size) if self.n_train else None
-        model.compile(keras.optimizers.Adam(lr, clipnorm=clip), loss=self.loss,
-                      **compile_options(steps, model))
-        return model
+        return compile_fast(model, keras.optimizers.Adam(lr, clipnorm=clip), self.loss,
+                            steps)
 
     def fit(self, hp, model, *args, **kwargs):
         history = model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
