@@ -65,5 +65,11 @@ demo: install
 
 # === Benchmark (a few minutes on a 2-core CPU) ===
 .PHONY: bench
-bench: install
+# The benchmark also times `train` on Keras' JAX backend (the `jax` extra).
+JAX_STAMP := $(VENV)/.installed-jax
+$(JAX_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,jax]"
+	touch $(JAX_STAMP)
+
+bench: $(JAX_STAMP)
 	$(BIN)/python -m benchmarks.bench $(ARGS)

@@ -166,6 +166,19 @@ def torch_samples_per_s(family, hp, shape, batch, outputs, batches, epochs):
     return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 
+def jax_train_samples_per_s(name, epochs):
+    """``train`` on the JAX backend for one shape, in a fresh process; None
+    without JAX (``pip install -e '.[jax]'``)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        return None
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.backend_run", name, str(epochs)],
+                          capture_output=True, text=True, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
+
+
 def compile_plain(model):
     import keras
 
@@ -208,6 +221,7 @@ def throughput(rounds=5, epochs=2):
         times = alternate(models, x, y, batch, rounds, epochs)
         torch_sps = torch_samples_per_s(family, hp, shape, batch, outputs,
                                         BATCHES[name], rounds * epochs)
+        jax_sps = jax_train_samples_per_s(name, rounds * epochs)
         flops = recurrent_flops(family, hp, shape)
         row = {"shape": name, "family": family, "batch": batch,
                "input": "x".join(map(str, shape)), "flops_per_sample": flops}
@@ -221,8 +235,14 @@ def throughput(rounds=5, epochs=2):
             row["torch_samples_per_s"] = torch_sps
             row["product_vs_torch"] = row["product_samples_per_s"] / torch_sps
             row["plain_vs_torch"] = row["plain_samples_per_s"] / torch_sps
+        if jax_sps:
+            row["jax_samples_per_s"] = jax_sps
+            row["jax_vs_product"] = jax_sps / row["product_samples_per_s"]
+            if torch_sps:
+                row["jax_vs_torch"] = jax_sps / torch_sps
         rows.append(row)
         vs_torch = (f"  train/PyTorch {row['product_vs_torch']:.2f}x" if torch_sps else "")
+        vs_torch += (f"  JAX/TF {row['jax_vs_product']:.2f}x" if jax_sps else "")
         print(f"  {name:22s} plain {row['plain_samples_per_s']:9.0f}/s  "
               f"zoo {row['zoo_vs_plain']:.3f}x  train {row['product_vs_plain']:.3f}x"
               + vs_torch, flush=True)
@@ -468,6 +488,16 @@ def markdown(result) -> str:
             f"{r['product_samples_per_s']:.0f} | {r['product_vs_plain']:.2f} | "
             f"{torch_cells} | "
             f"{r['product_gflops']:.1f} | {100 * r['product_gflops'] / peak:.1f}% |")
+    if any("jax_samples_per_s" in r for r in result["throughput"]):
+        lines += ["", "`train` on the JAX backend (`KERAS_BACKEND=jax`), same models and "
+                  "settings, in its own process:", "",
+                  "| shape | JAX samples/s | JAX / TensorFlow `train` | JAX / PyTorch |",
+                  "| --- | ---: | ---: | ---: |"]
+        for r in result["throughput"]:
+            if "jax_samples_per_s" in r:
+                lines.append(f"| {r['shape']} | {r['jax_samples_per_s']:.0f} | "
+                             f"{r['jax_vs_product']:.2f} | "
+                             f"{r.get('jax_vs_torch', float('nan')):.2f} |")
     if not any("torch_samples_per_s" in r for r in result["throughput"]):
         lines += ["", "PyTorch columns: not measured (PyTorch is not installed; "
                   "`.venv/bin/pip install torch` and run `make bench` again)."]
