@@ -183,3 +183,18 @@ def test_compare_prints_leaderboard_with_baselines_and_skips_conv_lstm(tmp_path,
                   else line.split()[2]) for line in lines]
     assert rmse == sorted(rmse)
     assert len(all_runs(db)) == 2
+
+
+def test_train_runs_on_the_jax_backend(tmp_path):
+    """The lever README's Speed section gives for small models: the same
+    command on Keras' JAX backend, logged the same way."""
+
+    done = run_cli_process("train", "--model", "vanilla_lstm", "--data", "airline",
+                           "--epochs", "2", "--units", "8",
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                           cwd=tmp_path, env_extra={"KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(tmp_path / "mlflow.db")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["keras_backend"] == "jax"
+    assert "test_rmse" in run.data.metrics
