@@ -194,7 +194,7 @@ def compile_product(model, loss="mse", steps_per_epoch=None):
     compile_fast(model, keras.optimizers.Adam(1e-3), loss, steps_per_epoch)
 
 
-def throughput(rounds=5, epochs=2):
+def throughput(rounds=5, epochs=2, compare_others=True):
     """Samples/s of plain Keras, the zoo's model compiled plainly, and what
     ``train`` runs; alternated per round, medians of timed epochs (the first
     epoch of each fit is warm-up)."""
@@ -219,9 +219,11 @@ def throughput(rounds=5, epochs=2):
         compile_product(models["product"], loss, BATCHES[name])
         x, y = data_for(models["zoo"], batch, BATCHES[name])
         times = alternate(models, x, y, batch, rounds, epochs)
-        torch_sps = torch_samples_per_s(family, hp, shape, batch, outputs,
-                                        BATCHES[name], rounds * epochs)
-        jax_sps = jax_train_samples_per_s(name, rounds * epochs)
+        torch_sps = jax_sps = None
+        if compare_others:
+            torch_sps = torch_samples_per_s(family, hp, shape, batch, outputs,
+                                            BATCHES[name], rounds * epochs)
+            jax_sps = jax_train_samples_per_s(name, rounds * epochs)
         flops = recurrent_flops(family, hp, shape)
         row = {"shape": name, "family": family, "batch": batch,
                "input": "x".join(map(str, shape)), "flops_per_sample": flops}
@@ -534,7 +536,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds and no 30-trial search (a smoke test)")
+                        help="fewer rounds, no 30-trial search, no PyTorch or JAX "
+                             "columns (a smoke test)")
     args = parser.parse_args(argv)
     result = {"environment": environment()}
     print(f"machine: {result['environment']['machine']}; backend "
@@ -542,7 +545,8 @@ def main(argv=None):
     result["gemm_peak_gflops"] = gemm_peak(1.0 if args.quick else 3.0)
     print(f"GEMM peak {result['gemm_peak_gflops']:.0f} GFLOP/s\nthroughput:", flush=True)
     result["throughput"] = throughput(rounds=1 if args.quick else 5,
-                                      epochs=1 if args.quick else 2)
+                                      epochs=1 if args.quick else 2,
+                                      compare_others=not args.quick)
     print("levers:", flush=True)
     result["levers"] = levers(rounds=1 if args.quick else 5, epochs=1 if args.quick else 2)
     result["tracking"] = tracking_overhead(rounds=1 if args.quick else 6,

@@ -135,15 +135,52 @@ def cmd_compare(args) -> int:
     return 1 if failed else 0
 
 
+def _without_workers(argv):
+    """The tune arguments minus ``--workers N`` (what each process receives)."""
+    out, skip = [], False
+    for item in argv[argv.index("tune") + 1:]:
+        if skip:
+            skip = False
+        elif item == "--workers":
+            skip = True
+        elif not item.startswith("--workers="):
+            out.append(item)
+    return out
+
+
 def cmd_tune(args) -> int:
     from tuning.search import SearchConfig, run_search
 
+    if args.workers is not None:
+        from experiments import tracking
+        from tuning import distributed
+
+        if args.role:
+            raise ValueError("--workers starts its own chief and workers; leave out --role")
+        # The store is created once here, before several processes open it.
+        tracking.init_store(tracking.resolve_uri(args.tracking_uri))
+        return distributed.launch(_without_workers(args.argv), args.workers)
+    address = None
+    if args.role:
+        from tuning import distributed
+
+        if args.role == "chief":
+            address = distributed.parse_address(args.bind, "--bind")
+        elif args.role == "worker":
+            if not args.chief:
+                raise ValueError("--role worker needs --chief HOST:PORT (where the chief "
+                                 "listens)")
+            address = distributed.parse_address(args.chief, "--chief")
     models = () if args.models in (None, "all") else tuple(args.models.split(","))
     cfg = SearchConfig(
         run=run_config(args), models=models, tuner=args.tuner,
         max_trials=args.max_trials, objective=args.objective,
-        name=args.name, directory=args.directory, fresh=args.fresh)
+        name=args.name, directory=args.directory, fresh=args.fresh,
+        role=args.role, address=address, connect_timeout=args.connect_timeout,
+        worker_timeout=args.worker_timeout)
     result = run_search(cfg)
+    if args.role == "worker":
+        return 0
     done = [t for t in result.trials if t["status"] == "COMPLETED"]
     done.sort(key=lambda t: t["score"])
     print(f"\nbest trials ({len(done)} of {len(result.trials)} completed, "
@@ -369,6 +406,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where searches keep their state (default ./tuner)")
     p.add_argument("--fresh", action="store_true",
                    help="discard a previous search of the same name")
+    d = p.add_argument_group("several processes (keras-tuner's chief and workers)")
+    d.add_argument("--workers", type=int, metavar="N",
+                   help="run the search in N worker processes on this machine, plus a "
+                        "chief (one GPU per worker where there are GPUs)")
+    d.add_argument("--role", choices=("chief", "worker"),
+                   help="one part of a search across machines; give every part the "
+                        "same arguments")
+    d.add_argument("--bind", default="127.0.0.1:8470", metavar="HOST:PORT",
+                   help="with --role chief: where to listen (default 127.0.0.1:8470, "
+                        "this machine only)")
+    d.add_argument("--chief", metavar="HOST:PORT",
+                   help="with --role worker: where the chief listens")
+    d.add_argument("--connect-timeout", type=float, default=60.0, metavar="S",
+                   help="a worker gives up on an unreachable chief after S seconds "
+                        "(default 60)")
+    d.add_argument("--worker-timeout", type=float, default=60.0, metavar="S",
+                   help="the chief gives the trial of a worker silent for S seconds to "
+                        "another worker (default 60)")
     _add_data_flags(p)
     p.set_defaults(func=cmd_tune)
 
@@ -407,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

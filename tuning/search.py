@@ -41,6 +41,13 @@ class SearchConfig:
     directory: str = "tuner"
     fresh: bool = False
     register: bool = True
+    # Several processes (see tuning/distributed.py): None runs the whole search
+    # here; "chief" serves the oracle at `address`; "worker" trains trials for
+    # the chief at `address`.
+    role: str | None = None
+    address: tuple[str, int] | None = None
+    connect_timeout: float = 60.0         # a worker gives up on its chief after this
+    worker_timeout: float = 60.0          # a silent worker's trial goes to another
 
 
 @dataclasses.dataclass
@@ -135,6 +142,14 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                    "objective": cfg.objective, "epochs": cfg.run.epochs,
                    "seed": cfg.run.seed}
     fingerprint = json.loads(json.dumps(fingerprint, default=str))
+    if cfg.role not in (None, "chief", "worker"):
+        raise ConfigError(f"--role must be chief or worker; received {cfg.role!r}")
+    if cfg.role == "worker":
+        return _run_worker(cfg, name, families, task, hypermodel, project_dir)
+    if cfg.role == "chief":
+        from tuning import distributed
+
+        distributed.configure("chief", cfg.address)
     state_file = os.path.join(project_dir, "lstm_zoo_search.json")
     if cfg.fresh and os.path.isdir(project_dir):
         shutil.rmtree(project_dir)
@@ -175,13 +190,10 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         gc.collect()
         gc.freeze()
         tracker.started = time.monotonic()
-        tuner.search(
-            task.train.x, task.train.y,
-            validation_data=(task.val.x, task.val.y),
-            epochs=cfg.run.epochs, shuffle=True, verbose=0,
-            callbacks=[keras.callbacks.EarlyStopping(
-                patience=cfg.run.patience, restore_best_weights=True)],
-        )
+        if cfg.role == "chief":
+            _serve_workers(cfg, tuner, tracker)
+        else:
+            _search_here(cfg, tuner, task)
         trials = tracker.trials_table(tuner)
         tracker.log_trials(trials)
         best = [t for t in tuner.oracle.get_best_trials(len(tuner.oracle.trials))
@@ -199,7 +211,14 @@ def run_search(cfg: SearchConfig) -> SearchResult:
         with warnings.catch_warnings():
             # The checkpoint's optimizer state is not needed to predict.
             warnings.filterwarnings("ignore", message="Skipping variable loading")
-            model = tuner.load_model(best_trial)
+            try:
+                model = tuner.load_model(best_trial)
+            except (OSError, ValueError) as err:
+                if cfg.role != "chief":
+                    raise
+                raise SearchError(
+                    f"the best trial's checkpoint is not readable on the chief ({err}); "
+                    f"chief and workers need a shared --directory") from None
         test_metrics = tracker.log_best(best_trial, model)
         registered = tracker.register(name) if cfg.register else None
         gc.unfreeze()
@@ -208,3 +227,67 @@ def run_search(cfg: SearchConfig) -> SearchResult:
                             registered, task)
 
 
+
+
+def _search_here(cfg: SearchConfig, tuner, task) -> None:
+    import keras
+
+    tuner.search(
+        task.train.x, task.train.y,
+        validation_data=(task.val.x, task.val.y),
+        epochs=cfg.run.epochs, shuffle=True, verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(
+            patience=cfg.run.patience, restore_best_weights=True)],
+    )
+
+
+def _serve_workers(cfg: SearchConfig, tuner, tracker) -> None:
+    """The chief's part: serve the oracle until every trial is done, then
+    make sure each one is accounted for."""
+    from tuning import distributed
+
+    host, port = cfg.address
+    watch = distributed.WorkerWatch(tuner.oracle, cfg.worker_timeout)
+    print(f"chief of search {tracker.name!r} listening on {host}:{port}; start workers "
+          f"with the same arguments and --role worker --chief {host}:{port}", flush=True)
+    distributed.serve(tuner.oracle, cfg.address, watch)
+    tracker.reap_stale_children()  # children left RUNNING by workers that died here
+    unfinished = sorted(t.trial_id for t in tuner.oracle.trials.values()
+                        if t.status == "RUNNING")
+    if unfinished:
+        raise SearchError(f"trial(s) {', '.join(unfinished)} never finished (their "
+                          f"workers stopped); run the chief and workers again to finish "
+                          f"them")
+
+
+def _run_worker(cfg: SearchConfig, name, families, task, hypermodel,
+                project_dir) -> SearchResult:
+    """A worker's part: find the chief and its parent run, then train the
+    trials the chief hands out, each a child run of the chief's parent."""
+    import mlflow
+
+    from experiments import tracking
+    from tuning import distributed
+    from tuning.tracked import SearchTracker
+
+    worker = distributed.configure("worker", cfg.address)
+    distributed.wait_for_chief(cfg.address, cfg.connect_timeout)
+    tracking.check_writable(project_dir, "tuner directory")
+    uri = tracking.init_store(tracking.resolve_uri(cfg.run.tracking_uri))
+    tracking.use_experiment(cfg.run.experiment or task.name, uri)
+    tracker = SearchTracker(cfg, name, families, task)
+    tracker.parent_id = distributed.find_parent(mlflow.MlflowClient(uri), name,
+                                                cfg.connect_timeout)
+    tracker.heartbeat = min(distributed.HEARTBEAT, cfg.worker_timeout / 4)
+    tuner = _make_tuner(cfg, hypermodel, project_dir, tracker.callbacks_for)
+    tuner.tracker = tracker
+    import keras
+
+    keras.utils.set_random_seed(cfg.run.seed)
+    gc.collect()
+    gc.freeze()
+    tracker.started = time.monotonic()
+    _search_here(cfg, tuner, task)
+    gc.unfreeze()
+    print(f"{worker}: no trials left; {tracker.done} trial(s) run here", flush=True)
+    return SearchResult(tracker.parent_id, {}, float("nan"), {}, [], None, task)

@@ -28,6 +28,11 @@ def tracked_tuner_class(base):
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
             self.tracker.begin_trial(trial)
+            if self.tracker.heartbeat:  # a worker: tell the chief we are alive
+                from tuning.distributed import Heartbeat
+
+                self._heartbeat = Heartbeat(self.oracle, trial.trial_id,
+                                            self.tracker.heartbeat)
 
         def run_trial(self, trial, *args, **kwargs):
             kwargs["callbacks"] = [*kwargs.get("callbacks", []),
@@ -43,8 +48,12 @@ def tracked_tuner_class(base):
                 raise
 
         def on_trial_end(self, trial):
+            beat = getattr(self, "_heartbeat", None)
+            if beat:
+                beat.stop()
             super().on_trial_end(trial)  # the oracle settles the status here
-            self.tracker.end_trial(self.oracle.trials[trial.trial_id],
+            # get_trial: on a worker the oracle is the chief's, over gRPC.
+            self.tracker.end_trial(self.oracle.get_trial(trial.trial_id),
                                    self.oracle)
             # No cleanup here: keras-tuner's _try_build already runs
             # clear_session() and gc.collect() before every build.
@@ -70,6 +79,8 @@ class SearchTracker:
         self.begun = {}           # trial_id -> monotonic start
         self.started = time.monotonic()
         self.done = 0
+        self.heartbeat = 0.0      # seconds between a worker's heartbeats; 0: not a worker
+        self.worker = os.environ.get("KERASTUNER_TUNER_ID", "main")
 
     # === Parent ===
     @contextlib.contextmanager
@@ -128,6 +139,7 @@ class SearchTracker:
             "keras_tuner.trial_id": trial.trial_id, "family": family,
             "dataset": self.task.name, "task": self.task.kind, "run_kind": "trial",
             "lstm_zoo.pid": str(os.getpid()), "lstm_zoo.host": socket.gethostname(),
+            "worker": self.worker,
         })
         run_id = child.info.run_id
         from mlflow.entities import Param
@@ -185,6 +197,10 @@ class SearchTracker:
             self.children.pop(trial_id)
 
     def _progress(self, trial, oracle, seconds):
+        if getattr(oracle, "trials", None) is None:  # a worker: the chief has the tally
+            print(f"{self.worker}: trial {trial.trial_id} {trial.status} "
+                  f"{self.cfg.objective}={trial.score}  {seconds:.1f}s", flush=True)
+            return
         done = sum(t.status in ("COMPLETED", "FAILED", "INVALID")
                    for t in oracle.trials.values())
         total = ("?" if self.cfg.tuner == "hyperband" else self.cfg.max_trials)

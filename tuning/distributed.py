@@ -1,0 +1,244 @@
+"""One search across several processes or machines: keras-tuner's chief/worker mode.
+
+The chief holds the oracle (which trial to try next) and serves it over gRPC;
+each worker asks it for a trial, trains it and reports the score. The chief
+also owns the MLflow parent run; every worker logs its trials as children of
+that run, tagged with its worker id.
+
+keras-tuner leaves two gaps that this module closes:
+
+- A worker that dies keeps its trial assigned forever, and the chief waits
+  for it forever. Workers here send a heartbeat during each trial; the chief
+  gives the trial of a worker silent for ``worker_timeout`` seconds to the
+  next worker that asks (keras-tuner's own retry queue).
+- A worker whose chief is not there waits up to an hour per call. Workers
+  here check the chief first and give up after ``connect_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from experiments.train import ConfigError
+
+CONNECT_TIMEOUT = 60.0   # seconds a worker waits for its chief (and each call)
+WORKER_TIMEOUT = 60.0    # seconds of silence after which a worker's trial moves on
+HEARTBEAT = 5.0          # seconds between a busy worker's signs of life
+
+
+def parse_address(text: str, flag: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` as ``(host, port)``; a ConfigError naming ``flag`` if not."""
+    host, sep, port = (text or "").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{flag} must look like HOST:PORT (e.g. 127.0.0.1:8470); "
+                          f"received {text!r}")
+    return host, int(port)
+
+
+def configure(role: str, address: tuple[str, int]) -> str:
+    """Set the environment keras-tuner reads to find its role and chief; the
+    tuner id. Call before the tuner is created."""
+    host, port = address
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+    if role == "chief":
+        os.environ["KERASTUNER_TUNER_ID"] = "chief"
+    elif not os.environ.get("KERASTUNER_TUNER_ID", "").startswith("worker"):
+        os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
+    return os.environ["KERASTUNER_TUNER_ID"]
+
+
+class ChiefUnreachable(ConfigError):
+    """A worker's chief did not answer in time."""
+
+
+def wait_for_chief(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -> None:
+    """Return once the chief at ``address`` accepts gRPC calls; raise
+    ``ChiefUnreachable`` after ``timeout`` seconds. Also caps each later call to
+    the chief at ``timeout`` (keras-tuner's own cap is an hour)."""
+    import grpc
+    from keras_tuner.src.distribute import oracle_client
+
+    host, port = address
+    oracle_client.TIMEOUT = timeout
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise ChiefUnreachable(
+            f"the chief at {host}:{port} did not answer within {timeout:g} s; start it "
+            f"first (lstm-zoo tune ... --role chief --bind {host}:{port}) or check "
+            f"--chief") from None
+    finally:
+        channel.close()
+
+
+def find_parent(client, name: str, timeout: float = CONNECT_TIMEOUT) -> str:
+    """The id of the RUNNING parent run of search ``name`` (made by its
+    chief), waiting up to ``timeout`` seconds for it to appear."""
+    deadline = time.monotonic() + timeout
+    query = (f"tags.search = '{name}' and tags.run_kind = 'search' "
+             f"and attributes.status = 'RUNNING'")
+    while True:
+        ids = [e.experiment_id for e in client.search_experiments()]
+        runs = client.search_runs(ids, query, order_by=["attributes.start_time DESC"],
+                                  max_results=1) if ids else []
+        if runs:
+            return runs[0].info.run_id
+        if time.monotonic() > deadline:
+            raise ChiefUnreachable(
+                f"no running search {name!r} in the tracking store after {timeout:g} s; "
+                f"the chief and the workers must use the same --name and tracking URI")
+        time.sleep(1.0)
+
+
+class WorkerWatch:
+    """On the chief: notes when each worker was last heard from, and gives
+    the trial of a worker silent for ``timeout`` seconds back to the queue."""
+
+    def __init__(self, oracle, timeout: float = WORKER_TIMEOUT):
+        self.oracle, self.timeout = oracle, timeout
+        self.last_seen: dict[str, float] = {}
+        self.requeued: list[tuple[str, str]] = []   # (worker, trial id)
+        for method in ("create_trial", "update_trial", "end_trial", "get_trial"):
+            setattr(oracle, method, self._noting(getattr(oracle, method), method))
+
+    def _noting(self, call, method):
+        def wrapper(*args, **kwargs):
+            worker = args[0] if method == "create_trial" else self._owner(args, kwargs)
+            if worker:
+                self.last_seen[worker] = time.monotonic()
+            return call(*args, **kwargs)
+        return wrapper
+
+    def _owner(self, args, kwargs):
+        first = kwargs.get("trial_id", kwargs.get("trial", args[0] if args else None))
+        trial_id = getattr(first, "trial_id", first)
+        for worker, trial in list(self.oracle.ongoing_trials.items()):
+            if trial.trial_id == trial_id:
+                return worker
+        return None
+
+    def expire(self) -> None:
+        from keras_tuner.src.engine.oracle import LOCKS  # what @synchronized holds
+
+        now = time.monotonic()
+        with LOCKS[self.oracle]:
+            for worker, trial in list(self.oracle.ongoing_trials.items()):
+                seen = self.last_seen.setdefault(worker, now)
+                if now - seen > self.timeout:
+                    del self.oracle.ongoing_trials[worker]
+                    self.oracle.tuner_ids.discard(worker)
+                    self.oracle._retry_queue.append(trial.trial_id)
+                    self.requeued.append((worker, trial.trial_id))
+                    print(f"worker {worker} silent for {now - seen:.0f} s: trial "
+                          f"{trial.trial_id} goes to the next worker", flush=True)
+
+
+def serve(oracle, address: tuple[str, int], watch: WorkerWatch,
+          poll: float = 0.5) -> None:
+    """Serve ``oracle`` to the workers until the search is over: every trial
+    handed out and no worker still holding one."""
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    host, port = address
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if not server.add_insecure_port(f"{host}:{port}"):
+        raise ConfigError(f"the chief cannot listen on {host}:{port} (address in use, or "
+                          f"not one of this machine's); choose another --bind")
+    server.start()
+    try:
+        while True:
+            time.sleep(poll)
+            watch.expire()
+            done = not oracle.ongoing_trials and not oracle.tuner_ids
+            if servicer.stop_triggered and done:
+                break
+    finally:
+        server.stop(grace=2)
+
+
+class Heartbeat:
+    """On a worker: while a trial runs, ask the chief about it every
+    ``interval`` seconds, so the chief knows this worker is alive."""
+
+    def __init__(self, oracle, trial_id: str, interval: float = HEARTBEAT):
+        self._stop = threading.Event()
+
+        def beat():
+            while not self._stop.wait(interval):
+                try:
+                    oracle.get_trial(trial_id)
+                except Exception:  # the chief is gone; the trial's own calls will say so
+                    return
+
+        self._thread = threading.Thread(target=beat, daemon=True, name="heartbeat")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices to hand out, one per worker: ``CUDA_VISIBLE_DEVICES`` if
+    set, else what ``nvidia-smi`` lists; empty on a machine without GPUs."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        return [g for g in given.split(",") if g.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def launch(argv: list[str], workers: int, host: str = "127.0.0.1") -> int:
+    """``lstm-zoo tune ... --workers N``: start a chief and ``workers`` workers
+    on this machine (each worker on its own GPU where there are GPUs), wait
+    for all of them, and return the chief's exit code."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be an int >= 1; received {workers!r}")
+    port = free_port(host)
+    base = [sys.executable, "-m", "experiments.cli", "tune", *argv]
+    gpus = visible_gpus()
+    chief = subprocess.Popen([*base, "--role", "chief", "--bind", f"{host}:{port}"])
+    procs = []
+    for i in range(workers):
+        env = dict(os.environ, KERASTUNER_TUNER_ID=f"worker{i}")
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        procs.append(subprocess.Popen([*base, "--role", "worker", "--chief",
+                                       f"{host}:{port}"], env=env))
+    print(f"chief on {host}:{port} (pid {chief.pid}), {workers} worker(s): "
+          f"{', '.join(str(p.pid) for p in procs)}", flush=True)
+    try:
+        code = chief.wait()
+        for i, p in enumerate(procs):
+            if p.wait() != 0:
+                print(f"worker{i} exited with {p.returncode}", file=sys.stderr)
+    except BaseException:  # Ctrl-C or SIGTERM: pass it on, let each close its runs
+        for p in (chief, *procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in (chief, *procs):
+            p.wait()
+        raise
+    return code
