@@ -39,7 +39,7 @@ EPOCHS ?= 100
 ARGS   ?=
 CLI    := $(BIN)/lstm-zoo
 
-.PHONY: train compare tune datasets ui demo
+.PHONY: train compare tune datasets ui demo tracking-server postgres
 
 train: install
 	$(CLI) train --model $(MODEL) --data $(DATA) $(ARGS)
@@ -56,6 +56,18 @@ datasets: install
 
 ui: install
 	$(CLI) ui $(ARGS)
+
+# For teams and multi-worker searches: mlflow server on PostgreSQL (data in
+# .tracking/), on 127.0.0.1:5000; prints the MLFLOW_TRACKING_URI to export.
+# PostgreSQL comes from the system's packages (see `make postgres`).
+tracking-server: install
+	$(CLI) tracking-server $(ARGS)
+
+# PostgreSQL from Debian/Ubuntu packages, if it is not there yet (needs root).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; \
+	then echo "PostgreSQL is installed"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
 
 # The main job: a search over every family on the bundled airline data,
 # sized to finish in about five minutes on a 2-core CPU.

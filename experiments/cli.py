@@ -248,6 +248,12 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_tracking_server(args) -> int:
+    from experiments import server
+
+    return server.run(args.dir, args.host, args.port)
+
+
 def cmd_runs_reap(args) -> int:
     from experiments import tracking
 
@@ -449,6 +455,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "process on this machine is dead (never a live one)")
     r.add_argument("--tracking-uri")
     r.set_defaults(func=cmd_runs_reap)
+
+    p = sub.add_parser("tracking-server", help="mlflow server on a PostgreSQL database, "
+                       "for teams and multi-worker searches")
+    p.add_argument("--dir", default=".tracking",
+                   help="where the database and artifacts live (default ./.tracking)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_tracking_server)
 
     p = sub.add_parser("ui", help="open the MLflow UI on the same store")
     p.add_argument("--host", default="127.0.0.1",

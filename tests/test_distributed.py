@@ -1,5 +1,7 @@
-"""One search across processes: a chief and workers over gRPC, real processes
-on 127.0.0.1, every trial a child of the chief's parent run."""
+"""One search across processes: a chief and workers over gRPC as real
+processes on 127.0.0.1, logging to a real `mlflow server` on a real PostgreSQL
+(started here from the system's packages; `.ci/run` installs them). Every
+trial is a child of the chief's parent run."""
 
 import os
 import signal
@@ -7,53 +9,76 @@ import subprocess
 import sys
 import time
 
+import mlflow
 import pytest
 
-from experiments import cli, tracking
-from tests.helpers import all_runs, client_for
+from experiments import cli, server
 from tuning.distributed import free_port
 
 pytestmark = pytest.mark.slow
 
 TINY = ["--data", "sine", "--models", "gru", "--max-trials", "4", "--epochs", "2",
-        "--patience", "2", "--window", "12", "--horizon", "3", "--name", "dist",
-        "--seed", "3"]
+        "--patience", "2", "--window", "12", "--horizon", "3", "--seed", "3"]
 
 
-def start(tmp_path, *extra, worker_id=None):
+@pytest.fixture(scope="module")
+def team_server():
+    """PostgreSQL in a temporary folder on a free port, and `mlflow server` on it."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="lstm-zoo-pg-")
+    os.chmod(folder, 0o755)  # as root, PostgreSQL runs as `postgres` and must get in
+    backend, _ = server.start_postgres(os.path.join(folder, "postgres"))
+    port = free_port()
+    proc = server.start_mlflow(backend, os.path.join(folder, "artifacts"), port=port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait()
+        server.stop_postgres(os.path.join(folder, "postgres"))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def start(tmp_path, uri, name, *extra, worker_id=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_TRACKING_URI", None)
     if worker_id:
         env["KERASTUNER_TUNER_ID"] = worker_id
     return subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "tune", *TINY, *extra,
-         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
+        [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
+         "--experiment", name, *extra, "--tracking-uri", uri],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def runs_by_kind(db):
-    runs = all_runs(db)
-    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "search"]
-    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    return parent, kids
+def search_runs(uri, name):
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    parents = [r for r in runs if r.data.tags.get("run_kind") == "search"]
+    kids = [r for r in runs if r.data.tags.get("run_kind") == "trial"]
+    return parents, kids
 
 
-def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
-    db = tmp_path / "mlflow.db"
-    tracking.init_store(f"sqlite:///{db}")
+def test_chief_and_two_workers_survive_a_killed_worker(tmp_path, team_server):
+    uri, name = team_server, "killed"
+    client = mlflow.MlflowClient(uri)
     address = f"127.0.0.1:{free_port()}"
-    chief = start(tmp_path, "--role", "chief", "--bind", address, "--worker-timeout", "6")
+    chief = start(tmp_path, uri, name, "--role", "chief", "--bind", address,
+                  "--worker-timeout", "6")
     # This worker trains its trial for as long as it lives.
-    doomed = start(tmp_path, "--role", "worker", "--chief", address, "--worker-timeout",
+    doomed = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
+                   "--worker-timeout",
                    "6", "--epochs", "100000", "--patience", "100000",
                    worker_id="worker-doomed")
     try:
         # Kill the first worker while it trains its first trial (SIGKILL: no cleanup).
         deadline = time.time() + 240
         while time.time() < deadline:
-            kids = [r for r in all_runs(db)
+            kids = [r for r in search_runs(uri, name)[1]
                     if r.data.tags.get("worker") == "worker-doomed"]
-            if kids and client_for(db).get_metric_history(kids[0].info.run_id, "loss"):
+            if kids and client.get_metric_history(kids[0].info.run_id, "loss"):
                 break
             assert doomed.poll() is None, doomed.communicate()[0][-3000:]
             time.sleep(0.3)
@@ -61,7 +86,7 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
             pytest.fail("the first worker never started training")
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
-        survivor = start(tmp_path, "--role", "worker", "--chief", address,
+        survivor = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
                          "--worker-timeout", "6", worker_id="worker-survivor")
         out = survivor.communicate(timeout=400)[0]
         assert survivor.returncode == 0, out[-3000:]
@@ -72,8 +97,9 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     assert chief.returncode == 0, chief_out[-3000:]
     assert "worker worker-doomed silent for" in chief_out
     assert "trial 0 goes to the next worker" in chief_out
-    parent, kids = runs_by_kind(db)
+    (parent,), kids = search_runs(uri, name)
     assert parent.info.status == "FINISHED"
+    assert all(k.data.tags["mlflow.parentRunId"] == parent.info.run_id for k in kids)
     finished = [k for k in kids if k.info.status == "FINISHED"]
     trial_ids = sorted(k.data.tags["keras_tuner.trial_id"] for k in finished)
     assert trial_ids == ["0", "1", "2", "3"]  # every trial completed exactly once
@@ -83,22 +109,25 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     assert "best_score" in parent.data.metrics
 
 
-def test_workers_flag_runs_chief_and_workers_on_this_machine(tmp_path, capsys):
-    db = tmp_path / "mlflow.db"
-    code = cli.main(["tune", *TINY, "--workers", "2", "--directory", str(tmp_path / "tuner"),
-                     "--tracking-uri", f"sqlite:///{db}"])
+def test_workers_flag_runs_chief_and_workers_on_this_machine(tmp_path, team_server):
+    name = "flag"
+    code = cli.main(["tune", *TINY, "--name", name, "--experiment", name, "--workers", "2",
+                     "--directory", str(tmp_path / "tuner"), "--tracking-uri", team_server])
     assert code == 0
-    parent, kids = runs_by_kind(db)
+    (parent,), kids = search_runs(team_server, name)
     assert parent.info.status == "FINISHED"
     assert sorted(k.data.tags["keras_tuner.trial_id"] for k in kids) == ["0", "1", "2", "3"]
     assert all(k.info.status == "FINISHED" for k in kids)
-    assert {k.data.tags["worker"] for k in kids} <= {"worker0", "worker1"}
+    assert {k.data.tags["worker"] for k in kids} == {"worker0", "worker1"}
+    client = mlflow.MlflowClient(team_server)
+    version = client.get_model_version_by_alias("lstm-zoo-sine", "best")
+    assert version.tags["search"] == name
 
 
 def test_worker_without_a_chief_gives_up_within_the_timeout(tmp_path, capsys):
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     start_at = time.monotonic()
-    code = cli.main(["tune", *TINY, "--role", "worker", "--chief", address,
+    code = cli.main(["tune", *TINY, "--name", "lonely", "--role", "worker", "--chief", address,
                      "--connect-timeout", "3", "--directory", str(tmp_path / "tuner"),
                      "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     elapsed = time.monotonic() - start_at
@@ -106,4 +135,4 @@ def test_worker_without_a_chief_gives_up_within_the_timeout(tmp_path, capsys):
     assert code == 2
     assert f"the chief at {address} did not answer within 3 s" in err
     assert elapsed < 15
-    assert all_runs(tmp_path / "mlflow.db") == []
+    assert not (tmp_path / "mlflow.db").exists()

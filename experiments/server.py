@@ -1,0 +1,137 @@
+"""A tracking server for teams: ``mlflow server`` on a PostgreSQL database.
+
+``lstm-zoo tracking-server`` (``make tracking-server``) keeps a PostgreSQL
+cluster in a folder of its own (``.tracking/postgres``), starts it on
+127.0.0.1, and runs ``mlflow server`` against it with a local artifact
+folder. Searches with many workers log there concurrently, which a SQLite
+file does badly. PostgreSQL comes from the system's packages (Debian/Ubuntu:
+``apt-get install postgresql``); PostgreSQL refuses to run as root, so as root
+the database runs as the ``postgres`` user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from experiments.tracking import TrackingError
+
+DB_USER = "lstm_zoo"
+DB_NAME = "mlflow"
+
+
+def postgres_bin() -> str:
+    """The folder with ``initdb``, ``pg_ctl`` and ``postgres``."""
+    for found in (shutil.which("pg_ctl"),
+                  *sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)):
+        if found and os.path.exists(os.path.join(os.path.dirname(found), "initdb")):
+            return os.path.dirname(os.path.realpath(found))
+    raise TrackingError("PostgreSQL is not installed (no initdb/pg_ctl found); on "
+                        "Debian or Ubuntu: sudo apt-get install postgresql")
+
+
+def _as_db_owner(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_postgres(folder: str, port: int | None = None) -> tuple[str, int]:
+    """Create (once) and start a PostgreSQL cluster in ``folder`` listening on
+    127.0.0.1 only; return ``(database URI, port)``. Idempotent."""
+    bindir = postgres_bin()
+    folder = os.path.abspath(folder)
+    data = os.path.join(folder, "data")
+    os.makedirs(folder, exist_ok=True)
+    if os.geteuid() == 0:  # the database runs as `postgres`, which must own its folder
+        shutil.chown(folder, "postgres", "postgres")
+    if not os.path.exists(os.path.join(data, "PG_VERSION")):
+        subprocess.run(_as_db_owner([os.path.join(bindir, "initdb"), "-D", data,
+                                     "-U", DB_USER, "--auth=trust", "-E", "UTF8"]),
+                       check=True, capture_output=True, text=True)
+    port = port or _free_port()
+    status = subprocess.run(_as_db_owner([os.path.join(bindir, "pg_ctl"), "-D", data,
+                                          "status"]), capture_output=True, text=True)
+    if status.returncode != 0:
+        done = subprocess.run(_as_db_owner([
+            os.path.join(bindir, "pg_ctl"), "-D", data, "-w", "-t", "60",
+            "-l", os.path.join(folder, "postgres.log"),
+            "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]),
+            capture_output=True, text=True)
+        if done.returncode != 0:
+            raise TrackingError(f"PostgreSQL did not start in {data}: "
+                                f"{(done.stderr or done.stdout).strip()[-1000:]}; see "
+                                f"{os.path.join(folder, 'postgres.log')}")
+    else:
+        with open(os.path.join(data, "postmaster.pid")) as f:
+            port = int(f.read().splitlines()[3])  # line 4: the port it listens on
+    created = subprocess.run([os.path.join(bindir, "createdb"), "-h", "127.0.0.1",
+                              "-p", str(port), "-U", DB_USER, DB_NAME],
+                             capture_output=True, text=True)
+    if created.returncode != 0 and "already exists" not in created.stderr:
+        raise TrackingError(f"cannot create database {DB_NAME!r}: {created.stderr.strip()}")
+    return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{port}/{DB_NAME}", port
+
+
+def stop_postgres(folder: str) -> None:
+    data = os.path.join(os.path.abspath(folder), "data")
+    if os.path.exists(os.path.join(data, "postmaster.pid")):
+        subprocess.run(_as_db_owner([os.path.join(postgres_bin(), "pg_ctl"), "-D", data,
+                                     "-m", "fast", "-w", "stop"]),
+                       capture_output=True, text=True)
+
+
+def start_mlflow(backend_uri: str, artifacts: str, host: str = "127.0.0.1",
+                 port: int = 5000, timeout: float = 120.0) -> subprocess.Popen:
+    """Start ``mlflow server`` on ``backend_uri``; return once it answers."""
+    os.makedirs(artifacts, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", os.path.abspath(artifacts), "--host", host,
+         "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise TrackingError(f"mlflow server exited: {proc.stderr.read()[-2000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2):
+                return proc
+        time.sleep(0.5)
+    proc.terminate()
+    raise TrackingError(f"mlflow server did not answer on {host}:{port} in {timeout:g} s")
+
+
+def run(folder: str = ".tracking", host: str = "127.0.0.1", port: int = 5000) -> int:
+    """``lstm-zoo tracking-server``: PostgreSQL plus ``mlflow server`` until Ctrl-C."""
+    from experiments.tracking import Terminated, terminate_as_exception
+
+    backend, pg_port = start_postgres(os.path.join(folder, "postgres"))
+    server = start_mlflow(backend, os.path.join(folder, "artifacts"), host, port)
+    print(f"MLflow tracking server on http://{host}:{port} (PostgreSQL on 127.0.0.1:"
+          f"{pg_port}, data in {os.path.abspath(folder)}). In each shell that should "
+          f"log there:\n\n  export MLFLOW_TRACKING_URI=http://{host}:{port}\n\n"
+          f"Ctrl-C stops both.", flush=True)
+    try:
+        with terminate_as_exception():
+            server.wait()
+    except (KeyboardInterrupt, Terminated):
+        pass
+    finally:
+        server.terminate()
+        server.wait()
+        stop_postgres(os.path.join(folder, "postgres"))
+    return 0
