@@ -177,7 +177,7 @@ def cmd_tune(args) -> int:
         max_trials=args.max_trials, objective=args.objective,
         name=args.name, directory=args.directory, fresh=args.fresh,
         role=args.role, address=address, connect_timeout=args.connect_timeout,
-        worker_timeout=args.worker_timeout)
+        worker_timeout=args.worker_timeout, data_parallel=args.data_parallel)
     result = run_search(cfg)
     if args.role == "worker":
         return 0
@@ -430,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--worker-timeout", type=float, default=60.0, metavar="S",
                    help="the chief gives the trial of a worker silent for S seconds to "
                         "another worker (default 60)")
+    d.add_argument("--data-parallel", action="store_true",
+                   help="train each trial on all the GPUs its process sees "
+                        "(tf.distribute.MirroredStrategy)")
     _add_data_flags(p)
     p.set_defaults(func=cmd_tune)
 

@@ -209,3 +209,27 @@ def test_same_seed_random_search_proposes_the_same_trials(tmp_path):
     assert len(first) == 3 and len({str(t) for t in first}) == 3
     assert proposals(tmp_path / "b", seed=7) == first
     assert proposals(tmp_path / "c", seed=8) != first
+
+
+def test_data_parallel_search_trains_each_trial_under_mirrored_strategy(tmp_path):
+    import tensorflow as tf
+
+    seen = []
+    original = tf.distribute.MirroredStrategy
+
+    def spy(*args, **kwargs):
+        strategy = original(*args, **kwargs)
+        seen.append(strategy)
+        return strategy
+
+    tf.distribute.MirroredStrategy = spy
+    try:
+        result = search(tmp_path, models=("gru",), max_trials=2, data_parallel=True,
+                        run={"epochs": 1})
+    finally:
+        tf.distribute.MirroredStrategy = original
+    assert len(seen) == 1 and seen[0].num_replicas_in_sync >= 1
+    kids = children_of(tmp_path / "mlflow.db", result.parent_run_id)
+    assert len(kids) == 2 and all(k.info.status == "FINISHED" for k in kids)
+    parent = client_for(tmp_path / "mlflow.db").get_run(result.parent_run_id)
+    assert parent.data.params["data_parallel"] == "True"

@@ -48,6 +48,7 @@ class SearchConfig:
     address: tuple[str, int] | None = None
     connect_timeout: float = 60.0         # a worker gives up on its chief after this
     worker_timeout: float = 60.0          # a silent worker's trial goes to another
+    data_parallel: bool = False           # each trial on all its GPUs (MirroredStrategy)
 
 
 @dataclasses.dataclass
@@ -88,6 +89,16 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
     else:
         raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
                           f"{cfg.tuner!r}")
+    if cfg.data_parallel:
+        import keras
+
+        if keras.config.backend() != "tensorflow":
+            raise ConfigError("--data-parallel uses tf.distribute.MirroredStrategy and "
+                              "needs the TensorFlow backend; unset KERAS_BACKEND")
+        import tensorflow as tf
+
+        # keras-tuner builds and trains each trial's model inside the strategy.
+        common["distribution_strategy"] = tf.distribute.MirroredStrategy()
     cls = tracked_tuner_class(base)
     return cls(hypermodel=hypermodel, callbacks_for=callbacks_for,
                **common, **extra)
@@ -287,7 +298,17 @@ def _run_worker(cfg: SearchConfig, name, families, task, hypermodel,
     gc.collect()
     gc.freeze()
     tracker.started = time.monotonic()
-    _search_here(cfg, tuner, task)
-    gc.unfreeze()
+    import grpc
+
+    try:
+        _search_here(cfg, tuner, task)
+    except grpc.RpcError as err:
+        host, port = cfg.address
+        raise SearchError(
+            f"the chief at {host}:{port} stopped answering ({err.code().name}); restart "
+            f"it with the same command (it resumes from {project_dir}), then the "
+            f"workers") from None
+    finally:
+        gc.unfreeze()
     print(f"{worker}: no trials left; {tracker.done} trial(s) run here", flush=True)
     return SearchResult(tracker.parent_id, {}, float("nan"), {}, [], None, task)

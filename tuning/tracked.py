@@ -111,6 +111,7 @@ class SearchTracker:
             "models": ",".join(self.families), "dataset": self.task.name,
             "task": self.task.kind, **self.task.params(), "epochs": run.epochs,
             "patience": run.patience, "seed": run.seed,
+            "data_parallel": self.cfg.data_parallel, "role": self.cfg.role or "single",
             "data_digest": fingerprint["data_digest"],
         }))
         mlflow.log_dict(hypermodel.space(), "search_space.json")
