@@ -151,6 +151,10 @@ def _without_workers(argv):
 def cmd_tune(args) -> int:
     from tuning.search import SearchConfig, run_search
 
+    # On a tracking server MLflow prints a link for every run it closes: one per
+    # trial here. The search prints its own progress.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
     if args.workers is not None:
         from experiments import tracking
         from tuning import distributed

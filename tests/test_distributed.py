@@ -136,3 +136,76 @@ def test_worker_without_a_chief_gives_up_within_the_timeout(tmp_path, capsys):
     assert f"the chief at {address} did not answer within 3 s" in err
     assert elapsed < 15
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_killed_chief_restarts_and_the_search_resumes(tmp_path, team_server):
+    uri, name = team_server, "chief-restart"
+    client = mlflow.MlflowClient(uri)
+    address = f"127.0.0.1:{free_port()}"
+    chief = start(tmp_path, uri, name, "--role", "chief", "--bind", address,
+                  "--worker-timeout", "6")
+    worker = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
+                   "--worker-timeout", "6", "--connect-timeout", "10", worker_id="worker-a")
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:  # the first trial finished: state worth keeping
+            done = [r for r in search_runs(uri, name)[1] if r.info.status == "FINISHED"]
+            if done:
+                break
+            assert chief.poll() is None, chief.communicate()[0][-3000:]
+            time.sleep(0.3)
+        else:
+            pytest.fail("no trial finished")
+        chief.send_signal(signal.SIGKILL)
+        chief.wait()
+        out = worker.communicate(timeout=120)[0]
+        assert worker.returncode != 0
+        assert f"the chief at {address}" in out, out[-3000:]
+        # Same commands again: the chief resumes, a worker finishes the search.
+        chief = start(tmp_path, uri, name, "--role", "chief", "--bind", address,
+                      "--worker-timeout", "6")
+        worker = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
+                       "--worker-timeout", "6", worker_id="worker-b")
+        out = worker.communicate(timeout=400)[0]
+        assert worker.returncode == 0, out[-3000:]
+        chief_out = chief.communicate(timeout=120)[0]
+        assert chief.returncode == 0, chief_out[-3000:]
+    finally:
+        for p in (chief, worker):
+            p.kill()
+    (parent,), kids = search_runs(uri, name)  # one parent, resumed
+    assert parent.info.status == "FINISHED"
+    finished = sorted(k.data.tags["keras_tuner.trial_id"] for k in kids
+                      if k.info.status == "FINISHED")
+    assert finished == ["0", "1", "2", "3"]
+    assert not [k for k in kids if k.info.status == "RUNNING"]
+    assert client.get_run(parent.info.run_id).data.metrics["best_score"] > 0
+
+
+def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
+    from tuning import distributed
+
+    started = []
+
+    class FakeProcess:
+        def __init__(self, cmd, env=None):
+            started.append((cmd, env))
+            self.pid, self.returncode = 1000 + len(started), 0
+
+        def wait(self):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", FakeProcess)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert distributed.launch(["--data", "airline"], workers=3) == 0
+    chief, *workers = started
+    assert "--role" in chief[0] and chief[0][chief[0].index("--role") + 1] == "chief"
+    assert [env["CUDA_VISIBLE_DEVICES"] for _, env in workers] == ["2", "3", "2"]
+    assert [env["KERASTUNER_TUNER_ID"] for _, env in workers] == ["worker0", "worker1",
+                                                                   "worker2"]
+    bind = chief[0][chief[0].index("--bind") + 1]
+    assert bind.startswith("127.0.0.1:")
+    assert all(cmd[cmd.index("--chief") + 1] == bind for cmd, _ in workers)

@@ -258,6 +258,11 @@ def _serve_workers(cfg: SearchConfig, tuner, tracker) -> None:
     from tuning import distributed
 
     host, port = cfg.address
+    tuner.oracle.verbose = 0  # keras-tuner's trial tables; the workers report instead
+    # keras-tuner reloads a tuner (and its oracle) only if the tuner's own file
+    # exists, and a chief never runs `search`, which is what writes it: without
+    # this a restarted chief would start the search over.
+    tuner.save()
     watch = distributed.WorkerWatch(tuner.oracle, cfg.worker_timeout)
     print(f"chief of search {tracker.name!r} listening on {host}:{port}; start workers "
           f"with the same arguments and --role worker --chief {host}:{port}", flush=True)
