@@ -501,8 +501,8 @@ def markdown(result) -> str:
                              f"{r['jax_vs_product']:.2f} | "
                              f"{r.get('jax_vs_torch', float('nan')):.2f} |")
     if not any("torch_samples_per_s" in r for r in result["throughput"]):
-        lines += ["", "PyTorch columns: not measured (PyTorch is not installed; "
-                  "`.venv/bin/pip install torch` and run `make bench` again)."]
+        lines += ["", "PyTorch columns: not measured (a --quick run, or PyTorch is not "
+                  "installed: `.venv/bin/pip install torch` and run `make bench` again)."]
     if result.get("levers"):
         names = [k for k in result["levers"][0] if k != "shape"]
         lines += ["", "Levers alone, plain Keras model, ratio to plain `fit` defaults:", "",
@@ -539,6 +539,8 @@ def main(argv=None):
                         help="fewer rounds, no 30-trial search, no PyTorch or JAX "
                              "columns (a smoke test)")
     args = parser.parse_args(argv)
+    if args.quick:  # a smoke test: two batches per epoch says nothing about speed
+        BATCHES.update(dict.fromkeys(BATCHES, 2))
     result = {"environment": environment()}
     print(f"machine: {result['environment']['machine']}; backend "
           f"{result['environment']['keras_backend']}", flush=True)

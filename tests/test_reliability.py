@@ -114,7 +114,7 @@ def test_eight_processes_logging_to_a_warm_store_lose_nothing(tmp_path):
     epochs = 40
     script = WRITER.replace("EPOCHS", str(epochs))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    start_at = time.time() + 25  # after every interpreter has imported Keras and MLflow
+    start_at = time.time() + 18  # after the interpreters have imported Keras and MLflow
     procs = [subprocess.Popen([sys.executable, "-c", script, uri, str(start_at), str(i)],
                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
              for i in range(8)]
