@@ -163,7 +163,8 @@ def cmd_tune(args) -> int:
             raise ValueError("--workers starts its own chief and workers; leave out --role")
         # The store is created once here, before several processes open it.
         tracking.init_store(tracking.resolve_uri(args.tracking_uri))
-        return distributed.launch(_without_workers(args.argv), args.workers)
+        with tracking.terminate_as_exception():  # SIGTERM reaches every process
+            return distributed.launch(_without_workers(args.argv), args.workers)
     address = None
     if args.role:
         from tuning import distributed
