@@ -209,3 +209,38 @@ def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
     bind = chief[0][chief[0].index("--bind") + 1]
     assert bind.startswith("127.0.0.1:")
     assert all(cmd[cmd.index("--chief") + 1] == bind for cmd, _ in workers)
+
+
+def test_sigterm_to_the_launcher_stops_chief_and_workers(tmp_path, team_server):
+    uri, name = team_server, "stopped"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
+         "--experiment", name, "--epochs", "100000", "--patience", "100000",
+         "--workers", "2", "--tracking-uri", uri],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    client = mlflow.MlflowClient(uri)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            kids = search_runs(uri, name)[1]
+            if kids and client.get_metric_history(kids[0].info.run_id, "loss"):
+                break
+            assert launcher.poll() is None, launcher.communicate()[0][-3000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail("no trial started")
+        launcher.send_signal(signal.SIGTERM)
+        out = launcher.communicate(timeout=120)[0]
+    finally:
+        launcher.kill()
+    assert launcher.returncode != 0, out[-2000:]
+    # Nothing of the search is left running: no process, no RUNNING run.
+    left = subprocess.run(["pgrep", "-s", str(launcher.pid)], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+    (parent,), kids = search_runs(uri, name)
+    assert parent.info.status == "KILLED"
+    assert kids and all(k.info.status in ("KILLED", "FAILED") for k in kids), [
+        (k.info.status, k.data.tags.get("worker"), k.data.tags.get("error")) for k in kids]

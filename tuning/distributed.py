@@ -17,6 +17,7 @@ keras-tuner leaves two gaps that this module closes:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -51,6 +52,29 @@ def configure(role: str, address: tuple[str, int]) -> str:
     elif not os.environ.get("KERASTUNER_TUNER_ID", "").startswith("worker"):
         os.environ["KERASTUNER_TUNER_ID"] = f"worker-{socket.gethostname()}-{os.getpid()}"
     return os.environ["KERASTUNER_TUNER_ID"]
+
+
+_ROLE_ENV = ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
+
+
+@contextlib.contextmanager
+def role_scope():
+    """Undo ``configure`` and ``wait_for_chief`` on exit, so that a later search
+    in the same process (a notebook, the test suite) runs on its own again."""
+    saved = {key: os.environ.get(key) for key in _ROLE_ENV}
+    client = sys.modules.get("keras_tuner.src.distribute.oracle_client")
+    timeout = getattr(client, "TIMEOUT", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        client = sys.modules.get("keras_tuner.src.distribute.oracle_client")
+        if client is not None:
+            client.TIMEOUT = timeout if timeout is not None else 60 * 60
 
 
 class ChiefUnreachable(ConfigError):

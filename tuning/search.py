@@ -106,7 +106,15 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
 
 def run_search(cfg: SearchConfig) -> SearchResult:
     """Search, evaluate the best configuration on the test split, log and
-    register it. Bad data or settings raise before anything is tracked."""
+    register it. Bad data or settings raise before anything is tracked.
+    With ``cfg.role``, play that part of a search across processes."""
+    from tuning.distributed import role_scope
+
+    with role_scope():
+        return _run_search(cfg)
+
+
+def _run_search(cfg: SearchConfig) -> SearchResult:
     import zoo
     from experiments import data as data_mod
     from experiments import tracking, train
@@ -306,7 +314,8 @@ def _run_worker(cfg: SearchConfig, name, families, task, hypermodel,
     import grpc
 
     try:
-        _search_here(cfg, tuner, task)
+        with tracking.terminate_as_exception():  # SIGTERM closes the open trial KILLED
+            _search_here(cfg, tuner, task)
     except grpc.RpcError as err:
         host, port = cfg.address
         raise SearchError(
