@@ -43,9 +43,10 @@ def _as_db_owner(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd]
 
 
-def _free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (for a server started right after)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -62,7 +63,7 @@ def start_postgres(folder: str, port: int | None = None) -> tuple[str, int]:
         subprocess.run(_as_db_owner([os.path.join(bindir, "initdb"), "-D", data,
                                      "-U", DB_USER, "--auth=trust", "-E", "UTF8"]),
                        check=True, capture_output=True, text=True)
-    port = port or _free_port()
+    port = port or free_port()
     status = subprocess.run(_as_db_owner([os.path.join(bindir, "pg_ctl"), "-D", data,
                                           "status"]), capture_output=True, text=True)
     if status.returncode != 0:

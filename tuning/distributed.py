@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 
+from experiments.server import free_port  # noqa: F401  (the launcher's port)
 from experiments.train import ConfigError
 
 CONNECT_TIMEOUT = 60.0   # seconds a worker waits for its chief (and each call)
@@ -212,12 +213,6 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def visible_gpus() -> list[str]:

@@ -198,17 +198,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         tracker.log_search_settings(hypermodel, dataset, fingerprint)
         tracker.reap_stale_children()
 
-        tuner = _make_tuner(cfg, hypermodel, project_dir, tracker.callbacks_for)
-        tuner.tracker = tracker
-        import keras
-
-        keras.utils.set_random_seed(cfg.run.seed)
-        # Everything alive now (TensorFlow, Keras, MLflow, the data) lives
-        # for the whole search: freeze it so the collection keras-tuner runs
-        # before every trial scans only what trials create (0.45 s -> ms).
-        gc.collect()
-        gc.freeze()
-        tracker.started = time.monotonic()
+        tuner = _ready_tuner(cfg, hypermodel, project_dir, tracker)
         if cfg.role == "chief":
             _serve_workers(cfg, tuner, tracker)
         else:
@@ -246,6 +236,22 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
                             registered, task)
 
 
+
+
+def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
+    """The tracked tuner, seeded, with the process' memory set up for a search."""
+    import keras
+
+    tuner = _make_tuner(cfg, hypermodel, project_dir, tracker.callbacks_for)
+    tuner.tracker = tracker
+    keras.utils.set_random_seed(cfg.run.seed)
+    # Everything alive now (TensorFlow, Keras, MLflow, the data) lives
+    # for the whole search: freeze it so the collection keras-tuner runs
+    # before every trial scans only what trials create (0.45 s -> ms).
+    gc.collect()
+    gc.freeze()
+    tracker.started = time.monotonic()
+    return tuner
 
 
 def _search_here(cfg: SearchConfig, tuner, task) -> None:
@@ -303,14 +309,7 @@ def _run_worker(cfg: SearchConfig, name, families, task, hypermodel,
     tracker.parent_id = distributed.find_parent(mlflow.MlflowClient(uri), name,
                                                 cfg.connect_timeout)
     tracker.heartbeat = min(distributed.HEARTBEAT, cfg.worker_timeout / 4)
-    tuner = _make_tuner(cfg, hypermodel, project_dir, tracker.callbacks_for)
-    tuner.tracker = tracker
-    import keras
-
-    keras.utils.set_random_seed(cfg.run.seed)
-    gc.collect()
-    gc.freeze()
-    tracker.started = time.monotonic()
+    tuner = _ready_tuner(cfg, hypermodel, project_dir, tracker)
     import grpc
 
     try:
