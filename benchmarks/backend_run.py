@@ -27,8 +27,9 @@ def main(name: str, epochs: int) -> dict:
     loss = "binary_crossentropy" if family == "conv_lstm" else "mse"
     bench.compile_product(model, loss, bench.BATCHES[name])
     x, y = bench.data_for(model, batch, bench.BATCHES[name])
-    bench.epoch_seconds(model, x, y, batch, 1)  # warm-up: trace and compile
-    times = bench.epoch_seconds(model, x, y, batch, epochs)
+    data = bench.fed_as("product", x, y, batch)
+    bench.epoch_seconds(model, data, 1)  # warm-up: trace and compile
+    times = bench.epoch_seconds(model, data, epochs)
     return {"backend": keras.config.backend(),
             "samples_per_s": len(x) / statistics.median(times)}
 

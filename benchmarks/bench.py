@@ -127,10 +127,20 @@ class EpochTimer:
         self.callback = _Callback()
 
 
-def epoch_seconds(model, x, y, batch, epochs, callbacks=(), fit_kwargs=None):
+def fed_as(side, x, y, batch):
+    """What ``fit`` is given: NumPy arrays, as a plain Keras user passes them,
+    or for the ``product`` side what ``train`` and ``tune`` pass
+    (``experiments.feed``)."""
+    if side == "product":
+        from experiments.feed import fit_arguments
+
+        return fit_arguments(x, y, batch)
+    return {"x": x, "y": y, "batch_size": batch}
+
+
+def epoch_seconds(model, data, epochs, callbacks=()):
     timer = EpochTimer()
-    model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=False,
-              callbacks=[timer.callback, *callbacks], **(fit_kwargs or {}))
+    model.fit(**data, epochs=epochs, verbose=0, callbacks=[timer.callback, *callbacks])
     return timer.times
 
 
@@ -138,13 +148,20 @@ def alternate(models, x, y, batch, rounds, epochs):
     """Epoch times of each model, the models taking turns in every round so
     that machine noise hits all of them alike. One warm-up fit per model
     first: Keras keeps the traced (or XLA-compiled) train function across
-    ``fit`` calls, so later rounds time training only."""
-    for model in models.values():
-        epoch_seconds(model, x, y, batch, 1)
+    ``fit`` calls, so later rounds time training only. Every side is
+    shuffled each epoch, as ``fit`` does by default and ``train`` does.
+
+    Each timed ``fit`` runs one epoch more than it times: its first epoch
+    also sets up the input pipeline, a cost per ``fit`` call (once per
+    ``train`` run or trial) rather than per epoch, which would otherwise
+    weigh as much as training in fits this short."""
+    data = {side: fed_as(side, x, y, batch) for side in models}
+    for side, model in models.items():
+        epoch_seconds(model, data[side], 1)
     times = {side: [] for side in models}
     for _ in range(rounds):
         for side, model in models.items():
-            times[side] += epoch_seconds(model, x, y, batch, epochs)
+            times[side] += epoch_seconds(model, data[side], epochs + 1)[1:]
     return times
 
 
@@ -329,8 +346,7 @@ def tracking_overhead(rounds=4, epochs=20):
 
     def fit_seconds(callbacks=()):
         start = time.perf_counter()
-        model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, shuffle=False,
-                  callbacks=list(callbacks))
+        model.fit(**data, epochs=epochs, verbose=0, callbacks=list(callbacks))
         return time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -339,8 +355,8 @@ def tracking_overhead(rounds=4, epochs=20):
         keras.utils.set_random_seed(0)
         model = zoo.build_model("vanilla_lstm", (24, 1), 12, units=32)
         compile_product(model, steps_per_epoch=BATCHES["airline_lstm32"])
-        x, y = data_for(model, 32, BATCHES["airline_lstm32"])
-        model.fit(x, y, batch_size=32, epochs=1, verbose=0)  # warm-up: trace, compile
+        data = fed_as("product", *data_for(model, 32, BATCHES["airline_lstm32"]), 32)
+        model.fit(**data, epochs=1, verbose=0)  # warm-up: trace, compile
         plain, tracked = [], []
         for _ in range(rounds):
             plain.append(fit_seconds())
@@ -437,7 +453,7 @@ def gpu_section():
         model = k.Model(inputs, k.layers.Dense(1)(x))
         compile_plain(model)
         xs, ys = data_for(model, 128, batches=16)
-        ts = epoch_seconds(model, xs, ys, 128, 4)[1:]
+        ts = epoch_seconds(model, fed_as("plain", xs, ys, 128), 4)[1:]
         rows[f"use_cudnn={use_cudnn}"] = len(xs) / statistics.median(ts)
     rows["cudnn_vs_generic"] = rows["use_cudnn=auto"] / rows["use_cudnn=False"]
     report = zoo.cudnn_report(zoo.build_model("vanilla_lstm", (50, 8), 1, units=128))

@@ -247,9 +247,12 @@ def fit(model, task: Task, cfg: RunConfig, callbacks=()):
 
     stop = keras.callbacks.EarlyStopping(
         patience=cfg.patience, restore_best_weights=True)
+    from experiments.feed import fit_arguments
+
     history = model.fit(
-        task.train.x, task.train.y, validation_data=(task.val.x, task.val.y),
-        epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
+        **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
+                        validation=(task.val.x, task.val.y)),
+        epochs=cfg.epochs,
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=cfg.verbose,
     ).history

@@ -233,3 +233,33 @@ def test_data_parallel_search_trains_each_trial_under_mirrored_strategy(tmp_path
     assert len(kids) == 2 and all(k.info.status == "FINISHED" for k in kids)
     parent = client_for(tmp_path / "mlflow.db").get_run(result.parent_run_id)
     assert parent.data.params["data_parallel"] == "True"
+
+
+def test_finished_trials_leave_no_traced_graphs_behind(tmp_path, monkeypatch):
+    """TensorFlow registers a custom gradient (holding the whole traced train
+    step) every time Keras' optimizer is traced, and never drops it; the
+    search drops each trial's own, so memory stays flat over many trials."""
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    from experiments.memory import custom_gradients_registered
+    from tuning import tracked
+
+    seen = []
+    original = tracked.SearchTracker.begin_trial
+
+    def counting(self, trial):
+        gc.collect()
+        seen.append((custom_gradients_registered(),
+                     sum(isinstance(o, FuncGraph) for o in gc.get_objects())))
+        return original(self, trial)
+
+    monkeypatch.setattr(tracked.SearchTracker, "begin_trial", counting)
+    search(tmp_path, models=("vanilla_lstm", "gru"), tuner="random", max_trials=4,
+           run={"epochs": 1})
+    assert len(seen) == 4
+    # Each trial traced (and registered) its own train step; none is left
+    # by the time the next one begins, and graphs do not pile up.
+    assert [registered for registered, _ in seen] == [seen[0][0]] * 4, seen
+    assert seen[2:] == [seen[1]] * 2, seen

@@ -103,8 +103,11 @@ class ZooHyperModel(kt.HyperModel):
         return compile_fast(model, keras.optimizers.Adam(lr, clipnorm=clip), self.loss,
                             steps)
 
-    def fit(self, hp, model, *args, **kwargs):
-        history = model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
+    def fit(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
+        from experiments.feed import fit_arguments
+
+        history = model.fit(**fit_arguments(x, y, hp.get("batch_size"), shuffle,
+                                            validation_data), **kwargs)
         losses = history.history.get("loss", [])
         bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
         if not losses or bad:

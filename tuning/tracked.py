@@ -41,8 +41,13 @@ def tracked_tuner_class(base):
             return super().run_trial(trial, *args, **kwargs)
 
         def _try_run_and_update_trial(self, trial, *args, **kwargs):
+            from experiments.memory import released_traces
+
             try:
-                super()._try_run_and_update_trial(trial, *args, **kwargs)
+                # The trial's models are discarded after it: without this
+                # TensorFlow keeps every trial's traced train step.
+                with released_traces():
+                    super()._try_run_and_update_trial(trial, *args, **kwargs)
             except BaseException as err:  # Ctrl-C, SIGTERM, FatalError
                 self.tracker.abort_open_trial(err)
                 raise
