@@ -62,7 +62,7 @@ def test_fit_arguments_train_the_same_as_arrays():
     w_fed, h_fed = trained(**fed)
     w_arr, h_arr = trained(x=x, y=y, batch_size=32, shuffle=False,
                            validation_data=(x[:10], y[:10]))
-    for a, b in zip(w_fed, w_arr):
+    for a, b in zip(w_fed, w_arr, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert h_fed["val_loss"] == pytest.approx(h_arr["val_loss"], rel=1e-5)
 
