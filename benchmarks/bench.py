@@ -203,12 +203,14 @@ def compile_plain(model):
 
 
 def compile_product(model, loss="mse", steps_per_epoch=None):
-    """Compile exactly as ``lstm-zoo train`` does for this many batches per epoch."""
+    """Compile exactly as ``lstm-zoo train`` does for this many batches per
+    epoch and its default number of epochs."""
     import keras
 
-    from experiments.train import compile_fast
+    from experiments.train import RunConfig, compile_fast
 
-    compile_fast(model, keras.optimizers.Adam(1e-3), loss, steps_per_epoch)
+    compile_fast(model, keras.optimizers.Adam(1e-3), loss, steps_per_epoch,
+                 RunConfig.epochs)
 
 
 def throughput(rounds=5, epochs=2, compare_others=True):

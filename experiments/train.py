@@ -187,17 +187,27 @@ def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
 # many batches: 89 batches/epoch trained 2.3x faster with XLA and
 # steps_per_execution; 2 batches/epoch (airline) trained 20% slower.
 XLA_MIN_STEPS_PER_EPOCH = 16
+# ...and only when the training is long: XLA saves at most about 0.5 ms per
+# batch on these models, so 1.5 s of compiling needs some 3,000 batches to
+# pay back. Short fits (a tuner's trials of a few epochs) are faster without
+# it, and every XLA-compiled model stays in TensorFlow's XLA cache, which
+# is never emptied (tensorflow/tensorflow#64170): a long search of XLA trials
+# would grow by about 17 MB per trial.
+XLA_MIN_STEPS = 2000
 STEPS_PER_EXECUTION = 16
 
 
-def compile_options(steps_per_epoch: int | None = None, model=None) -> dict[str, Any]:
+def compile_options(steps_per_epoch: int | None = None, model=None,
+                    epochs: int | None = None) -> dict[str, Any]:
     """How ``train`` and ``tune`` compile, chosen for speed (see ``make bench``).
 
     - ``steps_per_execution``: several batches per call into the compiled
       function, removing per-batch Python overhead. Callbacks still see
       every epoch.
     - XLA (``jit_compile=True``) on a CPU-only TensorFlow when an epoch has
-      at least ``XLA_MIN_STEPS_PER_EPOCH`` batches: Keras' "auto" turns it
+      at least ``XLA_MIN_STEPS_PER_EPOCH`` batches and the whole training
+      (up to ``epochs``; unknown counts as long) at least ``XLA_MIN_STEPS``:
+      Keras' "auto" turns it
       off on CPUs, yet it fuses the recurrent loop's small ops. On a GPU
       "auto" stays, and Keras skips XLA for layers on cuDNN, so the fused
       kernels are kept. Never for ConvLSTM, which XLA made 16x slower.
@@ -205,7 +215,8 @@ def compile_options(steps_per_epoch: int | None = None, model=None) -> dict[str,
     import keras
 
     options = {"steps_per_execution": STEPS_PER_EXECUTION}
-    many_steps = (steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
+    many_steps = ((steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
+                  and (epochs is None or epochs * steps_per_epoch >= XLA_MIN_STEPS))
     if model is not None and any(isinstance(layer, keras.layers.ConvLSTM2D)
                                  for layer in model._flatten_layers()):
         many_steps = False
@@ -217,25 +228,28 @@ def compile_options(steps_per_epoch: int | None = None, model=None) -> dict[str,
     return options
 
 
-def compile_fast(model, optimizer, loss, steps_per_epoch=None, **compile_kwargs):
+def compile_fast(model, optimizer, loss, steps_per_epoch=None, epochs=None,
+                 **compile_kwargs):
     """Compile ``model`` the way ``train`` and ``tune`` run it: ConvLSTM gates
     fused into one convolution per step (``zoo.fused``; weights and saved
-    files unchanged) and ``compile_options`` for this many batches per epoch."""
+    files unchanged) and ``compile_options`` for this many batches per epoch
+    and at most this many epochs."""
     from zoo.fused import fuse_conv_lstm
 
     fuse_conv_lstm(model)
-    model.compile(optimizer, loss=loss, **compile_options(steps_per_epoch, model),
-                  **compile_kwargs)
+    model.compile(optimizer, loss=loss,
+                  **compile_options(steps_per_epoch, model, epochs), **compile_kwargs)
     return model
 
 
 def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
-                  batch_size: int = 32):
+                  batch_size: int = 32, epochs: int | None = None):
     import keras
 
     optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     steps = math.ceil(len(task.train) / batch_size)
-    return compile_fast(model, optimizer, task.loss, steps, **task.compile_kwargs())
+    return compile_fast(model, optimizer, task.loss, steps, epochs,
+                        **task.compile_kwargs())
 
 
 def fit(model, task: Task, cfg: RunConfig, callbacks=()):
@@ -350,7 +364,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
             keras.utils.set_random_seed(cfg.seed)
             model = zoo.build_model(cfg.model, fold.input_shape, fold.outputs, **hp)
             compile_model(model, fold, cfg.learning_rate, cfg.clipnorm,
-                          cfg.batch_size)
+                          cfg.batch_size, cfg.epochs)
             history = fit(model, fold, cfg, [tracking.MetricLogger(run_id, prefix)])
             scores = fold.evaluate(model)
             scores["epochs_trained"] = len(history["loss"])

@@ -52,7 +52,7 @@ class ZooHyperModel(kt.HyperModel):
     """
 
     def __init__(self, families, input_shape, outputs, *, head="regression",
-                 loss="mse", clipnorm=None, n_train=None):
+                 loss="mse", clipnorm=None, n_train=None, epochs=None):
         super().__init__(name="zoo")
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
@@ -60,7 +60,8 @@ class ZooHyperModel(kt.HyperModel):
         # Gradient clipping is searched for tasks that need it (language
         # models); ``None`` leaves it off.
         self.clipnorm = clipnorm
-        self.n_train = n_train  # picks the compile options (see train)
+        # n_train and epochs pick the compile options (see experiments.train)
+        self.n_train, self.epochs = n_train, epochs
 
     def space(self) -> dict:
         """The whole search space as plain data (for fingerprints and logs)."""
@@ -101,7 +102,7 @@ class ZooHyperModel(kt.HyperModel):
 
         steps = math.ceil(self.n_train / batch_size) if self.n_train else None
         return compile_fast(model, keras.optimizers.Adam(lr, clipnorm=clip), self.loss,
-                            steps)
+                            steps, self.epochs)
 
     def fit(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
         from experiments.feed import fit_arguments

@@ -152,7 +152,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     hypermodel = ZooHyperModel(
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
         clipnorm=CLIPNORM if task.kind == "language_model" else None,
-        n_train=len(task.train))
+        n_train=len(task.train), epochs=cfg.run.epochs)
     name = search_name(cfg, task.name, families)
     project_dir = os.path.abspath(os.path.join(cfg.directory, name))
     dataset = task.dataset()
