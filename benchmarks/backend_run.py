@@ -27,7 +27,7 @@ def main(name: str, epochs: int) -> dict:
     loss = "binary_crossentropy" if family == "conv_lstm" else "mse"
     bench.compile_product(model, loss, bench.BATCHES[name])
     x, y = bench.data_for(model, batch, bench.BATCHES[name])
-    data = bench.fed_as("product", x, y, batch)
+    data = bench.fed_as("product", x, y, batch, model)
     bench.epoch_seconds(model, data, 1)  # warm-up: trace and compile
     times = bench.epoch_seconds(model, data, epochs)
     return {"backend": keras.config.backend(),

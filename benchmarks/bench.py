@@ -127,14 +127,15 @@ class EpochTimer:
         self.callback = _Callback()
 
 
-def fed_as(side, x, y, batch):
+def fed_as(side, x, y, batch, model=None):
     """What ``fit`` is given: NumPy arrays, as a plain Keras user passes them,
-    or for the ``product`` side what ``train`` and ``tune`` pass
+    or for the ``product`` side (``model``) what ``train`` and ``tune`` pass
     (``experiments.feed``)."""
     if side == "product":
         from experiments.feed import fit_arguments
 
-        return fit_arguments(x, y, batch)
+        return fit_arguments(x, y, batch,
+                             steps_per_execution=model.steps_per_execution)
     return {"x": x, "y": y, "batch_size": batch}
 
 
@@ -155,7 +156,7 @@ def alternate(models, x, y, batch, rounds, epochs):
     also sets up the input pipeline, a cost per ``fit`` call (once per
     ``train`` run or trial) rather than per epoch, which would otherwise
     weigh as much as training in fits this short."""
-    data = {side: fed_as(side, x, y, batch) for side in models}
+    data = {side: fed_as(side, x, y, batch, model) for side, model in models.items()}
     for side, model in models.items():
         epoch_seconds(model, data[side], 1)
     times = {side: [] for side in models}
@@ -357,7 +358,8 @@ def tracking_overhead(rounds=4, epochs=20):
         keras.utils.set_random_seed(0)
         model = zoo.build_model("vanilla_lstm", (24, 1), 12, units=32)
         compile_product(model, steps_per_epoch=BATCHES["airline_lstm32"])
-        data = fed_as("product", *data_for(model, 32, BATCHES["airline_lstm32"]), 32)
+        data = fed_as("product", *data_for(model, 32, BATCHES["airline_lstm32"]), 32,
+                      model)
         model.fit(**data, epochs=1, verbose=0)  # warm-up: trace, compile
         plain, tracked = [], []
         for _ in range(rounds):

@@ -9,7 +9,9 @@ endless dataset of batches, each epoch a fresh permutation, sliced with one
 gather per batch, and tells ``fit`` how many batches make an epoch, so the
 same iterator runs through every epoch. What is trained on is what Keras'
 own ``shuffle=True`` gives: every sample once per epoch, in a new order each
-epoch, in batches of ``batch_size`` with a smaller last one.
+epoch, in batches of ``batch_size`` with a smaller last one. That needs the
+model's ``steps_per_execution`` to divide the batches per epoch (see
+``fit_arguments``); ``experiments.train.steps_per_execution`` picks one that does.
 
 On the JAX and PyTorch backends the arrays are passed to ``fit`` unchanged.
 """
@@ -23,7 +25,8 @@ import numpy as np
 
 
 def fit_arguments(x, y, batch_size: int, shuffle: bool = True,
-                  validation: tuple | None = None) -> dict[str, Any]:
+                  validation: tuple | None = None,
+                  steps_per_execution: int = 1) -> dict[str, Any]:
     """Keyword arguments for ``model.fit`` that train on ``(x, y)``.
 
     Args:
@@ -33,6 +36,11 @@ def fit_arguments(x, y, batch_size: int, shuffle: bool = True,
         shuffle: a new order every epoch (from NumPy's global generator, so
             ``keras.utils.set_random_seed`` makes it reproducible).
         validation: optional ``(x_val, y_val)``, evaluated after every epoch.
+        steps_per_execution: the model's (``model.steps_per_execution``).
+            Keras runs that many batches per call even past the end of an
+            epoch if the input goes on, so one pipeline runs through all
+            epochs only when it divides the batches per epoch; otherwise
+            the arrays go to ``fit`` as they are.
 
     Returns:
         ``x`` (and ``y`` and ``batch_size``), ``shuffle``, ``steps_per_epoch``
@@ -41,14 +49,14 @@ def fit_arguments(x, y, batch_size: int, shuffle: bool = True,
     """
     import keras
 
-    if keras.config.backend() != "tensorflow":
+    steps = math.ceil(_length(x) / batch_size)
+    if keras.config.backend() != "tensorflow" or steps % steps_per_execution:
         args = {"x": x, "y": y, "batch_size": batch_size, "shuffle": shuffle}
         if validation is not None:
             args["validation_data"] = tuple(validation)
         return args
-    n = _length(x)
     args = {"x": batches(x, y, batch_size, shuffle=shuffle, repeat=True),
-            "steps_per_epoch": math.ceil(n / batch_size),
+            "steps_per_epoch": steps,
             # The dataset shuffles itself; fit's own shuffle (on by default)
             # would only warn that it cannot shuffle a dataset.
             "shuffle": False}
@@ -109,7 +117,6 @@ def batches(x, y, batch_size: int, shuffle: bool = True, repeat: bool = False):
 
 
 def _length(x) -> int:
-    import tensorflow as tf
+    import keras
 
-    first = tf.nest.flatten(x)[0]
-    return int(first.shape[0])
+    return int(keras.tree.flatten(x)[0].shape[0])

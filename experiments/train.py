@@ -197,13 +197,32 @@ XLA_MIN_STEPS = 2000
 STEPS_PER_EXECUTION = 16
 
 
+def steps_per_execution(steps_per_epoch: int | None) -> int:
+    """Batches per call into the compiled train function: up to
+    ``STEPS_PER_EXECUTION``, and the whole epoch or the largest divisor of it
+    from half that up. A call runs its batches even past the end of an epoch
+    when the input does not end there, so only a divisor lets the feed keep
+    one pipeline through all epochs; with none (a prime number of batches,
+    say) the feed falls back to a pipeline per epoch."""
+    if not steps_per_epoch:
+        return STEPS_PER_EXECUTION
+    if steps_per_epoch <= STEPS_PER_EXECUTION:
+        return steps_per_epoch
+    for size in range(STEPS_PER_EXECUTION, STEPS_PER_EXECUTION // 2 - 1, -1):
+        if steps_per_epoch % size == 0:
+            return size
+    return STEPS_PER_EXECUTION
+
+
 def compile_options(steps_per_epoch: int | None = None, model=None,
                     epochs: int | None = None) -> dict[str, Any]:
     """How ``train`` and ``tune`` compile, chosen for speed (see ``make bench``).
 
     - ``steps_per_execution``: several batches per call into the compiled
       function, removing per-batch Python overhead. Callbacks still see
-      every epoch.
+      every epoch. A divisor of ``steps_per_epoch`` where there is a good
+      one, so that ``experiments.feed`` can keep one input pipeline
+      through all epochs (see ``steps_per_execution``).
     - XLA (``jit_compile=True``) on a CPU-only TensorFlow when an epoch has
       at least ``XLA_MIN_STEPS_PER_EPOCH`` batches and the whole training
       (up to ``epochs``; unknown counts as long) at least ``XLA_MIN_STEPS``:
@@ -214,7 +233,7 @@ def compile_options(steps_per_epoch: int | None = None, model=None,
     """
     import keras
 
-    options = {"steps_per_execution": STEPS_PER_EXECUTION}
+    options = {"steps_per_execution": steps_per_execution(steps_per_epoch)}
     many_steps = ((steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
                   and (epochs is None or epochs * steps_per_epoch >= XLA_MIN_STEPS))
     if model is not None and any(isinstance(layer, keras.layers.ConvLSTM2D)
@@ -265,7 +284,8 @@ def fit(model, task: Task, cfg: RunConfig, callbacks=()):
 
     history = model.fit(
         **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
-                        validation=(task.val.x, task.val.y)),
+                        validation=(task.val.x, task.val.y),
+                        steps_per_execution=model.steps_per_execution),
         epochs=cfg.epochs,
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=cfg.verbose,

@@ -27,3 +27,11 @@ def test_never_xla_for_conv_lstm():
 
     model = zoo.build_model("conv_lstm", (4, 8, 8, 1), 1, units=4)
     assert "jit_compile" not in compile_options(64, model, epochs=200)
+
+
+@pytest.mark.parametrize("steps, expected", [
+    (None, 16), (3, 3), (16, 16), (64, 16), (50, 10), (96, 16), (97, 16), (26, 13)])
+def test_steps_per_execution_divides_the_epoch_where_it_can(steps, expected):
+    from experiments.train import steps_per_execution
+
+    assert steps_per_execution(steps) == expected

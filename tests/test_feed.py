@@ -73,3 +73,24 @@ def test_batch_size_must_be_positive():
     x = np.zeros((3, 1), np.float32)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         batches(x, x, 0)
+
+
+@pytest.mark.parametrize("samples", [70, 96, 32 * 50, 32 * 97])
+def test_every_epoch_is_one_pass_over_the_data_as_train_compiles(samples):
+    """train's steps_per_execution and the feed together run exactly
+    ceil(n / batch) optimizer steps per epoch, whatever n is: Keras would
+    run a whole execution past the end of an epoch on an endless input."""
+    import keras
+
+    import zoo
+    from experiments.feed import fit_arguments
+    from experiments.train import compile_fast
+
+    steps = -(-samples // 32)
+    x = np.zeros((samples, 4, 1), np.float32)
+    y = np.zeros((samples, 1), np.float32)
+    model = zoo.build_model("vanilla_lstm", (4, 1), 1, units=2)
+    compile_fast(model, keras.optimizers.SGD(0.01), "mse", steps, epochs=3)
+    model.fit(**fit_arguments(x, y, 32, steps_per_execution=model.steps_per_execution),
+              epochs=3, verbose=0)
+    assert int(model.optimizer.iterations) == 3 * steps

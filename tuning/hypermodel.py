@@ -107,8 +107,9 @@ class ZooHyperModel(kt.HyperModel):
     def fit(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
         from experiments.feed import fit_arguments
 
-        history = model.fit(**fit_arguments(x, y, hp.get("batch_size"), shuffle,
-                                            validation_data), **kwargs)
+        history = model.fit(**fit_arguments(
+            x, y, hp.get("batch_size"), shuffle, validation_data,
+            steps_per_execution=model.steps_per_execution), **kwargs)
         losses = history.history.get("loss", [])
         bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
         if not losses or bad:
