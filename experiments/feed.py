@@ -109,6 +109,11 @@ def batches(x, y, batch_size: int, shuffle: bool = True, repeat: bool = False):
         # (validation) dataset: fit makes a new iterator for it every epoch,
         # and stopping a prefetching one costs milliseconds each time.
         dataset = dataset.prefetch(1)
+    else:
+        # flat_map hides the length; without it Keras takes the end of the
+        # data for a shortfall and warns "Your input ran out of data".
+        dataset = dataset.apply(
+            tf.data.experimental.assert_cardinality(full + bool(rest)))
     options = tf.data.Options()
     # tf.data's graph rewrites would serialize the captured arrays on every
     # iterator; they gain nothing for a gather (Keras' own adapter does this too).

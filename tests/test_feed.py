@@ -94,3 +94,21 @@ def test_every_epoch_is_one_pass_over_the_data_as_train_compiles(samples):
     model.fit(**fit_arguments(x, y, 32, steps_per_execution=model.steps_per_execution),
               epochs=3, verbose=0)
     assert int(model.optimizer.iterations) == 3 * steps
+
+
+def test_fit_with_validation_runs_without_warnings():
+    import warnings
+
+    import keras
+
+    from experiments.feed import fit_arguments
+
+    x = np.zeros((50, 3, 1), np.float32)
+    model = keras.Sequential([keras.Input((3, 1)), keras.layers.LSTM(2),
+                              keras.layers.Dense(1)])
+    model.compile("sgd", "mse", steps_per_execution=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = model.fit(**fit_arguments(x, x[:, 0], 16, validation=(x[:20], x[:20, 0]),
+                                            steps_per_execution=2), epochs=2, verbose=0)
+    assert len(history.history["val_loss"]) == 2
