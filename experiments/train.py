@@ -203,7 +203,7 @@ def steps_per_execution(steps_per_epoch: int | None) -> int:
     from half that up. A call runs its batches even past the end of an epoch
     when the input does not end there, so only a divisor lets the feed keep
     one pipeline through all epochs; with none (a prime number of batches,
-    say) the feed falls back to a pipeline per epoch."""
+    say) the feed hands ``fit`` the arrays, as plain Keras does."""
     if not steps_per_epoch:
         return STEPS_PER_EXECUTION
     if steps_per_epoch <= STEPS_PER_EXECUTION:
@@ -226,8 +226,8 @@ def compile_options(steps_per_epoch: int | None = None, model=None,
     - XLA (``jit_compile=True``) on a CPU-only TensorFlow when an epoch has
       at least ``XLA_MIN_STEPS_PER_EPOCH`` batches and the whole training
       (up to ``epochs``; unknown counts as long) at least ``XLA_MIN_STEPS``:
-      Keras' "auto" turns it
-      off on CPUs, yet it fuses the recurrent loop's small ops. On a GPU
+      Keras' "auto" turns it off on CPUs, yet it fuses the recurrent loop's
+      small ops. On a GPU
       "auto" stays, and Keras skips XLA for layers on cuDNN, so the fused
       kernels are kept. Never for ConvLSTM, which XLA made 16x slower.
     """
@@ -278,10 +278,10 @@ def fit(model, task: Task, cfg: RunConfig, callbacks=()):
     """
     import keras
 
-    stop = keras.callbacks.EarlyStopping(
-        patience=cfg.patience, restore_best_weights=True)
     from experiments.feed import fit_arguments
 
+    stop = keras.callbacks.EarlyStopping(
+        patience=cfg.patience, restore_best_weights=True)
     history = model.fit(
         **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
                         validation=(task.val.x, task.val.y),
