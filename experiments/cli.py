@@ -155,6 +155,10 @@ def cmd_tune(args) -> int:
     # trial here. The search prints its own progress.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
+    if args.name is not None:
+        from tuning.folder import check_name
+
+        check_name(args.name)  # before anything: the name decides what --fresh deletes
     if args.workers is not None:
         from experiments import tracking
         from tuning import distributed
@@ -164,7 +168,8 @@ def cmd_tune(args) -> int:
         # The store is created once here, before several processes open it.
         tracking.init_store(tracking.resolve_uri(args.tracking_uri))
         with tracking.terminate_as_exception():  # SIGTERM reaches every process
-            return distributed.launch(_without_workers(args.argv), args.workers)
+            return distributed.launch(_without_workers(args.argv), args.workers,
+                                      worker_timeout=args.worker_timeout)
     address = None
     if args.role:
         from tuning import distributed
@@ -182,7 +187,8 @@ def cmd_tune(args) -> int:
         max_trials=args.max_trials, objective=args.objective,
         name=args.name, directory=args.directory, fresh=args.fresh,
         role=args.role, address=address, connect_timeout=args.connect_timeout,
-        worker_timeout=args.worker_timeout, data_parallel=args.data_parallel)
+        worker_timeout=args.worker_timeout, data_parallel=args.data_parallel,
+        expect_workers=args.expect_workers or 0)
     result = run_search(cfg)
     if args.role == "worker":
         return 0
@@ -412,11 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-trials", type=int, default=10)
     p.add_argument("--objective", default="val_loss",
                    help="measured on the validation split (default val_loss)")
-    p.add_argument("--name", help="search name; the same name resumes it")
+    p.add_argument("--name", help="search name, also its folder under --directory; the "
+                   "same name resumes it. Letters, digits, '-', '_' and '.' only")
     p.add_argument("--directory", default="tuner",
                    help="where searches keep their state (default ./tuner)")
     p.add_argument("--fresh", action="store_true",
-                   help="discard a previous search of the same name")
+                   help="discard a previous search of the same name (only a folder "
+                        "lstm-zoo made as a search folder is ever deleted)")
     d = p.add_argument_group("several processes (keras-tuner's chief and workers)")
     d.add_argument("--workers", type=int, metavar="N",
                    help="run the search in N worker processes on this machine, plus a "
@@ -435,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--worker-timeout", type=float, default=60.0, metavar="S",
                    help="the chief gives the trial of a worker silent for S seconds to "
                         "another worker (default 60)")
+    d.add_argument("--expect-workers", type=int, metavar="N",
+                   help="with --role chief: hand out no trial until N workers have "
+                        "asked for one (at most half of --connect-timeout), so that "
+                        "a short search is spread over all of them")
     d.add_argument("--data-parallel", action="store_true",
                    help="train each trial on all the GPUs its process sees "
                         "(tf.distribute.MirroredStrategy)")

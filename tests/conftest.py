@@ -8,15 +8,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+TEST_DATA = REPO / "tests" / "data"
+# Optional: the team's reference copies beside the checkout. No test needs them;
+# where they exist, the bundled copies are also compared with them.
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> pathlib.Path:
-    """``../shared/data`` beside the checkout (tests only; never the product)."""
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"test data folder {SHARED_DATA} is missing")
-    return SHARED_DATA
+def timemachine() -> pathlib.Path:
+    """The first 16 KB of H. G. Wells' The Time Machine (public domain),
+    shipped in ``tests/data`` so the suite needs nothing beside the checkout."""
+    return TEST_DATA / "timemachine-chapter1.txt"
 
 
 @pytest.fixture

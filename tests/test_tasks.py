@@ -78,11 +78,11 @@ def test_vocabulary_never_sees_test_text():
 
 
 @pytest.fixture(scope="module")
-def lm_run(tmp_path_factory, shared_data):
+def lm_run(tmp_path_factory, timemachine):
     folder = tmp_path_factory.mktemp("lm")
     db = folder / "mlflow.db"
     done = run_cli_process(
-        "train", "--model", "gru", "--text", str(shared_data / "timemachine.txt"),
+        "train", "--model", "gru", "--text", str(timemachine),
         "--data-option", "max_chars=12000", "--window", "32", "--epochs", "2",
         "--units", "16", "--clipnorm", "1.0", "--tracking-uri", f"sqlite:///{db}",
         cwd=folder)
@@ -199,12 +199,13 @@ def test_task_mismatch_and_bad_files_exit_2(flags, message, tmp_path, capsys,
     long_csv(tmp_path / "uneven.csv", lengths={3: 4})
     (tmp_path / "latin1.txt").write_bytes(b"first line\ncaf\xe9\n")
     if "--data" in flags and "timemachine" in flags:
-        # No network in the tests: use the shared copy as the cached file.
+        # No network in the tests: the shipped excerpt stands in as the cached file.
         import shutil
 
-        from tests.conftest import SHARED_DATA
+        from tests.conftest import TEST_DATA
         (tmp_path / "cache").mkdir()
-        shutil.copy(SHARED_DATA / "timemachine.txt", tmp_path / "cache")
+        shutil.copy(TEST_DATA / "timemachine-chapter1.txt",
+                    tmp_path / "cache" / "timemachine.txt")
     files = {"NPY3D": tmp_path / "f.npy", "NPZ": tmp_path / "x.npz",
              "UNEVEN": tmp_path / "uneven.csv", "LATIN1": tmp_path / "latin1.txt"}
     flags = [str(files.get(f, f)) for f in flags]
@@ -224,10 +225,10 @@ def test_compare_on_classification_skips_families_without_the_head(tmp_path, cap
     assert "(majority class)" in out and "gru" in out
 
 
-def test_tune_language_model_searches_clipping(tmp_path, shared_data):
+def test_tune_language_model_searches_clipping(tmp_path, timemachine):
     from tuning.search import SearchConfig, run_search
 
-    run = RunConfig(text=str(shared_data / "timemachine.txt"), window=32, epochs=1,
+    run = RunConfig(text=str(timemachine), window=32, epochs=1,
                     dataset_options={"max_chars": 8000},
                     tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = run_search(SearchConfig(run=run, models=("gru",), max_trials=2,

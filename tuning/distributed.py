@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -130,12 +131,31 @@ class WorkerWatch:
         self.oracle, self.timeout = oracle, timeout
         self.last_seen: dict[str, float] = {}
         self.requeued: list[tuple[str, str]] = []   # (worker, trial id)
+        self._arrived: set[str] = set()
+        self._gate = threading.Condition()
+        self._expect, self._open_at = 0, 0.0
         for method in ("create_trial", "update_trial", "end_trial", "get_trial"):
             setattr(oracle, method, self._noting(getattr(oracle, method), method))
+
+    def hold_until(self, workers: int, timeout: float) -> None:
+        """Hand out no trial until ``workers`` distinct workers have asked for
+        one, or ``timeout`` seconds have passed: otherwise the first worker
+        to finish importing TensorFlow takes every trial of a short search."""
+        self._expect, self._open_at = workers, time.monotonic() + timeout
+
+    def _wait_for_the_others(self, worker: str) -> None:
+        with self._gate:
+            self._arrived.add(worker)
+            self._gate.notify_all()
+            while (len(self._arrived) < self._expect
+                   and time.monotonic() < self._open_at):
+                self._gate.wait(timeout=max(0.0, self._open_at - time.monotonic()))
 
     def _noting(self, call, method):
         def wrapper(*args, **kwargs):
             worker = args[0] if method == "create_trial" else self._owner(args, kwargs)
+            if method == "create_trial" and self._expect:
+                self._wait_for_the_others(worker)
             if worker:
                 self.last_seen[worker] = time.monotonic()
             return call(*args, **kwargs)
@@ -165,48 +185,81 @@ class WorkerWatch:
                           f"{trial.trial_id} goes to the next worker", flush=True)
 
 
-def serve(oracle, address: tuple[str, int], watch: WorkerWatch,
-          poll: float = 0.5) -> None:
-    """Serve ``oracle`` to the workers until the search is over: every trial
-    handed out and no worker still holding one."""
-    from concurrent import futures
+class Listener:
+    """The chief's gRPC server, bound to ``address`` at once (so an address
+    in use fails before any run is opened) and serving the oracle later.
 
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
+    gRPC sets ``SO_REUSEPORT`` by default, which lets a second chief bind the
+    same address without error and split the workers with the first; it is
+    turned off here, so the second chief is refused.
+    """
 
-    host, port = address
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if not server.add_insecure_port(f"{host}:{port}"):
-        raise ConfigError(f"the chief cannot listen on {host}:{port} (address in use, or "
-                          f"not one of this machine's); choose another --bind")
-    server.start()
-    try:
-        while True:
-            time.sleep(poll)
-            watch.expire()
-            done = not oracle.ongoing_trials and not oracle.tuner_ids
-            if servicer.stop_triggered and done:
-                break
-    finally:
-        server.stop(grace=2)
+    def __init__(self, address: tuple[str, int], expect_workers: int = 0):
+        from concurrent import futures
+
+        import grpc
+
+        self.address, self.expect_workers = address, expect_workers
+        host, port = address
+        # Workers held at the start-up barrier each keep a thread waiting.
+        threads = max(4, expect_workers + 2)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads),
+                                  options=[("grpc.so_reuseport", 0)])
+        try:
+            bound = self.server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # grpc >= 1.60 raises instead of returning 0
+            bound = 0
+        if not bound:
+            self.server.stop(None)
+            raise ConfigError(f"the chief cannot listen on {host}:{port} (address in use, "
+                              f"or not one of this machine's); choose another --bind")
+
+    def serve(self, oracle, watch: WorkerWatch, poll: float = 0.5,
+              start_timeout: float = CONNECT_TIMEOUT) -> None:
+        """Serve ``oracle`` until the search is over: every trial handed out
+        and no worker still holding one."""
+        from keras_tuner.src import protos
+        from keras_tuner.src.distribute import oracle_chief
+
+        servicer = oracle_chief.OracleServicer(oracle)
+        protos.get_service_grpc().add_OracleServicer_to_server(servicer, self.server)
+        # Below each worker's own call timeout, so a held worker never gives up.
+        watch.hold_until(self.expect_workers, start_timeout / 2)
+        self.server.start()
+        try:
+            while True:
+                time.sleep(poll)
+                watch.expire()
+                done = not oracle.ongoing_trials and not oracle.tuner_ids
+                if servicer.stop_triggered and done:
+                    break
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.server.stop(grace=2)
 
 
 class Heartbeat:
     """On a worker: while a trial runs, ask the chief about it every
-    ``interval`` seconds, so the chief knows this worker is alive."""
+    ``interval`` seconds, so the chief knows this worker is alive.
+
+    A failed call (the chief busy, a dropped connection) is not the end:
+    the next beat tries again. Stopping for good on one failure let the chief
+    hand a live worker's trial to a second worker.
+    """
 
     def __init__(self, oracle, trial_id: str, interval: float = HEARTBEAT):
         self._stop = threading.Event()
+        self.sent = self.failed = 0
 
         def beat():
             while not self._stop.wait(interval):
                 try:
                     oracle.get_trial(trial_id)
-                except Exception:  # the chief is gone; the trial's own calls will say so
-                    return
+                    self.sent += 1
+                except Exception:  # the trial's own calls report a chief that is gone
+                    self.failed += 1
 
         self._thread = threading.Thread(target=beat, daemon=True, name="heartbeat")
         self._thread.start()
@@ -229,16 +282,23 @@ def visible_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
-def launch(argv: list[str], workers: int, host: str = "127.0.0.1") -> int:
+def launch(argv: list[str], workers: int, host: str = "127.0.0.1",
+           worker_timeout: float = WORKER_TIMEOUT) -> int:
     """``lstm-zoo tune ... --workers N``: start a chief and ``workers`` workers
     on this machine (each worker on its own GPU where there are GPUs), wait
-    for all of them, and return the chief's exit code."""
+    for all of them, and return the chief's exit code.
+
+    If every worker dies before the search is over, the chief cannot finish:
+    it is stopped (its parent run ends KILLED, the search resumes when the
+    same command runs again) and 1 is returned. No process is left behind.
+    """
     if workers < 1:
         raise ConfigError(f"--workers must be an int >= 1; received {workers!r}")
     port = free_port(host)
     base = [sys.executable, "-m", "experiments.cli", "tune", *argv]
     gpus = visible_gpus()
-    chief = subprocess.Popen([*base, "--role", "chief", "--bind", f"{host}:{port}"])
+    chief = subprocess.Popen([*base, "--role", "chief", "--bind", f"{host}:{port}",
+                              "--expect-workers", str(workers)])
     procs = []
     for i in range(workers):
         env = dict(os.environ, KERASTUNER_TUNER_ID=f"worker{i}")
@@ -248,16 +308,58 @@ def launch(argv: list[str], workers: int, host: str = "127.0.0.1") -> int:
                                        f"{host}:{port}"], env=env))
     print(f"chief on {host}:{port} (pid {chief.pid}), {workers} worker(s): "
           f"{', '.join(str(p.pid) for p in procs)}", flush=True)
+    everyone = (chief, *procs)
     try:
-        code = chief.wait()
-        for i, p in enumerate(procs):
-            if p.wait() != 0:
-                print(f"worker{i} exited with {p.returncode}", file=sys.stderr)
+        code = _supervise(chief, procs, worker_timeout)
     except BaseException:  # Ctrl-C or SIGTERM: pass it on, let each close its runs
-        for p in (chief, *procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in (chief, *procs):
-            p.wait()
+        _stop(everyone)
         raise
+    _stop(everyone)  # only stragglers: normally all have exited
     return code
+
+
+def _supervise(chief, procs, worker_timeout: float, poll: float = 0.2) -> int:
+    """Wait for the chief; stop it if all the workers die first."""
+    workers_gone_at = None
+    while chief.poll() is None:
+        if all(p.poll() is not None for p in procs):
+            failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode]
+            workers_gone_at = workers_gone_at or time.monotonic()
+            # Workers that ended well ran out of trials: the chief is finishing.
+            if failed or time.monotonic() - workers_gone_at > worker_timeout + 10:
+                causes = ", ".join(f"worker{i} {_exit_text(c)}" for i, c in failed)
+                print(f"every worker has stopped ({causes or 'the chief did not finish'}); "
+                      f"stopping the chief. Run the same command again to resume the "
+                      f"search", file=sys.stderr, flush=True)
+                _stop([chief])
+                return 1
+        time.sleep(poll)
+    for i, p in enumerate(procs):
+        try:
+            p.wait(timeout=CONNECT_TIMEOUT + 10)  # a worker notices its chief is gone
+        except subprocess.TimeoutExpired:
+            pass
+        if p.poll() is not None and p.returncode != 0:
+            print(f"worker{i} {_exit_text(p.returncode)}", file=sys.stderr)
+    return chief.returncode
+
+
+def _exit_text(code: int) -> str:
+    if code is not None and code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with {code}"
+
+
+def _stop(procs, grace: float = 30.0) -> None:
+    """SIGTERM each live process (each closes its runs), then SIGKILL any
+    still alive after ``grace`` seconds."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        p.terminate()
+    deadline = time.monotonic() + grace
+    for p in live:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

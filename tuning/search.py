@@ -14,11 +14,11 @@ import gc
 import json
 import math
 import os
-import shutil
 import time
 from typing import Any
 
 from experiments.train import ConfigError, RunConfig
+from tuning import folder as folder_mod
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 
@@ -49,6 +49,9 @@ class SearchConfig:
     connect_timeout: float = 60.0         # a worker gives up on its chief after this
     worker_timeout: float = 60.0          # a silent worker's trial goes to another
     data_parallel: bool = False           # each trial on all its GPUs (MirroredStrategy)
+    # The chief hands out no trial until this many workers have asked for one
+    # (or connect_timeout has passed), so that the work is spread over them.
+    expect_workers: int = 0
 
 
 @dataclasses.dataclass
@@ -63,10 +66,12 @@ class SearchResult:
 
 
 def search_name(cfg: SearchConfig, dataset: str, families) -> str:
-    if cfg.name:
-        return cfg.name
+    """``--name``, checked; by default ``<dataset>-<tuner>-<models>`` made safe
+    as a folder name (a CSV's file name may hold any character)."""
+    if cfg.name is not None:
+        return folder_mod.check_name(cfg.name)
     models = "all" if not cfg.models else "-".join(families)
-    return f"{dataset}-{cfg.tuner}-{models}"
+    return folder_mod.safe_name(f"{dataset}-{cfg.tuner}-{models}")
 
 
 def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
@@ -120,6 +125,8 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     from experiments import tracking, train
 
     # === Everything that can be wrong with the input, before tracking ===
+    if cfg.name is not None:
+        folder_mod.check_name(cfg.name)  # first: the name decides what may be deleted
     for name, value in (("max_trials", cfg.max_trials), ("epochs", cfg.run.epochs)):
         if not isinstance(value, int) or value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be an int >= 1; "
@@ -154,7 +161,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         clipnorm=CLIPNORM if task.kind == "language_model" else None,
         n_train=len(task.train), epochs=cfg.run.epochs)
     name = search_name(cfg, task.name, families)
-    project_dir = os.path.abspath(os.path.join(cfg.directory, name))
+    project_dir = folder_mod.folder_of(cfg.directory, name)
     dataset = task.dataset()
     fingerprint = {**task.fingerprint(), "data_digest": dataset.digest,
                    "space": hypermodel.space(), "tuner": cfg.tuner,
@@ -169,38 +176,56 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         from tuning import distributed
 
         distributed.configure("chief", cfg.address)
-    state_file = os.path.join(project_dir, "lstm_zoo_search.json")
-    if cfg.fresh and os.path.isdir(project_dir):
-        shutil.rmtree(project_dir)
-    state = {}
-    if os.path.exists(state_file):
-        with open(state_file) as f:
-            state = json.load(f)
-        if state.get("fingerprint") != fingerprint:
+    with folder_mod.search_folder(cfg.directory, name, fresh=cfg.fresh) as project_dir:
+        state = folder_mod.read_state(project_dir)
+        if state and state["fingerprint"] != fingerprint:
             changed = sorted(k for k in fingerprint
-                             if state.get("fingerprint", {}).get(k) != fingerprint[k])
+                             if state["fingerprint"].get(k) != fingerprint[k])
             raise ConfigError(
                 f"search {name!r} in {project_dir} was started with different "
                 f"settings ({', '.join(changed)} changed); its results would "
                 f"be stale. Pass --fresh to start it over, or --name to start "
                 f"a new search")
+        tracking.check_writable(project_dir, "tuner directory")
+        uri = tracking.init_store(tracking.resolve_uri(cfg.run.tracking_uri))
+        tracking.use_experiment(cfg.run.experiment or task.name, uri)
+        tracker = SearchTracker(cfg, name, families, task)
+        if cfg.role == "chief":
+            from tuning import distributed
 
-    tracking.check_writable(project_dir, "tuner directory")
-    uri = tracking.init_store(tracking.resolve_uri(cfg.run.tracking_uri))
-    tracking.use_experiment(cfg.run.experiment or task.name, uri)
-    tracker = SearchTracker(cfg, name, families, task)
+            # Bound now, so an address in use fails before any run is opened.
+            listener = distributed.Listener(cfg.address, expect_workers=cfg.expect_workers)
+        try:
+            # keras-tuner reloads its oracle and trials here: a damaged file
+            # fails now, before the parent run is reopened.
+            tuner = _ready_tuner(cfg, hypermodel, project_dir, tracker)
+        except Exception as err:
+            if cfg.role == "chief":
+                listener.close()
+            if state or os.path.exists(os.path.join(project_dir, "oracle.json")):
+                raise folder_mod.SearchStateError(
+                    f"the saved search in {project_dir} cannot be reloaded "
+                    f"({type(err).__name__}: {err}); pass --fresh to start it over "
+                    f"(finished runs stay in MLflow)") from None
+            raise
+        try:
+            return _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint,
+                                state, project_dir, tracker, tuner,
+                                listener if cfg.role == "chief" else None)
+        finally:
+            gc.unfreeze()  # _ready_tuner froze everything alive for the search
 
+
+def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, project_dir,
+                 tracker, tuner, listener) -> SearchResult:
+    """The search inside its parent run, then the best model's evaluation."""
     with tracker.parent_run(state.get("parent_run_id")) as parent:
-        os.makedirs(project_dir, exist_ok=True)
         state.update(parent_run_id=parent.info.run_id, fingerprint=fingerprint)
-        with open(state_file, "w") as f:
-            json.dump(state, f, indent=2)
+        folder_mod.write_state(project_dir, state)
         tracker.log_search_settings(hypermodel, dataset, fingerprint)
         tracker.reap_stale_children()
-
-        tuner = _ready_tuner(cfg, hypermodel, project_dir, tracker)
-        if cfg.role == "chief":
-            _serve_workers(cfg, tuner, tracker)
+        if listener is not None:
+            _serve_workers(cfg, tuner, tracker, listener)
         else:
             _search_here(cfg, tuner, task)
         trials = tracker.trials_table(tuner)
@@ -230,12 +255,9 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
                     f"chief and workers need a shared --directory") from None
         test_metrics = tracker.log_best(best_trial, model)
         registered = tracker.register(name) if cfg.register else None
-        gc.unfreeze()
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,
                             registered, task)
-
-
 
 
 def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
@@ -266,7 +288,7 @@ def _search_here(cfg: SearchConfig, tuner, task) -> None:
     )
 
 
-def _serve_workers(cfg: SearchConfig, tuner, tracker) -> None:
+def _serve_workers(cfg: SearchConfig, tuner, tracker, listener) -> None:
     """The chief's part: serve the oracle until every trial is done, then
     make sure each one is accounted for."""
     from tuning import distributed
@@ -280,8 +302,12 @@ def _serve_workers(cfg: SearchConfig, tuner, tracker) -> None:
     watch = distributed.WorkerWatch(tuner.oracle, cfg.worker_timeout)
     print(f"chief of search {tracker.name!r} listening on {host}:{port}; start workers "
           f"with the same arguments and --role worker --chief {host}:{port}", flush=True)
-    distributed.serve(tuner.oracle, cfg.address, watch)
-    tracker.reap_stale_children()  # children left RUNNING by workers that died here
+    try:
+        listener.serve(tuner.oracle, watch, start_timeout=cfg.connect_timeout)
+    finally:
+        # Children left RUNNING by workers that died, also when the chief
+        # itself is stopped (SIGTERM from the --workers launcher).
+        tracker.reap_stale_children()
     unfinished = sorted(t.trial_id for t in tuner.oracle.trials.values()
                         if t.status == "RUNNING")
     if unfinished:
@@ -300,6 +326,7 @@ def _run_worker(cfg: SearchConfig, name, families, task, hypermodel,
     from tuning import distributed
     from tuning.tracked import SearchTracker
 
+    folder_mod.check_usable(project_dir)  # workers share the chief's folder: no lock
     worker = distributed.configure("worker", cfg.address)
     distributed.wait_for_chief(cfg.address, cfg.connect_timeout)
     tracking.check_writable(project_dir, "tuner directory")
