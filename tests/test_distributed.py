@@ -66,7 +66,7 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path, team_server):
     client = mlflow.MlflowClient(uri)
     address = f"127.0.0.1:{free_port()}"
     chief = start(tmp_path, uri, name, "--role", "chief", "--bind", address,
-                  "--worker-timeout", "6")
+                  "--worker-timeout", "10")
     # This worker trains its trial for as long as it lives.
     doomed = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
                    "--worker-timeout",
@@ -87,7 +87,7 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path, team_server):
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         survivor = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
-                         "--worker-timeout", "6", worker_id="worker-survivor")
+                         "--worker-timeout", "10", worker_id="worker-survivor")
         out = survivor.communicate(timeout=400)[0]
         assert survivor.returncode == 0, out[-3000:]
         chief_out = chief.communicate(timeout=120)[0]
@@ -145,9 +145,9 @@ def test_killed_chief_restarts_and_the_search_resumes(tmp_path, team_server):
     client = mlflow.MlflowClient(uri)
     address = f"127.0.0.1:{free_port()}"
     chief = start(tmp_path, uri, name, "--role", "chief", "--bind", address,
-                  "--worker-timeout", "6")
+                  "--worker-timeout", "10")
     worker = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
-                   "--worker-timeout", "6", "--connect-timeout", "10", worker_id="worker-a")
+                   "--worker-timeout", "10", "--connect-timeout", "10", worker_id="worker-a")
     try:
         deadline = time.time() + 240
         while time.time() < deadline:  # the first trial finished: state worth keeping
@@ -165,9 +165,9 @@ def test_killed_chief_restarts_and_the_search_resumes(tmp_path, team_server):
         assert f"the chief at {address}" in out, out[-3000:]
         # Same commands again: the chief resumes, a worker finishes the search.
         chief = start(tmp_path, uri, name, "--role", "chief", "--bind", address,
-                      "--worker-timeout", "6")
+                      "--worker-timeout", "10")
         worker = start(tmp_path, uri, name, "--role", "worker", "--chief", address,
-                       "--worker-timeout", "6", worker_id="worker-b")
+                       "--worker-timeout", "10", worker_id="worker-b")
         out = worker.communicate(timeout=400)[0]
         assert worker.returncode == 0, out[-3000:]
         chief_out = chief.communicate(timeout=120)[0]
@@ -194,7 +194,7 @@ def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
             started.append((cmd, env))
             self.pid, self.returncode = 1000 + len(started), 0
 
-        def wait(self):
+        def wait(self, timeout=None):
             return 0
 
         def poll(self):
@@ -246,3 +246,89 @@ def test_sigterm_to_the_launcher_stops_chief_and_workers(tmp_path, team_server):
     assert parent.info.status == "KILLED"
     assert kids and all(k.info.status in ("KILLED", "FAILED") for k in kids), [
         (k.info.status, k.data.tags.get("worker"), k.data.tags.get("error")) for k in kids]
+
+
+def test_a_second_chief_on_an_address_in_use_is_refused(tmp_path, team_server):
+    uri, address = team_server, f"127.0.0.1:{free_port()}"
+    first = start(tmp_path, uri, "chief-one", "--role", "chief", "--bind", address)
+    try:
+        deadline = time.time() + 120
+        lines = []
+        while not any("listening on" in line for line in lines):
+            assert first.poll() is None and time.time() < deadline, "".join(lines)[-3000:]
+            lines.append(first.stdout.readline())
+        second = start(tmp_path, uri, "chief-two", "--role", "chief", "--bind", address)
+        out = second.communicate(timeout=120)[0]
+        assert second.returncode == 2, out[-3000:]
+        assert f"the chief cannot listen on {address}" in out
+        assert first.poll() is None  # the first chief still serves
+    finally:
+        first.kill()
+        first.wait()
+    assert search_runs(uri, "chief-two") == ([], [])  # refused before any run
+
+
+def test_launcher_whose_workers_all_die_ends_and_leaves_nothing(tmp_path, team_server):
+    uri, name = team_server, "orphaned"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
+         "--experiment", name, "--epochs", "100000", "--patience", "100000",
+         "--workers", "2", "--worker-timeout", "10", "--tracking-uri", uri],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    client = mlflow.MlflowClient(uri)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            kids = search_runs(uri, name)[1]
+            if len(kids) == 2 and all(client.get_metric_history(k.info.run_id, "loss")
+                                      for k in kids):
+                break
+            assert launcher.poll() is None, launcher.communicate()[0][-3000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail("the two workers never both trained")
+        workers = subprocess.run(["pgrep", "-s", str(launcher.pid), "-f", "role worker"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(workers) == 2
+        killed_at = time.monotonic()
+        for pid in workers:
+            os.kill(int(pid), signal.SIGKILL)
+        out = launcher.communicate(timeout=120)[0]
+        took = time.monotonic() - killed_at
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 1, out[-3000:]
+    assert took < 10 + 30, took  # the worker timeout plus a margin
+    assert "every worker has stopped (worker0 was killed by SIGKILL" in out
+    left = subprocess.run(["pgrep", "-s", str(launcher.pid)], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+    (parent,), kids = search_runs(uri, name)
+    assert parent.info.status in ("KILLED", "FAILED")
+    assert kids and all(k.info.status in ("KILLED", "FAILED") for k in kids)
+
+
+def test_a_failed_heartbeat_does_not_stop_the_next_ones():
+    from tuning.distributed import Heartbeat
+
+    class FlakyChief:
+        """The chief as a worker sees it: its second answer is lost."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def get_trial(self, trial_id):
+            self.calls += 1
+            if self.calls == 2:
+                raise ConnectionError("a dropped connection")
+
+    chief = FlakyChief()
+    beat = Heartbeat(chief, "0", interval=0.05)
+    deadline = time.monotonic() + 10
+    while chief.calls < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    beat.stop()
+    assert chief.calls >= 5
+    assert beat.failed == 1 and beat.sent >= 4
