@@ -69,7 +69,9 @@ class ForecastTask(Task):
         pred = self.forecast(model, p.test)
         values = self.series.frame[list(self.series.targets)].to_numpy()
         baseline = metrics.seasonal_naive(values, p.test.origins, p.horizon, p.season)
-        title = f"{model.name} on {self.name}: test RMSE {scores['test_rmse']:.4g}"
+        from experiments.tracking import redact
+
+        title = f"{model.name} on {redact(self.name)}: test RMSE {scores['test_rmse']:.4g}"
         mlflow.log_figure(plots.forecast_plot(p, pred, baseline, p.test, title),
                           "plots/forecast.png")
         mlflow.set_tag("beats_seasonal_naive",

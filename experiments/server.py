@@ -50,9 +50,46 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def pgpass_file(folder: str) -> str:
+    """The libpq password file of the cluster in ``folder`` (mode 0600).
+
+    Clients find the password there through ``PGPASSFILE``, so it is never
+    on a command line (which every local user can read), in a URI, in a log
+    or in MLflow.
+    """
+    return os.path.join(os.path.abspath(folder), "pgpass")
+
+
+def _client_env(folder: str) -> dict[str, str]:
+    return dict(os.environ, PGPASSFILE=pgpass_file(folder))
+
+
+def _new_password(folder: str, data: str) -> str:
+    """Write a random password for ``DB_USER`` to the cluster's pgpass file
+    and to a one-time file ``initdb`` reads; return the latter's path."""
+    import secrets
+
+    password = secrets.token_urlsafe(24)
+    fd = os.open(pgpass_file(folder), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"127.0.0.1:*:*:{DB_USER}:{password}\n")
+    once = os.path.join(folder, ".initdb-password")
+    fd = os.open(once, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(once, "postgres", "postgres")  # initdb runs as `postgres`
+    return once
+
+
 def start_postgres(folder: str, port: int | None = None) -> tuple[str, int]:
     """Create (once) and start a PostgreSQL cluster in ``folder`` listening on
-    127.0.0.1 only; return ``(database URI, port)``. Idempotent."""
+    127.0.0.1 only; return ``(database URI, port)``. Idempotent.
+
+    Connections over TCP need the password in ``pgpass_file(folder)``
+    (scram-sha-256); the local socket admits only the cluster's own system
+    user (peer). The URI carries no password: pass ``PGPASSFILE``.
+    """
     bindir = postgres_bin()
     folder = os.path.abspath(folder)
     data = os.path.join(folder, "data")
@@ -60,9 +97,19 @@ def start_postgres(folder: str, port: int | None = None) -> tuple[str, int]:
     if os.geteuid() == 0:  # the database runs as `postgres`, which must own its folder
         shutil.chown(folder, "postgres", "postgres")
     if not os.path.exists(os.path.join(data, "PG_VERSION")):
-        subprocess.run(_as_db_owner([os.path.join(bindir, "initdb"), "-D", data,
-                                     "-U", DB_USER, "--auth=trust", "-E", "UTF8"]),
-                       check=True, capture_output=True, text=True)
+        once = _new_password(folder, data)
+        try:
+            subprocess.run(_as_db_owner([
+                os.path.join(bindir, "initdb"), "-D", data, "-U", DB_USER,
+                "--auth-host=scram-sha-256", "--auth-local=peer", f"--pwfile={once}",
+                "-E", "UTF8"]), check=True, capture_output=True, text=True)
+        finally:
+            os.remove(once)
+    elif not os.path.exists(pgpass_file(folder)):
+        raise TrackingError(
+            f"the PostgreSQL cluster in {data} has no password file {pgpass_file(folder)} "
+            f"(it was made by an older lstm-zoo that let every local user in); move "
+            f"{folder} away and run the command again to make a protected one")
     port = port or free_port()
     status = subprocess.run(_as_db_owner([os.path.join(bindir, "pg_ctl"), "-D", data,
                                           "status"]), capture_output=True, text=True)
@@ -80,8 +127,8 @@ def start_postgres(folder: str, port: int | None = None) -> tuple[str, int]:
         with open(os.path.join(data, "postmaster.pid")) as f:
             port = int(f.read().splitlines()[3])  # line 4: the port it listens on
     created = subprocess.run([os.path.join(bindir, "createdb"), "-h", "127.0.0.1",
-                              "-p", str(port), "-U", DB_USER, DB_NAME],
-                             capture_output=True, text=True)
+                              "-p", str(port), "-U", DB_USER, "--no-password", DB_NAME],
+                             capture_output=True, text=True, env=_client_env(folder))
     if created.returncode != 0 and "already exists" not in created.stderr:
         raise TrackingError(f"cannot create database {DB_NAME!r}: {created.stderr.strip()}")
     return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{port}/{DB_NAME}", port
@@ -96,18 +143,34 @@ def stop_postgres(folder: str) -> None:
 
 
 def start_mlflow(backend_uri: str, artifacts: str, host: str = "127.0.0.1",
-                 port: int = 5000, timeout: float = 120.0) -> subprocess.Popen:
-    """Start ``mlflow server`` on ``backend_uri``; return once it answers."""
+                 port: int = 5000, timeout: float = 120.0, *, postgres: str | None = None,
+                 log: str | None = None) -> subprocess.Popen:
+    """Start ``mlflow server`` on ``backend_uri``; return once it answers.
+
+    Args:
+        postgres: the folder of the cluster ``start_postgres`` made, whose
+            password file the server reads.
+        log: where the server's output goes (default ``mlflow-server.log``
+            beside ``artifacts``). A file, not a pipe nobody reads, which
+            would stop the server once it filled.
+    """
     os.makedirs(artifacts, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", os.path.abspath(artifacts), "--host", host,
-         "--port", str(port), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = log or os.path.join(os.path.dirname(os.path.abspath(artifacts)),
+                              "mlflow-server.log")
+    env = _client_env(postgres) if postgres else None
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+             "--artifacts-destination", os.path.abspath(artifacts), "--host", host,
+             "--port", str(port), "--workers", "2"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    proc.log = log
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise TrackingError(f"mlflow server exited: {proc.stderr.read()[-2000:]}")
+            with open(log, errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise TrackingError(f"mlflow server exited (see {log}): {tail}")
         with contextlib.suppress(OSError):
             with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2):
                 return proc
@@ -120,12 +183,17 @@ def run(folder: str = ".tracking", host: str = "127.0.0.1", port: int = 5000) ->
     """``lstm-zoo tracking-server``: PostgreSQL plus ``mlflow server`` until Ctrl-C."""
     from experiments.tracking import Terminated, terminate_as_exception
 
-    backend, pg_port = start_postgres(os.path.join(folder, "postgres"))
-    server = start_mlflow(backend, os.path.join(folder, "artifacts"), host, port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the tracking server has no authentication; anyone who can reach "
+              f"{host}:{port} can read and change your runs", file=sys.stderr, flush=True)
+    pg_folder = os.path.join(folder, "postgres")
+    backend, pg_port = start_postgres(pg_folder)
+    server = start_mlflow(backend, os.path.join(folder, "artifacts"), host, port,
+                          postgres=pg_folder)
     print(f"MLflow tracking server on http://{host}:{port} (PostgreSQL on 127.0.0.1:"
-          f"{pg_port}, data in {os.path.abspath(folder)}). In each shell that should "
-          f"log there:\n\n  export MLFLOW_TRACKING_URI=http://{host}:{port}\n\n"
-          f"Ctrl-C stops both.", flush=True)
+          f"{pg_port}, data in {os.path.abspath(folder)}, server log {server.log}). In "
+          f"each shell that should log there:\n\n  export MLFLOW_TRACKING_URI="
+          f"http://{host}:{port}\n\nCtrl-C stops both.", flush=True)
     try:
         with terminate_as_exception():
             server.wait()

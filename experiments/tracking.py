@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import weakref
 
 import keras
 
@@ -64,8 +65,9 @@ def redact(value):
     for name, secret in os.environ.items():
         if len(secret) >= 4 and any(word in name.upper() for word in _SECRET_NAMES):
             value = value.replace(secret, "***")
-    # scheme://user:password@host -> scheme://***@host
-    return re.sub(r"(\w+://)[^/\s:@]+:[^/\s@]+@", r"\1***@", value)
+    # scheme://user:password@host and scheme://token@host -> scheme://***@host;
+    # up to the last "@" before the path, as a password may hold an "@".
+    return re.sub(r"(\w[\w+.-]*://)[^/\s?#]*@", r"\1***@", value)
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -88,19 +90,50 @@ def artifact_root(uri: str) -> str | None:
 
 
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Fail fast when an HTTP tracking server does not answer: MLflow's own
-    client would retry for minutes before giving up."""
+    """Fail fast when an HTTP tracking server is not healthy: MLflow's own
+    client would retry for minutes before giving up.
+
+    "Healthy" means its ``/health`` endpoint answers 200 within ``timeout``
+    seconds: a port that accepts connections and never answers, or a server
+    that answers 503, is not a tracking server that can take a run.
+    """
+    import base64
+    import urllib.error
+    import urllib.request
+
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in ("http", "https"):
         return
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    shown = redact(uri)
+    # user:password@ in the URI: sent as basic authentication, as MLflow does.
+    netloc = parsed.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    health = urllib.parse.urlunparse(
+        (parsed.scheme, netloc, parsed.path.rstrip("/") + "/health", "", "", ""))
+    request = urllib.request.Request(health)
+    if parsed.username is not None:
+        pair = f"{urllib.parse.unquote(parsed.username)}:" \
+               f"{urllib.parse.unquote(parsed.password or '')}"
+        request.add_header("Authorization",
+                           "Basic " + base64.b64encode(pair.encode()).decode())
     try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout):
-            pass
-    except OSError as err:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            status = reply.status
+    except urllib.error.HTTPError as err:
+        status = err.code
+    except (OSError, ValueError) as err:  # refused, timed out, no such host
+        reason = getattr(err, "reason", err)
         raise TrackingError(
-            f"MLflow tracking server {uri} is not reachable ({err}); start "
-            f"it, or unset MLFLOW_TRACKING_URI to use the local store") from None
+            f"MLflow tracking server {shown} is not reachable ({redact(str(reason))}); "
+            f"start it, or unset MLFLOW_TRACKING_URI to use the local store") from None
+    if status != 200:
+        raise TrackingError(
+            f"MLflow tracking server {shown} is not healthy (its /health answered "
+            f"HTTP {status}); check the server, or unset MLFLOW_TRACKING_URI to use the "
+            f"local store")
 
 
 def check_writable(folder: str, what: str) -> None:
@@ -150,6 +183,7 @@ def use_experiment(name: str, uri: str) -> str:
     """Create (once) and activate the experiment ``name``; its id."""
     import mlflow
 
+    name = redact(name)  # a default name comes from the data's file name
     client = mlflow.MlflowClient(uri)
     found = client.get_experiment_by_name(name)
     if found is None:
@@ -189,6 +223,33 @@ def terminate_as_exception():
 
 
 @contextlib.contextmanager
+def signals_held():
+    """While a run is being closed, a second Ctrl-C or SIGTERM waits: it is
+    noted, and raised once the run's status is written. Without this a
+    second Ctrl-C lands in the middle of the close and leaves the run RUNNING."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def note(signum, frame):
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:  # already on the way out: pass the signal on as it would have been
+        if received[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        _raise_terminated(received[0], None)
+
+
+@contextlib.contextmanager
 def tracked_run(**start_run_kwargs):
     """``mlflow.start_run`` whose status is always true when it ends.
 
@@ -199,6 +260,8 @@ def tracked_run(**start_run_kwargs):
     import mlflow
 
     tags = redact(dict(start_run_kwargs.pop("tags", None) or {}))
+    if start_run_kwargs.get("run_name"):
+        start_run_kwargs["run_name"] = redact(start_run_kwargs["run_name"])
     tags.update({"lstm_zoo.pid": str(os.getpid()),
                  "lstm_zoo.host": socket.gethostname()})
     with terminate_as_exception():
@@ -212,17 +275,25 @@ def tracked_run(**start_run_kwargs):
             _end(run, "FAILED", err)
             raise
         else:
-            mlflow.end_run("FINISHED")
+            with signals_held():
+                mlflow.end_run("FINISHED")
 
 
 def _end(run, status, err):
+    """Close ``run`` with ``status``: first the metrics its loggers still
+    hold (a KILLED run keeps the epochs that finished), then the error."""
     import mlflow
 
-    try:
-        mlflow.MlflowClient().set_tag(run.info.run_id, "error",
-                                      redact(f"{type(err).__name__}: {err}")[:5000])
-    finally:
-        mlflow.end_run(status)
+    with signals_held():
+        try:
+            for logger in list(_OPEN_LOGGERS):
+                if logger.run_id == run.info.run_id:
+                    with contextlib.suppress(Exception):  # the status matters more
+                        logger.flush()
+            mlflow.MlflowClient().set_tag(run.info.run_id, "error",
+                                          redact(f"{type(err).__name__}: {err}")[:5000])
+        finally:
+            mlflow.end_run(status)
 
 
 def pid_alive(pid: int) -> bool:
@@ -268,6 +339,10 @@ def reap_orphans(uri: str, filter_string: str = "") -> list[str]:
     return closed
 
 
+# Loggers alive now: a run closed by an exception flushes what they hold.
+_OPEN_LOGGERS = weakref.WeakSet()
+
+
 class MetricLogger(keras.callbacks.Callback):
     """Logs every epoch's metrics and learning rate to the active run.
 
@@ -286,6 +361,7 @@ class MetricLogger(keras.callbacks.Callback):
         self.run_id, self.prefix, self.flush_seconds = run_id, prefix, flush_seconds
         self._buffer = []
         self._last_flush = time.monotonic()
+        _OPEN_LOGGERS.add(self)
 
     def on_epoch_end(self, epoch, logs=None):
         from mlflow.entities import Metric

@@ -366,7 +366,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
     from experiments import plots, tracking
 
     task = tasks[-1]
-    tags = {"family": cfg.model, "dataset": task.name, "task": task.kind,
+    tags = {"family": cfg.model, "dataset": tracking.redact(task.name), "task": task.kind,
             "seed": str(cfg.seed), **tracking.run_environment()}
     with tracking.tracked_run(run_name=cfg.run_name or cfg.model,
                               tags=tags) as run:
@@ -431,7 +431,7 @@ def dataset_of(series):
         # "can be interpreted in multiple ways": both readings are a local file.
         warnings.filterwarnings("ignore", message="The specified dataset source")
         return mlflow.data.from_pandas(series.frame.reset_index(), source=source,
-                                       name=series.name,
+                                       name=redact(series.name),
                                        targets=series.targets[0])
 
 
@@ -443,7 +443,7 @@ def numpy_dataset(name, source, x, y):
     from experiments.tracking import redact
 
     return mlflow.data.from_numpy(
-        x, targets=y, name=name, source=CodeDatasetSource(tags={"source": redact(source)}))
+        x, targets=y, name=redact(name), source=CodeDatasetSource(tags={"source": redact(source)}))
 
 
 def model_requirements() -> list[str]:

@@ -82,3 +82,34 @@ def flaky_family(monkeypatch):
     yield with_modes
     zoo.registry._REGISTRY.clear()
     zoo.registry._REGISTRY.update(registry)
+
+
+@pytest.fixture(scope="session")
+def team_server(team_server_parts):
+    """The URI of a real `mlflow server` on a real PostgreSQL (see below)."""
+    return team_server_parts[0]
+
+
+@pytest.fixture(scope="session")
+def team_server_parts():
+    """PostgreSQL in a temporary folder on a free port, and `mlflow server` on
+    it, as `lstm-zoo tracking-server` runs them: ``(uri, folder, process)``."""
+    import shutil
+    import tempfile
+
+    from experiments import server
+    from experiments.server import free_port
+
+    folder = tempfile.mkdtemp(prefix="lstm-zoo-pg-")
+    os.chmod(folder, 0o755)  # as root, PostgreSQL runs as `postgres` and must get in
+    backend, _ = server.start_postgres(os.path.join(folder, "postgres"))
+    port = free_port()
+    proc = server.start_mlflow(backend, os.path.join(folder, "artifacts"), port=port,
+                               postgres=os.path.join(folder, "postgres"))
+    try:
+        yield f"http://127.0.0.1:{port}", folder, proc
+    finally:
+        proc.terminate()
+        proc.wait()
+        server.stop_postgres(os.path.join(folder, "postgres"))
+        shutil.rmtree(folder, ignore_errors=True)

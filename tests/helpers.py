@@ -1,6 +1,7 @@
 """Shared helpers for tests that look inside an MLflow store."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -70,3 +71,26 @@ def read_only(folder):
         return prefix
     pytest.skip("running as root where user namespaces are not allowed: no way to "
                 "make a folder read-only for this test")
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses on which a socket LISTENs on ``port``, read from
+    the kernel's own tables (``/proc/net/tcp`` and ``tcp6``)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not os.path.exists(table):
+            continue
+        with open(table) as f:
+            next(f)
+            for line in f:
+                local, state = line.split()[1], line.split()[3]
+                addr, hex_port = local.split(":")
+                if state != "0A" or int(hex_port, 16) != port:
+                    continue
+                raw = bytes.fromhex(addr)
+                if width == 8:
+                    found.add(socket.inet_ntop(socket.AF_INET, raw[::-1]))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(socket.inet_ntop(socket.AF_INET6, words))
+    return found

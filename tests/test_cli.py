@@ -44,10 +44,12 @@ def test_datasets_lists_named_datasets():
 
 
 def test_ui_serves_the_store_on_localhost(tmp_path):
-    """`lstm-zoo ui` starts MLflow's UI bound to 127.0.0.1 on the store."""
+    """`lstm-zoo ui` starts MLflow's UI bound to 127.0.0.1 only, on the store."""
     import socket
     import time
     import urllib.request
+
+    from tests.helpers import listening_addresses
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +67,9 @@ def test_ui_serves_the_store_on_localhost(tmp_path):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health",
                                             timeout=2) as reply:
                     assert reply.status == 200
-                    break
+                # Bound to 127.0.0.1 only, as the kernel lists the socket.
+                assert listening_addresses(port) == {"127.0.0.1"}
+                break
             except OSError:
                 if proc.poll() is not None:
                     raise AssertionError(proc.stdout.read().decode()[-2000:]) from None

@@ -12,33 +12,13 @@ import time
 import mlflow
 import pytest
 
-from experiments import cli, server
+from experiments import cli
 from tuning.distributed import free_port
 
 pytestmark = pytest.mark.slow
 
 TINY = ["--data", "sine", "--models", "gru", "--max-trials", "3", "--epochs", "2",
         "--patience", "2", "--window", "12", "--horizon", "3", "--seed", "3"]
-
-
-@pytest.fixture(scope="module")
-def team_server():
-    """PostgreSQL in a temporary folder on a free port, and `mlflow server` on it."""
-    import shutil
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="lstm-zoo-pg-")
-    os.chmod(folder, 0o755)  # as root, PostgreSQL runs as `postgres` and must get in
-    backend, _ = server.start_postgres(os.path.join(folder, "postgres"))
-    port = free_port()
-    proc = server.start_mlflow(backend, os.path.join(folder, "artifacts"), port=port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait()
-        server.stop_postgres(os.path.join(folder, "postgres"))
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def start(tmp_path, uri, name, *extra, worker_id=None):

@@ -333,7 +333,7 @@ def _run_worker(cfg: SearchConfig, name, families, task, hypermodel,
     uri = tracking.init_store(tracking.resolve_uri(cfg.run.tracking_uri))
     tracking.use_experiment(cfg.run.experiment or task.name, uri)
     tracker = SearchTracker(cfg, name, families, task)
-    tracker.parent_id = distributed.find_parent(mlflow.MlflowClient(uri), name,
+    tracker.parent_id = distributed.find_parent(mlflow.MlflowClient(uri), tracker.name,
                                                 cfg.connect_timeout)
     tracker.heartbeat = min(distributed.HEARTBEAT, cfg.worker_timeout / 4)
     tuner = _ready_tuner(cfg, hypermodel, project_dir, tracker)

@@ -77,10 +77,16 @@ class SearchTracker:
     """Owns the parent run of one search and the child run of each trial."""
 
     def __init__(self, cfg, name, families, task):
-        self.cfg, self.name, self.families = cfg, name, families
+        from experiments.tracking import redact
+
+        # Everything that reaches MLflow is redacted: a default search name or
+        # dataset name comes from the data's file name, which may hold a token.
+        self.cfg, self.name, self.families = cfg, redact(name), families
         self.task = task
+        self.dataset_name = redact(task.name)
         self.parent_id = None
         self.children = {}        # trial_id -> run id of the open child
+        self.loggers = {}         # trial_id -> its MetricLogger
         self.begun = {}           # trial_id -> monotonic start
         self.started = time.monotonic()
         self.done = 0
@@ -93,7 +99,7 @@ class SearchTracker:
         from experiments import tracking
 
         tags = {"search": self.name, "tuner": self.cfg.tuner,
-                "dataset": self.task.name, "task": self.task.kind,
+                "dataset": self.dataset_name, "task": self.task.kind,
                 "family": ",".join(self.families), "run_kind": "search",
                 **tracking.run_environment()}
         kwargs = {"run_id": existing_id} if existing_id else {"run_name": self.name}
@@ -113,7 +119,7 @@ class SearchTracker:
         mlflow.log_params(redact({
             "search": self.name, "tuner": self.cfg.tuner,
             "max_trials": self.cfg.max_trials, "objective": self.cfg.objective,
-            "models": ",".join(self.families), "dataset": self.task.name,
+            "models": ",".join(self.families), "dataset": self.dataset_name,
             "task": self.task.kind, **self.task.params(), "epochs": run.epochs,
             "patience": run.patience, "seed": run.seed,
             "data_parallel": self.cfg.data_parallel, "role": self.cfg.role or "single",
@@ -136,6 +142,8 @@ class SearchTracker:
     def begin_trial(self, trial):
         import mlflow
 
+        from experiments.tracking import redact
+
         client = mlflow.MlflowClient()
         exp = client.get_run(self.parent_id).info.experiment_id
         params = trial_params(trial.hyperparameters.values)
@@ -143,13 +151,13 @@ class SearchTracker:
         child = client.create_run(exp, run_name=f"trial-{trial.trial_id}", tags={
             "mlflow.parentRunId": self.parent_id, "search": self.name,
             "keras_tuner.trial_id": trial.trial_id, "family": family,
-            "dataset": self.task.name, "task": self.task.kind, "run_kind": "trial",
+            "dataset": self.dataset_name, "task": self.task.kind, "run_kind": "trial",
             "lstm_zoo.pid": str(os.getpid()), "lstm_zoo.host": socket.gethostname(),
             "worker": self.worker,
         })
         run_id = child.info.run_id
         from mlflow.entities import Param
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in {
+        client.log_batch(run_id, params=[Param(k, redact(str(v))) for k, v in {
             "model": family, **params, **self.task.params(),
             "epochs": self.cfg.run.epochs, "patience": self.cfg.run.patience,
             "seed": self.cfg.run.seed}.items()])
@@ -159,13 +167,21 @@ class SearchTracker:
     def callbacks_for(self, trial):
         from experiments.tracking import MetricLogger
 
-        return [MetricLogger(self.children[trial.trial_id])]
+        logger = MetricLogger(self.children[trial.trial_id])
+        self.loggers[trial.trial_id] = logger
+        return [logger]
+
+    def flush_logger(self, trial_id):
+        logger = self.loggers.pop(trial_id, None)
+        if logger is not None:
+            logger.flush()
 
     def end_trial(self, trial, oracle):
         import mlflow
         from mlflow.entities import Metric
 
         run_id = self.children.pop(trial.trial_id, None)
+        self.loggers.pop(trial.trial_id, None)
         if run_id is None:
             return
         seconds = time.monotonic() - self.begun.pop(trial.trial_id)
@@ -195,12 +211,18 @@ class SearchTracker:
     def abort_open_trial(self, err):
         import mlflow
 
+        from experiments.tracking import redact, signals_held
+
         client = mlflow.MlflowClient()
-        for trial_id, run_id in list(self.children.items()):
-            client.set_tag(run_id, "error", f"{type(err).__name__}: {err}"[:5000])
-            status = "FAILED" if isinstance(err, Exception) else "KILLED"
-            client.set_terminated(run_id, status)
-            self.children.pop(trial_id)
+        with signals_held():  # a second Ctrl-C must not leave the child RUNNING
+            for trial_id, run_id in list(self.children.items()):
+                with contextlib.suppress(Exception):  # the status matters more
+                    self.flush_logger(trial_id)  # the epochs that finished stay logged
+                client.set_tag(run_id, "error",
+                               redact(f"{type(err).__name__}: {err}")[:5000])
+                status = "FAILED" if isinstance(err, Exception) else "KILLED"
+                client.set_terminated(run_id, status)
+                self.children.pop(trial_id)
 
     def _progress(self, trial, oracle, seconds):
         if getattr(oracle, "trials", None) is None:  # a worker: the chief has the tally
@@ -253,11 +275,12 @@ class SearchTracker:
         import pandas as pd
 
         from experiments import plots
+        from experiments.tracking import redact
 
         frame = pd.DataFrame(rows)
         buffer = io.StringIO()
         frame.to_csv(buffer, index=False)
-        mlflow.log_text(buffer.getvalue(), "trials.csv")
+        mlflow.log_text(redact(buffer.getvalue()), "trials.csv")
         scores = [r["score"] if r["status"] == "COMPLETED" else None for r in rows]
         mlflow.log_figure(plots.search_plot(scores, self.cfg.objective, self.name),
                           "plots/search.png")
@@ -271,7 +294,9 @@ class SearchTracker:
         from experiments import train
 
         hp = trial_params(trial.hyperparameters.values)
-        mlflow.log_params({f"best_{k}": v for k, v in hp.items()})
+        from experiments.tracking import redact
+
+        mlflow.log_params(redact({f"best_{k}": v for k, v in hp.items()}))
         scores = self.task.evaluate(model)
         scores["best_score"] = float(trial.score)
         mlflow.log_metrics(scores)
@@ -286,9 +311,11 @@ class SearchTracker:
         the new version tagged with its search and aliased ``best``."""
         import mlflow
 
-        name = f"lstm-zoo-{self.task.name}"
+        from tuning.folder import safe_name
+
+        name = f"lstm-zoo-{safe_name(self.dataset_name)}"
         version = mlflow.register_model(f"runs:/{self.parent_id}/model", name,
-                                        tags={"search": search,
+                                        tags={"search": self.name,
                                               "run_id": self.parent_id})
         client = mlflow.MlflowClient()
         client.set_registered_model_alias(name, "best", version.version)

@@ -1,0 +1,288 @@
+"""Faults that must end cleanly: unhealthy servers, signals while a run
+closes, secrets that must never reach MLflow, servers bound to loopback."""
+
+import contextlib
+import http.server
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import mlflow
+import pytest
+
+from experiments import cli
+from tests.helpers import all_runs, client_for, listening_addresses
+
+pytestmark = pytest.mark.slow
+
+
+# === Tracking servers that are there but not healthy ===
+
+@contextlib.contextmanager
+def silent_server():
+    """Accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(sock.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        sock.close()
+
+
+@contextlib.contextmanager
+def unavailable_server():
+    """Answers every request with 503 Service Unavailable."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(503)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize("kind", ["silent", "503"])
+def test_an_unhealthy_tracking_server_exits_2_fast_with_no_run(kind, tmp_path, capsys):
+    serving = silent_server() if kind == "silent" else unavailable_server()
+    with serving as uri:
+        start = time.monotonic()
+        code = cli.main(["train", "--model", "gru", "--data", "sine", "--epochs", "1",
+                         "--units", "4", "--tracking-uri", uri])
+        elapsed = time.monotonic() - start
+    out = capsys.readouterr()
+    assert code == 2
+    assert f"MLflow tracking server {uri} is not" in out.err
+    assert ("HTTP 503" in out.err) == (kind == "503")
+    assert elapsed < 12
+    assert "Epoch" not in out.out
+
+
+# === Signals ===
+
+def start_training(tmp_path, *extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-u", "-m", "experiments.cli", "train", "--model", "gru", "--data",
+         "sine", "--units", "4", "--window", "12", "--horizon", "3", "--epochs", "100000",
+         "--patience", "100000", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+         *extra],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_epochs(proc, count, timeout=240):
+    """Read the process' output until it has finished ``count`` epochs; the
+    epochs it reported."""
+    deadline = time.time() + timeout
+    seen = 0
+    lines = []
+    while seen < count:
+        assert time.time() < deadline, "".join(lines)[-3000:]
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, "".join(lines)[-3000:]
+        lines.append(line)
+        if " - loss:" in line:
+            seen += 1
+    return seen
+
+
+def test_a_killed_run_keeps_the_metrics_of_the_epochs_that_finished(tmp_path):
+    proc = start_training(tmp_path)
+    try:
+        seen = wait_for_epochs(proc, 3)  # well inside MetricLogger's 5 s buffer
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    (run,) = all_runs(tmp_path / "mlflow.db")
+    assert run.info.status == "KILLED"
+    history = client_for(tmp_path / "mlflow.db").get_metric_history(run.info.run_id, "loss")
+    assert len(history) >= seen
+
+
+def test_a_second_ctrl_c_while_the_run_closes_still_closes_it(tmp_path):
+    proc = start_training(tmp_path)
+    try:
+        wait_for_epochs(proc, 2)
+        # Ctrl-C held down: a burst of SIGINTs, many while the run is closing.
+        for _ in range(60):
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    (run,) = all_runs(tmp_path / "mlflow.db")
+    assert run.info.status == "KILLED"
+
+
+# === Secrets ===
+
+SECRET_PW = "p@ss-S3CRET-pw"
+SECRET_TOKEN = "tok-S3CRET-env"
+
+
+@pytest.fixture
+def leaky_family(monkeypatch):
+    """A test family whose 'leak' mode fails with the token in its message."""
+    import keras
+
+    import zoo
+    from tuning import hypermodel
+    from zoo.space import Choice
+
+    def build(input_shape, outputs, *, head="regression", mode="ok", units=4,
+              name="leaky"):
+        """Test family: fits, or fails naming a secret."""
+        if mode == "leak":
+            raise ValueError(f"cannot reach https://{SECRET_TOKEN}@data.example/x "
+                             f"(token {SECRET_TOKEN})")
+        inputs = keras.Input(input_shape)
+        x = keras.layers.GRU(units)(inputs)
+        return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
+
+    registry = dict(zoo.registry._REGISTRY)
+    zoo.register("leaky_test", space={"mode": Choice(("ok", "leak"), default="ok")})(build)
+    monkeypatch.setattr(hypermodel, "LEARNING_RATE", Choice((1e-3,), default=1e-3))
+    monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
+    yield
+    zoo.registry._REGISTRY.clear()
+    zoo.registry._REGISTRY.update(registry)
+
+
+def texts_of_artifacts(client, run_id, path=""):
+    """Every artifact's bytes, and the members of zip files (a .keras model)."""
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            yield from texts_of_artifacts(client, run_id, item.path)
+            continue
+        local = client.download_artifacts(run_id, item.path)
+        with open(local, "rb") as f:
+            body = f.read()
+        yield item.path, body
+        if zipfile.is_zipfile(io.BytesIO(body)):
+            with zipfile.ZipFile(io.BytesIO(body)) as z:
+                for member in z.namelist():
+                    yield f"{item.path}:{member}", z.read(member)
+
+
+def test_tune_logs_no_secret_anywhere(leaky_family, tmp_path, team_server, monkeypatch,
+                                      capsys):
+    host = team_server.removeprefix("http://")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{SECRET_PW}@{host}")
+    monkeypatch.setenv("LSTM_ZOO_TEST_TOKEN", SECRET_TOKEN)
+    csv = tmp_path / f"sales-{SECRET_TOKEN}.csv"
+    csv.write_text("step,value\n" + "".join(f"{i},{(i * 7) % 11 + i / 10}\n"
+                                             for i in range(120)))
+    code = cli.main(["tune", "--csv", str(csv), "--target", "value", "--models", "leaky_test",
+                     "--tuner", "grid", "--max-trials", "2", "--epochs", "1", "--patience",
+                     "1", "--window", "8", "--horizon", "2", "--season", "4",
+                     "--directory", str(tmp_path / "tuner")])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    client = mlflow.MlflowClient(team_server)
+    exps = [e for e in client.search_experiments() if "sales" in e.name]
+    assert exps, [e.name for e in client.search_experiments()]
+    runs = client.search_runs([e.experiment_id for e in exps])
+    assert {r.data.tags.get("run_kind") for r in runs} == {"search", "trial"}
+    statuses = sorted(r.info.status for r in runs if r.data.tags["run_kind"] == "trial")
+    assert statuses == ["FAILED", "FINISHED"]  # the 'leak' trial failed with the token
+    seen = []
+    for exp in exps:
+        seen.append(("experiment", exp.name))
+    for run in runs:
+        seen += [("run name", run.info.run_name)]
+        seen += [(f"param {k}", f"{k}={v}") for k, v in run.data.params.items()]
+        seen += [(f"tag {k}", f"{k}={v}") for k, v in run.data.tags.items()]
+        for ds in run.inputs.dataset_inputs:
+            d = ds.dataset
+            seen += [("dataset", f"{d.name} {d.source} {d.source_type} {d.schema}")]
+        for path, body in texts_of_artifacts(client, run.info.run_id):
+            seen.append((f"artifact {path}", body.decode("utf-8", "replace")))
+    for model in client.search_registered_models():
+        seen.append(("registered model", f"{model.name} {model.tags}"))
+        for version in client.search_model_versions(f"name = '{model.name}'"):
+            seen.append(("model version", f"{version.tags} {version.source}"))
+    leaks = [(where, text[:200]) for where, text in seen if "S3CRET" in text]
+    assert not leaks
+    assert any("***" in text for where, text in seen if where == "tag error")
+
+
+# === Servers bound to this machine only ===
+
+def test_tracking_server_listens_on_loopback_with_a_password_and_a_log(team_server_parts):
+    import psycopg2
+
+    uri, folder, proc = team_server_parts
+    port = int(uri.rsplit(":", 1)[1])
+    assert listening_addresses(port) == {"127.0.0.1"}
+    pg = os.path.join(folder, "postgres")
+    with open(os.path.join(pg, "data", "postmaster.pid")) as f:
+        pg_port = int(f.read().splitlines()[3])
+    assert listening_addresses(pg_port) == {"127.0.0.1"}
+    # The database refuses a local user without the password...
+    with pytest.raises(psycopg2.OperationalError, match="password"):
+        psycopg2.connect(host="127.0.0.1", port=pg_port, user="lstm_zoo", dbname="mlflow",
+                         passfile=os.devnull, connect_timeout=5)
+    with open(os.path.join(pg, "pgpass")) as f:
+        password = f.read().strip().rsplit(":", 1)[1]
+    assert oct(os.stat(os.path.join(pg, "pgpass")).st_mode & 0o777) == "0o600"
+    psycopg2.connect(host="127.0.0.1", port=pg_port, user="lstm_zoo", dbname="mlflow",
+                     password=password, connect_timeout=5).close()
+    # ...and the password is on no command line and in no log.
+    with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+        assert password.encode() not in f.read()
+    log = os.path.join(folder, "mlflow-server.log")
+    # The server writes to a file, not to a pipe that nobody reads.
+    assert os.readlink(f"/proc/{proc.pid}/fd/1") == log
+    assert os.readlink(f"/proc/{proc.pid}/fd/2") == log
+    with open(log) as f:
+        assert password not in f.read()
+    with open(os.path.join(pg, "postgres.log")) as f:
+        assert password not in f.read()
+
+
+def test_tracking_server_on_another_address_warns(tmp_path, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # --dir is a file: the server never starts
+    code = cli.main(["tracking-server", "--host", "0.0.0.0", "--dir", str(blocker)])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "warning: the tracking server has no authentication" in err
