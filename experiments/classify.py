@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from experiments.data import DataError
+from experiments.data import DataError, check_archive, check_generated, check_input_file
 from experiments.task import Split, Task
 
 
@@ -25,6 +25,7 @@ def make_memory(count: int = 600, length: int = 40, classes: int = 3,
         raise DataError(f"memory: need classes >= 2, 0 <= marker_step < length and "
                         f"count >= 3 * classes; received classes={classes}, "
                         f"marker_step={marker_step}, length={length}, count={count}")
+    check_generated("memory", (count, length, 1 + classes))
     rng = np.random.default_rng(seed)
     y = np.arange(count) % classes
     rng.shuffle(y)
@@ -34,10 +35,9 @@ def make_memory(count: int = 600, length: int = 40, classes: int = 3,
     return x, y.astype("int64")
 
 
-def load_npz(path):
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
+def load_npz(path, max_file_mb=None):
+    path = check_input_file(path, max_file_mb, ".npz")
+    check_archive(path, max_file_mb)  # before np.load inflates any member
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -188,7 +188,7 @@ def class_metrics(y, probs) -> dict[str, float]:
 
 def make_task(cfg) -> ClassificationTask:
     if cfg.npz:
-        x, y = load_npz(cfg.npz)
+        x, y = load_npz(cfg.npz, cfg.max_file_mb)
         name, source = os.path.splitext(os.path.basename(cfg.npz))[0], cfg.npz
     elif cfg.csv:
         if not cfg.id_col:

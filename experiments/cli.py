@@ -221,6 +221,7 @@ def cmd_tune(args) -> int:
 
 def cmd_generate(args) -> int:
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     from experiments import tracking
     from experiments.text import generate
@@ -228,11 +229,21 @@ def cmd_generate(args) -> int:
     uri = tracking.resolve_uri(args.tracking_uri)
     tracking.check_reachable(uri)
     mlflow.set_tracking_uri(uri)
+    shown = tracking.redact(uri)
     try:
-        saved = mlflow.artifacts.load_dict(f"runs:/{args.run_id}/vocab.json")
-    except Exception as err:  # MLflow raises several types for "not there"
-        raise ValueError(f"run {args.run_id!r} in {uri} has no language model "
-                         f"(vocab.json not found: {err})") from None
+        run = mlflow.MlflowClient(uri).get_run(args.run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ValueError(f"no run {args.run_id!r} in {shown}; `lstm-zoo ui` lists "
+                             f"the runs, or pass --tracking-uri") from None
+        raise
+    files = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(args.run_id)}
+    if "vocab.json" not in files or "model" not in files:
+        task = run.data.tags.get("task", "unknown")
+        raise ValueError(f"run {args.run_id!r} in {shown} has no language model (it is a "
+                         f"{task} run without vocab.json and model/); generate needs a "
+                         f"run trained with --text or --data timemachine")
+    saved = mlflow.artifacts.load_dict(f"runs:/{args.run_id}/vocab.json")
     import numpy as np
 
     import zoo
@@ -249,7 +260,7 @@ def cmd_generate(args) -> int:
 def cmd_inspect(args) -> int:
     import zoo
 
-    model = zoo.load_model(args.path, compile=False)
+    model = zoo.load_model(args.path, compile=False, max_file_mb=args.max_file_mb)
     model.summary(print_fn=lambda line, **_: print(line))
     report = zoo.cudnn_report(model)
     if report:
@@ -291,6 +302,25 @@ def cmd_ui(args) -> int:
               f"{args.host}:{args.port} can read and change your runs")
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _store_error(err) -> str | None:
+    """One line naming the MLflow store and its error, if ``err`` is one
+    (a read-only SQLite file, a full disk, a database that went away)."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    import sqlalchemy.exc
+
+    if not isinstance(err, (mlflow.exceptions.MlflowException, sqlalchemy.exc.SQLAlchemyError)):
+        return None
+    from experiments.tracking import redact
+
+    text = " ".join(str(getattr(err, "message", err)).split())
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return (f"the MLflow store {redact(mlflow.get_tracking_uri())} failed: "
+            f"{redact(text)}")
 
 
 def _literal(value):
@@ -348,7 +378,8 @@ def _add_data_flags(p):
                    help="how --time-col is written, e.g. '%%d/%%m/%%Y' "
                         "(default: ISO 8601 only, such as 2024-01-31 or 1949-01)")
     g.add_argument("--max-file-mb", type=float, metavar="MB",
-                   help="refuse CSV files larger than this (default 100)")
+                   help="refuse input files (CSV, text, .npy, .npz) larger than this, "
+                        "or archives that unpack to more (default 100)")
     g.add_argument("--fill-missing", action="store_true",
                    help="interpolate empty cells instead of failing")
     g.add_argument("--sort", action="store_true",
@@ -466,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="load a .keras file (safe mode) and show its "
                        "layers and cuDNN eligibility")
     p.add_argument("path", help="a .keras file, e.g. one saved by model.save()")
+    p.add_argument("--max-file-mb", type=float, default=100, metavar="MB",
+                   help="refuse a file that is, or unpacks to, more than this (default 100)")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("runs", help="housekeeping of MLflow runs")
@@ -495,7 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import logging
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # MLflow logs a store error with its whole traceback before raising it;
+    # the one line main() prints names the store and the cause instead.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -522,6 +560,10 @@ def main(argv=None) -> int:
             # A disk that filled up or a folder that went away mid-run: the
             # run is already recorded FAILED with this error.
             print(f"error: {err}", file=sys.stderr)
+            return 1
+        store = _store_error(err)
+        if store:
+            print(f"error: {store}", file=sys.stderr)
             return 1
         raise
 

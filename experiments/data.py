@@ -89,6 +89,7 @@ def make_sine(length: int = 400, period: int = 50, noise: float = 0.05,
         raise DataError(
             f"sine: need length >= 2, period >= 2, noise >= 0; received "
             f"length={length}, period={period}, noise={noise}")
+    check_generated("sine", (length,))
     t = np.arange(length)
     rng = np.random.default_rng(seed)
     y = np.sin(2 * np.pi * t / period) + noise * rng.standard_normal(length)
@@ -223,20 +224,78 @@ def load_csv(path, *, target, features=(), time_col=None, time_format=None,
 MAX_FILE_MB = 100
 
 
-def load_table(path, wanted, *, all_columns=False, max_file_mb=None) -> pd.DataFrame:
-    """Read a CSV as text, checking the file, its size and that ``wanted``
-    columns exist. Only the ``wanted`` columns are read unless ``all_columns``."""
+# The most numbers a generated dataset (--data-option count=..., length=...)
+# may hold: 50 million, 200 MB as float32.
+MAX_GENERATED_VALUES = 50_000_000
+
+
+def check_input_file(path, max_file_mb=None, what="CSV") -> str:
+    """Check a user's input file before anything reads it: it exists, this
+    process may read it, and it is within the size limit.
+
+    Args:
+        path: the file.
+        max_file_mb: the limit in megabytes (default ``MAX_FILE_MB``).
+        what: the kind of file, for the message (``"CSV"``, ``".npz"``...).
+
+    Returns:
+        The path as a string.
+
+    Raises:
+        DataError: naming the file and the problem.
+    """
     path = os.fspath(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise DataError(f"{path}: permission denied; this user cannot read the file or "
+                        f"enter a folder on its path (fix the permissions, or copy it "
+                        f"somewhere readable)") from None
+    except OSError:
+        pass  # missing, or a folder: said just below
     if not os.path.isfile(path):
         raise DataError(f"{path}: file not found")
     limit = MAX_FILE_MB if max_file_mb is None else max_file_mb
     size_mb = os.path.getsize(path) / 1e6
     if size_mb > limit:
         raise DataError(
-            f"{path}: the file is {size_mb:,.0f} MB, over the {limit:,g} MB limit "
-            f"for CSV input (read as text it needs several times that in memory); "
+            f"{path}: the file is {size_mb:,.1f} MB, over the {limit:,g} MB limit "
+            f"for {what} input (loaded, it needs several times that in memory); "
             f"pass --max-file-mb {int(size_mb * 1.1) + 1} if this machine has the "
-            f"memory, or cut the file to the rows and columns you need")
+            f"memory, or cut the file to what you need")
+    return path
+
+
+def check_archive(path, max_file_mb=None) -> None:
+    """Refuse a zip archive (``.npz``) whose members would decompress to more
+    than the limit, before any member is decompressed (a "zip bomb")."""
+    from zoo.saving import unpacked_size
+
+    limit = MAX_FILE_MB if max_file_mb is None else max_file_mb
+    size = unpacked_size(path)
+    if size is not None and size / 1e6 > limit:
+        raise DataError(
+            f"{path}: the archive unpacks to {size / 1e6:,.1f} MB, over the {limit:,g} "
+            f"MB limit; pass --max-file-mb {int(size / 1e6 * 1.1) + 1} if this machine "
+            f"has the memory")
+
+
+def check_generated(name: str, shape) -> None:
+    """Refuse generated-dataset options that would make more than
+    ``MAX_GENERATED_VALUES`` numbers."""
+    values = int(np.prod([int(d) for d in shape], dtype=object))
+    if values > MAX_GENERATED_VALUES:
+        raise DataError(
+            f"{name}: these --data-option values make {values:,} numbers "
+            f"{tuple(int(d) for d in shape)}, over the limit of "
+            f"{MAX_GENERATED_VALUES:,} for a generated dataset; choose smaller ones")
+
+
+def load_table(path, wanted, *, all_columns=False, max_file_mb=None) -> pd.DataFrame:
+    """Read a CSV as text, checking the file, its size and that ``wanted``
+    columns exist. Only the ``wanted`` columns are read unless ``all_columns``."""
+    path = check_input_file(path, max_file_mb, "CSV")
     read = dict(dtype=str, keep_default_na=False, skipinitialspace=True,
                 encoding="utf-8-sig")
     try:
@@ -263,7 +322,25 @@ def load_table(path, wanted, *, all_columns=False, max_file_mb=None) -> pd.DataF
     return raw
 
 
-def _line(row: int) -> int:
+def _line(path, row: int) -> int:
+    """The line a text editor shows for data row ``row`` (from 0) of the CSV:
+    blank lines are skipped and a quoted cell may span lines, as pandas
+    reads them, so the row number alone is not the line."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            end, index = 0, -2  # the first record is the header
+            for record in reader:
+                start, end = end + 1, reader.line_num
+                if not record:  # a blank line: pandas skips it
+                    continue
+                index += 1
+                if index == row:
+                    return start
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
     return row + 2  # the header is line 1; rows count from 0
 
 
@@ -275,17 +352,17 @@ def _numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{path}: column {col!r}, line {_line(row)}: {text.iloc[row]!r} is "
+            f"{path}: column {col!r}, line {_line(path, row)}: {text.iloc[row]!r} is "
             f"not a number ({int(bad.sum())} such cell(s) in the column)")
     if empty.any() and not allow_missing:
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise DataError(
-            f"{path}: column {col!r}, line {_line(row)}: missing value "
+            f"{path}: column {col!r}, line {_line(path, row)}: missing value "
             f"{text.iloc[row]!r} ({int(empty.sum())} in the column); fix the "
             f"file or pass --fill-missing to interpolate")
     if not np.isfinite(values.dropna().to_numpy(dtype=float)).all():
         row = int(np.flatnonzero(np.isinf(values.to_numpy(dtype=float)))[0])
-        raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
+        raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
                         f"{text.iloc[row]!r} is not a finite number")
     return values.astype("float64")
 
@@ -300,8 +377,12 @@ def parse_times(path, text: pd.Series, col, time_format=None) -> pd.Series:
     empty = stripped == ""
     if empty.any():
         row = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
+        raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
                         f"missing timestamp")
+    if time_format is None:
+        periods = _parse_periods(path, text, stripped, col)
+        if periods is not None:
+            return periods
     try:
         parsed = pd.to_datetime(stripped, errors="coerce",
                                 format=time_format or "ISO8601")
@@ -317,9 +398,43 @@ def parse_times(path, text: pd.Series, col, time_format=None) -> pd.Series:
                     "2024-01-31 12:00); give the column's format with --time-format "
                     "(e.g. '%d/%m/%Y'), or leave out --time-col to use row order "
                     "(then give --season)")
-        raise DataError(f"{path}: column {col!r}, line {_line(row)}: "
+        raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
                         f"{text.iloc[row]!r} {hint}")
     return parsed
+
+
+# Labels that name a period rather than an instant, which strptime cannot
+# express: quarters (1959Q1, 1959-Q1) and ISO weeks (2024-W05, 2024-W05-3).
+_PERIODS = (
+    ("quarter", r"(?i)(\d{4})[ -]?Q([1-4])", "1959Q1",
+     lambda m: pd.Timestamp(int(m[0]), 3 * int(m[1]) - 2, 1)),
+    ("ISO week", r"(\d{4})-?W(\d{2})(?:-?([1-7]))?", "2024-W05",
+     lambda m: pd.Timestamp.fromisocalendar(int(m[0]), int(m[1]), int(m[2] or 1))),
+)
+
+
+def _parse_periods(path, text, stripped, col):
+    """Quarter or ISO-week labels as the timestamps of their first day, or
+    ``None`` when the column holds neither."""
+    for what, pattern, example, start in _PERIODS:
+        found = stripped.str.fullmatch(pattern)
+        if not found.iloc[0]:
+            continue
+        if not found.all():
+            row = int(np.flatnonzero(~found.to_numpy())[0])
+            raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+                            f"{text.iloc[row]!r} is not a {what} like the rows above it "
+                            f"({example})")
+        parts = stripped.str.extract(pattern)
+        stamps = []
+        for row, values in enumerate(parts.itertuples(index=False)):
+            try:
+                stamps.append(start([v if isinstance(v, str) else None for v in values]))
+            except ValueError:  # week 53 of a year that has 52
+                raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+                                f"{text.iloc[row]!r} is not a valid {what}") from None
+        return pd.Series(pd.DatetimeIndex(stamps), index=text.index)
+    return None
 
 
 def _check_time_order(path, index: pd.DatetimeIndex, col, *, reordered):
@@ -331,13 +446,13 @@ def _check_time_order(path, index: pd.DatetimeIndex, col, *, reordered):
             raise DataError(f"{path}: column {col!r}: timestamp {index[row]} "
                             f"appears more than once")
         raise DataError(
-            f"{path}: column {col!r}, line {_line(row)}: timestamp "
-            f"{index[row]} duplicates the one on line {_line(first)}")
+            f"{path}: column {col!r}, line {_line(path, row)}: timestamp "
+            f"{index[row]} duplicates the one on line {_line(path, first)}")
     if not index.is_monotonic_increasing:
         back = np.flatnonzero(np.diff(index.asi8) < 0)
         row = int(back[0]) + 1
         raise DataError(
-            f"{path}: column {col!r}, line {_line(row)}: timestamp "
+            f"{path}: column {col!r}, line {_line(path, row)}: timestamp "
             f"{index[row]} comes before the previous row's {index[row - 1]}; "
             f"sort the file or pass --sort")
 

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from experiments.data import DataError
+from experiments.data import DataError, check_generated, check_input_file
 from experiments.task import Split, Task
 
 
@@ -32,6 +32,7 @@ def make_moving_digits(count: int = 300, length: int = 10, size: int = 24,
                         f"digits >= 1, speed >= 1; received size={size}, "
                         f"count={count}, length={length}, digits={digits}, "
                         f"speed={speed}")
+    check_generated("moving_digits", (count, length, size, size))
     images = load_digits().images.astype("float32") / 16.0
     rng = np.random.default_rng(seed)
     room = size - 8
@@ -55,11 +56,9 @@ def make_moving_digits(count: int = 300, length: int = 10, size: int = 24,
     return out
 
 
-def load_npy(path) -> np.ndarray:
+def load_npy(path, max_file_mb=None) -> np.ndarray:
     """A user's frames, ``(samples, time, rows, cols[, channels])``."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
+    path = check_input_file(path, max_file_mb, ".npy")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -182,7 +181,7 @@ def _count(size, n, what):
 def make_task(cfg) -> FramesTask:
     options = dict(cfg.dataset_options)
     if cfg.npy:
-        frames = load_npy(cfg.npy)
+        frames = load_npy(cfg.npy, cfg.max_file_mb)
         name = os.path.splitext(os.path.basename(cfg.npy))[0]
         source = os.path.abspath(cfg.npy)
     else:

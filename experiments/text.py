@@ -9,7 +9,7 @@ import urllib.request
 
 import numpy as np
 
-from experiments.data import DataError
+from experiments.data import DataError, check_input_file
 from experiments.task import Split, Task
 
 UNK = "<unk>"
@@ -45,10 +45,8 @@ def load_timemachine() -> str:
     return read_text(path)
 
 
-def read_text(path) -> str:
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: file not found")
+def read_text(path, max_file_mb=None) -> str:
+    path = check_input_file(path, max_file_mb, "text")
     with open(path, "rb") as f:
         raw = f.read()
     try:
@@ -201,7 +199,7 @@ def make_task(cfg) -> TextTask:
         raise DataError(f"text data takes only the option max_chars; received "
                         f"{sorted(options)}")
     if cfg.text:
-        text = read_text(cfg.text)
+        text = read_text(cfg.text, cfg.max_file_mb)
         name = os.path.splitext(os.path.basename(cfg.text))[0]
         source = os.path.abspath(cfg.text)
     else:

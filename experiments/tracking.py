@@ -192,8 +192,12 @@ def use_experiment(name: str, uri: str) -> str:
             exp_id = client.create_experiment(
                 name, artifact_location=f"{root}/{name}" if root else None)
         except mlflow.exceptions.MlflowException:
-            # Another process created it between our lookup and create.
-            exp_id = client.get_experiment_by_name(name).experiment_id
+            # Another process created it between our lookup and create; if
+            # not, the store itself failed (read-only, full): say that.
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            exp_id = found.experiment_id
     else:
         exp_id = found.experiment_id
     location = client.get_experiment(exp_id).artifact_location

@@ -18,14 +18,33 @@ class ModelFileError(ValueError):
 
 # What `Model.save` writes into every `.keras` archive.
 _REQUIRED = ("config.json", "metadata.json")
+# Largest .keras file, and largest total of its unpacked members, loaded by
+# default: a small file can unpack to gigabytes (a "zip bomb").
+MAX_FILE_MB = 100
 
 
-def load_model(path, *, compile: bool = True):
+def unpacked_size(path) -> int | None:
+    """The total size of a zip archive's members once decompressed, read
+    from its directory without decompressing anything; ``None`` if ``path``
+    is not a zip archive. Python's zipfile never inflates a member past the
+    size its directory states, so this bounds what loading can unpack."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def load_model(path, *, compile: bool = True, max_file_mb: float = MAX_FILE_MB):
     """Load a ``.keras`` archive saved by ``model.save(...)``, in safe mode.
 
     Args:
         path: the ``.keras`` file.
         compile: restore the optimizer and loss too (as ``keras.saving.load_model``).
+        max_file_mb: refuse a file, or a file whose members unpack to, more
+            than this many megabytes (checked before anything is unpacked).
 
     Returns:
         The ``keras.Model``.
@@ -40,6 +59,18 @@ def load_model(path, *, compile: bool = True):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: file not found")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise ModelFileError(f"{path}: permission denied; this user cannot read the "
+                             f"file") from None
+    for size, what in ((os.path.getsize(path), "is"), (unpacked_size(path) or 0, "unpacks to")):
+        if size / 1e6 > max_file_mb:
+            raise ModelFileError(
+                f"{path}: the file {what} {size / 1e6:,.1f} MB, over the {max_file_mb:,g} "
+                f"MB limit; pass --max-file-mb {int(size / 1e6 * 1.1) + 1} if you trust "
+                f"it and this machine has the memory")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
             f"{path}: not a .keras archive (a .keras file is a zip archive; this one "
