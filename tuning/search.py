@@ -208,12 +208,14 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
                     f"({type(err).__name__}: {err}); pass --fresh to start it over "
                     f"(finished runs stay in MLflow)") from None
             raise
+        listener = listener if cfg.role == "chief" else None
         try:
             return _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint,
-                                state, project_dir, tracker, tuner,
-                                listener if cfg.role == "chief" else None)
+                                state, project_dir, tracker, tuner, listener)
         finally:
             gc.unfreeze()  # _ready_tuner froze everything alive for the search
+            if listener is not None:
+                listener.close()  # also when the search failed before serving
 
 
 def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, project_dir,
