@@ -224,6 +224,11 @@ def load_csv(path, *, target, features=(), time_col=None, time_format=None,
 MAX_FILE_MB = 100
 
 
+def megabytes(size: float) -> str:
+    """``size`` megabytes as a message shows them: 200, 8.0, 0.0036."""
+    return f"{size:,.0f}" if size >= 10 else f"{size:.1f}" if size >= 0.1 else f"{size:.2g}"
+
+
 # The most numbers a generated dataset (--data-option count=..., length=...)
 # may hold: 50 million, 200 MB as float32.
 MAX_GENERATED_VALUES = 50_000_000
@@ -260,7 +265,7 @@ def check_input_file(path, max_file_mb=None, what="CSV") -> str:
     size_mb = os.path.getsize(path) / 1e6
     if size_mb > limit:
         raise DataError(
-            f"{path}: the file is {size_mb:,.1f} MB, over the {limit:,g} MB limit "
+            f"{path}: the file is {megabytes(size_mb)} MB, over the {limit:,g} MB limit "
             f"for {what} input (loaded, it needs several times that in memory); "
             f"pass --max-file-mb {int(size_mb * 1.1) + 1} if this machine has the "
             f"memory, or cut the file to what you need")
@@ -276,7 +281,7 @@ def check_archive(path, max_file_mb=None) -> None:
     size = unpacked_size(path)
     if size is not None and size / 1e6 > limit:
         raise DataError(
-            f"{path}: the archive unpacks to {size / 1e6:,.1f} MB, over the {limit:,g} "
+            f"{path}: the archive unpacks to {megabytes(size / 1e6)} MB, over the {limit:,g} "
             f"MB limit; pass --max-file-mb {int(size / 1e6 * 1.1) + 1} if this machine "
             f"has the memory")
 

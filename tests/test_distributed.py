@@ -3,6 +3,7 @@ processes on 127.0.0.1, logging to a real `mlflow server` on a real PostgreSQL
 (started here from the system's packages; `.ci/run` installs them). Every
 trial is a child of the chief's parent run."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,6 +31,18 @@ def start(tmp_path, uri, name, *extra, worker_id=None):
         [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
          "--experiment", name, *extra, "--tracking-uri", uri],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start_launcher(tmp_path, uri, name, *extra):
+    """`tune --workers 2` in a session of its own, with trials that never end."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
+         "--experiment", name, "--epochs", "100000", "--patience", "100000",
+         "--workers", "2", *extra, "--tracking-uri", uri],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
 
 
 def search_runs(uri, name):
@@ -170,7 +183,7 @@ def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
     started = []
 
     class FakeProcess:
-        def __init__(self, cmd, env=None):
+        def __init__(self, cmd, env=None, preexec_fn=None):
             started.append((cmd, env))
             self.pid, self.returncode = 1000 + len(started), 0
 
@@ -195,14 +208,7 @@ def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
 
 def test_sigterm_to_the_launcher_stops_chief_and_workers(tmp_path, team_server):
     uri, name = team_server, "stopped"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
-         "--experiment", name, "--epochs", "100000", "--patience", "100000",
-         "--workers", "2", "--tracking-uri", uri],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+    launcher = start_launcher(tmp_path, uri, name)
     client = mlflow.MlflowClient(uri)
     try:
         deadline = time.time() + 240
@@ -217,7 +223,8 @@ def test_sigterm_to_the_launcher_stops_chief_and_workers(tmp_path, team_server):
         launcher.send_signal(signal.SIGTERM)
         out = launcher.communicate(timeout=120)[0]
     finally:
-        launcher.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)  # the launcher's chief and workers too
     assert launcher.returncode != 0, out[-2000:]
     # Nothing of the search is left running: no process, no RUNNING run.
     left = subprocess.run(["pgrep", "-s", str(launcher.pid)], capture_output=True, text=True)
@@ -250,14 +257,7 @@ def test_a_second_chief_on_an_address_in_use_is_refused(tmp_path, team_server):
 
 def test_launcher_whose_workers_all_die_ends_and_leaves_nothing(tmp_path, team_server):
     uri, name = team_server, "orphaned"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "tune", *TINY, "--name", name,
-         "--experiment", name, "--epochs", "100000", "--patience", "100000",
-         "--workers", "2", "--worker-timeout", "10", "--tracking-uri", uri],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+    launcher = start_launcher(tmp_path, uri, name, "--worker-timeout", "10")
     client = mlflow.MlflowClient(uri)
     try:
         deadline = time.time() + 240
@@ -279,7 +279,8 @@ def test_launcher_whose_workers_all_die_ends_and_leaves_nothing(tmp_path, team_s
         out = launcher.communicate(timeout=120)[0]
         took = time.monotonic() - killed_at
     finally:
-        launcher.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)  # the launcher's chief and workers too
     assert launcher.returncode == 1, out[-3000:]
     assert took < 10 + 30, took  # the worker timeout plus a margin
     assert "every worker has stopped (worker0 was killed by SIGKILL" in out
@@ -312,3 +313,28 @@ def test_a_failed_heartbeat_does_not_stop_the_next_ones():
     beat.stop()
     assert chief.calls >= 5
     assert beat.failed == 1 and beat.sent >= 4
+
+
+def test_the_launchers_processes_end_when_it_is_killed_outright(tmp_path):
+    """A chief or worker gets SIGTERM (and closes its runs) when the launcher
+    dies, even by SIGKILL."""
+    script = (
+        "import subprocess, sys\n"
+        "from tuning.distributed import _die_with_parent\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'],"
+        " preexec_fn=_die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "child.wait()\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              text=True, cwd=os.getcwd())
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, os.WNOHANG)
+        time.sleep(0.1)
+    state = open(f"/proc/{child}/stat").read().split()[2] if os.path.exists(
+        f"/proc/{child}") else "gone"
+    assert state in ("gone", "Z"), state  # ended (a zombie until init reaps it)

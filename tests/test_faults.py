@@ -75,9 +75,19 @@ def unavailable_server():
         httpd.server_close()
 
 
-@pytest.mark.parametrize("kind", ["silent", "503"])
+@contextlib.contextmanager
+def no_server():
+    """A port where nothing listens (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the socket is released
+    yield f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent", "503"])
 def test_an_unhealthy_tracking_server_exits_2_fast_with_no_run(kind, tmp_path, capsys):
-    serving = silent_server() if kind == "silent" else unavailable_server()
+    serving = {"refused": no_server, "silent": silent_server,
+               "503": unavailable_server}[kind]()
     with serving as uri:
         start = time.monotonic()
         code = cli.main(["train", "--model", "gru", "--data", "sine", "--epochs", "1",
@@ -86,7 +96,7 @@ def test_an_unhealthy_tracking_server_exits_2_fast_with_no_run(kind, tmp_path, c
     out = capsys.readouterr()
     assert code == 2
     assert f"MLflow tracking server {uri} is not" in out.err
-    assert ("HTTP 503" in out.err) == (kind == "503")
+    assert ("not healthy (its /health answered HTTP 503)" in out.err) == (kind == "503")
     assert elapsed < 12
     assert "Epoch" not in out.out
 

@@ -298,14 +298,15 @@ def launch(argv: list[str], workers: int, host: str = "127.0.0.1",
     base = [sys.executable, "-m", "experiments.cli", "tune", *argv]
     gpus = visible_gpus()
     chief = subprocess.Popen([*base, "--role", "chief", "--bind", f"{host}:{port}",
-                              "--expect-workers", str(workers)])
+                              "--expect-workers", str(workers)], preexec_fn=_die_with_parent)
     procs = []
     for i in range(workers):
         env = dict(os.environ, KERASTUNER_TUNER_ID=f"worker{i}")
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         procs.append(subprocess.Popen([*base, "--role", "worker", "--chief",
-                                       f"{host}:{port}"], env=env))
+                                       f"{host}:{port}"], env=env,
+                                      preexec_fn=_die_with_parent))
     print(f"chief on {host}:{port} (pid {chief.pid}), {workers} worker(s): "
           f"{', '.join(str(p.pid) for p in procs)}", flush=True)
     everyone = (chief, *procs)
@@ -316,6 +317,18 @@ def launch(argv: list[str], workers: int, host: str = "127.0.0.1",
         raise
     _stop(everyone)  # only stragglers: normally all have exited
     return code
+
+
+def _die_with_parent() -> None:
+    """In a child of the launcher: get SIGTERM if the launcher dies, even by
+    SIGKILL, so that no chief or worker outlives it (Linux; elsewhere a no-op)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _supervise(chief, procs, worker_timeout: float, poll: float = 0.2) -> int:
