@@ -208,10 +208,11 @@ def compile_product(model, loss="mse", steps_per_epoch=None):
     epoch and its default number of epochs."""
     import keras
 
-    from experiments.train import RunConfig, compile_fast
+    from experiments.config import TRAINING_DEFAULTS
+    from experiments.fitting import compile_fast
 
     compile_fast(model, keras.optimizers.Adam(1e-3), loss, steps_per_epoch,
-                 RunConfig.epochs)
+                 TRAINING_DEFAULTS["epochs"])
 
 
 def throughput(rounds=5, epochs=2, compare_others=True):
@@ -379,7 +380,7 @@ def tuner_overhead_and_memory(trials=30):
     trial beyond fit time, and resident memory after each trial."""
     import tempfile
 
-    from experiments.train import RunConfig
+    from experiments.config import RunConfig
     from tuning import hypermodel, search
 
     fit_seconds = []

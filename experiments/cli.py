@@ -15,16 +15,6 @@ import argparse
 import os
 import sys
 
-# The input each family is shown with in `lstm-zoo models`.
-_DEMO_SHAPES = {
-    ("time", "features"): ((24, 1), 12),
-    ("time", "rows", "cols", "channels"): ((10, 16, 16, 1), 1),
-}
-# Flags for the hyperparameters the families share; anything else goes
-# through --param KEY=VALUE.
-_HP_FLAGS = {"units": int, "num_layers": int, "dropout": float,
-             "recurrent_dropout": float, "merge_mode": str, "kernel_size": int}
-
 
 def cmd_models(args) -> int:
     import zoo
@@ -32,7 +22,7 @@ def cmd_models(args) -> int:
     rows = []
     for name in zoo.list_models():
         info = zoo.get(name)
-        shape, outputs = _DEMO_SHAPES[info.input_axes]
+        shape, outputs = info.example_input
         model = zoo.build_model(name, shape, outputs)
         rows.append((name, f"{model.count_params():,}", str(shape),
                      ",".join(info.heads), info.summary))
@@ -43,7 +33,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from experiments.data import list_datasets
+    from experiments.tasks import list_datasets
 
     rows = [(name, task, doc) for name, (task, doc) in list_datasets().items()]
     print(table([("dataset", "task", "description"), *rows]))
@@ -56,40 +46,56 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def run_config(args, **overrides):
-    from experiments.train import RunConfig
+def hyperparameter_flags() -> dict[str, type]:
+    """``{name: type}`` of every hyperparameter of every registered family
+    (its default's type), each a flag of `train` and `compare`: a family's
+    new hyperparameter is a flag without a change here."""
+    import zoo
 
-    hp = {k: getattr(args, k) for k in _HP_FLAGS
+    flags = {}
+    for name in zoo.list_models():
+        for key, default in zoo.get(name).defaults.items():
+            if key != "head" and key not in flags and default is not None:
+                flags[key] = type(default)
+    return flags
+
+
+def _parse_pairs(items, flag) -> dict:
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{flag} must look like KEY=VALUE; received {item!r}")
+        out[key.replace("-", "_")] = _literal(value)
+    return out
+
+
+def run_config(args, **overrides):
+    """The ``RunConfig`` of the parsed flags: every setting the command has a
+    flag for, mapped by name (``RunConfig`` declares the flags)."""
+    import dataclasses
+
+    from experiments.config import RunConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)
+             if f.metadata.get("group") and getattr(args, f.name, None) is not None}
+    # The few flags whose text needs reading: lists, KEY=VALUE pairs, numbers.
+    if "dataset_options" in given:
+        given["dataset_options"] = _parse_pairs(given["dataset_options"], "--data-option")
+    if "transforms" in given:
+        given["transforms"] = tuple(t for t in given["transforms"].split(",")
+                                    if t and t != "none")
+    for key in ("target", "features"):
+        if key in given:
+            given[key] = tuple(given[key])
+    for key in ("val_size", "test_size"):
+        if key in given:
+            given[key] = _literal(given[key])
+    hp = {k: getattr(args, k) for k in hyperparameter_flags()
           if getattr(args, k, None) is not None}
-    for item in getattr(args, "param", None) or ():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param must look like KEY=VALUE; received {item!r}")
-        hp[key.replace("-", "_")] = _literal(value)
-    options = {}
-    for item in args.data_option or ():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--data-option must look like KEY=VALUE; received {item!r}")
-        options[key.replace("-", "_")] = _literal(value)
-    given = {
-        "data": args.data, "csv": args.csv, "npy": args.npy, "npz": args.npz,
-        "text": args.text, "label_col": args.label_col, "id_col": args.id_col,
-        "dataset_options": options, "clipnorm": args.clipnorm,
-        "target": tuple(args.target or ()),
-        "features": tuple(args.features or ()), "time_col": args.time_col,
-        "time_format": args.time_format, "max_file_mb": args.max_file_mb,
-        "fill_missing": args.fill_missing, "sort": args.sort,
-        "window": args.window, "horizon": args.horizon,
-        "val_size": _literal(args.val_size), "test_size": _literal(args.test_size),
-        "season": args.season, "folds": args.folds, "epochs": args.epochs,
-        "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-        "patience": args.patience, "seed": args.seed,
-        "experiment": args.experiment, "tracking_uri": args.tracking_uri,
-        "hyperparameters": hp,
-        "transforms": (None if args.transform is None else
-                       tuple(t for t in args.transform.split(",") if t and t != "none")),
-    }
+    hp.update(_parse_pairs(getattr(args, "param", None), "--param"))
+    if hp:
+        given["hyperparameters"] = hp
     given.update(overrides)
     return RunConfig(**{k: v for k, v in given.items() if v is not None})
 
@@ -224,7 +230,7 @@ def cmd_generate(args) -> int:
     from mlflow.exceptions import MlflowException
 
     from experiments import tracking
-    from experiments.text import generate
+    from experiments.tasks.language_model import generate
 
     uri = tracking.resolve_uri(args.tracking_uri)
     tracking.check_reachable(uri)
@@ -357,64 +363,48 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
-def _add_data_flags(p):
-    g = p.add_argument_group("data")
-    g.add_argument("--data", default=None,
-                   help="named dataset (see `lstm-zoo datasets`); default airline")
-    g.add_argument("--data-option", action="append", metavar="KEY=VALUE",
-                   help="option of a generated dataset, e.g. count=100")
-    g.add_argument("--csv", help="your own CSV file instead of --data")
-    g.add_argument("--npy", help="frames (samples, time, rows, cols[, channels])")
-    g.add_argument("--npz", help="labelled sequences: arrays x and y")
-    g.add_argument("--text", help="a UTF-8 text for a character-level model")
-    g.add_argument("--label-col", metavar="COL",
-                   help="with --csv: sequence classification, one label per id")
-    g.add_argument("--id-col", metavar="COL", help="with --label-col: sequence id")
-    g.add_argument("--target", nargs="+", metavar="COL", help="column(s) to forecast")
-    g.add_argument("--features", nargs="+", metavar="COL",
-                   help="extra input columns")
-    g.add_argument("--time-col", metavar="COL", help="timestamp column")
-    g.add_argument("--time-format", metavar="FMT",
-                   help="how --time-col is written, e.g. '%%d/%%m/%%Y' "
-                        "(default: ISO 8601 only, such as 2024-01-31 or 1949-01)")
-    g.add_argument("--max-file-mb", type=float, metavar="MB",
-                   help="refuse input files (CSV, text, .npy, .npz) larger than this, "
-                        "or archives that unpack to more (default 100)")
-    g.add_argument("--fill-missing", action="store_true",
-                   help="interpolate empty cells instead of failing")
-    g.add_argument("--sort", action="store_true",
-                   help="sort rows by --time-col instead of failing")
-    g.add_argument("--window", type=int, help="input steps per sample")
-    g.add_argument("--horizon", type=int, help="steps to forecast")
-    g.add_argument("--val-size", help="fraction, row count or start date")
-    g.add_argument("--test-size", help="fraction, row count or start date")
-    g.add_argument("--season", type=int,
-                   help="season length (default: from the time column's frequency)")
-    g.add_argument("--transform", metavar="T[,T]",
-                   help="log, diff, seasonal_diff, comma-separated, or none")
-    g.add_argument("--folds", type=int, help="rolling-origin folds (default 1)")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, help="maximum epochs (early stopping on)")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--learning-rate", type=float)
-    t.add_argument("--clipnorm", type=float, help="clip gradients to this norm")
-    t.add_argument("--patience", type=int, help="early-stopping patience")
-    t.add_argument("--seed", type=int, help="seeds Python, NumPy and Keras")
-    m = p.add_argument_group("tracking")
-    m.add_argument("--experiment", help="MLflow experiment (default: dataset name)")
-    m.add_argument("--tracking-uri",
-                   help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
+def _add_run_flags(p):
+    """The data, training and tracking flags, as ``RunConfig`` declares them."""
+    import dataclasses
+
+    from experiments.config import RunConfig
+
+    groups = {}
+    for field in dataclasses.fields(RunConfig):
+        group = field.metadata.get("group")
+        if not group:
+            continue
+        if group not in groups:
+            groups[group] = p.add_argument_group(group)
+        flag = "--" + (field.metadata["flag"] or field.name.replace("_", "-"))
+        groups[group].add_argument(flag, dest=field.name, default=None,
+                                   help=field.metadata["help"],
+                                   **field.metadata["argparse"])
 
 
 def _add_hp_flags(p):
-    g = p.add_argument_group("model hyperparameters")
-    for name, kind in _HP_FLAGS.items():
-        g.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
+    g = p.add_argument_group("model hyperparameters (any family's; see `lstm-zoo models`)")
+    for name, kind in hyperparameter_flags().items():
+        if kind is bool:
+            g.add_argument("--" + name.replace("_", "-"), type=_boolean, default=None,
+                           metavar="true|false")
+        else:
+            g.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
     g.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="any other builder argument")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"must be true or false; received {text!r}")
+    return text.lower() == "true"
+
+
+def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
+    """The CLI's parser. ``with_hyperparameters``: give `train` and `compare`
+    a flag per hyperparameter of the registered families (imports the zoo,
+    and with it Keras; left out when another command runs, so that
+    `lstm-zoo --help` stays instant)."""
     parser = argparse.ArgumentParser(
         prog="lstm-zoo",
         description="Recurrent network zoo with hyperparameter search and "
@@ -430,15 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model and log it to MLflow")
     p.add_argument("--model", required=True, help="family (see `lstm-zoo models`)")
     p.add_argument("--run-name")
-    _add_data_flags(p)
-    _add_hp_flags(p)
+    _add_run_flags(p)
+    if with_hyperparameters:
+        _add_hp_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare",
                        help="train every family with defaults; print a leaderboard")
     p.add_argument("--models", help="all (default) or a comma-separated list")
-    _add_data_flags(p)
-    _add_hp_flags(p)
+    _add_run_flags(p)
+    if with_hyperparameters:
+        _add_hp_flags(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("tune", help="hyperparameter search over the zoo, "
@@ -481,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--data-parallel", action="store_true",
                    help="train each trial on all the GPUs its process sees "
                         "(tf.distribute.MirroredStrategy)")
-    _add_data_flags(p)
+    _add_run_flags(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("generate", help="continue a prompt with a logged "
@@ -534,8 +526,10 @@ def main(argv=None) -> int:
     # MLflow logs a store error with its whole traceback before raising it;
     # the one line main() prints names the store and the cause instead.
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(with_hyperparameters=bool(argv) and argv[0] in ("train", "compare")
+                        ).parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.train import RunConfig, run_training
+from experiments.config import RunConfig
+from experiments.tasks import load_tasks
+from experiments.train import run_training
 
 
 @dataclasses.dataclass
@@ -24,9 +26,8 @@ def compare(cfg: RunConfig, models: list[str] | None = None):
     series), and the task itself.
     """
     import zoo
-    from experiments.train import build_tasks
 
-    task = build_tasks(cfg)[-1]  # bad data fails here, before any run
+    task = load_tasks(cfg, "compare")[1][-1]  # bad data fails here, before any run
     names = models or zoo.list_models()
     for name in names:
         zoo.get(name)  # unknown names fail before anything is trained

@@ -16,9 +16,7 @@ import os
 import numpy as np
 import pandas as pd
 
-
-class DataError(ValueError):
-    """Bad input data; the message says where and what."""
+from experiments.errors import DataError  # noqa: F401  (raised by every loader here)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,51 +102,6 @@ def make_sine(length: int = 400, period: int = 50, noise: float = 0.05,
     )
 
 
-DATASETS = {
-    "airline": load_airline,
-    "sine": make_sine,
-}
-# Named datasets of the other tasks live in their task's module.
-OTHER_TASKS = {
-    "moving_digits": ("frames", "experiments.frames", "make_moving_digits"),
-    "timemachine": ("language_model", "experiments.text", "load_timemachine"),
-    "memory": ("classification", "experiments.classify", "make_memory"),
-}
-
-
-def dataset_task(name: str) -> str:
-    """The task a named dataset is for; ``DataError`` if there is none."""
-    if name in DATASETS:
-        return "forecast"
-    if name in OTHER_TASKS:
-        return OTHER_TASKS[name][0]
-    raise DataError(f"unknown dataset {name!r}; named datasets: "
-                    f"{sorted([*DATASETS, *OTHER_TASKS])} (or pass a file: --csv, "
-                    f"--npy, --npz or --text)")
-
-
-def list_datasets() -> dict[str, tuple[str, str]]:
-    """Named datasets: ``{name: (task, one-line description)}``."""
-    import importlib
-
-    out = {name: ("forecast", fn.__doc__.strip().splitlines()[0])
-           for name, fn in DATASETS.items()}
-    for name, (task, module, fn) in OTHER_TASKS.items():
-        doc = getattr(importlib.import_module(module), fn).__doc__
-        out[name] = (task, doc.strip().splitlines()[0])
-    return out
-
-
-def load_dataset(name: str, **options) -> Series:
-    """A named dataset; ``options`` go to its loader (e.g. ``length`` for sine)."""
-    if dataset_task(name) != "forecast":
-        raise DataError(f"dataset {name!r} is for the {dataset_task(name)} task")
-    try:
-        return DATASETS[name](**options)
-    except TypeError as err:
-        raise DataError(f"dataset {name!r}: bad option ({err})") from None
-
-
 # === User CSVs ===
 
 _FREQ_SEASONS = {"h": 24, "D": 7, "B": 5, "W": 52, "M": 12, "Q": 4, "Y": 1,
@@ -189,7 +142,7 @@ def load_csv(path, *, target, features=(), time_col=None, time_format=None,
 
     repairs = []
     frame = pd.DataFrame(
-        {col: _numeric_column(path, raw[col], col, allow_missing=fill_missing)
+        {col: numeric_column(path, raw[col], col, allow_missing=fill_missing)
          for col in targets + features})
     if time_col:
         index = pd.DatetimeIndex(parse_times(path, raw[time_col], time_col, time_format),
@@ -349,7 +302,7 @@ def _line(path, row: int) -> int:
     return row + 2  # the header is line 1; rows count from 0
 
 
-def _numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
+def numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
     stripped = text.str.strip()
     values = pd.to_numeric(stripped, errors="coerce")
     empty = stripped.isin(["", "NA", "NaN", "nan", "N/A", "null", "NULL"])

@@ -26,15 +26,11 @@ _PREFIX = "CustomGradient-"
 def _gradient_registry() -> dict | None:
     import keras
 
+    from zoo import compat
+
     if keras.config.backend() != "tensorflow":
         return None
-    try:
-        from tensorflow.python.framework import ops
-
-        registry = ops._gradient_registry._registry
-    except (ImportError, AttributeError):  # a TensorFlow without it: leave it be
-        return None
-    return registry if isinstance(registry, dict) else None
+    return compat.tf_gradient_registry()  # None: a TensorFlow without it, left be
 
 
 def custom_gradients_registered() -> int:

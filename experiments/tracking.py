@@ -444,3 +444,90 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+# === MLflow adapters: figures, datasets and models ===
+
+def log_figure(figure, path: str) -> None:
+    """Log a matplotlib ``figure`` to the active run, then close it (an open
+    figure keeps its memory for the life of the process)."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    try:
+        mlflow.log_figure(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def dataset_of(series):
+    """A series as an ``mlflow.data`` dataset, so its digest is recorded."""
+    import os
+    import warnings
+
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    source = series.source
+    if not os.path.exists(source) or redact(source) != source:
+        # Bundled or generated data, or a path that holds a secret: record
+        # how it was made (redacted) rather than the path itself.
+        source = CodeDatasetSource(tags={"source": redact(series.source)})
+    with warnings.catch_warnings():
+        # "can be interpreted in multiple ways": both readings are a local file.
+        warnings.filterwarnings("ignore", message="The specified dataset source")
+        return mlflow.data.from_pandas(series.frame.reset_index(), source=source,
+                                       name=redact(series.name),
+                                       targets=series.targets[0])
+
+
+def numpy_dataset(name, source, x, y):
+    """Arrays as an ``mlflow.data`` dataset (digest recorded)."""
+    import mlflow
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    return mlflow.data.from_numpy(
+        x, targets=y, name=redact(name), source=CodeDatasetSource(tags={"source": redact(source)}))
+
+
+def model_requirements() -> list[str]:
+    """What serving the logged model needs, stated rather than inferred:
+    MLflow's inference imports the model in a subprocess (seconds per run)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import keras
+
+    needs = [f"keras=={keras.__version__}"]
+    backend = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[
+        keras.config.backend()]
+    try:
+        needs.append(f"{backend}=={version(backend)}")
+    except PackageNotFoundError:
+        needs.append(backend)
+    return needs
+
+
+def log_model(model, task):
+    """The model through MLflow's Keras flavor, with signature and example.
+
+    It takes the task's model-ready inputs; ``run_config.json`` holds what
+    maps raw data to them and back (scaler, transforms, vocabulary).
+    """
+    import os
+    import tempfile
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = task.test.x[:2]
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    # mlflow.keras.log_model (3.17) writes the input example before it
+    # creates the model folder and crashes; saving into a folder that exists
+    # avoids that, and the run gets the same MLmodel folder at "model/".
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model")
+        os.makedirs(path)
+        mlflow.keras.save_model(model, path, signature=signature,
+                                input_example=example,
+                                pip_requirements=model_requirements())
+        mlflow.log_artifacts(path, "model")

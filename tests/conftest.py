@@ -25,8 +25,6 @@ def timemachine() -> pathlib.Path:
 def flaky_family(monkeypatch):
     """A test-only family whose `mode` makes a model fit, produce NaN, or fail
     to build; with one learning rate and batch size, a grid search tries each."""
-    import dataclasses
-
     import keras
 
     import zoo
@@ -66,22 +64,20 @@ def flaky_family(monkeypatch):
             x = NanAfter(nan_after)(x)
         return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
 
+    space = {"mode": Choice(("ok", "nan", "error"), default="ok"),
+             "nan_after": Choice((20,), default=20)}
+
     def with_modes(*modes):
         """Search only these modes (a grid then tries each once)."""
-        info = zoo.registry._REGISTRY["flaky_test"]
-        space = {**info.space, "mode": Choice(modes, default=modes[0])}
-        zoo.registry._REGISTRY["flaky_test"] = dataclasses.replace(info, space=space)
+        zoo.unregister("flaky_test")
+        zoo.register("flaky_test", space={**space, "mode": Choice(modes, default=modes[0])})(
+            build)
 
-    registry = dict(zoo.registry._REGISTRY)
-    zoo.register("flaky_test", space={"mode": Choice(("ok", "nan", "error"),
-                                                     default="ok"),
-                                      "nan_after": Choice((20,), default=20)})(build)
     monkeypatch.setattr(hypermodel, "LEARNING_RATE",
                         Choice((1e-3,), default=1e-3))
     monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
-    yield with_modes
-    zoo.registry._REGISTRY.clear()
-    zoo.registry._REGISTRY.update(registry)
+    with zoo.registered("flaky_test", build, space=space):
+        yield with_modes
 
 
 @pytest.fixture(scope="session")

@@ -188,13 +188,11 @@ def leaky_family(monkeypatch):
         x = keras.layers.GRU(units)(inputs)
         return keras.Model(inputs, keras.layers.Dense(outputs)(x), name=name)
 
-    registry = dict(zoo.registry._REGISTRY)
-    zoo.register("leaky_test", space={"mode": Choice(("ok", "leak"), default="ok")})(build)
     monkeypatch.setattr(hypermodel, "LEARNING_RATE", Choice((1e-3,), default=1e-3))
     monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
-    yield
-    zoo.registry._REGISTRY.clear()
-    zoo.registry._REGISTRY.update(registry)
+    with zoo.registered("leaky_test", build,
+                        space={"mode": Choice(("ok", "leak"), default="ok")}):
+        yield
 
 
 def texts_of_artifacts(client, run_id, path=""):

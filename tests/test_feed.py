@@ -84,7 +84,7 @@ def test_every_epoch_is_one_pass_over_the_data_as_train_compiles(samples):
 
     import zoo
     from experiments.feed import fit_arguments
-    from experiments.train import compile_fast
+    from experiments.fitting import compile_fast
 
     steps = -(-samples // 32)
     x = np.zeros((samples, 4, 1), np.float32)

@@ -164,7 +164,7 @@ def test_a_second_search_on_the_same_folder_is_refused_until_the_first_dies(tmp_
 
 
 def test_a_failed_search_leaves_the_garbage_collector_unfrozen(flaky_family, tmp_path):
-    from experiments.train import RunConfig
+    from experiments.config import RunConfig
     from tuning.search import SearchConfig, SearchError, run_search
 
     flaky_family("nan")

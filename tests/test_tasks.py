@@ -6,8 +6,12 @@ import re
 import numpy as np
 import pytest
 
-from experiments import classify, cli, frames, text
-from experiments.train import RunConfig, build_tasks
+from experiments import cli
+from experiments.config import RunConfig
+from experiments.tasks import classification as classify
+from experiments.tasks import frames
+from experiments.tasks import language_model as text
+from experiments.tasks import load_tasks
 from tests.helpers import all_runs, client_for, run_cli_process
 
 pytestmark = pytest.mark.slow
@@ -70,7 +74,7 @@ def test_frame_metrics_match_known_values():
 
 def test_vocabulary_never_sees_test_text():
     body = "abc def ghi " * 60
-    task = text.TextTask("t", "t", body + "xyz§" * 30, window=8, val_size=0.1,
+    task = text.LanguageModelTask("t", "t", body + "xyz§" * 30, window=8, val_size=0.1,
                          test_size=0.1)
     assert "§" not in task.vocab and "x" not in task.vocab
     assert task.vocab[0] == text.UNK
@@ -143,7 +147,7 @@ def test_classification_from_npz(tmp_path, capsys):
 
 def test_classification_split_is_by_sequence_and_stratified():
     cfg = RunConfig(data="memory", dataset_options={"count": 90, "length": 10})
-    (task,) = build_tasks(cfg)
+    _, (task,) = load_tasks(cfg)
     ids = task.ids
     assert not set(ids["train"]) & set(ids["val"])
     assert not set(ids["train"]) & set(ids["test"])

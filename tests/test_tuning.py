@@ -11,7 +11,7 @@ import time
 import pytest
 
 from experiments import cli
-from experiments.train import RunConfig
+from experiments.config import RunConfig
 from tests.helpers import all_runs, client_for
 from tuning.search import SearchConfig, run_search
 

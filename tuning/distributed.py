@@ -26,8 +26,9 @@ import sys
 import threading
 import time
 
+from experiments.errors import ConfigError
 from experiments.server import free_port  # noqa: F401  (the launcher's port)
-from experiments.train import ConfigError
+from zoo import compat
 
 CONNECT_TIMEOUT = 60.0   # seconds a worker waits for its chief (and each call)
 WORKER_TIMEOUT = 60.0    # seconds of silence after which a worker's trial moves on
@@ -64,7 +65,7 @@ def role_scope():
     """Undo ``configure`` and ``wait_for_chief`` on exit, so that a later search
     in the same process (a notebook, the test suite) runs on its own again."""
     saved = {key: os.environ.get(key) for key in _ROLE_ENV}
-    client = sys.modules.get("keras_tuner.src.distribute.oracle_client")
+    client = compat.loaded_oracle_client_module()
     timeout = getattr(client, "TIMEOUT", None)
     try:
         yield
@@ -74,7 +75,7 @@ def role_scope():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        client = sys.modules.get("keras_tuner.src.distribute.oracle_client")
+        client = compat.loaded_oracle_client_module()
         if client is not None:
             client.TIMEOUT = timeout if timeout is not None else 60 * 60
 
@@ -88,10 +89,9 @@ def wait_for_chief(address: tuple[str, int], timeout: float = CONNECT_TIMEOUT) -
     ``ChiefUnreachable`` after ``timeout`` seconds. Also caps each later call to
     the chief at ``timeout`` (keras-tuner's own cap is an hour)."""
     import grpc
-    from keras_tuner.src.distribute import oracle_client
 
     host, port = address
-    oracle_client.TIMEOUT = timeout
+    compat.oracle_client_module().TIMEOUT = timeout
     channel = grpc.insecure_channel(f"{host}:{port}")
     try:
         grpc.channel_ready_future(channel).result(timeout=timeout)
@@ -170,16 +170,14 @@ class WorkerWatch:
         return None
 
     def expire(self) -> None:
-        from keras_tuner.src.engine.oracle import LOCKS  # what @synchronized holds
-
         now = time.monotonic()
-        with LOCKS[self.oracle]:
+        with compat.oracle_lock(self.oracle):
             for worker, trial in list(self.oracle.ongoing_trials.items()):
                 seen = self.last_seen.setdefault(worker, now)
                 if now - seen > self.timeout:
                     del self.oracle.ongoing_trials[worker]
                     self.oracle.tuner_ids.discard(worker)
-                    self.oracle._retry_queue.append(trial.trial_id)
+                    compat.requeue_trial(self.oracle, trial.trial_id)
                     self.requeued.append((worker, trial.trial_id))
                     print(f"worker {worker} silent for {now - seen:.0f} s: trial "
                           f"{trial.trial_id} goes to the next worker", flush=True)
@@ -218,11 +216,7 @@ class Listener:
               start_timeout: float = CONNECT_TIMEOUT) -> None:
         """Serve ``oracle`` until the search is over: every trial handed out
         and no worker still holding one."""
-        from keras_tuner.src import protos
-        from keras_tuner.src.distribute import oracle_chief
-
-        servicer = oracle_chief.OracleServicer(oracle)
-        protos.get_service_grpc().add_OracleServicer_to_server(servicer, self.server)
+        servicer = compat.add_oracle_servicer(oracle, self.server)
         # Below each worker's own call timeout, so a held worker never gives up.
         watch.hold_until(self.expect_workers, start_timeout / 2)
         self.server.start()

@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 
-from experiments.train import ConfigError
+from experiments.errors import ConfigError
 
 MARKER = ".lstm-zoo-search"
 STATE_FILE = "lstm_zoo_search.json"
@@ -95,8 +95,11 @@ def search_folder(directory: str, name: str, *, fresh: bool = False):
         ConfigError: a bad name, a folder that is not a search folder, or a
             search that another process runs.
     """
+    from experiments.tracking import check_writable
+
     folder = folder_of(directory, name)
     check_usable(folder, fresh)
+    check_writable(folder, "tuner directory")  # read-only or full: exit 2, naming it
     with SearchLock(folder):
         if fresh:
             for entry in os.listdir(folder):

@@ -2,7 +2,7 @@
 
 Each family's search space is declared beside its builder as plain data
 (``zoo.search_space``) and translated here, once, into ``hp.*`` calls. With
-several families the family is itself a hyperparameter (``model``) and each
+several families the family is itself a hyperparameter (``family``) and each
 family's settings sit under a conditional scope, so a trial records only the
 hyperparameters it used. Learning rate (log scale) and batch size are
 searched for every family.
@@ -21,7 +21,6 @@ from zoo.space import Choice, Float, Int
 
 LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
 BATCH_SIZE = Choice((16, 32, 64), default=32)
-CLIPNORM = Choice((0.5, 1.0, 5.0), default=1.0)
 
 
 def to_hp(hp: kt.HyperParameters, name: str, spec):
@@ -57,10 +56,10 @@ class ZooHyperModel(kt.HyperModel):
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
         self.head, self.loss = head, loss
-        # Gradient clipping is searched for tasks that need it (language
-        # models); ``None`` leaves it off.
+        # Gradient clipping to search (a zoo Choice; the task's or the
+        # user's, see tuning.search.clipnorm_space); ``None`` leaves it off.
         self.clipnorm = clipnorm
-        # n_train and epochs pick the compile options (see experiments.train)
+        # n_train and epochs pick the compile options (see experiments.fitting)
         self.n_train, self.epochs = n_train, epochs
 
     def space(self) -> dict:
@@ -78,12 +77,13 @@ class ZooHyperModel(kt.HyperModel):
     def build(self, hp):
         # Called repeatedly by the tuner to discover the space: keep it pure.
         several = len(self.families) > 1
-        family = (hp.Choice("model", self.families) if several
+        family = (hp.Choice("family", self.families) if several
                   else self.families[0])
         chosen = {}
         for fam in self.families:
-            # conditional_scope before name_scope, or "model" gets a prefix.
-            scope = (hp.conditional_scope("model", [fam]) if several
+            # conditional_scope before name_scope, or "family" gets a prefix.
+            # "family": the same name as the runs' family tag.
+            scope = (hp.conditional_scope("family", [fam]) if several
                      else contextlib.nullcontext())
             with scope, hp.name_scope(fam):
                 values = {k: to_hp(hp, k, spec)  # name_scope adds "fam/"
@@ -98,7 +98,7 @@ class ZooHyperModel(kt.HyperModel):
                                     head=self.head, **chosen)
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
-        from experiments.train import compile_fast
+        from experiments.fitting import compile_fast
 
         steps = math.ceil(self.n_train / batch_size) if self.n_train else None
         return compile_fast(model, keras.optimizers.Adam(lr, clipnorm=clip), self.loss,

@@ -17,7 +17,8 @@ import os
 import time
 from typing import Any
 
-from experiments.train import ConfigError, RunConfig
+from experiments.config import RunConfig
+from experiments.errors import ConfigError
 from tuning import folder as folder_mod
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
@@ -109,6 +110,16 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
                **common, **extra)
 
 
+def clipnorm_space(run: RunConfig, task):
+    """Gradient clipping for the search: the user's ``--clipnorm`` for every
+    trial, else what the task searches (language models), else off."""
+    from zoo.space import Choice
+
+    if run.clipnorm is not None:
+        return Choice((run.clipnorm,), default=run.clipnorm)
+    return task.clipnorm_space
+
+
 def run_search(cfg: SearchConfig) -> SearchResult:
     """Search, evaluate the best configuration on the test split, log and
     register it. Bad data or settings raise before anything is tracked.
@@ -122,15 +133,14 @@ def run_search(cfg: SearchConfig) -> SearchResult:
 def _run_search(cfg: SearchConfig) -> SearchResult:
     import zoo
     from experiments import data as data_mod
-    from experiments import tracking, train
+    from experiments import tracking
+    from experiments.tasks import load_tasks
 
     # === Everything that can be wrong with the input, before tracking ===
     if cfg.name is not None:
         folder_mod.check_name(cfg.name)  # first: the name decides what may be deleted
-    for name, value in (("max_trials", cfg.max_trials), ("epochs", cfg.run.epochs)):
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be an int >= 1; "
-                              f"received {value!r}")
+    if not isinstance(cfg.max_trials, int) or cfg.max_trials < 1:
+        raise ConfigError(f"--max-trials must be an int >= 1; received {cfg.max_trials!r}")
     if cfg.tuner not in TUNERS:
         raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
                           f"{cfg.tuner!r}")
@@ -138,7 +148,9 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         raise ConfigError(f"--objective must be val_loss (or loss); received "
                           f"{cfg.objective!r}; the test split is never used "
                           f"for selection")
-    task = train.build_tasks(dataclasses.replace(cfg.run, folds=1))[-1]
+    run, tasks = load_tasks(cfg.run, "tune")
+    cfg = dataclasses.replace(cfg, run=run)
+    task = tasks[-1]
     fitting = zoo.list_models(head=task.head)
     families = list(cfg.models) or fitting
     for fam in families:
@@ -153,12 +165,12 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         raise data_mod.DataError(f"{task.name}: no training or validation "
                                  f"samples with these settings")
 
-    from tuning.hypermodel import CLIPNORM, ZooHyperModel
+    from tuning.hypermodel import ZooHyperModel
     from tuning.tracked import SearchTracker
 
     hypermodel = ZooHyperModel(
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
-        clipnorm=CLIPNORM if task.kind == "language_model" else None,
+        clipnorm=clipnorm_space(cfg.run, task),
         n_train=len(task.train), epochs=cfg.run.epochs)
     name = search_name(cfg, task.name, families)
     project_dir = folder_mod.folder_of(cfg.directory, name)

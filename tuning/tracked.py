@@ -20,7 +20,9 @@ def tracked_tuner_class(base):
     """``base`` (RandomSearch, Hyperband, ...) with MLflow child runs."""
     import keras
 
-    class Tracked(base):
+    from zoo.compat import guard_each_trial
+
+    class Tracked(guard_each_trial(base, _trial_guard)):
         def __init__(self, *args, callbacks_for, **kwargs):
             self._callbacks_for = callbacks_for
             super().__init__(*args, **kwargs)
@@ -40,18 +42,6 @@ def tracked_tuner_class(base):
                                    *self._callbacks_for(trial)]
             return super().run_trial(trial, *args, **kwargs)
 
-        def _try_run_and_update_trial(self, trial, *args, **kwargs):
-            from experiments.memory import released_traces
-
-            try:
-                # The trial's models are discarded after it: without this
-                # TensorFlow keeps every trial's traced train step.
-                with released_traces():
-                    super()._try_run_and_update_trial(trial, *args, **kwargs)
-            except BaseException as err:  # Ctrl-C, SIGTERM, FatalError
-                self.tracker.abort_open_trial(err)
-                raise
-
         def on_trial_end(self, trial):
             beat = getattr(self, "_heartbeat", None)
             if beat:
@@ -65,6 +55,21 @@ def tracked_tuner_class(base):
 
     Tracked.__name__ = Tracked.__qualname__ = f"Tracked{base.__name__}"
     return Tracked
+
+
+@contextlib.contextmanager
+def _trial_guard(tuner, trial):
+    """Around each whole trial: TensorFlow's traces of its models are
+    released afterwards (they would be kept for the whole search), and a
+    trial cut short by Ctrl-C, SIGTERM or a fatal error closes its child run."""
+    from experiments.memory import released_traces
+
+    try:
+        with released_traces():
+            yield
+    except BaseException as err:
+        tuner.tracker.abort_open_trial(err)
+        raise
 
 
 def trial_params(hp_values: dict) -> dict:
@@ -147,7 +152,7 @@ class SearchTracker:
         client = mlflow.MlflowClient()
         exp = client.get_run(self.parent_id).info.experiment_id
         params = trial_params(trial.hyperparameters.values)
-        family = params.pop("model", self.families[0])
+        family = params.pop("family", self.families[0])
         child = client.create_run(exp, run_name=f"trial-{trial.trial_id}", tags={
             "mlflow.parentRunId": self.parent_id, "search": self.name,
             "keras_tuner.trial_id": trial.trial_id, "family": family,
@@ -274,7 +279,7 @@ class SearchTracker:
         import mlflow
         import pandas as pd
 
-        from experiments import plots
+        from experiments import plots, tracking
         from experiments.tracking import redact
 
         frame = pd.DataFrame(rows)
@@ -282,7 +287,7 @@ class SearchTracker:
         frame.to_csv(buffer, index=False)
         mlflow.log_text(redact(buffer.getvalue()), "trials.csv")
         scores = [r["score"] if r["status"] == "COMPLETED" else None for r in rows]
-        mlflow.log_figure(plots.search_plot(scores, self.cfg.objective, self.name),
+        tracking.log_figure(plots.search_plot(scores, self.cfg.objective, self.name),
                           "plots/search.png")
         mlflow.log_metrics({
             "trials_completed": sum(r["status"] == "COMPLETED" for r in rows),
@@ -291,7 +296,7 @@ class SearchTracker:
     def log_best(self, trial, model) -> dict:
         import mlflow
 
-        from experiments import train
+        from experiments import tracking
 
         hp = trial_params(trial.hyperparameters.values)
         from experiments.tracking import redact
@@ -303,7 +308,7 @@ class SearchTracker:
         mlflow.log_text(json.dumps(hp, indent=2, default=str),
                         "best_hyperparameters.json")
         self.task.log_artifacts(model, scores)
-        train.log_model(model, self.task)
+        tracking.log_model(model, self.task)
         return scores
 
     def register(self, search) -> tuple[str, str]:

@@ -16,7 +16,9 @@ from zoo.registry import (
     get,
     list_models,
     register,
+    registered,
     search_space,
+    unregister,
 )
 from zoo.saving import ModelFileError, load_model
 from zoo.space import Choice, Float, Int
@@ -24,5 +26,5 @@ from zoo.space import Choice, Float, Int
 __all__ = [
     "Choice", "CudnnStatus", "CudnnWarning", "Float", "Int", "ModelFileError",
     "ModelInfo", "build_model", "cudnn_report", "get", "list_models", "load_model",
-    "register", "search_space",
+    "register", "registered", "search_space", "unregister",
 ]

@@ -72,6 +72,32 @@ def check_shape(builder, name, shape, *, rank: int, meaning: str):
     return tuple(None if d is None else int(d) for d in shape)
 
 
+# What each shared hyperparameter may be, for every family that takes it.
+# Builders check their arguments against this one table (``check_arguments``)
+# and the search spaces are tested to lie inside it, so a range is never
+# restated in a builder. ``(kind, low, high)``: ints in [low, high] (None: no
+# bound), floats in [low, high).
+CONSTRAINTS = {
+    "units": ("int", 1, None),
+    "num_layers": ("int", 1, None),
+    "kernel_size": ("int", 1, 11),
+    "dropout": ("float", 0.0, 1.0),
+    "recurrent_dropout": ("float", 0.0, 1.0),
+}
+
+
+def check_arguments(builder, **values):
+    """Check each ``name=value`` against ``CONSTRAINTS``; the values, cast."""
+    out = {}
+    for name, value in values.items():
+        kind, low, high = CONSTRAINTS[name]
+        if kind == "int":
+            out[name] = check_int(builder, name, value, low=low, high=high)
+        else:
+            out[name] = check_float(builder, name, value, low=low, high=high)
+    return out
+
+
 def _range(low, high) -> str:
     if low is not None and high is not None:
         return f"in [{low}, {high}]"

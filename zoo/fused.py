@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import keras
 from keras import ops
-from keras.src.layers.rnn.conv_lstm import ConvLSTMCell
+
+from zoo import compat
+
+ConvLSTMCell = compat.conv_lstm_cell_class()
 
 
 class _FusedConvLSTMCell(ConvLSTMCell):
@@ -67,7 +70,7 @@ def fuse_conv_lstm(model: keras.Model) -> int:
         'valid' padding are left as they are.
     """
     fused = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in compat.all_layers(model):
         cell = getattr(layer, "cell", None)
         if isinstance(layer, keras.layers.ConvLSTM2D) and _fusable(cell):
             # Same object, same weights and config; only `call` differs.

@@ -6,6 +6,7 @@ the tests iterate over ``list_models()`` and never keep lists of their own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import fnmatch
@@ -16,6 +17,13 @@ from collections.abc import Callable
 
 from zoo import checks
 from zoo.space import Spec
+
+# An input each kind of family can be shown with (``lstm-zoo models``):
+# ``(input_shape, outputs)`` by input axes.
+EXAMPLE_INPUTS = {
+    ("time", "features"): ((24, 1), 12),
+    ("time", "rows", "cols", "channels"): ((10, 16, 16, 1), 1),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +36,13 @@ class ModelInfo:
     heads: tuple[str, ...]
     input_axes: tuple[str, ...]
     summary: str
+    example: tuple | None = None
+
+    @property
+    def example_input(self) -> tuple:
+        """``(input_shape, outputs)`` this family can be built with, for
+        listings and smoke tests."""
+        return self.example or EXAMPLE_INPUTS[self.input_axes]
 
     @property
     def default_head(self) -> str:
@@ -58,6 +73,7 @@ def register(
     space: dict[str, Spec],
     heads: tuple[str, ...] = ("regression", "classification", "per_timestep"),
     input_axes: tuple[str, ...] = ("time", "features"),
+    example: tuple | None = None,
 ):
     """Register a builder under ``name``.
 
@@ -74,6 +90,8 @@ def register(
         heads: output heads the family supports; the first is the default.
         input_axes: names of the input axes (without batch), whose count is
             the required rank of ``input_shape``.
+        example: ``(input_shape, outputs)`` to show the family with, where
+            ``EXAMPLE_INPUTS`` has none for its input axes.
     """
 
     def decorate(fn):
@@ -101,10 +119,38 @@ def register(
             heads=tuple(heads),
             input_axes=tuple(input_axes),
             summary=inspect.getdoc(fn).splitlines()[0].replace("``", ""),
+            example=example,
         )
         return builder
 
     return decorate
+
+
+def unregister(name: str) -> ModelInfo:
+    """Remove family ``name`` from the registry; its entry.
+
+    For families registered for a while (a test, a notebook experiment):
+    see ``registered``.
+    """
+    get(name)  # the KeyError with suggestions
+    return _REGISTRY.pop(name)
+
+
+@contextlib.contextmanager
+def registered(name: str, builder: Callable, **register_kwargs):
+    """Register ``builder`` as family ``name`` for the ``with`` block only.
+
+    >>> with registered("tiny_gru", build_tiny, space={...}):
+    ...     build_model("tiny_gru", (6, 3), 1)
+
+    Yields the ``ModelInfo``. Everything that iterates the registry (the
+    CLI's flags, the tuner, ``list_models``) sees the family meanwhile.
+    """
+    register(name, **register_kwargs)(builder)
+    try:
+        yield get(name)
+    finally:
+        _REGISTRY.pop(name, None)
 
 
 def list_models(pattern: str = "*", *, head: str | None = None) -> list[str]:

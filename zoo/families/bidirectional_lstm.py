@@ -48,11 +48,10 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="regression",
         An uncompiled ``keras.Model``.
     """
     where = "build_bidirectional_lstm"
-    units = checks.check_int(where, "units", units, low=1)
-    num_layers = checks.check_int(where, "num_layers", num_layers, low=1)
-    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
-    recurrent_dropout = checks.check_float(
-        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
+    args = checks.check_arguments(where, units=units, num_layers=num_layers,
+                                  dropout=dropout, recurrent_dropout=recurrent_dropout)
+    units, num_layers = args["units"], args["num_layers"]
+    dropout, recurrent_dropout = args["dropout"], args["recurrent_dropout"]
     merge_mode = checks.check_choice(where, "merge_mode", merge_mode,
                                      MERGE_MODES)
 

@@ -44,17 +44,15 @@ def build_conv_lstm(input_shape, outputs, *, head="frames", units=16,
         An uncompiled ``keras.Model``.
     """
     where = "build_conv_lstm"
-    units = checks.check_int(where, "units", units, low=1)
-    num_layers = checks.check_int(where, "num_layers", num_layers, low=1)
-    kernel_size = checks.check_int(where, "kernel_size", kernel_size,
-                                   low=1, high=11)
+    args = checks.check_arguments(where, units=units, num_layers=num_layers,
+                                  kernel_size=kernel_size, dropout=dropout,
+                                  recurrent_dropout=recurrent_dropout)
+    units, num_layers, kernel_size = args["units"], args["num_layers"], args["kernel_size"]
+    dropout, recurrent_dropout = args["dropout"], args["recurrent_dropout"]
     if kernel_size % 2 == 0:
         raise ValueError(
             f"{where}: `kernel_size` must be odd so 'same' padding keeps the "
             f"frame centred; received kernel_size={kernel_size}")
-    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
-    recurrent_dropout = checks.check_float(
-        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
 
     # === Encoder ===
     inputs = keras.Input(input_shape, name="frames_in")

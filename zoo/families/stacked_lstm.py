@@ -8,7 +8,7 @@ patterns built from the lower layers' features.
 
 import keras
 
-from zoo import checks, heads
+from zoo.families.recurrent import depth, recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
 
@@ -41,23 +41,7 @@ def build_stacked_lstm(input_shape, outputs, *, head="regression", units=32,
         An uncompiled ``keras.Model``.
     """
     where = "build_stacked_lstm"
-    units = checks.check_int(where, "units", units, low=1)
-    num_layers = checks.check_int(where, "num_layers", num_layers, low=1)
-    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
-    recurrent_dropout = checks.check_float(
-        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
-
-    # === Encoder ===
-    inputs = keras.Input(input_shape, name="sequence")
-    x = inputs
-    for i in range(num_layers):
-        last = i == num_layers - 1
-        x = keras.layers.LSTM(
-            units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-            # Lower layers hand their whole sequence up; the top one keeps
-            # it only when the head predicts at every step.
-            return_sequences=not last or heads.returns_sequences(head),
-            name=f"lstm_{i + 1}",
-        )(x)
-    # === Head ===
-    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)
+    return recurrent_stack(
+        keras.layers.LSTM, [f"lstm_{i + 1}" for i in range(depth(where, num_layers))],
+        input_shape, outputs, head=head, units=units, dropout=dropout,
+        recurrent_dropout=recurrent_dropout, name=name, where=where)

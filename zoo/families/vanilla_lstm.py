@@ -7,7 +7,7 @@ read. One layer is the classic baseline and often enough for short series.
 
 import keras
 
-from zoo import checks, heads
+from zoo.families.recurrent import recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
 
@@ -37,17 +37,7 @@ def build_vanilla_lstm(input_shape, outputs, *, head="regression", units=32,
     Returns:
         An uncompiled ``keras.Model``.
     """
-    where = "build_vanilla_lstm"
-    units = checks.check_int(where, "units", units, low=1)
-    dropout = checks.check_float(where, "dropout", dropout, low=0.0, high=1.0)
-    recurrent_dropout = checks.check_float(
-        where, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0)
-
-    # === Encoder ===
-    inputs = keras.Input(input_shape, name="sequence")
-    x = keras.layers.LSTM(
-        units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-        return_sequences=heads.returns_sequences(head), name="lstm",
-    )(inputs)
-    # === Head ===
-    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)
+    return recurrent_stack(
+        keras.layers.LSTM, ["lstm"], input_shape, outputs, head=head, units=units,
+        dropout=dropout, recurrent_dropout=recurrent_dropout, name=name,
+        where="build_vanilla_lstm")

@@ -10,7 +10,14 @@ import urllib.request
 import numpy as np
 
 from experiments.data import DataError, check_input_file
-from experiments.task import Split, Task
+from experiments.tasks.base import Split, Task
+from experiments.tracking import numpy_dataset
+from zoo.space import Choice
+
+KIND = "language_model"
+TAKES = ("data", "dataset_options", "text", "max_file_mb", "window", "val_size",
+         "test_size")
+DEFAULTS = {"window": 64, "val_size": 0.1, "test_size": 0.1}
 
 UNK = "<unk>"
 TIMEMACHINE_URL = "http://d2l-data.s3-accelerate.amazonaws.com/timemachine.txt"
@@ -64,9 +71,11 @@ def one_hot(ids: np.ndarray, size: int) -> np.ndarray:
     return np.eye(size, dtype="float32")[ids]
 
 
-class TextTask(Task):
-    kind = "language_model"
+class LanguageModelTask(Task):
+    kind = KIND
     head = "per_timestep"
+    # Recurrent language models need their gradients clipped: a search tries these.
+    clipnorm_space = Choice((0.5, 1.0, 5.0), default=1.0)
     loss = "sparse_categorical_crossentropy"
     rank_by = "test_perplexity"
     metrics_shown = ("perplexity", "bits_per_char")
@@ -116,8 +125,6 @@ class TextTask(Task):
                 "n_test": len(self.test)}
 
     def dataset(self):
-        from experiments.train import numpy_dataset
-
         return numpy_dataset(self.name, self.source, self.train.x.argmax(-1),
                              self.train.y)
 
@@ -192,7 +199,11 @@ def generate(model, vocab, prompt: str, length: int = 200, temperature: float = 
     return prompt + "".join(out)
 
 
-def make_task(cfg) -> TextTask:
+def claims(cfg) -> bool:
+    return bool(cfg.text)
+
+
+def make_tasks(cfg) -> list[LanguageModelTask]:
     options = dict(cfg.dataset_options)
     max_chars = options.pop("max_chars", None)
     if options:
@@ -207,6 +218,8 @@ def make_task(cfg) -> TextTask:
         source = os.path.join(cache_dir(), "timemachine.txt")
     if max_chars:
         text = text[: int(max_chars)]
-    return TextTask(name, source, text, window=cfg.window or 64,
-                    val_size=cfg.val_size if cfg.val_size is not None else 0.1,
-                    test_size=cfg.test_size if cfg.test_size is not None else 0.1)
+    given = {k: getattr(cfg, k) for k in DEFAULTS if getattr(cfg, k) is not None}
+    return [LanguageModelTask(name, source, text, **{**DEFAULTS, **given})]
+
+
+DATASETS = {"timemachine": load_timemachine}

@@ -6,8 +6,16 @@ import os
 
 import numpy as np
 
+from experiments import tracking
 from experiments.data import DataError, check_generated, check_input_file
-from experiments.task import Split, Task
+from experiments.tasks.base import Split, Task
+from experiments.tracking import numpy_dataset
+
+KIND = "frames"
+TAKES = ("data", "dataset_options", "npy", "max_file_mb", "window", "horizon",
+         "val_size", "test_size")
+# window None: every frame but the horizon's.
+DEFAULTS = {"horizon": 1, "val_size": 0.15, "test_size": 0.15}
 
 
 def make_moving_digits(count: int = 300, length: int = 10, size: int = 24,
@@ -117,8 +125,6 @@ class FramesTask(Task):
                 "n_test": len(self.test)}
 
     def dataset(self):
-        from experiments.train import numpy_dataset
-
         return numpy_dataset(self.name, self.source, self.train.x, self.train.y)
 
     def baselines(self):
@@ -138,7 +144,7 @@ class FramesTask(Task):
         from experiments import plots
 
         pred = self.predict_test(model)
-        mlflow.log_figure(plots.frame_strip(self.test.x[:3], self.test.y[:3], pred[:3]),
+        tracking.log_figure(plots.frame_strip(self.test.x[:3], self.test.y[:3], pred[:3]),
                           "plots/frames.png")
         import tempfile
 
@@ -178,7 +184,11 @@ def _count(size, n, what):
     return resolve_part(size, n, None, what)
 
 
-def make_task(cfg) -> FramesTask:
+def claims(cfg) -> bool:
+    return bool(cfg.npy)
+
+
+def make_tasks(cfg) -> list[FramesTask]:
     options = dict(cfg.dataset_options)
     if cfg.npy:
         frames = load_npy(cfg.npy, cfg.max_file_mb)
@@ -190,7 +200,8 @@ def make_task(cfg) -> FramesTask:
         except TypeError as err:
             raise DataError(f"moving_digits: bad option ({err})") from None
         name, source = "moving_digits", f"generated:moving_digits({options})"
-    return FramesTask(name, source, frames, window=cfg.window,
-                      horizon=cfg.horizon or 1,
-                      val_size=cfg.val_size if cfg.val_size is not None else 0.15,
-                      test_size=cfg.test_size if cfg.test_size is not None else 0.15)
+    given = {k: getattr(cfg, k) for k in DEFAULTS if getattr(cfg, k) is not None}
+    return [FramesTask(name, source, frames, window=cfg.window, **{**DEFAULTS, **given})]
+
+
+DATASETS = {"moving_digits": make_moving_digits}

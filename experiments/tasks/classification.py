@@ -7,8 +7,23 @@ import os
 import numpy as np
 import pandas as pd
 
-from experiments.data import DataError, check_archive, check_generated, check_input_file
-from experiments.task import Split, Task
+from experiments import tracking
+from experiments.data import (
+    DataError,
+    check_archive,
+    check_generated,
+    check_input_file,
+    load_table,
+    numeric_column,
+    parse_times,
+)
+from experiments.tasks.base import Split, Task
+from experiments.tracking import numpy_dataset
+
+KIND = "classification"
+TAKES = ("data", "dataset_options", "npz", "csv", "label_col", "id_col", "time_col",
+         "time_format", "features", "max_file_mb", "val_size", "test_size")
+DEFAULTS = {"val_size": 0.15, "test_size": 0.2}
 
 
 def make_memory(count: int = 600, length: int = 40, classes: int = 3,
@@ -62,13 +77,12 @@ def load_npz(path, max_file_mb=None):
 def load_long_csv(path, *, id_col, label_col, time_col=None, time_format=None,
                   features=(), max_file_mb=None):
     """Sequences in long form: one row per (sequence id, step)."""
-    from experiments.data import _numeric_column, load_table, parse_times
 
     raw = load_table(path, [id_col, label_col, *([time_col] if time_col else []),
                             *features], all_columns=not features, max_file_mb=max_file_mb)
     features = list(features) or [c for c in raw.columns
                                   if c not in (id_col, label_col, time_col)]
-    values = pd.DataFrame({c: _numeric_column(path, raw[c], c, allow_missing=False)
+    values = pd.DataFrame({c: numeric_column(path, raw[c], c, allow_missing=False)
                            for c in features})
     values[id_col], values[label_col] = raw[id_col].str.strip(), raw[label_col].str.strip()
     if time_col:
@@ -137,8 +151,6 @@ class ClassificationTask(Task):
                 "n_val": len(self.val), "n_test": len(self.test)}
 
     def dataset(self):
-        from experiments.train import numpy_dataset
-
         return numpy_dataset(self.name, self.source, self.train.x, self.train.y)
 
     def baselines(self):
@@ -167,7 +179,7 @@ class ClassificationTask(Task):
             display_labels=self.classes, ax=ax, colorbar=False)
         ax.set_title(f"{model.name}: accuracy {scores['test_accuracy']:.3f}")
         fig.tight_layout()
-        mlflow.log_figure(fig, "plots/confusion_matrix.png")
+        tracking.log_figure(fig, "plots/confusion_matrix.png")
         mlflow.log_dict({k: v.tolist() for k, v in self.ids.items()}, "split_ids.json")
 
     def config(self):
@@ -186,7 +198,11 @@ def class_metrics(y, probs) -> dict[str, float]:
             "log_loss": float(log_loss(y, np.clip(probs, 1e-7, 1), labels=labels))}
 
 
-def make_task(cfg) -> ClassificationTask:
+def claims(cfg) -> bool:
+    return bool(cfg.npz or (cfg.csv and cfg.label_col))
+
+
+def make_tasks(cfg) -> list[ClassificationTask]:
     if cfg.npz:
         x, y = load_npz(cfg.npz, cfg.max_file_mb)
         name, source = os.path.splitext(os.path.basename(cfg.npz))[0], cfg.npz
@@ -204,7 +220,10 @@ def make_task(cfg) -> ClassificationTask:
         except TypeError as err:
             raise DataError(f"memory: bad option ({err})") from None
         name, source = "memory", f"generated:memory({cfg.dataset_options})"
-    return ClassificationTask(
+    given = {k: getattr(cfg, k) for k in DEFAULTS if getattr(cfg, k) is not None}
+    return [ClassificationTask(
         name, os.path.abspath(source) if os.path.exists(source) else source, x, y,
-        val_size=cfg.val_size if cfg.val_size is not None else 0.15,
-        test_size=cfg.test_size if cfg.test_size is not None else 0.2, seed=cfg.seed)
+        seed=cfg.seed, **{**DEFAULTS, **given})]
+
+
+DATASETS = {"memory": make_memory}

@@ -49,6 +49,9 @@ class Task:
     test: Split
     rank_by: str = "test_loss"
     metrics_shown: tuple[str, ...] = ()
+    # Gradient clipping for a search to try (a zoo Choice), for tasks that
+    # need it; None: a search leaves clipping off.
+    clipnorm_space = None
 
     def predict_test(self, model) -> np.ndarray:
         """The model's raw outputs on the test part, computed once per model

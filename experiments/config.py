@@ -1,0 +1,289 @@
+"""One run configuration: every setting declared once, with its constraint,
+its command-line flag and its help.
+
+The CLI builds its flags from these declarations and maps them back without a
+table of its own; ``RunConfig`` checks every value where it is declared, with
+one error format (the flag, what is allowed, what was received), in the
+manner of scikit-learn's parameter constraints. A setting left at ``None``
+takes its default from the task (``experiments.tasks``) or, for training
+settings, from ``TRAINING_DEFAULTS``: defaults live in one place per task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any
+
+from experiments.errors import ConfigError
+
+# === Constraints ===
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A number of ``kind`` (``"int"`` or ``"float"``) in an interval;
+    ``low_open``: the low end itself is excluded."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+
+    def allows(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(
+                value, numbers.Integral if self.kind == "int" else numbers.Real):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self) -> str:
+        what = "an int" if self.kind == "int" else "a number"
+        if self.low is not None and self.high is not None:
+            return f"{what} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+        return what
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """One of ``values``."""
+
+    values: tuple
+
+    def allows(self, value) -> bool:
+        return value in self.values
+
+    def describe(self) -> str:
+        return f"one of {list(self.values)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class OfType:
+    """A value of one of ``types`` (``what`` names them for people)."""
+
+    types: tuple
+    what: str
+
+    def allows(self, value) -> bool:
+        return isinstance(value, self.types) and not (
+            isinstance(value, bool) and bool not in self.types)
+
+    def describe(self) -> str:
+        return self.what
+
+
+@dataclasses.dataclass(frozen=True)
+class PartSize:
+    """A part of the data: a fraction in (0, 1), a row count >= 1, or a date
+    (a string, checked against the data's time column later)."""
+
+    def allows(self, value) -> bool:
+        if isinstance(value, str):
+            return bool(value.strip())
+        return Interval("float", 0, None, low_open=True).allows(value) and (
+            value < 1 or value == int(value))
+
+    def describe(self) -> str:
+        return "a fraction in (0, 1), a row count >= 1 or a date"
+
+
+TRANSFORMS = ("log", "diff", "seasonal_diff")
+
+
+@dataclasses.dataclass(frozen=True)
+class Transforms:
+    """A tuple of transform names."""
+
+    def allows(self, value) -> bool:
+        return isinstance(value, tuple) and all(t in TRANSFORMS for t in value)
+
+    def describe(self) -> str:
+        return f"transforms among {list(TRANSFORMS)} (comma-separated), or none"
+
+
+def setting(default=None, constraint=None, *, group=None, help=None, flag=None, **argparse):
+    """A ``RunConfig`` field: its default, constraint and command-line flag.
+
+    Args:
+        default: ``None`` for "the task's default".
+        constraint: checked when a value other than ``None`` is given.
+        group: the CLI's group (``data``, ``training``, ``tracking``), or
+            ``None`` for a field without a flag of its own.
+        help: the flag's help.
+        flag: the flag's name, if not ``--<field-name>``.
+        **argparse: more ``add_argument`` keywords (``type``, ``nargs``...).
+    """
+    meta = {"constraint": constraint, "group": group, "help": help, "flag": flag,
+            "argparse": argparse}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=type(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+_INT_1 = Interval("int", 1)
+_POSITIVE = Interval("float", 0, low_open=True)
+_TEXT = OfType((str,), "a string")
+_PATH = OfType((str,), "a file path")
+_NAMES = OfType((tuple,), "column names")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; flattened into MLflow params.
+
+    ``None`` means "the default": the dataset's or the task's for data
+    settings (see ``experiments.tasks``), ``TRAINING_DEFAULTS`` for
+    training settings. ``resolved()`` fills those in.
+    """
+
+    model: str = "stacked_lstm"
+    data: str | None = setting(
+        None, _TEXT, group="data", help="named dataset (see `lstm-zoo datasets`); "
+        "default airline")
+    dataset_options: dict = setting(
+        {}, OfType((dict,), "KEY=VALUE options"), group="data", flag="data-option",
+        help="option of a generated dataset, e.g. count=100 (at most 50 million numbers "
+             "in all)", action="append", metavar="KEY=VALUE")
+    csv: str | None = setting(None, _PATH, group="data",
+                              help="your own CSV file instead of --data")
+    npy: str | None = setting(None, _PATH, group="data",
+                              help="frames (samples, time, rows, cols[, channels])")
+    npz: str | None = setting(None, _PATH, group="data",
+                              help="labelled sequences: arrays x and y")
+    text: str | None = setting(None, _PATH, group="data",
+                               help="a UTF-8 text for a character-level model")
+    label_col: str | None = setting(
+        None, _TEXT, group="data", metavar="COL",
+        help="with --csv: sequence classification, one label per id")
+    id_col: str | None = setting(None, _TEXT, group="data", metavar="COL",
+                                 help="with --label-col: sequence id")
+    target: tuple[str, ...] = setting((), _NAMES, group="data", nargs="+", metavar="COL",
+                                      help="column(s) to forecast")
+    features: tuple[str, ...] = setting((), _NAMES, group="data", nargs="+",
+                                        metavar="COL", help="extra input columns")
+    time_col: str | None = setting(None, _TEXT, group="data", metavar="COL",
+                                   help="timestamp column")
+    time_format: str | None = setting(
+        None, _TEXT, group="data", metavar="FMT",
+        help="how --time-col is written, e.g. '%%d/%%m/%%Y' (default: ISO 8601, such "
+             "as 2024-01-31 or 1949-01, quarters like 1959Q1 or ISO weeks like 2024-W05)")
+    max_file_mb: float | None = setting(
+        None, _POSITIVE, group="data", type=float, metavar="MB",
+        help="refuse input files (CSV, text, .npy, .npz) larger than this, or archives "
+             "that unpack to more (default 100)")
+    fill_missing: bool = setting(False, OfType((bool,), "true or false"), group="data",
+                                 action="store_true",
+                                 help="interpolate empty cells instead of failing")
+    sort: bool = setting(False, OfType((bool,), "true or false"), group="data",
+                         action="store_true",
+                         help="sort rows by --time-col instead of failing")
+    window: int | None = setting(None, _INT_1, group="data", type=int,
+                                 help="input steps per sample")
+    horizon: int | None = setting(None, _INT_1, group="data", type=int,
+                                  help="steps to forecast")
+    val_size: Any = setting(None, PartSize(), group="data",
+                            help="fraction, row count or start date")
+    test_size: Any = setting(None, PartSize(), group="data",
+                             help="fraction, row count or start date")
+    season: int | None = setting(
+        None, _INT_1, group="data", type=int,
+        help="season length (default: from the time column's frequency)")
+    transforms: tuple[str, ...] | None = setting(
+        None, Transforms(), group="data", flag="transform", metavar="T[,T]",
+        help="log, diff, seasonal_diff, comma-separated, or none")
+    folds: int | None = setting(None, _INT_1, group="data", type=int,
+                                help="rolling-origin folds (default 1)")
+    epochs: int | None = setting(None, _INT_1, group="training", type=int,
+                                 help="maximum epochs (early stopping on; default 200)")
+    batch_size: int | None = setting(None, _INT_1, group="training", type=int,
+                                     help="default 32")
+    learning_rate: float | None = setting(None, _POSITIVE, group="training", type=float,
+                                          help="Adam's learning rate (default 0.001)")
+    clipnorm: float | None = setting(None, _POSITIVE, group="training", type=float,
+                                     help="clip gradients to this norm")
+    patience: int | None = setting(None, _INT_1, group="training", type=int,
+                                   help="early-stopping patience (default 20)")
+    seed: int | None = setting(None, Interval("int", 0), group="training", type=int,
+                               help="seeds Python, NumPy and Keras (default 42)")
+    hyperparameters: dict = setting({}, OfType((dict,), "the family's hyperparameters"))
+    experiment: str | None = setting(
+        None, _TEXT, group="tracking", help="MLflow experiment (default: dataset name)")
+    run_name: str | None = setting(None, _TEXT)
+    tracking_uri: str | None = setting(
+        None, _TEXT, group="tracking",
+        help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
+    verbose: int = 0
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            constraint = field.metadata.get("constraint")
+            value = getattr(self, field.name)
+            if constraint is not None and value is not None and not constraint.allows(value):
+                raise ConfigError(f"{flag_of(field.name)} must be {constraint.describe()}; "
+                                  f"received {value!r}")
+
+    def given(self) -> set[str]:
+        """The settings given a value (not left at their default)."""
+        return {f.name for f in dataclasses.fields(self)
+                if f.metadata.get("group") and getattr(self, f.name) != _default(f)}
+
+    def resolved(self, task_defaults: dict | None = None) -> RunConfig:
+        """This configuration with every ``None`` setting set to its default:
+        ``task_defaults`` first, then ``TRAINING_DEFAULTS``."""
+        defaults = {**TRAINING_DEFAULTS, **(task_defaults or {})}
+        return dataclasses.replace(self, **{
+            k: v for k, v in defaults.items() if getattr(self, k, 0) is None})
+
+
+# Training settings every task shares, and their defaults (a task may change
+# them in its own DEFAULTS, as the language model does for clipnorm).
+TRAINING = ("epochs", "batch_size", "learning_rate", "clipnorm", "patience", "seed")
+TRAINING_DEFAULTS = {"epochs": 200, "batch_size": 32, "learning_rate": 1e-3,
+                     "patience": 20, "seed": 42, "folds": 1}
+TRACKING = ("experiment", "tracking_uri")
+# What a search decides itself, so `tune` refuses these settings.
+SEARCHED = ("batch_size", "learning_rate")
+
+
+def _default(field):
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of setting ``name`` (``--transform`` for
+    ``transforms``)."""
+    for field in dataclasses.fields(RunConfig):
+        if field.name == name:
+            return "--" + (field.metadata.get("flag") or name.replace("_", "-"))
+    return "--" + name.replace("_", "-")
+
+
+def check_applicable(cfg: RunConfig, kind: str, takes: tuple[str, ...],
+                     command: str = "train") -> None:
+    """Refuse any setting given that the task ``kind`` (whose data settings
+    are ``takes``) or the ``command`` would not use.
+
+    Raises:
+        ConfigError: naming the flag, the task or command, and what it takes.
+    """
+    allowed = set(takes) | set(TRAINING) | set(TRACKING)
+    unused = sorted(cfg.given() - allowed)
+    if unused:
+        shown = sorted(flag_of(n) for n in takes)
+        raise ConfigError(
+            f"{flag_of(unused[0])} is not used by the {kind} task; it takes "
+            f"{', '.join(shown)} (and the training and tracking flags)")
+    if command == "tune":
+        searched = sorted(cfg.given() & set(SEARCHED))
+        if searched:
+            raise ConfigError(f"{flag_of(searched[0])} is searched by `tune` (see "
+                              f"--max-trials); leave it out, or use `train` to set it")
+        if cfg.folds not in (None, 1):
+            raise ConfigError(f"--folds {cfg.folds} is not supported by `tune` yet (a "
+                              f"search selects on one validation split); leave it out, "
+                              f"or use `train --folds`")

@@ -1,0 +1,158 @@
+"""Fitting a model: how ``train`` and ``tune`` compile and fit.
+
+Compile options chosen for speed (``steps_per_execution``, XLA where it pays),
+the input feed (``experiments.feed``) and ``fit`` with early stopping.
+Nothing here knows about MLflow or the command line.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from experiments.errors import ConfigError, TrainingError
+from experiments.tasks.base import Task
+
+# Measured with make bench / the airline and sine data on a 2-core CPU: XLA
+# pays for its compile time (about 1.5 s per model) only when epochs have
+# many batches: 89 batches/epoch trained 2.3x faster with XLA and
+# steps_per_execution; 2 batches/epoch (airline) trained 20% slower.
+XLA_MIN_STEPS_PER_EPOCH = 16
+# ...and only when the training is long: XLA saves at most about 0.5 ms per
+# batch on these models, so 1.5 s of compiling needs some 3,000 batches to
+# pay back. Short fits (a tuner's trials of a few epochs) are faster without
+# it, and every XLA-compiled model stays in TensorFlow's XLA cache, which
+# is never emptied (tensorflow/tensorflow#64170): a long search of XLA trials
+# would grow by about 17 MB per trial.
+XLA_MIN_STEPS = 2000
+STEPS_PER_EXECUTION = 16
+
+
+def steps_per_execution(steps_per_epoch: int | None) -> int:
+    """Batches per call into the compiled train function: up to
+    ``STEPS_PER_EXECUTION``, and the whole epoch or the largest divisor of it
+    from half that up. A call runs its batches even past the end of an epoch
+    when the input does not end there, so only a divisor lets the feed keep
+    one pipeline through all epochs; with none (a prime number of batches,
+    say) the feed hands ``fit`` the arrays, as plain Keras does."""
+    if not steps_per_epoch:
+        return STEPS_PER_EXECUTION
+    if steps_per_epoch <= STEPS_PER_EXECUTION:
+        return steps_per_epoch
+    for size in range(STEPS_PER_EXECUTION, STEPS_PER_EXECUTION // 2 - 1, -1):
+        if steps_per_epoch % size == 0:
+            return size
+    return STEPS_PER_EXECUTION
+
+
+def compile_options(steps_per_epoch: int | None = None, model=None,
+                    epochs: int | None = None) -> dict[str, Any]:
+    """How ``train`` and ``tune`` compile, chosen for speed (see ``make bench``).
+
+    - ``steps_per_execution``: several batches per call into the compiled
+      function, removing per-batch Python overhead. Callbacks still see
+      every epoch. A divisor of ``steps_per_epoch`` where there is a good
+      one, so that ``experiments.feed`` can keep one input pipeline
+      through all epochs (see ``steps_per_execution``).
+    - XLA (``jit_compile=True``) on a CPU-only TensorFlow when an epoch has
+      at least ``XLA_MIN_STEPS_PER_EPOCH`` batches and the whole training
+      (up to ``epochs``; unknown counts as long) at least ``XLA_MIN_STEPS``:
+      Keras' "auto" turns it off on CPUs, yet it fuses the recurrent loop's
+      small ops. On a GPU
+      "auto" stays, and Keras skips XLA for layers on cuDNN, so the fused
+      kernels are kept. Never for ConvLSTM, which XLA made 16x slower.
+    """
+    import keras
+
+    options = {"steps_per_execution": steps_per_execution(steps_per_epoch)}
+    many_steps = ((steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
+                  and (epochs is None or epochs * steps_per_epoch >= XLA_MIN_STEPS))
+    from zoo.compat import all_layers
+
+    if model is not None and any(isinstance(layer, keras.layers.ConvLSTM2D)
+                                 for layer in all_layers(model)):
+        many_steps = False
+    if keras.config.backend() == "tensorflow" and many_steps:
+        from experiments.tracking import device_name
+
+        if device_name() == "cpu":
+            options["jit_compile"] = True
+    return options
+
+
+def compile_fast(model, optimizer, loss, steps_per_epoch=None, epochs=None,
+                 **compile_kwargs):
+    """Compile ``model`` the way ``train`` and ``tune`` run it: ConvLSTM gates
+    fused into one convolution per step (``zoo.fused``; weights and saved
+    files unchanged) and ``compile_options`` for this many batches per epoch
+    and at most this many epochs."""
+    from zoo.fused import fuse_conv_lstm
+
+    fuse_conv_lstm(model)
+    model.compile(optimizer, loss=loss,
+                  **compile_options(steps_per_epoch, model, epochs), **compile_kwargs)
+    return model
+
+
+def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
+                  batch_size: int = 32, epochs: int | None = None):
+    import keras
+
+    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    steps = math.ceil(len(task.train) / batch_size)
+    return compile_fast(model, optimizer, task.loss, steps, epochs,
+                        **task.compile_kwargs())
+
+
+def fit(model, task: Task, cfg, callbacks=()):
+    """Train on the training part with early stopping on validation loss.
+
+    Raises ``TrainingError`` when the loss becomes NaN or infinite.
+    """
+    import keras
+
+    from experiments.feed import fit_arguments
+
+    stop = keras.callbacks.EarlyStopping(
+        patience=cfg.patience, restore_best_weights=True)
+    history = model.fit(
+        **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
+                        validation=(task.val.x, task.val.y),
+                        steps_per_execution=model.steps_per_execution),
+        epochs=cfg.epochs,
+        callbacks=[stop, keras.callbacks.TerminateOnNaN(), *callbacks],
+        verbose=cfg.verbose,
+    ).history
+    losses = history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)),
+                   len(losses))
+        raise TrainingError(f"training loss became {losses[bad] if losses else 'undefined'} "
+                            f"at epoch {bad + 1}; try a lower learning rate")
+    return history
+
+
+def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
+    """The family's hyperparameters with defaults filled in (and the task's
+    head); a family that cannot serve the task, or a setting it does not
+    take, is an error naming what would work."""
+    import zoo
+
+    try:
+        info = zoo.get(model)
+    except KeyError as err:
+        raise ConfigError(err.args[0]) from None
+    if task.head not in info.heads:
+        raise ConfigError(
+            f"{model} cannot serve the {task.kind} task on {task.name} (it needs "
+            f"the {task.head!r} head; {model} takes input shaped "
+            f"({', '.join(info.input_axes)}) and has heads {list(info.heads)}); "
+            f"families that can: {zoo.list_models(head=task.head)}")
+    resolved = info.defaults
+    unknown = sorted(set(given) - set(resolved))
+    if unknown:
+        raise ConfigError(f"{model} has no hyperparameter {unknown[0]!r}; it "
+                          f"takes {sorted(resolved)}")
+    resolved.update(given)
+    resolved["head"] = task.head
+    return resolved

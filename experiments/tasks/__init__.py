@@ -1,0 +1,78 @@
+"""The learning tasks: one module each, and the one table that maps a task
+kind to its module.
+
+Every task module declares:
+
+- ``KIND``: the task's name (its ``Task.kind``, the run's ``task`` tag);
+- ``DATASETS``: its named datasets, ``{name: loader}``;
+- ``TAKES``: the data settings of ``RunConfig`` it uses (any other data
+  setting given is refused, naming it);
+- ``DEFAULTS``: its defaults for those settings, in one place;
+- ``claims(cfg)``: whether the user's files call for this task;
+- ``make_tasks(cfg)``: its ``Task`` objects (one per rolling-origin fold).
+
+A new task is one new module plus one entry in ``TASKS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from experiments.config import RunConfig, check_applicable
+from experiments.errors import DataError
+from experiments.tasks import classification, forecast, frames, language_model
+from experiments.tasks.base import Split, Task
+
+# Kind -> module. The order is the one in which user files are claimed:
+# a CSV with --label-col is classification before it is a series.
+TASKS = {
+    frames.KIND: frames,
+    language_model.KIND: language_model,
+    classification.KIND: classification,
+    forecast.KIND: forecast,
+}
+DEFAULT_DATASET = "airline"
+
+__all__ = ["DEFAULT_DATASET", "Split", "TASKS", "Task", "list_datasets", "load_tasks",
+           "task_module"]
+
+
+def task_module(cfg: RunConfig):
+    """The module of the task the configured data calls for."""
+    for module in TASKS.values():
+        if module.claims(cfg):
+            return module
+    name = cfg.data or DEFAULT_DATASET
+    for module in TASKS.values():
+        if name in module.DATASETS:
+            return module
+    raise DataError(f"unknown dataset {name!r}; named datasets: "
+                    f"{sorted(list_datasets())} (or pass a file: --csv, --npy, --npz "
+                    f"or --text)")
+
+
+def list_datasets() -> dict[str, tuple[str, str]]:
+    """Named datasets: ``{name: (task, one-line description)}``."""
+    return {name: (module.KIND, loader.__doc__.strip().splitlines()[0])
+            for module in TASKS.values() for name, loader in module.DATASETS.items()}
+
+
+def load_tasks(cfg: RunConfig, command: str = "train") -> tuple[RunConfig, list[Task]]:
+    """Check ``cfg`` against its task and ``command``, fill in the defaults,
+    and load, validate and prepare the data.
+
+    Returns:
+        The resolved configuration and the task's ``Task`` objects (one per
+        rolling-origin fold; one for every task but forecasting).
+
+    Raises:
+        ConfigError: a setting the task or command does not use, or one
+            that cannot work.
+        DataError: bad data.
+    """
+    module = task_module(cfg)
+    check_applicable(cfg, module.KIND, module.TAKES, command)
+    if cfg.data is None and not module.claims(cfg):
+        cfg = dataclasses.replace(cfg, data=DEFAULT_DATASET)
+    resolved = cfg.resolved(getattr(module, "TRAINING_DEFAULTS", None))
+    return resolved, module.make_tasks(resolved)

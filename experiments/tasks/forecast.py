@@ -1,0 +1,145 @@
+"""The forecasting task: a series, windows, forecasts in original units."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from experiments import data, metrics, tracking, windows
+from experiments.errors import ConfigError
+from experiments.tasks.base import Split, Task
+
+KIND = "forecast"
+TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "time_format",
+         "max_file_mb", "fill_missing", "sort", "window", "horizon", "val_size", "test_size",
+         "season", "transforms", "folds")
+# Where neither the user nor the dataset (``Series.defaults``) says otherwise.
+DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
+            "transforms": ()}
+DATASETS = {"airline": data.load_airline, "sine": data.make_sine}
+
+
+def claims(cfg) -> bool:
+    return bool(cfg.csv)
+
+
+def load_series(cfg) -> data.Series:
+    """A series to forecast: a user CSV if ``cfg.csv``, else a named one."""
+    if cfg.csv:
+        if not cfg.target:
+            raise ConfigError("--csv needs --target COL (the column to forecast), "
+                              "or --label-col COL for sequence classification")
+        return data.load_csv(cfg.csv, target=list(cfg.target), features=cfg.features,
+                             time_col=cfg.time_col, time_format=cfg.time_format,
+                             max_file_mb=cfg.max_file_mb, fill_missing=cfg.fill_missing,
+                             sort=cfg.sort)
+    try:
+        return DATASETS[cfg.data](**cfg.dataset_options)
+    except TypeError as err:
+        raise data.DataError(f"dataset {cfg.data!r}: bad option ({err})") from None
+
+
+def settings(cfg, series) -> dict:
+    """Window, horizon, split sizes, transforms and season: the user's, else
+    the dataset's, else ``DEFAULTS``."""
+    out = {k: getattr(cfg, k) if getattr(cfg, k) is not None
+           else series.defaults.get(k, default) for k, default in DEFAULTS.items()}
+    out["transforms"] = tuple(out["transforms"])
+    out["season"] = cfg.season or series.season
+    return out
+
+
+def fold_series(series, folds: int, n_test: int):
+    """Rolling origin: fold k keeps the first ``n - (folds-1-k)*n_test``
+    rows, so each fold's test block follows the previous one and every
+    training part contains the last fold's."""
+    n = len(series)
+    return [dataclasses.replace(series, frame=series.frame.iloc[
+        : n - (folds - 1 - k) * n_test]) for k in range(folds)]
+
+
+def make_tasks(cfg) -> list[ForecastTask]:
+    """One ``ForecastTask`` per rolling-origin fold (``cfg.folds``)."""
+    series = load_series(cfg)
+    chosen = settings(cfg, series)
+    n_test = windows.resolve_part(chosen["test_size"], len(series), series.frame.index,
+                                  "test")
+    return [ForecastTask(windows.prepare(s, **chosen), series.repairs)
+            for s in fold_series(series, cfg.folds, n_test)]
+
+
+class ForecastTask(Task):
+    """Direct multi-step forecasting of one or more columns of a series."""
+
+    kind = KIND
+    head = "regression"
+    loss = "mse"
+    rank_by = "test_rmse"
+    metrics_shown = ("mae", "rmse", "mape", "smape", "mase")
+
+    def __init__(self, prepared, repairs=()):
+        self.prepared = p = prepared
+        self.series = p.series
+        self.name = p.series.name
+        self.input_shape, self.outputs = p.input_shape, p.outputs
+        self.train = Split(p.train.x, p.train.y)
+        self.val = Split(p.val.x, p.val.y)
+        self.test = Split(p.test.x, p.test.y)
+        self.repairs = tuple(repairs)
+
+    def params(self):
+        p = self.prepared
+        return {"targets": ",".join(self.series.targets),
+                "features": ",".join(self.series.features),
+                "window": p.window, "horizon": p.horizon,
+                "n_train": p.n_train, "n_val": p.n_val, "n_test": p.n_test,
+                "transforms": ",".join(p.transforms) or "none",
+                "season": p.season}
+
+    def dataset(self):
+        return tracking.dataset_of(self.series)
+
+    def baselines(self):
+        return [("naive", "test_naive_"), ("seasonal naive", "test_seasonal_naive_")]
+
+    def forecast(self, model, part):
+        """Forecasts for ``part`` in original units, ``(n, horizon, targets)``."""
+        if part is self.prepared.test:
+            raw = self.predict_test(model)
+        else:
+            raw = model.predict(part.x, verbose=0, batch_size=1024)
+        return self.prepared.to_original(raw, part.origins)
+
+    def evaluate(self, model):
+        p = self.prepared
+        pred = self.forecast(model, p.test)
+        scores = {f"test_{k}": v for k, v in
+                  metrics.evaluate_forecasts(p, pred, p.test).items()}
+        val = metrics.forecast_metrics(p.truth(p.val), self.forecast(model, p.val),
+                                       metrics.scale_for(p))
+        scores.update({f"val_{k}": v for k, v in val.items()})
+        return scores
+
+    def log_artifacts(self, model, scores):
+        import mlflow
+
+        from experiments import plots
+
+        p = self.prepared
+        pred = self.forecast(model, p.test)
+        values = self.series.frame[list(self.series.targets)].to_numpy()
+        baseline = metrics.seasonal_naive(values, p.test.origins, p.horizon, p.season)
+        title = f"{model.name} on {tracking.redact(self.name)}: test RMSE {scores['test_rmse']:.4g}"
+        tracking.log_figure(plots.forecast_plot(p, pred, baseline, p.test, title),
+                          "plots/forecast.png")
+        mlflow.set_tag("beats_seasonal_naive",
+                       str(scores["test_skill_vs_seasonal_naive"] > 0))
+
+    def config(self):
+        p = self.prepared
+        return {"scaler": {"mean": p.mean.to_dict(), "std": p.std.to_dict()},
+                "transforms": list(p.transforms), "season": p.season}
+
+    def fingerprint(self):
+        return {**super().fingerprint(), "data_digest": self.dataset().digest}
+
+

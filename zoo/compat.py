@@ -1,0 +1,103 @@
+"""Every use of a private Keras, TensorFlow or keras-tuner API, in one place.
+
+Each helper names the version it was written against. ``tests/test_compat.py``
+exercises every one of them, so an upgrade that moves one fails there, loudly
+and by name, rather than somewhere deep in a search. Imports are lazy: the zoo
+itself needs only Keras, and keras-tuner and TensorFlow are imported only by
+the helpers that use them.
+"""
+
+from __future__ import annotations
+
+# === Keras (written against 3.15) ===
+
+def conv_lstm_cell_class():
+    """``keras.src.layers.rnn.conv_lstm.ConvLSTMCell``: the cell of
+    ``ConvLSTM2D``, which ``zoo.fused`` subclasses (no public export)."""
+    from keras.src.layers.rnn.conv_lstm import ConvLSTMCell
+
+    return ConvLSTMCell
+
+
+def all_layers(model) -> list:
+    """Every layer inside ``model``, nested models included, without the model
+    itself (``Layer._flatten_layers``; ``model.layers`` is one level only)."""
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+# === TensorFlow (written against 2.21) ===
+
+def tf_gradient_registry() -> dict | None:
+    """TensorFlow's process-wide registry of gradient functions
+    (``ops._gradient_registry._registry``), or ``None`` where it is not there
+    (another backend, another TensorFlow)."""
+    try:
+        from tensorflow.python.framework import ops
+
+        registry = ops._gradient_registry._registry
+    except (ImportError, AttributeError):
+        return None
+    return registry if isinstance(registry, dict) else None
+
+
+# === keras-tuner (written against 1.4.8) ===
+
+def oracle_client_module():
+    """keras-tuner's gRPC client of a worker, whose module-level ``TIMEOUT``
+    (seconds per call to the chief; an hour by default) is the only way to
+    bound a worker's wait."""
+    from keras_tuner.src.distribute import oracle_client
+
+    return oracle_client
+
+
+def loaded_oracle_client_module():
+    """``oracle_client_module()`` if something imported it already, else
+    ``None`` (so undoing a worker's settings imports nothing)."""
+    import sys
+
+    return sys.modules.get("keras_tuner.src.distribute.oracle_client")
+
+
+def oracle_lock(oracle):
+    """The lock keras-tuner's ``@synchronized`` oracle methods hold
+    (``keras_tuner.src.engine.oracle.LOCKS``)."""
+    from keras_tuner.src.engine.oracle import LOCKS
+
+    return LOCKS[oracle]
+
+
+def requeue_trial(oracle, trial_id: str) -> None:
+    """Put ``trial_id`` on the oracle's retry queue (``Oracle._retry_queue``),
+    so the next worker that asks for a trial gets it again."""
+    oracle._retry_queue.append(trial_id)
+
+
+def add_oracle_servicer(oracle, server):
+    """Serve ``oracle`` on the gRPC ``server`` the way keras-tuner's chief does
+    (``oracle_chief.OracleServicer``, ``protos.get_service_grpc``); the
+    servicer, whose ``stop_triggered`` says when the search is over."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    return servicer
+
+
+def guard_each_trial(tuner_class, guard):
+    """A subclass of ``tuner_class`` that runs each trial inside ``guard(tuner,
+    trial)``, a context manager.
+
+    keras-tuner's ``BaseTuner._try_run_and_update_trial`` is where a trial
+    runs and where its exceptions are caught and turned into a FAILED trial;
+    only there can a trial be wrapped as a whole, Ctrl-C and SIGTERM included.
+    """
+
+    class Guarded(tuner_class):
+        def _try_run_and_update_trial(self, trial, *args, **kwargs):
+            with guard(self, trial):
+                return super()._try_run_and_update_trial(trial, *args, **kwargs)
+
+    Guarded.__name__ = Guarded.__qualname__ = tuner_class.__name__
+    return Guarded
