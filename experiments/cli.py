@@ -210,7 +210,11 @@ def cmd_tune(args) -> int:
                       and v is not None)
         rows.append((str(i), t["trial"], f"{t['score']:.4g}", hp))
     print(table(rows))
-    print("\nbest configuration:")
+    from tuning.tracked import trial_params
+
+    best = " ".join(f"{k}={_short(v)}" for k, v in
+                    trial_params(result.best_hyperparameters).items())
+    print(f"\nbest configuration: {best}")
     print(metrics_table(result.task, result.test_metrics, "best model"))
     skill = result.test_metrics.get("test_skill_vs_seasonal_naive")
     if skill is not None:
@@ -308,6 +312,10 @@ def cmd_ui(args) -> int:
               f"{args.host}:{args.port} can read and change your runs")
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _short(value):
+    return f"{value:.3g}" if isinstance(value, float) else value
 
 
 def _store_error(err) -> str | None:

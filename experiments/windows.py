@@ -22,9 +22,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from experiments.config import TRANSFORMS
 from experiments.data import DataError, Series
-
-TRANSFORMS = ("log", "diff", "seasonal_diff")
+from experiments.preprocessing import Preprocessor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,29 +53,28 @@ class Prepared:
 
     Attributes:
         series: the source data.
-        window, horizon: input length and forecast length, in steps.
-        transforms: the target transforms applied, in order.
-        season: season length used by ``seasonal_diff``, MASE and the
-            seasonal-naive baseline.
+        preprocessor: transforms, scaler and window settings, fitted on the
+            training rows (see ``experiments.preprocessing``).
         n_train, n_val, n_test: rows in each part.
-        mean, std: scaler statistics per input column, from training rows.
         train, val, test: the windows of each part.
     """
 
     series: Series
-    window: int
-    horizon: int
-    transforms: tuple[str, ...]
-    season: int
+    preprocessor: Preprocessor
     n_train: int
     n_val: int
     n_test: int
-    mean: pd.Series
-    std: pd.Series
     train: Windows
     val: Windows
     test: Windows
-    levels: dict = dataclasses.field(repr=False, default_factory=dict)
+
+    # The preprocessing's settings, read through for the rest of the run.
+    window = property(lambda self: self.preprocessor.window)
+    horizon = property(lambda self: self.preprocessor.horizon)
+    transforms = property(lambda self: self.preprocessor.transforms)
+    season = property(lambda self: self.preprocessor.season)
+    mean = property(lambda self: pd.Series(self.preprocessor.mean))
+    std = property(lambda self: pd.Series(self.preprocessor.std))
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -96,17 +95,10 @@ class Prepared:
     def to_original(self, y: np.ndarray, origins: np.ndarray) -> np.ndarray:
         """Map model outputs (scaled, transformed) back to original units,
         ``(n, horizon, targets)``."""
-        targets = list(self.series.targets)
-        z = np.asarray(y, dtype="float64").reshape(len(origins), self.horizon,
-                                                   len(targets))
-        z = z * self.std[targets].to_numpy() + self.mean[targets].to_numpy()
-        for step in reversed(self.transforms):
-            if step == "log":
-                z = np.exp(z)
-            else:
-                lag = 1 if step == "diff" else self.season
-                z = _undifference(z, self.levels[step], origins, lag)
-        return z
+        values = self.series.frame[list(self.series.targets)].to_numpy(dtype="float64")
+        lost = self.preprocessor.lost
+        rows = origins[:, None] + np.arange(-lost + 1, 1)  # up to each origin
+        return self.preprocessor.inverse_transform(y, values[rows])
 
 
 def resolve_part(size, n: int, index, what: str) -> int:
@@ -179,36 +171,10 @@ def prepare(series: Series, *, window: int, horizon: int, val_size,
             + f" need at least {need_train} training rows and {horizon} in "
             f"validation and test each: at least {minimum} rows in all")
 
-    # === Transforms (targets only; each uses past values only) ===
-    transformed = frame.copy()
-    levels = {}
-    for step in transforms:
-        cols = list(series.targets)
-        if step == "log":
-            bad = transformed[cols] <= 0
-            if bad.any().any():
-                col = bad.any().idxmax()
-                row = int(np.flatnonzero(bad[col].to_numpy())[0])
-                raise DataError(
-                    f"{series.label}: transform 'log' needs positive values; "
-                    f"column {col!r}, row {row + 1} is "
-                    f"{transformed[col].iloc[row]}")
-            transformed[cols] = np.log(transformed[cols])
-        else:
-            lag = 1 if step == "diff" else season
-            levels[step] = transformed[cols].to_numpy(copy=True)
-            transformed[cols] = transformed[cols].diff(lag)
-
-    # === Scaler: training rows only ===
-    fit_rows = transformed.iloc[lost:n_train]
-    mean, std = fit_rows.mean(), fit_rows.std(ddof=0)
-    flat = std[std <= 1e-12 * (1 + mean.abs())]
-    if len(flat):
-        raise DataError(
-            f"{series.label}: column {flat.index[0]!r} is constant over the "
-            f"{n_train} training rows, so it cannot be scaled; drop it or "
-            f"move the split")
-    scaled = (transformed - mean) / std
+    # === Transforms and scaler, fitted on the training rows only ===
+    pre = Preprocessor.fit(series, window=window, horizon=horizon, transforms=transforms,
+                           season=season, n_train=n_train)
+    scaled = pre.transform(frame)
 
     # === Windows, assigned by where their targets fall ===
     x, y, origins = _cut_windows(scaled, series, window, horizon, lost)
@@ -222,10 +188,8 @@ def prepare(series: Series, *, window: int, horizon: int, val_size,
         return Windows(x[mask], y[mask], origins[mask])
 
     return Prepared(
-        series=series, window=window, horizon=horizon, transforms=transforms,
-        season=season, n_train=n_train, n_val=n_val, n_test=n_test,
-        mean=mean, std=std, train=part(train), val=part(val), test=part(test),
-        levels=levels,
+        series=series, preprocessor=pre, n_train=n_train, n_val=n_val, n_test=n_test,
+        train=part(train), val=part(val), test=part(test),
     )
 
 
@@ -248,18 +212,3 @@ def _cut_windows(scaled: pd.DataFrame, series: Series, window, horizon, start):
         y = y[..., 0]
     origins = start + np.arange(len(blocks)) + window - 1
     return x, y, origins
-
-
-def _undifference(z, level, origins, lag):
-    """Invert ``x[t] - x[t - lag]`` for forecasts ``z`` made at ``origins``,
-    using true levels up to each origin and the forecasts after it."""
-    n, horizon, _ = z.shape
-    out = np.empty_like(z)
-    for h in range(horizon):
-        back = h - lag  # index into the forecast of the value `lag` earlier
-        if back >= 0:
-            base = out[:, back]
-        else:
-            base = level[origins + 1 + back]
-        out[:, h] = z[:, h] + base
-    return out

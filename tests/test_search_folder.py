@@ -79,7 +79,7 @@ def finished_search(tmp_path_factory):
     return root
 
 
-def test_fresh_starts_over_in_a_folder_lstm_zoo_made(finished_search, tmp_path):
+def test_fresh_starts_over_in_a_folder_lstm_zoo_made(finished_search, tmp_path, capsys):
     import shutil
 
     shutil.copytree(finished_search, tmp_path, dirs_exist_ok=True)
@@ -89,6 +89,9 @@ def test_fresh_starts_over_in_a_folder_lstm_zoo_made(finished_search, tmp_path):
     code = cli.main(["tune", *QUICK, "--name", "done", "--directory", str(tmp_path / "tuner"),
                      "--fresh", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     assert code == 0
+    out = capsys.readouterr().out
+    best = out.split("best configuration: ", 1)[1].splitlines()[0]
+    assert "units=" in best and "learning_rate=" in best  # the configuration, not a blank
     assert not (project / "trial_0" / "stale.txt").exists()
     parents = [r for r in all_runs(tmp_path / "mlflow.db")
                if r.data.tags.get("run_kind") == "search"]

@@ -9,9 +9,8 @@ import pytest
 from experiments import cli
 from experiments.config import RunConfig
 from experiments.tasks import classification as classify
-from experiments.tasks import frames
+from experiments.tasks import frames, load_tasks
 from experiments.tasks import language_model as text
-from experiments.tasks import load_tasks
 from tests.helpers import all_runs, client_for, run_cli_process
 
 pytestmark = pytest.mark.slow

@@ -136,8 +136,11 @@ class ForecastTask(Task):
 
     def config(self):
         p = self.prepared
-        return {"scaler": {"mean": p.mean.to_dict(), "std": p.std.to_dict()},
-                "transforms": list(p.transforms), "season": p.season}
+        return {"scaler": {"mean": p.preprocessor.mean, "std": p.preprocessor.std},
+                "transforms": list(p.transforms), "season": p.season,
+                # Everything that maps raw history to model inputs and back:
+                # experiments.preprocessing.Preprocessor.from_config(...)
+                "preprocessing": p.preprocessor.to_config()}
 
     def fingerprint(self):
         return {**super().fingerprint(), "data_digest": self.dataset().digest}
