@@ -418,7 +418,7 @@ def _check_time_order(path, index: pd.DatetimeIndex, col, *, reordered):
 def _infer_season(index) -> int | None:
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 3:
         return None
-    freq = _infer_freq(index)
+    freq = infer_freq(index)
     if freq is None:
         return None
     # "MS", "ME", "QS-DEC", "W-SUN", "h", "min", ... -> the base unit.
@@ -429,7 +429,7 @@ def _infer_season(index) -> int | None:
     return None
 
 
-def _infer_freq(index) -> str | None:
+def infer_freq(index) -> str | None:
     # pandas 3.1 warns that infer_freq will return an offset; ask for that.
     try:
         with pd.option_context("future.infer_freq_returns_offset", True):

@@ -10,8 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import keras
+
+import zoo
 from experiments.errors import ConfigError, TrainingError
+from experiments.feed import fit_arguments
 from experiments.tasks.base import Task
+from experiments.tracking import device_name
+from zoo.compat import all_layers
+from zoo.fused import fuse_conv_lstm
 
 # Measured with make bench / the airline and sine data on a 2-core CPU: XLA
 # pays for its compile time (about 1.5 s per model) only when epochs have
@@ -62,18 +69,15 @@ def compile_options(steps_per_epoch: int | None = None, model=None,
       "auto" stays, and Keras skips XLA for layers on cuDNN, so the fused
       kernels are kept. Never for ConvLSTM, which XLA made 16x slower.
     """
-    import keras
 
     options = {"steps_per_execution": steps_per_execution(steps_per_epoch)}
     many_steps = ((steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
                   and (epochs is None or epochs * steps_per_epoch >= XLA_MIN_STEPS))
-    from zoo.compat import all_layers
 
     if model is not None and any(isinstance(layer, keras.layers.ConvLSTM2D)
                                  for layer in all_layers(model)):
         many_steps = False
     if keras.config.backend() == "tensorflow" and many_steps:
-        from experiments.tracking import device_name
 
         if device_name() == "cpu":
             options["jit_compile"] = True
@@ -86,7 +90,6 @@ def compile_fast(model, optimizer, loss, steps_per_epoch=None, epochs=None,
     fused into one convolution per step (``zoo.fused``; weights and saved
     files unchanged) and ``compile_options`` for this many batches per epoch
     and at most this many epochs."""
-    from zoo.fused import fuse_conv_lstm
 
     fuse_conv_lstm(model)
     model.compile(optimizer, loss=loss,
@@ -96,7 +99,6 @@ def compile_fast(model, optimizer, loss, steps_per_epoch=None, epochs=None,
 
 def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
                   batch_size: int = 32, epochs: int | None = None):
-    import keras
 
     optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     steps = math.ceil(len(task.train) / batch_size)
@@ -109,9 +111,7 @@ def fit(model, task: Task, cfg, callbacks=()):
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
-    import keras
 
-    from experiments.feed import fit_arguments
 
     stop = keras.callbacks.EarlyStopping(
         patience=cfg.patience, restore_best_weights=True)
@@ -136,7 +136,6 @@ def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
     """The family's hyperparameters with defaults filled in (and the task's
     head); a family that cannot serve the task, or a setting it does not
     take, is an error naming what would work."""
-    import zoo
 
     try:
         info = zoo.get(model)

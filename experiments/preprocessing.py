@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.config import TRANSFORMS
+from experiments.data import infer_freq
 from experiments.errors import DataError
 
 
@@ -82,9 +83,8 @@ class Preprocessor:
         index = frame.index
         timed = isinstance(index, pd.DatetimeIndex)
         if timed:
-            from experiments.data import _infer_freq
 
-            freq, last_time = _infer_freq(index), index[-1].isoformat()
+            freq, last_time = infer_freq(index), index[-1].isoformat()
         else:
             freq = last_time = None
         probe = cls(targets, features, window, horizon, tuple(transforms), season,

@@ -11,16 +11,22 @@ import os
 import socket
 import time
 
+import keras
+
+from experiments import tracking
+from experiments.memory import released_traces
+from experiments.tracking import MetricLogger, reap_orphans, redact, signals_held
+from tuning.distributed import Heartbeat
+from tuning.folder import safe_name
 from tuning.hypermodel import split_name
+from zoo.compat import guard_each_trial
 
 CHILD_STATUS = {"COMPLETED": "FINISHED"}  # anything else ends FAILED
 
 
 def tracked_tuner_class(base):
     """``base`` (RandomSearch, Hyperband, ...) with MLflow child runs."""
-    import keras
 
-    from zoo.compat import guard_each_trial
 
     class Tracked(guard_each_trial(base, _trial_guard)):
         def __init__(self, *args, callbacks_for, **kwargs):
@@ -31,8 +37,6 @@ def tracked_tuner_class(base):
             super().on_trial_begin(trial)
             self.tracker.begin_trial(trial)
             if self.tracker.heartbeat:  # a worker: tell the chief we are alive
-                from tuning.distributed import Heartbeat
-
                 self._heartbeat = Heartbeat(self.oracle, trial.trial_id,
                                             self.tracker.heartbeat)
 
@@ -62,8 +66,6 @@ def _trial_guard(tuner, trial):
     """Around each whole trial: TensorFlow's traces of its models are
     released afterwards (they would be kept for the whole search), and a
     trial cut short by Ctrl-C, SIGTERM or a fatal error closes its child run."""
-    from experiments.memory import released_traces
-
     try:
         with released_traces():
             yield
@@ -82,8 +84,6 @@ class SearchTracker:
     """Owns the parent run of one search and the child run of each trial."""
 
     def __init__(self, cfg, name, families, task):
-        from experiments.tracking import redact
-
         # Everything that reaches MLflow is redacted: a default search name or
         # dataset name comes from the data's file name, which may hold a token.
         self.cfg, self.name, self.families = cfg, redact(name), families
@@ -101,8 +101,6 @@ class SearchTracker:
     # === Parent ===
     @contextlib.contextmanager
     def parent_run(self, existing_id=None):
-        from experiments import tracking
-
         tags = {"search": self.name, "tuner": self.cfg.tuner,
                 "dataset": self.dataset_name, "task": self.task.kind,
                 "family": ",".join(self.families), "run_kind": "search",
@@ -119,8 +117,6 @@ class SearchTracker:
         if self.resumed:
             return  # params are immutable; they were logged the first time
         run = self.cfg.run
-        from experiments.tracking import redact
-
         mlflow.log_params(redact({
             "search": self.name, "tuner": self.cfg.tuner,
             "max_trials": self.cfg.max_trials, "objective": self.cfg.objective,
@@ -138,16 +134,12 @@ class SearchTracker:
         (a search killed with SIGKILL), so they are not mistaken for live."""
         import mlflow
 
-        from experiments.tracking import reap_orphans
-
         reap_orphans(mlflow.get_tracking_uri(),
                      f"tags.mlflow.parentRunId = '{self.parent_id}'")
 
     # === Children ===
     def begin_trial(self, trial):
         import mlflow
-
-        from experiments.tracking import redact
 
         client = mlflow.MlflowClient()
         exp = client.get_run(self.parent_id).info.experiment_id
@@ -170,8 +162,6 @@ class SearchTracker:
         self.begun[trial.trial_id] = time.monotonic()
 
     def callbacks_for(self, trial):
-        from experiments.tracking import MetricLogger
-
         logger = MetricLogger(self.children[trial.trial_id])
         self.loggers[trial.trial_id] = logger
         return [logger]
@@ -202,8 +192,6 @@ class SearchTracker:
                         Metric("best_epoch", float(trial.best_step or 0), now, 0)]
         else:
             reason = (trial.message or f"trial ended {status}").strip()
-            from experiments.tracking import redact
-
             client.set_tag(run_id, "error", redact(reason.splitlines()[-1])[:5000])
             if status == "COMPLETED":
                 status = "FAILED"
@@ -215,8 +203,6 @@ class SearchTracker:
 
     def abort_open_trial(self, err):
         import mlflow
-
-        from experiments.tracking import redact, signals_held
 
         client = mlflow.MlflowClient()
         with signals_held():  # a second Ctrl-C must not leave the child RUNNING
@@ -279,8 +265,7 @@ class SearchTracker:
         import mlflow
         import pandas as pd
 
-        from experiments import plots, tracking
-        from experiments.tracking import redact
+        from experiments import plots  # matplotlib: only when a search ends
 
         frame = pd.DataFrame(rows)
         buffer = io.StringIO()
@@ -296,11 +281,7 @@ class SearchTracker:
     def log_best(self, trial, model) -> dict:
         import mlflow
 
-        from experiments import tracking
-
         hp = trial_params(trial.hyperparameters.values)
-        from experiments.tracking import redact
-
         mlflow.log_params(redact({f"best_{k}": v for k, v in hp.items()}))
         scores = self.task.evaluate(model)
         scores["best_score"] = float(trial.score)
@@ -315,8 +296,6 @@ class SearchTracker:
         """Register the parent's model: one registered model per dataset,
         the new version tagged with its search and aliased ``best``."""
         import mlflow
-
-        from tuning.folder import safe_name
 
         name = f"lstm-zoo-{safe_name(self.dataset_name)}"
         version = mlflow.register_model(f"runs:/{self.parent_id}/model", name,

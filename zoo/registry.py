@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 
 from zoo import checks
+from zoo.cudnn import cudnn_report
 from zoo.space import Spec
 
 # An input each kind of family can be shown with (``lstm-zoo models``):
@@ -245,7 +246,6 @@ class CudnnWarning(UserWarning):
 
 
 def _warn_if_not_fused(where, model, hyperparameters):
-    from zoo.cudnn import cudnn_report
 
     blocked = [r for r in cudnn_report(model)
                if r.has_fused_kernel and not r.eligible]

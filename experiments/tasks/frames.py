@@ -10,6 +10,7 @@ from experiments import tracking
 from experiments.data import DataError, check_generated, check_input_file
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
+from experiments.windows import resolve_part
 
 KIND = "frames"
 TAKES = ("data", "dataset_options", "npy", "max_file_mb", "window", "horizon",
@@ -179,7 +180,6 @@ def frame_metrics(truth, pred) -> dict[str, float]:
 
 
 def _count(size, n, what):
-    from experiments.windows import resolve_part
 
     return resolve_part(size, n, None, what)
 

@@ -12,6 +12,7 @@ import numpy as np
 from experiments.data import DataError, check_input_file
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
+from experiments.windows import resolve_part
 from zoo.space import Choice
 
 KIND = "language_model"
@@ -81,7 +82,6 @@ class LanguageModelTask(Task):
     metrics_shown = ("perplexity", "bits_per_char")
 
     def __init__(self, name, source, text, *, window, val_size, test_size, lower=True):
-        from experiments.windows import resolve_part
 
         text = text.lower() if lower else text
         n = len(text)
