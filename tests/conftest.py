@@ -50,7 +50,7 @@ def flaky_family(monkeypatch):
             # poison the gradients from the very first step.
             return x + keras.ops.where(late, float("nan"), 0.0)
 
-    def build(input_shape, outputs, *, head="regression", mode="ok",
+    def build(input_shape, outputs, *, head="forecast", mode="ok",
               units=4, nan_after=20, name="flaky"):
         """Test family: fits, produces NaN (at once, or after ``nan_after``
         training steps), or fails to build."""

@@ -178,7 +178,7 @@ def leaky_family(monkeypatch):
     from tuning import hypermodel
     from zoo.space import Choice
 
-    def build(input_shape, outputs, *, head="regression", mode="ok", units=4,
+    def build(input_shape, outputs, *, head="forecast", mode="ok", units=4,
               name="leaky"):
         """Test family: fits, or fails naming a secret."""
         if mode == "leak":

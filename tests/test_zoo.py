@@ -24,16 +24,16 @@ TINY_INPUT = {
     ("time", "rows", "cols", "channels"): (3, 6, 6, 1),
 }
 HEAD_CASES = {
-    "regression": [(2, (2,)), ((2, 3), (2, 3))],
+    "forecast": [(2, (2,)), ((2, 3), (2, 3))],
     "classification": [(3, (3,))],
-    "per_timestep": [(5, (6, 5))],
+    "language_model": [(5, (6, 5))],
     "frames": [(2, (2, 6, 6, 1))],
 }
 LOSS = {
-    "regression": "mse",
+    "forecast": "mse",
     "frames": "binary_crossentropy",
     "classification": "sparse_categorical_crossentropy",
-    "per_timestep": "sparse_categorical_crossentropy",
+    "language_model": "sparse_categorical_crossentropy",
 }
 
 
@@ -52,7 +52,7 @@ def tiny_model(name, head=None, outputs=None, **hp):
 def tiny_batch(model, head, outputs, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.random((BATCH, *model.input_shape[1:]), dtype=np.float32)
-    if head in ("classification", "per_timestep"):
+    if head in ("classification", "language_model"):
         y = rng.integers(0, outputs, size=(BATCH, *model.output_shape[1:-1]))
     else:
         y = rng.random((BATCH, *model.output_shape[1:]), dtype=np.float32)
@@ -92,7 +92,7 @@ def test_output_shape_per_head(name, head, outputs, expected):
     x, _ = tiny_batch(model, head, outputs)
     y = np.asarray(model(x))
     assert y.shape == (BATCH, *expected)
-    if head in ("classification", "per_timestep"):
+    if head in ("classification", "language_model"):
         np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-5)
     if head == "frames":
         assert (y >= 0).all() and (y <= 1).all()

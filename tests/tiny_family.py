@@ -20,7 +20,7 @@ SPACE = {
 }
 
 
-def build_tiny(input_shape, outputs, *, head="regression", units=4, num_layers=1,
+def build_tiny(input_shape, outputs, *, head="forecast", units=4, num_layers=1,
                dropout=0.0, recurrent_dropout=0.0, extra_width=0, name="tiny_test"):
     """Tiny GRU stack for tests; ``extra_width`` adds units to each layer."""
     where = "build_tiny"

@@ -50,7 +50,7 @@ class ZooHyperModel(kt.HyperModel):
         loss: the training loss.
     """
 
-    def __init__(self, families, input_shape, outputs, *, head="regression",
+    def __init__(self, families, input_shape, outputs, *, head="forecast",
                  loss="mse", clipnorm=None, n_train=None, epochs=None):
         super().__init__(name="zoo")
         self.families = list(families)

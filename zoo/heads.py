@@ -1,12 +1,16 @@
 """Output heads shared by every family, so no builder repeats them.
 
-``regression``     Dense forecast of ``outputs`` values (int) or an
-                   ``outputs``-shaped block such as ``(horizon, targets)``.
-``classification`` softmax over ``outputs`` classes, one label per sequence.
-``per_timestep``   softmax over ``outputs`` classes at every time step, e.g.
-                   the next character of a character-level language model.
-``frames``         the next ``outputs`` frames of a video, from a
-                   convolutional head over the last ConvLSTM state.
+Each head is named after the task that uses it (the task's kind in
+``experiments.tasks``):
+
+``forecast``        Dense forecast of ``outputs`` values (int) or an
+                    ``outputs``-shaped block such as ``(horizon, targets)``.
+``classification``  softmax over ``outputs`` classes, one label per sequence.
+``language_model``  softmax over ``outputs`` classes at every time step, e.g.
+                    the next character of a character-level language model
+                    (or any per-step labelling).
+``frames``          the next ``outputs`` frames of a video, from a
+                    convolutional head over the last ConvLSTM state.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ import math
 
 import keras
 
-HEADS = ("regression", "classification", "per_timestep", "frames")
+HEADS = ("forecast", "classification", "language_model", "frames")
 
 
 def returns_sequences(head: str) -> bool:
     """Whether the last recurrent layer must keep its time axis."""
-    return head == "per_timestep"
+    return head == "language_model"
 
 
 def attach(x, head: str, outputs, *, input_shape=None):
@@ -28,19 +32,19 @@ def attach(x, head: str, outputs, *, input_shape=None):
 
     Args:
         x: the encoder's output: ``(batch, units)``, ``(batch, time, units)``
-            for ``per_timestep``, ``(batch, rows, cols, filters)`` for
+            for ``language_model``, ``(batch, rows, cols, filters)`` for
             ``frames``.
         head: one of ``HEADS``.
         outputs: see ``zoo.build_model``.
         input_shape: the model's input shape; ``frames`` reads the number of
             channels from it.
     """
-    if head == "regression":
+    if head == "forecast":
         if isinstance(outputs, tuple):
             x = keras.layers.Dense(math.prod(outputs), name="forecast")(x)
             return keras.layers.Reshape(outputs, name="forecast_shape")(x)
         return keras.layers.Dense(outputs, name="forecast")(x)
-    if head in ("classification", "per_timestep"):
+    if head in ("classification", "language_model"):
         # Dense acts on the last axis, so the same layer serves one label per
         # sequence and one label per time step.
         return keras.layers.Dense(outputs, activation="softmax", name="classes")(x)

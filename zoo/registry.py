@@ -72,7 +72,7 @@ def register(
     name: str,
     *,
     space: dict[str, Spec],
-    heads: tuple[str, ...] = ("regression", "classification", "per_timestep"),
+    heads: tuple[str, ...] = ("forecast", "classification", "language_model"),
     input_axes: tuple[str, ...] = ("time", "features"),
     example: tuple | None = None,
 ):
@@ -187,9 +187,9 @@ def build_model(name: str, input_shape, outputs, **hyperparameters):
         input_shape: shape of one sample without the batch axis, e.g.
             ``(24, 1)`` for 24 steps of one feature.
         outputs: what the head predicts: the forecast horizon (or a
-            ``(horizon, targets)`` tuple) for ``head="regression"``, the
+            ``(horizon, targets)`` tuple) for ``head="forecast"``, the
             number of classes for ``"classification"`` and
-            ``"per_timestep"``, the number of future frames for ``"frames"``.
+            ``"language_model"``, the number of future frames for ``"frames"``.
         **hyperparameters: the family's keyword arguments, including
             ``head``; see ``search_space(name)`` and the builder's docstring.
 
@@ -220,7 +220,7 @@ def search_space(name: str) -> dict[str, Spec]:
 
 
 def _check_outputs(where, head, outputs):
-    if head == "regression" and isinstance(outputs, (tuple, list)):
+    if head == "forecast" and isinstance(outputs, (tuple, list)):
         if len(outputs) == 0:
             raise ValueError(
                 f"{where}: `outputs` must be a positive int or a tuple of "
@@ -230,7 +230,7 @@ def _check_outputs(where, head, outputs):
         return tuple(
             checks.check_int(where, "outputs", o, low=1) for o in outputs
         )
-    low = 2 if head in ("classification", "per_timestep") else 1
+    low = 2 if head in ("classification", "language_model") else 1
     what = "classes" if low == 2 else "outputs"
     try:
         return checks.check_int(where, "outputs", outputs, low=low)

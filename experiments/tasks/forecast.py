@@ -71,7 +71,7 @@ class ForecastTask(Task):
     """Direct multi-step forecasting of one or more columns of a series."""
 
     kind = KIND
-    head = "regression"
+    head = "forecast"
     loss = "mse"
     rank_by = "test_rmse"
     metrics_shown = ("mae", "rmse", "mape", "smape", "mase")

@@ -74,7 +74,7 @@ def one_hot(ids: np.ndarray, size: int) -> np.ndarray:
 
 class LanguageModelTask(Task):
     kind = KIND
-    head = "per_timestep"
+    head = "language_model"
     # Recurrent language models need their gradients clipped: a search tries these.
     clipnorm_space = Choice((0.5, 1.0, 5.0), default=1.0)
     loss = "sparse_categorical_crossentropy"

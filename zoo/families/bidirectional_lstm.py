@@ -24,8 +24,8 @@ SPACE = {
 
 
 @register("bidirectional_lstm", space=SPACE,
-          heads=("regression", "classification"))
-def build_bidirectional_lstm(input_shape, outputs, *, head="regression",
+          heads=("forecast", "classification"))
+def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
                              units=32, num_layers=1, dropout=0.0,
                              recurrent_dropout=0.0, merge_mode="concat",
                              name="bidirectional_lstm"):
@@ -34,7 +34,7 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="regression",
     Args:
         input_shape: ``(time, features)``; ``time`` may be ``None``.
         outputs: see ``zoo.build_model``.
-        head: ``"regression"`` (default) or ``"classification"``.
+        head: ``"forecast"`` (default) or ``"classification"``.
         units: state size of each direction. Default 32.
         num_layers: how many bidirectional layers, at least 1. Default 1.
         dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.

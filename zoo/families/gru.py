@@ -19,15 +19,15 @@ SPACE = {
 
 
 @register("gru", space=SPACE)
-def build_gru(input_shape, outputs, *, head="regression", units=32,
+def build_gru(input_shape, outputs, *, head="forecast", units=32,
               num_layers=1, dropout=0.0, recurrent_dropout=0.0, name="gru"):
     """``num_layers`` chained GRU layers followed by an output head.
 
     Args:
         input_shape: ``(time, features)``; ``time`` may be ``None``.
         outputs: see ``zoo.build_model``.
-        head: ``"regression"`` (default), ``"classification"`` or
-            ``"per_timestep"``.
+        head: ``"forecast"`` (default), ``"classification"`` or
+            ``"language_model"``.
         units: size of each layer's state. Default 32.
         num_layers: how many GRU layers, at least 1. Default 1.
         dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.

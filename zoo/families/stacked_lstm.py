@@ -20,7 +20,7 @@ SPACE = {
 
 
 @register("stacked_lstm", space=SPACE)
-def build_stacked_lstm(input_shape, outputs, *, head="regression", units=32,
+def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
                        num_layers=2, dropout=0.0, recurrent_dropout=0.0,
                        name="stacked_lstm"):
     """``num_layers`` chained LSTM layers followed by an output head.
@@ -28,8 +28,8 @@ def build_stacked_lstm(input_shape, outputs, *, head="regression", units=32,
     Args:
         input_shape: ``(time, features)``; ``time`` may be ``None``.
         outputs: see ``zoo.build_model``.
-        head: ``"regression"`` (default), ``"classification"`` or
-            ``"per_timestep"``.
+        head: ``"forecast"`` (default), ``"classification"`` or
+            ``"language_model"``.
         units: size of each layer's state. Default 32.
         num_layers: how many LSTM layers, at least 1. Default 2.
         dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.

@@ -18,7 +18,7 @@ SPACE = {
 
 
 @register("vanilla_lstm", space=SPACE)
-def build_vanilla_lstm(input_shape, outputs, *, head="regression", units=32,
+def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
                        dropout=0.0, recurrent_dropout=0.0,
                        name="vanilla_lstm"):
     """One LSTM layer followed by an output head.
@@ -26,8 +26,8 @@ def build_vanilla_lstm(input_shape, outputs, *, head="regression", units=32,
     Args:
         input_shape: ``(time, features)``; ``time`` may be ``None``.
         outputs: see ``zoo.build_model``.
-        head: ``"regression"`` (default), ``"classification"`` or
-            ``"per_timestep"``.
+        head: ``"forecast"`` (default), ``"classification"`` or
+            ``"language_model"``.
         units: size of the hidden and cell state. Default 32.
         dropout: dropout on the layer's inputs, in [0, 1). Keeps cuDNN.
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
