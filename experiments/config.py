@@ -48,19 +48,6 @@ class Interval:
 
 
 @dataclasses.dataclass(frozen=True)
-class Options:
-    """One of ``values``."""
-
-    values: tuple
-
-    def allows(self, value) -> bool:
-        return value in self.values
-
-    def describe(self) -> str:
-        return f"one of {list(self.values)}"
-
-
-@dataclasses.dataclass(frozen=True)
 class OfType:
     """A value of one of ``types`` (``what`` names them for people)."""
 
