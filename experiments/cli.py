@@ -88,6 +88,11 @@ def run_config(args, **overrides):
     for key in ("target", "features"):
         if key in given:
             given[key] = tuple(given[key])
+    if "intervals" in given:
+        from experiments.forecaster import check_levels
+
+        given["intervals"] = check_levels(
+            t for t in given["intervals"].split(",") if t and t != "none")
     for key in ("val_size", "test_size"):
         if key in given:
             given[key] = _literal(given[key])

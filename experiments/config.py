@@ -11,6 +11,7 @@ settings, from ``TRAINING_DEFAULTS``: defaults live in one place per task.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import numbers
 from typing import Any
@@ -183,6 +184,17 @@ class RunConfig:
         help="log, diff, seasonal_diff, comma-separated, or none")
     folds: int | None = setting(None, _INT_1, group="data", type=int,
                                 help="rolling-origin folds (default 1)")
+    refit: bool | None = setting(
+        None, OfType((bool,), "true or false"), group="forecast",
+        action=argparse.BooleanOptionalAction,
+        help="after training, fit the model again on all the data (train, validation "
+             "and test) for the epochs early stopping chose, and serve that one; the test "
+             "metrics stay those of the model that never saw the test period (default: "
+             "on for tune, off for train)")
+    intervals: tuple[int, ...] | None = setting(
+        None, OfType((tuple,), "whole percentages such as 80,95"), group="forecast",
+        metavar="L[,L]", help="prediction intervals of the served model, in percent "
+        "(default 80,95; none for no intervals)")
     epochs: int | None = setting(None, _INT_1, group="training", type=int,
                                  help="maximum epochs (early stopping on; default 200)")
     batch_size: int | None = setting(None, _INT_1, group="training", type=int,

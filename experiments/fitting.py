@@ -132,6 +132,38 @@ def fit(model, task: Task, cfg, callbacks=()):
     return history
 
 
+def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
+    """A fresh ``model_name`` fit on every window of the data (training,
+    validation and test) for ``epochs`` epochs, the count early stopping
+    chose on the validation split; there is nothing left to stop on.
+
+    Raises ``TrainingError`` when the loss becomes NaN or infinite.
+    """
+    data = task.all_windows()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.seed)
+    model = zoo.build_model(model_name, task.input_shape, task.outputs, **hp)
+    optimizer = keras.optimizers.Adam(cfg.learning_rate, clipnorm=cfg.clipnorm)
+    compile_fast(model, optimizer, task.loss, math.ceil(len(data) / cfg.batch_size),
+                 epochs, **task.compile_kwargs())
+    losses = model.fit(**fit_arguments(data.x, data.y, cfg.batch_size,
+                                       steps_per_execution=model.steps_per_execution),
+                       epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN()],
+                       verbose=0).history.get("loss", [])
+    if not losses or not all(math.isfinite(v) for v in losses):
+        last = losses[-1] if losses else "undefined"
+        raise TrainingError(f"the refit's training loss became {last}; try a lower "
+                            f"learning rate, or --no-refit")
+    return model
+
+
+def best_epochs(history: dict) -> int:
+    """Epochs up to the best validation loss (what early stopping kept)."""
+    val = history.get("val_loss") or history.get("loss", [])
+    finite = [(v, i) for i, v in enumerate(val) if math.isfinite(v)]
+    return min(finite)[1] + 1 if finite else max(1, len(val))
+
+
 def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
     """The family's hyperparameters with defaults filled in (and the task's
     head); a family that cannot serve the task, or a setting it does not

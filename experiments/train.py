@@ -58,7 +58,7 @@ def prepare_run(cfg: RunConfig):
 def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
     """Flat MLflow params: identical names for every family."""
     params = {"model": cfg.model, "dataset": task.name, "task": task.kind,
-              **task.params(), "folds": cfg.folds,
+              **task.params(), "folds": cfg.folds, "refit": bool(cfg.refit),
               "epochs": cfg.epochs, "batch_size": cfg.batch_size,
               "learning_rate": cfg.learning_rate, "clipnorm": cfg.clipnorm,
               "patience": cfg.patience, "seed": cfg.seed}
@@ -129,5 +129,11 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
         }
         mlflow.log_text(tracking.redact(json.dumps(config, indent=2, default=str)),
                         "run_config.json")
-        tracking.log_model(model, task)
-        return TrainResult(run_id, final, history, model, task)
+        served = model
+        if cfg.refit:
+            epochs = fitting.best_epochs(history)
+            served = fitting.refit(cfg.model, task, hp, cfg, epochs)
+            mlflow.log_metric("refit_epochs", epochs)
+        mlflow.set_tag("refit", str(bool(cfg.refit)).lower())
+        task.log_served(served, calibrated_on=model)
+        return TrainResult(run_id, final, history, served, task)

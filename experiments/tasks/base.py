@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments import tracking
+
 
 @dataclasses.dataclass(frozen=True)
 class Split:
@@ -77,6 +79,15 @@ class Task:
 
     def log_artifacts(self, model, scores: dict) -> None:
         """Task plots and files for the active run."""
+
+    def log_served(self, model, calibrated_on=None):
+        """Log the model that serves predictions as the run's ``model``.
+
+        ``calibrated_on``: the model trained without the validation and test
+        periods, when ``model`` is a refit of it (a task that calibrates
+        intervals does so on that one). Returns MLflow's ``ModelInfo``.
+        """
+        return tracking.log_model(model, self)
 
     def config(self) -> dict[str, Any]:
         """What, besides params, is needed to use the logged model."""

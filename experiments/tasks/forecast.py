@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+import pandas as pd
+
 from experiments import data, metrics, tracking, windows
 from experiments.errors import ConfigError
+from experiments.forecaster import DEFAULT_LEVELS, Forecaster, conformal_widths, coverage
 from experiments.tasks.base import Split, Task
 
 KIND = "forecast"
 TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "time_format",
          "max_file_mb", "fill_missing", "sort", "window", "horizon", "val_size", "test_size",
-         "season", "transforms", "folds")
+         "season", "transforms", "folds", "refit", "intervals")
 # Where neither the user nor the dataset (``Series.defaults``) says otherwise.
 DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
             "transforms": ()}
@@ -63,7 +67,8 @@ def make_tasks(cfg) -> list[ForecastTask]:
     chosen = settings(cfg, series)
     n_test = windows.resolve_part(chosen["test_size"], len(series), series.frame.index,
                                   "test")
-    return [ForecastTask(windows.prepare(s, **chosen), series.repairs)
+    levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
+    return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels)
             for s in fold_series(series, cfg.folds, n_test)]
 
 
@@ -76,7 +81,7 @@ class ForecastTask(Task):
     rank_by = "test_rmse"
     metrics_shown = ("mae", "rmse", "mape", "smape", "mase")
 
-    def __init__(self, prepared, repairs=()):
+    def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -85,6 +90,7 @@ class ForecastTask(Task):
         self.val = Split(p.val.x, p.val.y)
         self.test = Split(p.test.x, p.test.y)
         self.repairs = tuple(repairs)
+        self.levels = tuple(levels)
 
     def params(self):
         p = self.prepared
@@ -93,7 +99,8 @@ class ForecastTask(Task):
                 "window": p.window, "horizon": p.horizon,
                 "n_train": p.n_train, "n_val": p.n_val, "n_test": p.n_test,
                 "transforms": ",".join(p.transforms) or "none",
-                "season": p.season}
+                "season": p.season,
+                "intervals": ",".join(map(str, self.levels)) or "none"}
 
     def dataset(self):
         return tracking.dataset_of(self.series)
@@ -117,7 +124,42 @@ class ForecastTask(Task):
         val = metrics.forecast_metrics(p.truth(p.val), self.forecast(model, p.val),
                                        metrics.scale_for(p))
         scores.update({f"val_{k}": v for k, v in val.items()})
+        # How often the test values fall inside the intervals calibrated on
+        # the validation period.
+        widths = self.forecaster(model).widths
+        for level in self.levels:
+            scores[f"test_coverage_{level}"] = coverage(p.truth(p.test), pred,
+                                                        widths[str(level)])
         return scores
+
+    def forecaster(self, model, refit: bool = False) -> Forecaster:
+        """What serves ``model``: preprocessing, time column, and split-
+        conformal intervals from its validation residuals. A refit model
+        keeps the intervals of the model that had not seen the validation
+        period (its own residuals there would be too small)."""
+        p = self.prepared
+        widths = conformal_widths(p.truth(p.val), self.forecast(model, p.val), self.levels)
+        index = self.series.frame.index
+        time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
+        return Forecaster(p.preprocessor, time_col, widths, refit)
+
+    def all_windows(self):
+        """Every window of the series, training through test: what a refit
+        learns from (the scaler stays the one fitted on the training rows)."""
+        p = self.prepared
+        x = np.concatenate([p.train.x, p.val.x, p.test.x])
+        y = np.concatenate([p.train.y, p.val.y, p.test.y])
+        return Split(x, y)
+
+    def log_served(self, model, calibrated_on=None):
+        """The served pyfunc model (see ``experiments.served``): raw history
+        in, forecasts with intervals out."""
+        from experiments import served
+
+        refit = calibrated_on is not None and calibrated_on is not model
+        forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
+        return served.log_forecast_model(model, forecaster, self.series,
+                                         tracking.model_requirements())
 
     def log_artifacts(self, model, scores):
         import mlflow
@@ -133,6 +175,22 @@ class ForecastTask(Task):
                           "plots/forecast.png")
         mlflow.set_tag("beats_seasonal_naive",
                        str(scores["test_skill_vs_seasonal_naive"] > 0))
+        mlflow.log_text(self.test_forecasts(pred).to_csv(index=False), "test_forecasts.csv")
+
+    def test_forecasts(self, pred) -> pd.DataFrame:
+        """One row per test origin, step and target: the forecast and the
+        actual value, in the data's units (the run's record of its test)."""
+        p = self.prepared
+        index = self.series.frame.index
+        truth = p.truth(p.test)
+        rows = []
+        for i, origin in enumerate(p.test.origins):
+            for h in range(p.horizon):
+                for j, target in enumerate(self.series.targets):
+                    rows.append({"origin": str(index[origin]), "step": h + 1,
+                                 "target": target, "forecast": float(pred[i, h, j]),
+                                 "actual": float(truth[i, h, j])})
+        return pd.DataFrame(rows)
 
     def config(self):
         p = self.prepared

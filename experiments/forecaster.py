@@ -1,0 +1,275 @@
+"""Forecasts past the end of the data, from raw history, with intervals.
+
+A ``Forecaster`` is what a served model needs besides the Keras network:
+the preprocessing (``experiments.preprocessing.Preprocessor``), the name of
+the time column, and the width of each prediction interval per horizon
+step (split conformal, from the validation residuals). ``forecast`` takes a
+DataFrame of raw history, laid out as the user's CSV, and returns the next
+steps in the data's own units::
+
+    forecaster.forecast(model, history)            # the next `horizon` steps
+    forecaster.forecast(model, history, steps=36)  # rolls forward on its own forecasts
+
+It needs NumPy, pandas and a callable Keras model; no MLflow, no training code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+
+from experiments.preprocessing import Preprocessor
+
+DEFAULT_LEVELS = (80, 95)
+
+
+def conformal_widths(truth, pred, levels) -> dict[str, list]:
+    """Split-conformal half-widths per horizon step and target.
+
+    For each level ``L`` the width is the ``ceil((n + 1) L / 100)``-th
+    smallest absolute residual of the ``n`` calibration forecasts at that
+    step (the largest one when ``n`` is too small for the level), which
+    covers a new forecast with probability at least ``L``% when the errors
+    are exchangeable.
+
+    Args:
+        truth, pred: ``(n, horizon, targets)`` in original units.
+        levels: coverage levels in percent, e.g. ``(80, 95)``.
+
+    Returns:
+        ``{"80": [[width per target] per step], ...}``.
+    """
+    errors = np.sort(np.abs(np.asarray(truth, float) - np.asarray(pred, float)), axis=0)
+    n = len(errors)
+    if n == 0:
+        raise ValueError("conformal intervals need at least one calibration forecast")
+    out = {}
+    for level in levels:
+        rank = min(n, math.ceil((n + 1) * level / 100))
+        out[str(level)] = errors[rank - 1].tolist()
+    return out
+
+
+def coverage(truth, pred, widths) -> float:
+    """The fraction of ``truth`` inside ``pred ± widths`` (``widths`` per step
+    and target, as ``conformal_widths`` gives for one level)."""
+    truth, pred = np.asarray(truth, float), np.asarray(pred, float)
+    w = np.asarray(widths, float)[None, : truth.shape[1]]
+    return float(np.mean(np.abs(truth - pred) <= w))
+
+
+def check_levels(levels) -> tuple[int, ...]:
+    """Interval levels as ints in (0, 100), or a ``ValueError`` naming them."""
+    out = []
+    for level in levels:
+        try:
+            value = float(level)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (0 < value < 100) or value != int(value):
+            raise ValueError(f"--intervals takes whole percentages between 0 and 100, "
+                             f"such as 80,95; received {level!r}")
+        out.append(int(value))
+    return tuple(sorted(set(out)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Forecaster:
+    """Raw history in, forecasts with intervals out.
+
+    Attributes:
+        preprocessor: transforms, scaler, window and horizon.
+        time_col: the history's time column, or None for data without one
+            (then rows are numbered and the output's first column is ``step``).
+        widths: ``{"80": [[half-width per target] per horizon step]}``.
+        refit: whether the network was refit on all the data.
+    """
+
+    preprocessor: Preprocessor
+    time_col: str | None
+    widths: dict = dataclasses.field(default_factory=dict)
+    refit: bool = False
+
+    @property
+    def levels(self) -> list[str]:
+        return sorted(self.widths, key=float)
+
+    @property
+    def min_rows(self) -> int:
+        """Rows of history the model needs: its window plus what the
+        differencing transforms consume."""
+        return self.preprocessor.window + self.preprocessor.lost
+
+    @property
+    def columns(self) -> list[str]:
+        """The history's columns, in order: time (if any), targets, features."""
+        return ([self.time_col] if self.time_col else []) + list(self.preprocessor.features)
+
+    def output_columns(self) -> list[str]:
+        pre = self.preprocessor
+        cols = [self.time_col or "step", *pre.targets]
+        for target in pre.targets:
+            prefix = f"{target}_" if len(pre.targets) > 1 else ""
+            for level in self.levels:
+                cols += [f"{prefix}lower_{level}", f"{prefix}upper_{level}"]
+        return cols
+
+    # === Checking the history ===
+    def check_history(self, history) -> pd.DataFrame:
+        """The history as a float frame indexed by time (or position).
+
+        Raises:
+            ValueError: naming the missing column, the row with a missing or
+                non-numeric value, unsorted or irregular timestamps, or too
+                few rows.
+        """
+        pre = self.preprocessor
+        if not isinstance(history, pd.DataFrame):
+            try:
+                history = pd.DataFrame(history)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"history must be a table (a pandas DataFrame) with "
+                                 f"columns {self.columns}; received "
+                                 f"{type(history).__name__} ({err})") from None
+        missing = [c for c in self.columns if c not in history.columns]
+        if missing:
+            raise ValueError(f"history is missing column {missing[0]!r}; the model needs "
+                             f"the columns {self.columns}")
+        if len(history) < self.min_rows:
+            lost = (f" + {pre.lost} lost to {'+'.join(pre.transforms)}" if pre.lost else "")
+            raise ValueError(f"history has {len(history)} rows; the model needs at least "
+                             f"{self.min_rows} (window {pre.window}{lost})")
+        frame = pd.DataFrame(index=range(len(history)))
+        for col in pre.features:
+            values = pd.to_numeric(history[col].reset_index(drop=True), errors="coerce")
+            bad = np.flatnonzero(values.isna().to_numpy())
+            if len(bad):
+                raw = history[col].iloc[bad[0]]
+                shown = "empty (NaN)" if pd.isna(raw) else f"{raw!r}, not a number"
+                raise ValueError(f"history column {col!r}, row {bad[0] + 1} is {shown}")
+            frame[col] = values.to_numpy(dtype="float64")
+        if self.time_col:
+            frame.index = pd.DatetimeIndex(self._times(history[self.time_col]),
+                                           name=self.time_col)
+            self._check_spacing(frame.index)
+        return frame
+
+    def _times(self, column) -> pd.DatetimeIndex:
+        try:
+            times = pd.to_datetime(column.reset_index(drop=True), format="ISO8601")
+        except (ValueError, TypeError):
+            times = pd.to_datetime(column.reset_index(drop=True), errors="coerce",
+                                   format="ISO8601")
+            bad = int(np.flatnonzero(times.isna().to_numpy())[0])
+            raise ValueError(f"history column {self.time_col!r}, row {bad + 1}: "
+                             f"{column.iloc[bad]!r} is not a timestamp (ISO 8601, "
+                             f"such as 1960-12-01)") from None
+        if getattr(times.dt, "tz", None) is not None:
+            times = times.dt.tz_localize(None)
+        missing = np.flatnonzero(times.isna().to_numpy())
+        if len(missing):
+            raise ValueError(f"history column {self.time_col!r}, row {missing[0] + 1}: "
+                             f"the timestamp is missing")
+        return pd.DatetimeIndex(times)
+
+    def _check_spacing(self, index: pd.DatetimeIndex) -> None:
+        steps = np.flatnonzero(np.diff(index.asi8) <= 0)
+        if len(steps):
+            row = int(steps[0]) + 2
+            raise ValueError(f"history column {self.time_col!r} is not increasing: row "
+                             f"{row} ({index[row - 1]}) does not come after row {row - 1} "
+                             f"({index[row - 2]}); sort the rows and remove duplicates")
+        freq = self.preprocessor.freq
+        if freq is None:
+            return
+        expected = pd.date_range(index[0], periods=len(index), freq=freq)
+        off = np.flatnonzero(expected != index)
+        if len(off):
+            row = int(off[0])
+            raise ValueError(
+                f"history column {self.time_col!r} is irregular: row {row + 1} is "
+                f"{index[row]}, but the model's data is spaced {freq!r}, so it should be "
+                f"{expected[row]} (no gaps or extra rows)")
+
+    # === Forecasting ===
+    def forecast(self, model, history, steps: int | None = None) -> pd.DataFrame:
+        """The ``steps`` values after the end of ``history``.
+
+        Up to ``horizon`` steps come from one direct forecast. Beyond it the
+        forecast rolls forward: each block's forecasts are appended to the
+        history as if observed and the model is run again, so errors compound
+        and the intervals widen with the square root of the number of blocks
+        (an approximation: the conformal guarantee holds within the first
+        block only). Rolling needs every input column to be forecast, so a
+        model with extra feature columns forecasts at most ``horizon`` steps.
+
+        Args:
+            model: the Keras model (called directly: no progress bar).
+            history: raw rows, as the user's CSV (see ``columns``).
+            steps: how many steps; default the model's horizon.
+        """
+        pre = self.preprocessor
+        steps = pre.horizon if steps is None else steps
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps must be an int >= 1; received {steps!r}")
+        frame = self.check_history(history)
+        if steps > pre.horizon and set(pre.features) != set(pre.targets):
+            extra = [c for c in pre.features if c not in pre.targets]
+            raise ValueError(
+                f"steps={steps} goes past the model's horizon ({pre.horizon}), which "
+                f"needs future values of the feature column(s) {extra}; forecast at "
+                f"most {pre.horizon} steps")
+        values = frame[list(pre.features)].to_numpy(dtype="float64")
+        blocks = []
+        while sum(len(b) for b in blocks) < steps:
+            block = self._one_block(model, values)
+            blocks.append(block)
+            values = np.concatenate([values, block], axis=0)  # features == targets here
+        pred = np.concatenate(blocks, axis=0)[:steps]
+        return self._table(frame.index, pred, steps)
+
+    def _one_block(self, model, values) -> np.ndarray:
+        """One direct forecast, ``(horizon, targets)``, from raw ``values``."""
+        import keras
+
+        pre = self.preprocessor
+        recent = pd.DataFrame(values[-self.min_rows:], columns=list(pre.features))
+        scaled = pre.transform(recent).to_numpy("float32")[-pre.window:]
+        out = keras.ops.convert_to_numpy(model(scaled[None], training=False))
+        cols = [pre.features.index(t) for t in pre.targets]
+        past = values[len(values) - pre.lost:, cols][None]
+        return pre.inverse_transform(out, past)[0]
+
+    def _table(self, index, pred, steps) -> pd.DataFrame:
+        pre = self.preprocessor
+        if self.time_col:
+            freq = pre.freq or pd.infer_freq(index)
+            times = pd.date_range(index[-1], periods=steps + 1, freq=freq)[1:]
+            first = pd.Series(times, name=self.time_col)
+        else:
+            first = pd.Series(np.arange(len(index), len(index) + steps), name="step")
+        table = {first.name: first.to_numpy()}
+        blocks = np.arange(steps) // pre.horizon
+        for j, target in enumerate(pre.targets):
+            table[target] = pred[:, j]
+        for j, target in enumerate(pre.targets):
+            prefix = f"{target}_" if len(pre.targets) > 1 else ""
+            for level in self.levels:
+                width = np.asarray(self.widths[level], float)[:, j]
+                w = width[np.arange(steps) % pre.horizon] * np.sqrt(blocks + 1)
+                table[f"{prefix}lower_{level}"] = pred[:, j] - w
+                table[f"{prefix}upper_{level}"] = pred[:, j] + w
+        return pd.DataFrame(table)[self.output_columns()]
+
+    # === Plain JSON ===
+    def to_config(self) -> dict:
+        return {"preprocessor": self.preprocessor.to_config(), "time_col": self.time_col,
+                "widths": self.widths, "refit": self.refit}
+
+    @classmethod
+    def from_config(cls, config: dict) -> Forecaster:
+        return cls(Preprocessor.from_config(config["preprocessor"]), config["time_col"],
+                   dict(config.get("widths", {})), bool(config.get("refit", False)))

@@ -1,0 +1,9 @@
+"""The served model's code, as MLflow's "models from code" loads it: the
+logged model refers to this file instead of a pickled object, so loading it
+runs nothing but this package's code (``experiments.served``)."""
+
+import mlflow
+
+from experiments.served import ForecastModel
+
+mlflow.models.set_model(ForecastModel())
