@@ -225,10 +225,13 @@ def cmd_tune(args) -> int:
     if skill is not None:
         print(f"skill vs seasonal naive: {skill:+.3f} (the best model "
               f"{'beats' if skill > 0 else 'LOSES TO'} it)")
+    if result.refit:
+        print("(test metrics of the best model trained on the training split; the "
+              "model served was then refit on all the data)")
     if result.registered:
         name, version = result.registered
-        print(f"\nregistered as {name} version {version} (alias 'best'): "
-              f"mlflow.pyfunc.load_model('models:/{name}@best')")
+        print(f"\nregistered as {name} version {version} (alias 'best'); forecast with\n"
+              f"  lstm-zoo forecast --model models:/{name}@best")
     print("Open the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
           "the trials.")
     return 0
@@ -270,6 +273,68 @@ def cmd_generate(args) -> int:
     print(generate(model, saved["vocab"], args.prompt, args.length, args.temperature,
                    rng, context=saved["window"]))
     return 0
+
+
+def cmd_forecast(args) -> int:
+    import mlflow
+
+    from experiments import served, tracking
+
+    if bool(args.model) == bool(args.run_id):
+        raise ValueError("give the model to forecast with: --model URI (such as "
+                         "models:/lstm-zoo-airline@best or runs:/<id>/model) or --run-id ID")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be an int >= 1; received {args.steps}")
+    uri = args.model or f"runs:/{args.run_id}/model"
+    if uri.startswith(("models:/", "runs:/")):
+        store = tracking.resolve_uri(args.tracking_uri)
+        tracking.check_reachable(store)
+        mlflow.set_tracking_uri(store)
+    model, inner = served.load(uri)
+    forecaster = inner.forecaster
+    if args.csv:
+        history = served.history_from_csv(
+            args.csv, forecaster, time_format=args.time_format,
+            fill_missing=args.fill_missing, sort=args.sort, max_file_mb=args.max_file_mb)
+        source = args.csv
+    else:
+        history = inner.history  # the end of the data the model was trained on
+        source = "the data it was trained on"
+    params = {"steps": args.steps} if args.steps else None
+    table_ = model.predict(history, params=params)
+    steps = len(table_)
+    pre = forecaster.preprocessor
+    rolled = (f"; steps past {pre.horizon} roll forward on the model's own forecasts"
+              if steps > pre.horizon else "")
+    print(f"forecast of {steps} step(s) after {_last_time(history, forecaster)} from "
+          f"{source}{' (refit on all its data)' if forecaster.refit else ''}{rolled}:")
+    print(table([tuple(table_.columns)] + [
+        tuple(_cell(v) for v in row) for row in table_.itertuples(index=False)]))
+    if args.out:
+        table_.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    if args.plot:
+        from experiments import plots
+
+        fig = plots.future_plot(history, table_, forecaster.time_col, pre.targets,
+                                forecaster.levels, f"forecast from {uri}")
+        fig.savefig(args.plot, dpi=100)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _last_time(history, forecaster) -> str:
+    if forecaster.time_col:
+        return str(history[forecaster.time_col].iloc[-1])
+    return f"row {len(history)}"
+
+
+def _cell(value) -> str:
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M:%S").removesuffix(" 00:00:00")
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
 
 
 def cmd_inspect(args) -> int:
@@ -498,6 +563,25 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--tracking-uri")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("forecast", help="forecast past the end of the data with a "
+                       "logged or registered model")
+    p.add_argument("--model", metavar="URI",
+                   help="models:/lstm-zoo-airline@best, runs:/<id>/model or a folder")
+    p.add_argument("--run-id", help="the model of this run (runs:/<id>/model)")
+    p.add_argument("--csv", help="history to continue, laid out as the training CSV "
+                   "(default: the data the model was trained on)")
+    p.add_argument("--time-format", metavar="FMT", help="as for train")
+    p.add_argument("--fill-missing", action="store_true", help="as for train")
+    p.add_argument("--sort", action="store_true", help="as for train")
+    p.add_argument("--max-file-mb", type=float, metavar="MB", help="as for train")
+    p.add_argument("--steps", type=int, help="steps to forecast (default: the model's "
+                   "horizon); more roll forward on the model's own forecasts, and the "
+                   "intervals widen")
+    p.add_argument("--out", metavar="CSV", help="write the forecast to this CSV")
+    p.add_argument("--plot", metavar="PNG", help="draw history and forecast to this PNG")
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=cmd_forecast)
 
     p = sub.add_parser("inspect", help="load a .keras file (safe mode) and show its "
                        "layers and cuDNN eligibility")

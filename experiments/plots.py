@@ -39,6 +39,33 @@ def forecast_plot(prepared, pred: np.ndarray, baseline: np.ndarray, part,
     return fig
 
 
+def future_plot(history, table, time_col, targets, levels, title: str):
+    """The end of the history, then the forecast with its intervals shaded
+    (the widest interval lightest)."""
+    fig, axes = plt.subplots(len(targets), 1, squeeze=False, figsize=(9, 3.2 * len(targets)))
+    x_hist = history[time_col] if time_col else np.arange(len(history))
+    x_next = table[time_col or "step"]
+    if time_col:
+        import pandas as pd
+
+        x_hist = pd.to_datetime(x_hist, format="ISO8601")
+    shown = max(3 * len(table), 24)
+    for ax, col in zip(axes[:, 0], targets, strict=True):
+        prefix = f"{col}_" if len(targets) > 1 else ""
+        ax.plot(x_hist[-shown:], history[col].iloc[-shown:], color="black", lw=1.2,
+                label="history")
+        for k, level in enumerate(sorted(levels, key=float, reverse=True)):
+            ax.fill_between(x_next, table[f"{prefix}lower_{level}"],
+                            table[f"{prefix}upper_{level}"], color="tab:blue",
+                            alpha=0.15 + 0.15 * k, lw=0, label=f"{level}% interval")
+        ax.plot(x_next, table[col], color="tab:blue", lw=1.6, label="forecast")
+        ax.set_ylabel(col)
+        ax.legend(loc="upper left", fontsize=8)
+    axes[0, 0].set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(history: dict[str, list[float]], title: str):
     """Training and validation loss per epoch (log scale when positive)."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -56,10 +83,11 @@ def learning_curves(history: dict[str, list[float]], title: str):
     return fig
 
 
-def search_plot(scores: list, objective: str, title: str):
-    """Score per trial (failed trials marked) and the best so far."""
+def search_plot(scores: list, objective: str, title: str, numbers=None):
+    """Score per trial (failed trials marked) and the best so far;
+    ``numbers``: the trials' numbers (default 1, 2, ...)."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = np.arange(1, len(scores) + 1)
+    x = np.asarray(numbers) if numbers is not None else np.arange(1, len(scores) + 1)
     ok = [(i, s) for i, s in zip(x, scores, strict=True) if s is not None]
     if ok:
         ax.scatter(*zip(*ok, strict=True), label="trial", color="tab:blue")

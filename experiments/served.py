@@ -119,3 +119,40 @@ def _quiet(logger_name):
         yield
     finally:
         logger.setLevel(level)
+
+
+def load(model_uri: str):
+    """The served model at ``model_uri`` (``models:/name@alias``,
+    ``runs:/<id>/model``, a folder) as ``(pyfunc model, ForecastModel)``.
+
+    Raises:
+        ValueError: the URI names nothing, or a model that is not one of
+            lstm-zoo's forecasting models.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except (MlflowException, OSError) as err:
+        text = " ".join(str(getattr(err, "message", err)).split())[:300]
+        raise ValueError(f"cannot load the model {model_uri!r}: {text}") from None
+    inner = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else None
+    if not isinstance(inner, ForecastModel):
+        raise ValueError(f"{model_uri!r} is not an lstm-zoo forecasting model (it has no "
+                         f"forecaster); `lstm-zoo forecast` needs a model logged by "
+                         f"`train` or registered by `tune` on a series")
+    return model, inner
+
+
+def history_from_csv(path: str, forecaster: Forecaster, *, time_format=None,
+                     fill_missing=False, sort=False, max_file_mb=None) -> pd.DataFrame:
+    """A user's CSV read and checked as for training, with the model's
+    columns, laid out as the served model takes it."""
+    from experiments import data
+
+    pre = forecaster.preprocessor
+    series = data.load_csv(path, target=list(pre.targets),
+                           features=[f for f in pre.features if f not in pre.targets],
+                           time_col=forecaster.time_col, time_format=time_format,
+                           fill_missing=fill_missing, sort=sort, max_file_mb=max_file_mb)
+    return history_frame(series, len(series))

@@ -348,7 +348,8 @@ _OPEN_LOGGERS = weakref.WeakSet()
 
 
 class MetricLogger(keras.callbacks.Callback):
-    """Logs every epoch's metrics and learning rate to the active run.
+    """Logs every epoch's metrics to the active run, and the learning rate
+    as the curve ``lr`` once it changes (a constant one is a param).
 
     Values are buffered and sent with one ``log_batch`` call every
     ``flush_seconds`` and at the end of training, so tracking costs a few
@@ -364,6 +365,8 @@ class MetricLogger(keras.callbacks.Callback):
         super().__init__()
         self.run_id, self.prefix, self.flush_seconds = run_id, prefix, flush_seconds
         self._buffer = []
+        self._rates = []          # (epoch, time, learning rate) until it changes
+        self._rate_changed = False
         self._last_flush = time.monotonic()
         _OPEN_LOGGERS.add(self)
 
@@ -372,11 +375,21 @@ class MetricLogger(keras.callbacks.Callback):
 
         now = int(time.time() * 1000)
         values = dict(logs or {})
+        # Keras' schedulers put the rate in the logs; it is logged as "lr", so
+        # that the name is not both a metric and the learning_rate param.
+        rate = values.pop("learning_rate", None)
         lr = getattr(self.model.optimizer, "learning_rate", None)
         if lr is not None:
-            values["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+            rate = float(keras.ops.convert_to_numpy(lr))
         for key, value in values.items():
             self._buffer.append(Metric(self.prefix + key, float(value), now, epoch))
+        if rate is not None:
+            self._rates.append(Metric(self.prefix + "lr", float(rate), now, epoch))
+            if not self._rate_changed and self._rates[0].value != float(rate):
+                self._rate_changed = True
+            if self._rate_changed:  # the whole curve, from the first epoch
+                self._buffer += self._rates
+                self._rates = []
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 

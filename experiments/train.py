@@ -64,7 +64,10 @@ def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
               "patience": cfg.patience, "seed": cfg.seed}
     if cfg.csv and cfg.label_col is None:  # the repairs a series from a CSV may ask for
         params.update(fill_missing=cfg.fill_missing, sort=cfg.sort)
-    params.update(hp)
+    import zoo
+
+    # Every family's hyperparameter names, so runs of different families compare.
+    params.update(zoo.comparable(hp, zoo.list_models(head=task.head)))
     return params
 
 

@@ -62,7 +62,7 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
     client = client_for(db)
     for run in runs:
         epochs = int(run.data.metrics["epochs_trained"])
-        for key in ("loss", "val_loss", "learning_rate"):
+        for key in ("loss", "val_loss"):
             assert len(client.get_metric_history(run.info.run_id, key)) == epochs
 
 
@@ -111,7 +111,7 @@ def test_eight_processes_logging_to_a_warm_store_lose_nothing(tmp_path):
         i = int(run.info.run_name[len("writer"):])
         assert run.info.status == "FINISHED"
         assert run.data.params == {f"p{k}": str(k * i) for k in range(20)}
-        for key in ("loss", "val_loss", "learning_rate"):
+        for key in ("loss", "val_loss"):
             history = client.get_metric_history(run.info.run_id, key)
             assert sorted(m.step for m in history) == list(range(epochs)), key
         losses = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "loss")}

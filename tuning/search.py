@@ -64,6 +64,7 @@ class SearchResult:
     trials: list[dict]
     registered: tuple[str, str] | None     # (model name, version)
     task: Any = None
+    refit: bool = False                    # the served model was refit on all the data
 
 
 def search_name(cfg: SearchConfig, dataset: str, families) -> str:
@@ -268,10 +269,48 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
                     f"the best trial's checkpoint is not readable on the chief ({err}); "
                     f"chief and workers need a shared --directory") from None
         test_metrics = tracker.log_best(best_trial, model)
-        registered = tracker.register(name) if cfg.register else None
+        served, refit = _refit(cfg, hypermodel, best_trial, task, model)
+        model_info = task.log_served(served, calibrated_on=model)
+        registered = None
+        if cfg.register:
+            card = None
+            if hasattr(task, "all_windows"):
+                from experiments.card import model_card
+                from tuning.tracked import trial_params
+
+                hp = trial_params(best_trial.hyperparameters.values)
+                card = model_card(
+                    name=tracker.registered_name(),
+                    family=hp.get("family", hypermodel.families[0]), hyperparameters=hp,
+                    task=task, scores=test_metrics, refit=refit,
+                    run_id=parent.info.run_id)
+            registered = tracker.register(model_info, card)
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,
-                            registered, task)
+                            registered, task, refit)
+
+
+def _refit(cfg: SearchConfig, hypermodel, trial, task, model):
+    """The model to serve, and whether it was refit: the best configuration
+    fit again on all the data (training, validation and test) for as many
+    epochs as its trial kept, unless ``--no-refit`` or the task has no
+    series to refit on."""
+    import keras
+    import mlflow
+
+    refit = hasattr(task, "all_windows") and cfg.run.refit is not False
+    mlflow.set_tag("refit", str(refit).lower())
+    if not refit:
+        return model, False
+    epochs = int(trial.best_step or 0) + 1
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.run.seed)
+    refitted = hypermodel.build(trial.hyperparameters)
+    data = task.all_windows()
+    hypermodel.fit(trial.hyperparameters, refitted, data.x, data.y, epochs=epochs,
+                   verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
+    mlflow.log_metric("refit_epochs", epochs)
+    return refitted, True
 
 
 def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):

@@ -97,14 +97,19 @@ class SearchTracker:
         self.done = 0
         self.heartbeat = 0.0      # seconds between a worker's heartbeats; 0: not a worker
         self.worker = os.environ.get("KERASTUNER_TUNER_ID", "main")
+        self.environment = tracking.run_environment()  # once: it runs git
+        self._dataset_input = None
+        self.child_runs = {}      # trial_id -> run id, of the trials that ended
 
     # === Parent ===
     @contextlib.contextmanager
     def parent_run(self, existing_id=None):
         tags = {"search": self.name, "tuner": self.cfg.tuner,
                 "dataset": self.dataset_name, "task": self.task.kind,
-                "family": ",".join(self.families), "run_kind": "search",
-                **tracking.run_environment()}
+                # "family" is set to the best trial's family when the search
+                # ends: a list in it would be a group of its own in the UI.
+                "families": ",".join(self.families), "run_kind": "search",
+                **self.environment}
         kwargs = {"run_id": existing_id} if existing_id else {"run_name": self.name}
         self.resumed = existing_id is not None
         with tracking.tracked_run(tags=tags, **kwargs) as run:
@@ -150,21 +155,39 @@ class SearchTracker:
             "keras_tuner.trial_id": trial.trial_id, "family": family,
             "dataset": self.dataset_name, "task": self.task.kind, "run_kind": "trial",
             "lstm_zoo.pid": str(os.getpid()), "lstm_zoo.host": socket.gethostname(),
-            "worker": self.worker,
+            "worker": self.worker, **self.environment,
         })
         run_id = child.info.run_id
         from mlflow.entities import Param
+
+        import zoo
+
+        # Every searched family's names, so that the UI compares all trials.
+        params = zoo.comparable(params, self.families)
         client.log_batch(run_id, params=[Param(k, redact(str(v))) for k, v in {
             "model": family, **params, **self.task.params(),
             "epochs": self.cfg.run.epochs, "patience": self.cfg.run.patience,
             "seed": self.cfg.run.seed}.items()])
+        client.log_inputs(run_id, datasets=[self.dataset_input()])
         self.children[trial.trial_id] = run_id
         self.begun[trial.trial_id] = time.monotonic()
 
+    def dataset_input(self):
+        """The data as an MLflow dataset input (made once: it hashes the data)."""
+        if self._dataset_input is None:
+            from mlflow.entities import DatasetInput, InputTag
+            from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+            entity = self.task.dataset()._to_mlflow_entity()
+            self._dataset_input = DatasetInput(
+                entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
+        return self._dataset_input
+
     def callbacks_for(self, trial):
-        logger = MetricLogger(self.children[trial.trial_id])
+        run_id = self.children[trial.trial_id]
+        logger = MetricLogger(run_id)
         self.loggers[trial.trial_id] = logger
-        return [logger]
+        return [logger, _CudnnTag(run_id)]
 
     def flush_logger(self, trial_id):
         logger = self.loggers.pop(trial_id, None)
@@ -184,11 +207,13 @@ class SearchTracker:
         status = trial.status
         now = int(time.time() * 1000)
         epochs = len(client.get_metric_history(run_id, "loss"))
+        # Not "epochs" (a param: the most allowed) nor "val_loss" (the curve):
+        # the objective at the epoch the trial kept, and which epoch that was.
         metrics = [Metric("seconds", seconds, now, 0),
-                   Metric("epochs", float(epochs), now, 0)]
+                   Metric("epochs_trained", float(epochs), now, 0)]
         score = trial.score
         if status == "COMPLETED" and score is not None and math.isfinite(score):
-            metrics += [Metric("score", float(score), now, 0),
+            metrics += [Metric(f"best_{self.cfg.objective}", float(score), now, 0),
                         Metric("best_epoch", float(trial.best_step or 0), now, 0)]
         else:
             reason = (trial.message or f"trial ended {status}").strip()
@@ -249,14 +274,17 @@ class SearchTracker:
         for child in client.search_runs(
                 [exp], f"tags.mlflow.parentRunId = '{self.parent_id}'"):
             if child.info.status in ("FINISHED", "FAILED"):
-                timing[child.data.tags.get("keras_tuner.trial_id")] = child.data.metrics
+                trial_id = child.data.tags.get("keras_tuner.trial_id")
+                timing[trial_id] = child.data.metrics
+                self.child_runs[trial_id] = child.info.run_id
         rows = []
         for trial_id, trial in sorted(tuner.oracle.trials.items()):
             hp = trial_params(trial.hyperparameters.values)
             m = timing.get(trial_id, {})
             rows.append({"trial": trial_id, "status": trial.status,
                          "score": trial.score,
-                         "epochs": int(m["epochs"]) if "epochs" in m else None,
+                         "epochs": int(m["epochs_trained"]) if "epochs_trained" in m
+                         else None,
                          "seconds": round(m["seconds"], 2) if "seconds" in m else None,
                          **hp})
         return rows
@@ -272,39 +300,75 @@ class SearchTracker:
         frame.to_csv(buffer, index=False)
         mlflow.log_text(redact(buffer.getvalue()), "trials.csv")
         scores = [r["score"] if r["status"] == "COMPLETED" else None for r in rows]
-        tracking.log_figure(plots.search_plot(scores, self.cfg.objective, self.name),
-                          "plots/search.png")
+        # Numbered as the trials' runs are named (trial-00 is 0).
+        numbers = [int(r["trial"]) for r in rows]
+        tracking.log_figure(plots.search_plot(scores, self.cfg.objective, self.name,
+                                              numbers), "plots/search.png")
         mlflow.log_metrics({
             "trials_completed": sum(r["status"] == "COMPLETED" for r in rows),
             "trials_failed": sum(r["status"] != "COMPLETED" for r in rows)})
 
     def log_best(self, trial, model) -> dict:
+        """The best trial's model on the test split, marked on its child run
+        and named on the parent (the metrics are of this model, trained on
+        the training split only)."""
         import mlflow
 
         hp = trial_params(trial.hyperparameters.values)
+        family = hp.get("family", self.families[0])
         mlflow.log_params(redact({f"best_{k}": v for k, v in hp.items()}))
         scores = self.task.evaluate(model)
-        scores["best_score"] = float(trial.score)
+        scores[f"best_trial_{self.cfg.objective}"] = float(trial.score)
         mlflow.log_metrics(scores)
         mlflow.log_text(json.dumps(hp, indent=2, default=str),
                         "best_hyperparameters.json")
         self.task.log_artifacts(model, scores)
-        tracking.log_model(model, self.task)
+        child = self.child_runs.get(trial.trial_id)
+        mlflow.set_tags({"family": family, "best_trial": trial.trial_id,
+                         **({"best_trial_run_id": child} if child else {})})
+        if child:
+            mlflow.MlflowClient().set_tag(child, "best_trial", "true")
         return scores
 
-    def register(self, search) -> tuple[str, str]:
-        """Register the parent's model: one registered model per dataset,
-        the new version tagged with its search and aliased ``best``."""
+    def registered_name(self) -> str:
+        """One registered model per dataset: ``lstm-zoo-<dataset>``."""
+        return f"lstm-zoo-{safe_name(self.dataset_name)}"
+
+    def register(self, model_info, card) -> tuple[str, str]:
+        """Register the served model: one registered model per dataset, the
+        new version with a model card (``card``: description and tags) and
+        the alias ``best``."""
         import mlflow
 
-        name = f"lstm-zoo-{safe_name(self.dataset_name)}"
-        version = mlflow.register_model(f"runs:/{self.parent_id}/model", name,
-                                        tags={"search": self.name,
-                                              "run_id": self.parent_id})
+        name = self.registered_name()
+        uri = model_info.model_uri if model_info else f"runs:/{self.parent_id}/model"
+        description, tags = card if card else ("", {})
+        version = mlflow.register_model(uri, name, tags={
+            "search": self.name, "run_id": self.parent_id, **tags})
         client = mlflow.MlflowClient()
+        if description:
+            client.update_model_version(name, version.version, description=description)
         client.set_registered_model_alias(name, "best", version.version)
         mlflow.set_tag("registered_model", f"{name}/{version.version}")
         return name, str(version.version)
+
+
+class _CudnnTag(keras.callbacks.Callback):
+    """Tags the trial's run with whether its model can use the fused cuDNN
+    kernels (as ``train`` runs are tagged)."""
+
+    def __init__(self, run_id):
+        super().__init__()
+        self.run_id = run_id
+
+    def on_train_begin(self, logs=None):
+        import mlflow
+
+        import zoo
+
+        eligible = all(r.eligible for r in zoo.cudnn_report(self.model)
+                       if r.has_fused_kernel)
+        mlflow.MlflowClient().set_tag(self.run_id, "cudnn_eligible", str(eligible))
 
 
 def _short(value):

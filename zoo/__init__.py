@@ -13,6 +13,7 @@ from zoo.registry import (
     CudnnWarning,
     ModelInfo,
     build_model,
+    comparable,
     get,
     list_models,
     register,
@@ -25,6 +26,6 @@ from zoo.space import Choice, Float, Int
 
 __all__ = [
     "Choice", "CudnnStatus", "CudnnWarning", "Float", "Int", "ModelFileError",
-    "ModelInfo", "build_model", "cudnn_report", "get", "list_models", "load_model",
+    "ModelInfo", "build_model", "comparable", "cudnn_report", "get", "list_models", "load_model",
     "register", "registered", "search_space", "unregister",
 ]

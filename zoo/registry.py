@@ -219,6 +219,32 @@ def search_space(name: str) -> dict[str, Spec]:
     return dict(get(name).space)
 
 
+# What a family without the argument amounts to: one layer deep.
+NEUTRAL = {"num_layers": 1}
+
+
+def comparable(values: dict, families) -> dict:
+    """``values`` with every hyperparameter of ``families``' search spaces
+    present: one a family lacks gets a neutral value (``NEUTRAL``, else 0,
+    False or ``"none"``), so runs of different families share parameter
+    names and MLflow's parallel-coordinates plot keeps them all."""
+    out = dict(values)
+    for family in families:
+        for name, spec in search_space(family).items():
+            if name not in out:
+                out[name] = NEUTRAL.get(name, _neutral(spec))
+    return out
+
+
+def _neutral(spec):
+    default = spec.default
+    if isinstance(default, bool):
+        return False
+    if isinstance(default, (int, float)):
+        return type(default)(0)
+    return "none"
+
+
 def _check_outputs(where, head, outputs):
     if head == "forecast" and isinstance(outputs, (tuple, list)):
         if len(outputs) == 0:

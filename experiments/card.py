@@ -1,0 +1,92 @@
+"""The model card of a registered forecasting model: what a user reads on
+the model version's page in the MLflow UI (its description and tags)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: dict,
+               refit: bool, run_id: str) -> tuple[str, dict[str, str]]:
+    """``(description in Markdown, tags)`` for a registered version.
+
+    Args:
+        name: the registered model's name (``lstm-zoo-airline``).
+        family, hyperparameters: the model.
+        task: the ``ForecastTask`` it was trained on.
+        scores: its test metrics (and the baselines').
+        refit: whether the served network was refit on all the data.
+        run_id: the run that logged it.
+    """
+    p = task.prepared
+    index = task.series.frame.index
+    last_seen = len(index) - 1 if refit else p.n_train - 1
+    seen = f"{_when(index, 0)} to {_when(index, last_seen)}"
+    digest = task.dataset().digest
+    hp = {k: v for k, v in hyperparameters.items() if k not in ("family", "head")}
+    shown_hp = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(hp.items()))
+    rows = [("model", "test_"), ("naive", "test_naive_"),
+            ("seasonal naive", "test_seasonal_naive_")]
+    metrics = [m for m in ("rmse", "mae", "mape") if f"test_{m}" in scores]
+    table = ["| | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for label, prefix in rows:
+        if all(prefix + m in scores for m in metrics):
+            table.append(f"| {label} | " + " | ".join(
+                _fmt(scores[prefix + m]) for m in metrics) + " |")
+    coverage = ", ".join(f"{k.rsplit('_', 1)[1]}%: {scores[k]:.2f}"
+                         for k in sorted(scores) if k.startswith("test_coverage_"))
+    time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
+    example_rows = p.window + p.preprocessor.lost
+    description = "\n".join([
+        f"**{family}** forecasting {', '.join(task.series.targets)} of "
+        f"`{task.name}`, {p.horizon} step(s) ahead from the last {p.window} "
+        f"(transforms: {', '.join(p.transforms) or 'none'}).",
+        "",
+        f"Hyperparameters: {shown_hp}.",
+        "",
+        f"Trained on {seen}"
+        + (" (refit on all the data, for the epochs early stopping chose)." if refit
+           else " (the training split)."),
+        f"Dataset digest `{digest}`.",
+        "",
+        f"Test metrics ({p.n_test} rows, of the model trained on the training split "
+        "only, which never saw them):",
+        "",
+        *table,
+        "",
+        f"Skill vs seasonal naive: {scores.get('test_skill_vs_seasonal_naive', float('nan')):+.3f}."
+        + (f" Interval coverage on the test period: {coverage}." if coverage else ""),
+        "",
+        "How to call it (raw history in, as the CSV: "
+        f"{', '.join(([time_col] if time_col else []) + list(task.series.features))}; "
+        f"at least {example_rows} rows):",
+        "",
+        "```python",
+        "import mlflow, pandas as pd",
+        f"model = mlflow.pyfunc.load_model(\"models:/{name}@best\")",
+        "print(model.predict(pd.read_csv(\"history.csv\")))  # or params={\"steps\": 24}",
+        "```",
+        "",
+        f"Or: `lstm-zoo forecast --model models:/{name}@best`. Logged by run `{run_id}`.",
+    ])
+    tags = {
+        "family": family, "task": task.kind, "dataset": task.name,
+        "data_digest": digest, "trained_from": _when(index, 0),
+        "trained_to": _when(index, last_seen), "refit": str(refit).lower(),
+        "window": str(p.window), "horizon": str(p.horizon),
+        "hyperparameters": shown_hp[:5000],
+        **{k: _fmt(scores[k]) for k in ("test_rmse", "test_seasonal_naive_rmse",
+                                         "test_skill_vs_seasonal_naive") if k in scores},
+    }
+    return description, tags
+
+
+def _when(index, row: int) -> str:
+    value = index[row]
+    if not hasattr(value, "isoformat"):
+        return f"row {row + 1}"
+    return value.isoformat().removesuffix("T00:00:00")
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
