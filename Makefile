@@ -39,7 +39,7 @@ EPOCHS ?= 100
 ARGS   ?=
 CLI    := $(BIN)/lstm-zoo
 
-.PHONY: train compare tune datasets ui demo tracking-server postgres
+.PHONY: train compare tune datasets ui demo tracking-server postgres forecast serve
 
 train: install
 	$(CLI) train --model $(MODEL) --data $(DATA) $(ARGS)
@@ -56,6 +56,17 @@ datasets: install
 
 ui: install
 	$(CLI) ui $(ARGS)
+
+# After `make demo`: the next 12 months past the data, with 80% and 95% intervals.
+# make forecast FORECAST_MODEL=runs:/<run id>/model ARGS="--steps 24 --plot f.png"
+FORECAST_MODEL ?= models:/lstm-zoo-airline@best
+forecast: install
+	$(CLI) forecast --model $(FORECAST_MODEL) $(ARGS)
+
+# The model over HTTP on 127.0.0.1:5001; POST raw history to /invocations
+# (see README, "Serving").
+serve: install
+	$(CLI) serve --model $(FORECAST_MODEL) $(ARGS)
 
 # For teams and multi-worker searches: mlflow server on PostgreSQL (data in
 # .tracking/), on 127.0.0.1:5000; prints the MLFLOW_TRACKING_URI to export.

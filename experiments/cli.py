@@ -230,8 +230,11 @@ def cmd_tune(args) -> int:
               "model served was then refit on all the data)")
     if result.registered:
         name, version = result.registered
-        print(f"\nregistered as {name} version {version} (alias 'best'); forecast with\n"
-              f"  lstm-zoo forecast --model models:/{name}@best")
+        use = (f"lstm-zoo forecast --model models:/{name}@best"
+               if result.task.kind == "forecast"
+               else f"mlflow.pyfunc.load_model('models:/{name}@best')")
+        print(f"\nregistered as {name} version {version} (alias 'best'); use it with\n"
+              f"  {use}")
     print("Open the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
           "the trials.")
     return 0
@@ -380,6 +383,23 @@ def cmd_ui(args) -> int:
     if args.host not in ("127.0.0.1", "localhost"):
         print("warning: the UI has no authentication; anyone who can reach "
               f"{args.host}:{args.port} can read and change your runs")
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def cmd_serve(args) -> int:
+    from experiments import tracking
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    # `mlflow models serve` finds models:/ and runs:/ URIs in this store.
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    # MLflow starts its web server (uvicorn) by name: from this environment.
+    here = os.path.dirname(sys.executable)
+    os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model,
+               "--env-manager", "local", "--host", args.host, "--port", str(args.port)]
+    print(f"serving {args.model} from {tracking.redact(uri)} at "
+          f"http://{args.host}:{args.port}/invocations (Ctrl-C stops)", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached
 
@@ -583,6 +603,16 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri")
     p.set_defaults(func=cmd_forecast)
 
+    p = sub.add_parser("serve", help="serve a model over HTTP (mlflow models serve, in "
+                       "this environment)")
+    p.add_argument("--model", default="models:/lstm-zoo-airline@best", metavar="URI",
+                   help="default models:/lstm-zoo-airline@best (what `make demo` registers)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("inspect", help="load a .keras file (safe mode) and show its "
                        "layers and cuDNN eligibility")
     p.add_argument("path", help="a .keras file, e.g. one saved by model.save()")
@@ -635,7 +665,7 @@ def main(argv=None) -> int:
     except BaseException as err:
         from experiments.data import DataError
         from experiments.tracking import Terminated, TrackingError
-        from experiments.train import TrainingError
+        from experiments.errors import TrainingError
 
         if isinstance(err, TrainingError) or type(err).__name__ == "SearchError":
             # The run or search is recorded FAILED with this cause.
