@@ -224,9 +224,11 @@ class Forecaster:
                 f"most {pre.horizon} steps")
         values = frame[list(pre.features)].to_numpy(dtype="float64")
         blocks = []
-        while sum(len(b) for b in blocks) < steps:
+        while True:
             block = self._one_block(model, values)
             blocks.append(block)
+            if sum(len(b) for b in blocks) >= steps:
+                break
             values = np.concatenate([values, block], axis=0)  # features == targets here
         pred = np.concatenate(blocks, axis=0)[:steps]
         return self._table(frame.index, pred, steps)

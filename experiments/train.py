@@ -32,8 +32,9 @@ class TrainResult:
     run_id: str
     metrics: dict[str, float]
     history: dict[str, list[float]]
-    model: Any
+    model: Any      # the model served: refit on all the data with --refit
     task: Task
+    trained: Any = None  # the model trained on the training split (its metrics)
 
 
 def prepare_run(cfg: RunConfig):
@@ -139,4 +140,4 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
             mlflow.log_metric("refit_epochs", epochs)
         mlflow.set_tag("refit", str(bool(cfg.refit)).lower())
         task.log_served(served, calibrated_on=model)
-        return TrainResult(run_id, final, history, served, task)
+        return TrainResult(run_id, final, history, served, task, model)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from experiments import cli
@@ -41,11 +42,16 @@ def check_complete_run(db, run, *, family, dataset):
     # A constant learning rate is a param only: no metric of the same name.
     assert "learning_rate" not in m and "lr" not in m
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"plots", "run_config.json", "model"} <= names
+    assert {"plots", "run_config.json", "test_forecasts.csv"} <= names
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/forecast.png", "plots/learning_curves.png"}
-    model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
-    assert "model/MLmodel" in model_files and "model/input_example.json" in model_files
+    # The model is a logged model of the run (the UI's "Logged models").
+    (output,) = run.outputs.model_outputs
+    assert client.get_logged_model(output.model_id).source_run_id == run.info.run_id
+    model_files = {a.path for a in client.list_logged_model_artifacts(output.model_id)}
+    assert {"MLmodel", "input_example.json", "artifacts"} <= model_files, model_files
+    for level in (80, 95):
+        assert 0 <= m[f"test_coverage_{level}"] <= 1
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.digest
 
@@ -98,23 +104,153 @@ def test_train_user_csv_with_two_targets(csv_run):
     assert set(config["scaler"]["mean"]) == {"load", "temp", "price"}
 
 
-def test_logged_model_loads_with_pyfunc_in_fresh_process(csv_run, tmp_path):
-    db, run, _, _ = csv_run
+def test_served_model_from_raw_history_equals_the_runs_test_forecasts(csv_run, tmp_path):
+    """In a fresh process, elsewhere than the run's folder: the logged pyfunc
+    model, given the CSV's rows up to each test origin, returns the forecasts
+    the run logged for its test period (in the data's own units)."""
+    db, run, path, _ = csv_run
     script = (
-        "import sys, numpy as np, mlflow\n"
+        "import sys, numpy as np, pandas as pd, mlflow\n"
         "mlflow.set_tracking_uri(sys.argv[1])\n"
         "model = mlflow.pyfunc.load_model(f'runs:/{sys.argv[2]}/model')\n"
-        "x = np.random.default_rng(0).random((5, 14, 3)).astype('float32')\n"
-        "y = np.asarray(model.predict(x))\n"
-        "assert y.shape == (5, 3, 2), y.shape\n"
-        "assert np.isfinite(y).all()\n"
-        "print('ok', y.shape)\n")
+        "data = pd.read_csv(sys.argv[3])\n"
+        "logged = pd.read_csv(mlflow.artifacts.download_artifacts(\n"
+        "    f'runs:/{sys.argv[2]}/test_forecasts.csv'))\n"
+        "worst = 0.0\n"
+        "for origin, rows in logged.groupby('origin'):\n"
+        "    end = int(np.flatnonzero(pd.to_datetime(data.date) == pd.Timestamp(origin))[0])\n"
+        "    out = model.predict(data.iloc[:end + 1])\n"
+        "    for r in rows.itertuples():\n"
+        "        got = out[r.target].iloc[r.step - 1]\n"
+        "        worst = max(worst, abs(got - r.forecast) / abs(r.forecast))\n"
+        "print('origins', logged.origin.nunique(), 'worst', worst)\n"
+        "assert worst < 1e-5, worst\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script, f"sqlite:///{db}",
-                           run.info.run_id], capture_output=True, text=True,
+                           run.info.run_id, str(path)], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "ok (5, 3, 2)" in done.stdout
+    assert "origins 18 worst" in done.stdout
+
+
+def test_forecast_command_continues_a_csv_and_writes_table_and_plot(csv_run, tmp_path,
+                                                                   capsys):
+    db, run, path, _ = csv_run
+    uri = f"sqlite:///{db}"
+    out, png = tmp_path / "next.csv", tmp_path / "next.png"
+    code = cli.main(["forecast", "--run-id", run.info.run_id, "--csv", str(path),
+                     "--out", str(out), "--plot", str(png), "--tracking-uri", uri])
+    printed = capsys.readouterr().out
+    assert code == 0
+    table = pd.read_csv(out)
+    assert list(table["date"]) == ["2024-04-30", "2024-05-01", "2024-05-02"]
+    assert {"load", "temp", "load_lower_80", "temp_upper_95"} <= set(table.columns)
+    assert (table["load_lower_95"] <= table["load_lower_80"]).all()
+    assert (table["load_lower_80"] < table["load"]).all()
+    assert (table["load"] < table["load_upper_80"]).all()
+    assert png.stat().st_size > 10_000 and "2024-05-02" in printed
+    # Without --csv it continues the data the model was trained on: the same file.
+    assert cli.main(["forecast", "--run-id", run.info.run_id, "--out", str(out),
+                     "--tracking-uri", uri]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), table)
+    # Past the horizon the feature 'price' would be needed: refused, named.
+    capsys.readouterr()
+    assert cli.main(["forecast", "--run-id", run.info.run_id, "--steps", "4",
+                     "--tracking-uri", uri]) == 2
+    assert "['price']" in capsys.readouterr().err
+
+
+def test_mlflow_models_serve_answers_raw_history_as_pyfunc_does(csv_run, tmp_path):
+    """The real server (`lstm-zoo serve`, i.e. `mlflow models serve
+    --env-manager local`): a POST of raw CSV rows returns the numbers of
+    `pyfunc.load_model(...).predict` on the same rows."""
+    import json
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    import mlflow
+
+    db, run, path, _ = csv_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rows = pd.read_csv(path).tail(30)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "serve", "--model",
+         f"runs:/{run.info.run_id}/model", "--port", str(port),
+         "--tracking-uri", f"sqlite:///{db}"], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert server.poll() is None, server.stderr.read()[-3000:]
+                assert time.monotonic() < deadline, "the server did not start in 240 s"
+                time.sleep(1)
+        body = {"dataframe_split": rows.to_dict(orient="split", index=False)}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
+            {"Content-Type": "application/json"})
+        served = pd.DataFrame(json.loads(urllib.request.urlopen(request, timeout=60).read())[
+            "predictions"])
+        # Too few rows: the server answers 400 with the model's own message.
+        short = {"dataframe_split": rows.tail(3).to_dict(orient="split", index=False)}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", json.dumps(short).encode(),
+            {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 400
+        assert "history has 3 rows; the model needs at least 14" in refused.value.read(
+            ).decode()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    local = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(rows)
+    assert list(served.columns) == list(local.columns)
+    assert list(pd.to_datetime(served["date"])) == list(local["date"])
+    numbers = [c for c in local.columns if c != "date"]
+    np.testing.assert_allclose(served[numbers].to_numpy(float),
+                               local[numbers].to_numpy(float), rtol=1e-6)
+
+
+def test_refit_model_has_learned_the_last_observations(tmp_path):
+    """`train --refit`: the served model is fit again on all the data for the
+    epochs early stopping chose, so its one-step error over the final months
+    (which the train-only model never saw) is lower; the metrics logged stay
+    those of the train-only model."""
+    import mlflow
+
+    from experiments.config import RunConfig
+    from experiments.train import run_training
+
+    db = tmp_path / "mlflow.db"
+    result = run_training(RunConfig(
+        model="gru", data="airline", horizon=1, epochs=40, patience=10, batch_size=16,
+        hyperparameters={"units": 16}, refit=True, tracking_uri=f"sqlite:///{db}"))
+    task, p = result.task, result.task.prepared
+    truth = p.truth(p.test)
+
+    def error(model):
+        return float(np.sqrt(np.mean((task.forecast(model, p.test) - truth) ** 2)))
+
+    assert result.model is not result.trained
+    assert error(result.trained) == pytest.approx(result.metrics["test_rmse"], rel=1e-4)
+    assert error(result.model) < error(result.trained)
+    run = client_for(db).get_run(result.run_id)
+    assert run.data.tags["refit"] == "true" and run.data.params["refit"] == "True"
+    assert run.data.metrics["refit_epochs"] == 1 + int(np.argmin(result.history["val_loss"]))
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    served = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    assert served.unwrap_python_model().forecaster.refit is True
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],

@@ -50,11 +50,29 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
         p = kid.data.params
         assert p["model"] in ("gru", "vanilla_lstm")
         assert {"units", "dropout", "learning_rate", "batch_size"} <= set(p)
-        # Only the hyperparameters this family used, under train's names.
-        assert ("num_layers" in p) == (p["model"] == "gru")
+        # Every searched family's hyperparameters under train's names, so that
+        # MLflow's parallel-coordinates plot keeps every trial: a one-layer
+        # family logs num_layers 1.
+        assert "num_layers" in p
+        if p["model"] == "vanilla_lstm":
+            assert p["num_layers"] == "1"
         assert not any("/" in k for k in p)
         assert client.get_metric_history(kid.info.run_id, "loss")
-        assert kid.data.metrics["score"] > 0
+        assert kid.data.metrics["best_val_loss"] > 0
+        assert "score" not in kid.data.metrics and "epochs" not in kid.data.metrics
+        assert kid.data.metrics["epochs_trained"] >= 1
+        assert not set(kid.data.metrics) & set(p)  # no name both a metric and a param
+        # The run tags a train run has, and the data as an input.
+        for tag in ("keras_backend", "device", "cudnn_eligible", "git_commit", "family"):
+            assert tag in kid.data.tags, tag
+        assert kid.inputs.dataset_inputs[0].dataset.digest == parent.inputs.dataset_inputs[
+            0].dataset.digest
+    best = [k for k in kids if k.data.tags.get("best_trial") == "true"]
+    assert len(best) == 1
+    assert parent.data.tags["best_trial_run_id"] == best[0].info.run_id
+    assert parent.data.tags["family"] == best[0].data.tags["family"]  # one family, no list
+    assert parent.data.tags["families"] == "gru,vanilla_lstm"
+    assert parent.data.tags["refit"] == "true" and parent.data.metrics["refit_epochs"] >= 1
     for row in result.trials:
         assert row["status"] == "COMPLETED" and row["epochs"] >= 1
         assert row["seconds"] > 0 and row["learning_rate"] > 0
@@ -62,19 +80,33 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
     assert {"trials.csv", "search_space.json", "model",
             "best_hyperparameters.json", "plots"} <= arts
     m = parent.data.metrics
-    assert m["best_score"] == pytest.approx(min(k.data.metrics["score"] for k in kids))
+    assert m["best_trial_val_loss"] == pytest.approx(
+        min(k.data.metrics["best_val_loss"] for k in kids))
+    assert not set(m) & set(parent.data.params)
     for key in ("test_rmse", "test_seasonal_naive_rmse",
                 "test_skill_vs_seasonal_naive"):
         assert key in m
     name, version = result.registered
     mv = client.get_model_version_by_alias(name, "best")
     assert str(mv.version) == version and mv.tags["search"] == parent.data.tags["search"]
+    # The model card: what it is, what it saw, how good, how to call it.
+    assert mv.tags["family"] == parent.data.tags["family"] and mv.tags["refit"] == "true"
+    assert mv.tags["data_digest"] == parent.inputs.dataset_inputs[0].dataset.digest
+    assert float(mv.tags["test_rmse"]) == pytest.approx(m["test_rmse"], rel=1e-3)
+    for text in ("Test metrics", "seasonal naive", "refit on all the data",
+                 f'mlflow.pyfunc.load_model("models:/{name}@best")'):
+        assert text in mv.description, text
+    assert mv.source.startswith("models:/m-")  # a logged model, shown in the UI
 
 
 def test_nan_and_build_error_trials_are_failed_children(flaky_family, tmp_path):
-    result = search(tmp_path, models=("flaky_test",), tuner="grid", max_trials=3)
+    result = search(tmp_path, models=("flaky_test",), tuner="grid", max_trials=3,
+                    run={"refit": False})  # --no-refit: serve the train-only model
     kids = {k.data.params["mode"]: k for k in
             children_of(tmp_path / "mlflow.db", result.parent_run_id)}
+    parent = client_for(tmp_path / "mlflow.db").get_run(result.parent_run_id)
+    assert parent.data.tags["refit"] == "false" and "refit_epochs" not in parent.data.metrics
+    assert not result.refit
     assert set(kids) == {"ok", "nan", "error"}
     assert kids["ok"].info.status == "FINISHED"
     assert kids["nan"].info.status == "FAILED"
@@ -98,7 +130,7 @@ def test_all_failing_search_exits_nonzero_and_claims_no_best(flaky_family,
     assert "all 2 trials failed" in err and "planted build error" in err
     (parent,) = [r for r in all_runs(db) if r.data.tags.get("run_kind") == "search"]
     assert parent.info.status == "FAILED"
-    assert "best_score" not in parent.data.metrics
+    assert "best_trial_val_loss" not in parent.data.metrics
     assert client_for(db).search_registered_models() == []
 
 

@@ -1,0 +1,176 @@
+"""Forecasts from raw history: intervals, input checks, rolling forward.
+
+Fast tests of ``experiments.forecaster`` with a small untrained network;
+the served model's end-to-end tests (a real run, pyfunc, `mlflow models
+serve`, `lstm-zoo forecast`) are in test_train_e2e.py.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.data import Series
+from experiments.forecaster import (
+    Forecaster,
+    check_levels,
+    conformal_widths,
+    coverage,
+)
+from experiments.preprocessing import Preprocessor
+
+# --- Split conformal on a series with known noise ---
+
+
+def test_conformal_intervals_cover_as_stated_on_known_noise():
+    """A forecaster that knows the signal, on a series with Gaussian noise of
+    sigma 2: the intervals calibrated on 300 forecasts cover 5,000 new ones
+    at their level, within 2.5 points (the binomial spread of the coverage
+    of 300 calibration points is about 2 points at 80%), and their widths are
+    the noise's quantiles within 12%."""
+    rng = np.random.default_rng(0)
+    sigma, horizon = 2.0, 3
+
+    def draw(n):
+        signal = rng.uniform(50, 150, size=(n, horizon, 1))
+        return signal + rng.normal(0, sigma, size=signal.shape), signal
+
+    truth, pred = draw(300)
+    widths = conformal_widths(truth, pred, (80, 95))
+    new_truth, new_pred = draw(5000)
+    for level, z in (("80", 1.2816), ("95", 1.9600)):
+        assert coverage(new_truth, new_pred, widths[level]) == pytest.approx(
+            int(level) / 100, abs=0.025)
+        assert np.asarray(widths[level]) == pytest.approx(z * sigma, rel=0.12)
+
+
+def test_conformal_widths_with_few_calibration_points_use_the_largest_error():
+    truth = np.array([[[1.0]], [[2.0]], [[3.0]]])
+    pred = np.zeros_like(truth)
+    # ceil(4 * 0.95) = 4 > 3 points: the largest residual, not an extrapolation.
+    assert conformal_widths(truth, pred, (95,))["95"] == [[3.0]]
+    assert conformal_widths(truth, pred, (50,))["50"] == [[2.0]]
+
+
+@pytest.mark.parametrize("given", [[0], [100], ["abc"], [80.5]])
+def test_interval_levels_outside_0_100_are_refused(given):
+    with pytest.raises(ValueError, match="--intervals takes whole percentages"):
+        check_levels(given)
+
+
+# --- A forecaster on a small monthly series ---
+
+WINDOW, HORIZON = 6, 2
+
+
+def monthly(n=40, features=False):
+    index = pd.date_range("2020-01-01", periods=n, freq="MS", name="month")
+    frame = pd.DataFrame({"sales": 100 + 10 * np.sin(np.arange(n)) + np.arange(n)},
+                         index=index)
+    cols = ("sales",)
+    if features:
+        frame["price"] = np.linspace(1, 2, n)
+        cols = ("sales", "price")
+    return Series("shop", frame, ("sales",), cols, "generated:shop", season=12)
+
+
+def forecaster_for(series, transforms=("log", "diff")):
+    pre = Preprocessor.fit(series, window=WINDOW, horizon=HORIZON, transforms=transforms,
+                           season=12, n_train=30)
+    widths = {"80": [[1.0], [2.0]], "95": [[3.0], [4.0]]}
+    keras.utils.set_random_seed(0)
+    network = keras.Sequential([keras.Input((WINDOW, len(series.features))),
+                                keras.layers.Flatten(), keras.layers.Dense(HORIZON)])
+    return Forecaster(pre, "month", widths), network
+
+
+def history_of(series):
+    return series.frame.reset_index().assign(month=lambda f: f.month.dt.strftime("%Y-%m"))
+
+
+def test_forecast_continues_the_timestamps_in_the_data_units():
+    series = monthly()
+    forecaster, network = forecaster_for(series)
+    out = forecaster.forecast(network, history_of(series))
+    assert list(out.columns) == ["month", "sales", "lower_80", "upper_80",
+                                 "lower_95", "upper_95"]
+    assert list(out["month"]) == list(pd.to_datetime(["2023-05-01", "2023-06-01"]))
+    # The network's output, scaled back and the log-differences undone by hand.
+    pre = forecaster.preprocessor
+    z = pre.transform(series.frame).to_numpy("float32")[-WINDOW:]
+    step = np.asarray(network(z[None]))[0] * pre.std["sales"] + pre.mean["sales"]
+    expected = series.frame["sales"].iloc[-1] * np.exp(np.cumsum(step))
+    np.testing.assert_allclose(out["sales"], expected, rtol=1e-5)
+    np.testing.assert_allclose(out["upper_95"] - out["sales"], [3.0, 4.0])
+
+
+def test_rolling_past_the_horizon_widens_the_intervals():
+    series = monthly()
+    forecaster, network = forecaster_for(series)
+    out = forecaster.forecast(network, history_of(series), steps=5)
+    assert len(out) == 5 and out["month"].is_monotonic_increasing
+    assert out["month"].iloc[-1] == pd.Timestamp("2023-09-01")
+    half = (out["upper_80"] - out["sales"]).to_numpy()
+    # Steps 1-2 are the direct forecast, 3-4 the second block (x sqrt 2), 5 the third.
+    np.testing.assert_allclose(half, [1, 2, np.sqrt(2), 2 * np.sqrt(2), np.sqrt(3)])
+    # The first block of a rolled forecast is the direct forecast.
+    direct = forecaster.forecast(network, history_of(series))
+    np.testing.assert_allclose(out["sales"][:2], direct["sales"])
+
+
+def test_rolling_needs_no_future_features_so_models_with_features_stop_at_the_horizon():
+    series = monthly(features=True)
+    forecaster, network = forecaster_for(series)
+    assert len(forecaster.forecast(network, history_of(series))) == HORIZON
+    with pytest.raises(ValueError, match=r"steps=3 goes past the model's horizon \(2\).*"
+                                         r"\['price'\]"):
+        forecaster.forecast(network, history_of(series), steps=3)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda h: h.iloc[:5], r"history has 5 rows; the model needs at least 7 \(window 6 "
+                           r"\+ 1 lost to log\+diff\)"),
+    (lambda h: h.drop(columns="sales"), r"history is missing column 'sales'"),
+    (lambda h: h.assign(sales=h.sales.where(h.index != 9)),
+     r"history column 'sales', row 10 is empty \(NaN\)"),
+    (lambda h: h.assign(sales=h.sales.astype(object).where(h.index != 3, "n/a")),
+     r"history column 'sales', row 4 is 'n/a', not a number"),
+    (lambda h: h.iloc[::-1], r"history column 'month' is not increasing: row 2"),
+    (lambda h: h.drop(index=20), r"history column 'month' is irregular: row 21 is "
+                                 r"2021-10-01.*spaced 'MS', so it should be 2021-09-01"),
+    (lambda h: h.assign(month=h.month.where(h.index != 7, "last spring")),
+     r"history column 'month', row 8: 'last spring' is not a timestamp"),
+])
+def test_bad_history_is_refused_with_a_named_error(damage, message):
+    series = monthly()
+    forecaster, network = forecaster_for(series)
+    with pytest.raises(ValueError, match=message):
+        forecaster.forecast(network, damage(history_of(series)))
+
+
+def test_forecaster_config_is_plain_json_and_round_trips():
+    forecaster, network = forecaster_for(monthly())
+    again = Forecaster.from_config(json.loads(json.dumps(forecaster.to_config())))
+    assert again == forecaster
+
+
+def test_ui_starts_mlflow_without_importing_tensorflow(tmp_path):
+    """`lstm-zoo ui` hands over to MLflow at once: Keras and TensorFlow take
+    seconds to import and the UI needs neither."""
+    script = (
+        "import os, sys\n"
+        "def execv(path, argv):\n"
+        "    print('keras' in sys.modules, 'tensorflow' in sys.modules, argv[2:4])\n"
+        "    os._exit(0)\n"
+        "os.execv = execv\n"
+        "from experiments import cli\n"
+        f"cli.main(['ui', '--tracking-uri', 'sqlite:///{tmp_path}/m.db'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, KERAS_BACKEND="tensorflow"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "False False ['mlflow', 'ui']" in done.stdout
