@@ -242,10 +242,10 @@ def cmd_tune(args) -> int:
 
 def cmd_generate(args) -> int:
     import mlflow
+    import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from experiments import tracking
-    from experiments.tasks.language_model import generate
+    from experiments import served, tracking
 
     uri = tracking.resolve_uri(args.tracking_uri)
     tracking.check_reachable(uri)
@@ -258,23 +258,20 @@ def cmd_generate(args) -> int:
             raise ValueError(f"no run {args.run_id!r} in {shown}; `lstm-zoo ui` lists "
                              f"the runs, or pass --tracking-uri") from None
         raise
-    files = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(args.run_id)}
-    if "vocab.json" not in files or "model" not in files:
-        task = run.data.tags.get("task", "unknown")
+    task = run.data.tags.get("task", "unknown")
+    if task != "language_model" or not (run.outputs and run.outputs.model_outputs):
         raise ValueError(f"run {args.run_id!r} in {shown} has no language model (it is a "
-                         f"{task} run without vocab.json and model/); generate needs a "
-                         f"run trained with --text or --data timemachine")
-    saved = mlflow.artifacts.load_dict(f"runs:/{args.run_id}/vocab.json")
-    import numpy as np
-
-    import zoo
-
-    folder = mlflow.artifacts.download_artifacts(f"runs:/{args.run_id}/model")
-    model = zoo.load_model(os.path.join(folder, "data", "model.keras"))
-
-    rng = np.random.default_rng(args.seed)
-    print(generate(model, saved["vocab"], args.prompt, args.length, args.temperature,
-                   rng, context=saved["window"]))
+                         f"{task} run); generate needs a run trained with --text or "
+                         f"--data timemachine")
+    if args.length < 1:
+        raise ValueError(f"--length must be >= 1; received {args.length}")
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0; received {args.temperature}")
+    model, _ = served.load(f"runs:/{args.run_id}/model", kind="language_model")
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    out = model.predict(pd.DataFrame({"prompt": [args.prompt]}), params={
+        "length": args.length, "temperature": args.temperature, "seed": seed})
+    print(out["text"].iloc[0])
     return 0
 
 
@@ -664,8 +661,8 @@ def main(argv=None) -> int:
         return 130
     except BaseException as err:
         from experiments.data import DataError
-        from experiments.tracking import Terminated, TrackingError
         from experiments.errors import TrainingError
+        from experiments.tracking import Terminated, TrackingError
 
         if isinstance(err, TrainingError) or type(err).__name__ == "SearchError":
             # The run or search is recorded FAILED with this cause.

@@ -1,16 +1,28 @@
-"""The served forecasting model: an MLflow pyfunc around a ``Forecaster``.
+"""The served model: an MLflow pyfunc that takes raw data, not model inputs.
 
-What a run logs (and a search registers) under ``model/``:
+One class, ``ServedModel``, loads the Keras network with what its task needs
+to read raw input and write results in the user's terms:
+
+- **forecast**: raw history laid out as the training CSV in; the next
+  timestamps with forecasts and interval bounds in the data's units out
+  (``experiments.forecaster.Forecaster``);
+- **classification**: raw sequences in (long form with the id, time and
+  feature columns of the training CSV, or an array ``(n, steps, features)``
+  for array data); the label and each class' probability out;
+- **language_model**: prompts in (a ``prompt`` column); generated text out,
+  with the parameters of ``generate`` (``length``, ``temperature``, ``seed``).
+
+What a run logs (and a search registers) as its model:
 
 - ``artifacts/network.keras``: the Keras model;
-- ``artifacts/forecaster.json``: preprocessing, time column and intervals
-  (``experiments.forecaster.Forecaster``);
-- ``artifacts/history.csv``: the last rows of the training data, which the
-  model continues when it is given no history (``lstm-zoo forecast``
-  without ``--csv``), and the model's input example.
+- ``artifacts/spec.json``: the task's reader and writer (scaler, transforms,
+  intervals, classes, vocabulary...);
+- ``artifacts/history.csv`` (forecasts only): the last rows of the training
+  data, which the model continues when given no history (``lstm-zoo
+  forecast`` without ``--csv``), and the source of its input example.
 
-Loading needs this package installed (``pip install -e .``) and nothing of
-the run's working directory::
+It is logged from code (``served_model.py``), not pickled, so loading needs
+this package installed and nothing of the run's working directory::
 
     model = mlflow.pyfunc.load_model("models:/lstm-zoo-airline@best")
     model.predict(history_frame)                    # the next `horizon` steps
@@ -26,6 +38,7 @@ import os
 import tempfile
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from experiments.forecaster import Forecaster
@@ -34,28 +47,162 @@ from experiments.forecaster import Forecaster
 CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "served_model.py")
 
 
-class ForecastModel(mlflow.pyfunc.PythonModel):
-    """Raw history (a DataFrame laid out as the training CSV) in; the next
-    timestamps with forecasts and interval bounds, in the data's units, out."""
+class ServedModel(mlflow.pyfunc.PythonModel):
+    """Raw input in, results in the user's terms out (see the module)."""
 
     def load_context(self, context):
         import keras
 
         import zoo  # noqa: F401  (registers the zoo's layers for loading)
 
+        self.kind = context.model_config["kind"]
         self.network = keras.saving.load_model(context.artifacts["network"], compile=False)
-        with open(context.artifacts["forecaster"]) as f:
-            self.forecaster = Forecaster.from_config(json.load(f))
-        self.history = pd.read_csv(context.artifacts["history"])
+        with open(context.artifacts["spec"]) as f:
+            spec = json.load(f)
+        self.reader = READERS[self.kind].from_config(spec)
+        history = context.artifacts.get("history")
+        self.history = pd.read_csv(history) if history else None
+
+    @property
+    def forecaster(self) -> Forecaster:
+        return self.reader
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
-        steps = (params or {}).get("steps")
-        history = model_input
-        if history is None or len(history) == 0:  # no history: continue the training data
-            history = self.history
-        return self.forecaster.forecast(self.network, history,
+        params = dict(params or {})
+        if self.kind == "forecast":
+            history = model_input
+            if history is None or len(history) == 0:  # continue the training data
+                history = self.history
+            steps = params.get("steps")
+            return self.reader.forecast(self.network, history,
                                         steps=None if steps is None else int(steps))
+        return self.reader.predict(self.network, model_input, **params)
 
+
+# === Classification: raw sequences -> label and probabilities ===
+
+class SequenceClassifier:
+    """Scaler, classes and input layout of a sequence classifier.
+
+    With ``id_col`` set the input is long form, one row per (sequence, step)
+    with the training CSV's columns; without it, an array shaped
+    ``(sequences, steps, features)``.
+    """
+
+    def __init__(self, classes, mean, std, steps, features, id_col=None, time_col=None):
+        self.classes, self.steps = list(classes), int(steps)
+        self.mean, self.std = np.asarray(mean, "float64"), np.asarray(std, "float64")
+        self.features, self.id_col, self.time_col = list(features), id_col, time_col
+
+    def to_config(self) -> dict:
+        return {"classes": self.classes, "mean": self.mean.tolist(),
+                "std": self.std.tolist(), "steps": self.steps, "features": self.features,
+                "id_col": self.id_col, "time_col": self.time_col}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def sequences(self, data):
+        """``(ids, x)``: the raw sequences as an array, checked.
+
+        Raises:
+            ValueError: naming the missing column, the sequence of the wrong
+                length or the bad cell, or the array's wrong shape.
+        """
+        if self.id_col is None:
+            x = np.asarray(data.to_numpy() if isinstance(data, pd.DataFrame) else data,
+                           dtype="float64")
+            want = (self.steps, len(self.features))
+            if x.ndim != 3 or x.shape[1:] != want:
+                raise ValueError(f"sequences must be an array shaped (n, {want[0]}, "
+                                 f"{want[1]}); received shape {x.shape}")
+            bad = np.argwhere(~np.isfinite(x))
+            if len(bad):
+                raise ValueError(f"sequence {bad[0][0]}, step {bad[0][1]}, feature "
+                                 f"{bad[0][2]} is {x[tuple(bad[0])]}, not a finite number")
+            return list(range(len(x))), x
+        frame = pd.DataFrame(data)
+        needed = [self.id_col, *([self.time_col] if self.time_col else []), *self.features]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise ValueError(f"sequences are missing column {missing[0]!r}; the model "
+                             f"needs the columns {needed}")
+        values = {}
+        for col in self.features:
+            numbers = pd.to_numeric(frame[col], errors="coerce")
+            bad = np.flatnonzero(numbers.isna().to_numpy())
+            if len(bad):
+                raise ValueError(f"column {col!r}, row {bad[0] + 1}: "
+                                 f"{frame[col].iloc[bad[0]]!r} is not a number")
+            values[col] = numbers.to_numpy("float64")
+        table = pd.DataFrame(values)
+        table["_id"] = frame[self.id_col].astype(str).str.strip().to_numpy()
+        if self.time_col:
+            order = pd.to_numeric(frame[self.time_col], errors="coerce")
+            if order.isna().any():
+                order = pd.to_datetime(frame[self.time_col], format="ISO8601")
+            table["_order"] = order.to_numpy()
+            table = table.sort_values(["_id", "_order"], kind="stable")
+        ids, x = [], []
+        for key, group in table.groupby("_id", sort=True):
+            if len(group) != self.steps:
+                raise ValueError(f"sequence {key!r} (column {self.id_col!r}) has "
+                                 f"{len(group)} rows; the model takes {self.steps}")
+            ids.append(key)
+            x.append(group[self.features].to_numpy("float64"))
+        if not x:
+            raise ValueError("no sequences given")
+        return ids, np.stack(x)
+
+    def predict(self, network, data) -> pd.DataFrame:
+        import keras
+
+        ids, x = self.sequences(data)
+        scaled = ((x - self.mean) / self.std).astype("float32")
+        probs = keras.ops.convert_to_numpy(network(scaled, training=False))
+        out = pd.DataFrame({self.id_col or "sequence": ids,
+                            "label": [self.classes[i] for i in probs.argmax(-1)]})
+        for j, name in enumerate(self.classes):
+            out[f"prob_{name}"] = probs[:, j].astype("float64")
+        return out
+
+
+# === Language model: prompts -> generated text ===
+
+class TextGenerator:
+    """Vocabulary and context of a character-level language model."""
+
+    def __init__(self, vocab, window):
+        self.vocab, self.window = list(vocab), int(window)
+
+    def to_config(self) -> dict:
+        return {"vocab": self.vocab, "window": self.window}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def predict(self, network, data, length=200, temperature=0.8, seed=0) -> pd.DataFrame:
+        from experiments.tasks.language_model import generate
+
+        prompts = (data["prompt"] if isinstance(data, pd.DataFrame) and "prompt" in data
+                   else None)
+        if prompts is None:
+            raise ValueError("the input needs a column 'prompt' (the text to continue)")
+        if int(length) < 1:
+            raise ValueError(f"length must be >= 1; received {length}")
+        rng = np.random.default_rng(int(seed))
+        texts = [generate(network, self.vocab, str(p), int(length), float(temperature),
+                          rng, context=self.window) for p in prompts]
+        return pd.DataFrame({"prompt": list(prompts), "text": texts})
+
+
+READERS = {"forecast": Forecaster, "classification": SequenceClassifier,
+           "language_model": TextGenerator}
+
+
+# === Logging ===
 
 def history_frame(series, rows: int) -> pd.DataFrame:
     """The last ``rows`` rows of ``series`` laid out as its CSV: the time
@@ -69,44 +216,87 @@ def history_frame(series, rows: int) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def signature(forecaster: Forecaster, example: pd.DataFrame, output: pd.DataFrame):
-    """Named columns in and out; every input column optional to MLflow, so
-    that a missing one reaches ``Forecaster.check_history`` and its error
-    names it; ``steps`` as a parameter (default: the horizon)."""
+def _signature(reader, kind, example, output):
+    """Named columns in and out. Input columns are optional to MLflow, so a
+    missing one reaches the reader, whose error names it; a time or id
+    column takes any type (MLflow's datetime type refuses pandas 3's text
+    columns), and the reader parses it."""
     from mlflow.models.signature import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import (
+        AnyType,
+        ColSpec,
+        ParamSchema,
+        ParamSpec,
+        Schema,
+    )
 
-    # The time column accepts timestamps or ISO 8601 text (MLflow's datetime
-    # type refuses pandas 3's text columns); Forecaster.check_history parses it.
-    inputs = [ColSpec(AnyType() if c == forecaster.time_col else "double", c,
-                      required=False) for c in example.columns]
-    outputs = [ColSpec("datetime" if c == forecaster.time_col else
-                       "long" if c == "step" else "double", c) for c in output.columns]
-    params = ParamSchema([ParamSpec("steps", "long", forecaster.preprocessor.horizon)])
-    return ModelSignature(Schema(inputs), Schema(outputs), params)
+    if kind == "forecast":
+        loose = {reader.time_col}
+        params = [ParamSpec("steps", "long", reader.preprocessor.horizon)]
+    elif kind == "classification":
+        loose = {reader.id_col, reader.time_col}
+        params = []
+    else:
+        loose, params = set(), [ParamSpec("length", "long", 200),
+                                ParamSpec("temperature", "double", 0.8),
+                                ParamSpec("seed", "long", 0)]
+    if isinstance(example, np.ndarray):
+        # No input schema: MLflow's tensor check would refuse float32 for a
+        # float64 spec (and the reverse); the reader checks shape and values
+        # and names what is wrong.
+        inputs = None
+    else:
+        inputs = Schema([ColSpec(AnyType() if c in loose else
+                                 "string" if kind == "language_model" else "double", c,
+                                 required=kind == "language_model")
+                         for c in example.columns])
+    outputs = Schema([ColSpec(_dtype(output[c]), c) for c in output.columns])
+    return ModelSignature(inputs, outputs, ParamSchema(params) if params else None)
 
 
-def log_forecast_model(network, forecaster: Forecaster, series, requirements):
-    """Log the pyfunc model to the active run as ``model`` (a logged model,
-    so the run's "Logged models" and the experiment's Models tab show it).
+def _dtype(column) -> str:
+    kind = column.dtype.kind
+    return {"M": "datetime", "i": "long", "f": "double", "b": "boolean"}.get(kind, "string")
+
+
+def log_served(kind: str, network, reader, example, requirements, history=None):
+    """Log ``ServedModel`` to the active run as ``model``: a logged model,
+    so the run's "Logged models" and the experiment's Models tab show it.
+
+    Args:
+        kind: the task (``forecast``, ``classification``, ``language_model``).
+        network: the Keras model; reader: the task's reader (``READERS``).
+        example: real raw input from the training data.
+        history: forecasts only, the end of the training data (a DataFrame).
 
     Returns MLflow's ``ModelInfo`` (``model_uri`` is ``models:/<model id>``).
     """
-    history = history_frame(series, 2 * forecaster.min_rows)
-    example = history.iloc[-forecaster.min_rows:].reset_index(drop=True)
-    output = forecaster.forecast(network, example)
+    if kind == "forecast":
+        output = reader.forecast(network, example)
+    else:
+        output = reader.predict(network, example, **(
+            {"length": 5} if kind == "language_model" else {}))
     with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pyfunc"):
         paths = {"network": os.path.join(tmp, "network.keras"),
-                 "forecaster": os.path.join(tmp, "forecaster.json"),
-                 "history": os.path.join(tmp, "history.csv")}
+                 "spec": os.path.join(tmp, "spec.json")}
         network.save(paths["network"])
-        with open(paths["forecaster"], "w") as f:
-            json.dump(forecaster.to_config(), f, indent=2)
-        history.to_csv(paths["history"], index=False)
+        with open(paths["spec"], "w") as f:
+            json.dump(reader.to_config(), f, indent=2)
+        if history is not None:
+            paths["history"] = os.path.join(tmp, "history.csv")
+            history.to_csv(paths["history"], index=False)
         return mlflow.pyfunc.log_model(
-            name="model", python_model=CODE, artifacts=paths,
-            signature=signature(forecaster, example, output), input_example=example,
+            name="model", python_model=CODE, artifacts=paths, model_config={"kind": kind},
+            signature=_signature(reader, kind, example, output), input_example=example,
             pip_requirements=requirements)
+
+
+def log_forecast_model(network, forecaster: Forecaster, series, requirements):
+    """The forecasting model, its example the last ``window`` (+ the rows
+    differencing needs) rows of the series."""
+    history = history_frame(series, 2 * forecaster.min_rows)
+    example = history.iloc[-forecaster.min_rows:].reset_index(drop=True)
+    return log_served("forecast", network, forecaster, example, requirements, history)
 
 
 @contextlib.contextmanager
@@ -121,13 +311,15 @@ def _quiet(logger_name):
         logger.setLevel(level)
 
 
-def load(model_uri: str):
+# === Loading ===
+
+def load(model_uri: str, kind: str = "forecast"):
     """The served model at ``model_uri`` (``models:/name@alias``,
-    ``runs:/<id>/model``, a folder) as ``(pyfunc model, ForecastModel)``.
+    ``runs:/<id>/model``, a folder) as ``(pyfunc model, ServedModel)``.
 
     Raises:
         ValueError: the URI names nothing, or a model that is not one of
-            lstm-zoo's forecasting models.
+            lstm-zoo's served models of task ``kind``.
     """
     from mlflow.exceptions import MlflowException
 
@@ -136,11 +328,18 @@ def load(model_uri: str):
     except (MlflowException, OSError) as err:
         text = " ".join(str(getattr(err, "message", err)).split())[:300]
         raise ValueError(f"cannot load the model {model_uri!r}: {text}") from None
-    inner = model.unwrap_python_model() if hasattr(model, "unwrap_python_model") else None
-    if not isinstance(inner, ForecastModel):
-        raise ValueError(f"{model_uri!r} is not an lstm-zoo forecasting model (it has no "
-                         f"forecaster); `lstm-zoo forecast` needs a model logged by "
-                         f"`train` or registered by `tune` on a series")
+    try:
+        inner = model.unwrap_python_model()
+    except MlflowException:
+        inner = None
+    if not isinstance(inner, ServedModel) or inner.kind != kind:
+        what = {"forecast": "forecasting model logged by `train` or registered by `tune` "
+                            "on a series",
+                "language_model": "character-level language model (trained with --text "
+                                  "or --data timemachine)",
+                "classification": "sequence classifier"}[kind]
+        found = getattr(inner, "kind", "not an lstm-zoo served model")
+        raise ValueError(f"{model_uri!r} is not a {what} ({found})")
     return model, inner
 
 

@@ -4,6 +4,6 @@ runs nothing but this package's code (``experiments.served``)."""
 
 import mlflow
 
-from experiments.served import ForecastModel
+from experiments.served import ServedModel
 
-mlflow.models.set_model(ForecastModel())
+mlflow.models.set_model(ServedModel())

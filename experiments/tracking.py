@@ -471,27 +471,33 @@ def model_requirements() -> list[str]:
     return needs
 
 
-def log_model(model, task):
-    """The model through MLflow's Keras flavor, with signature and example.
+def _save_keras_model(path, **kwargs):
+    # mlflow.keras.save_model (MLflow 3.17) writes the input example into
+    # `path` before it creates `path`, so mlflow.keras.log_model, which hands
+    # it a folder that does not exist yet, fails with FileNotFoundError.
+    import mlflow
 
-    It takes the task's model-ready inputs; ``run_config.json`` holds what
-    maps raw data to them and back (scaler, transforms, vocabulary).
+    os.makedirs(path, exist_ok=True)
+    return mlflow.keras.save_model(path=path, **kwargs)
+
+
+def log_model(model, task):
+    """The model through MLflow's Keras flavor, with signature and input
+    example, as a logged model of the active run (``model_id`` set, so the
+    run's "Logged models" and the experiment's Models tab show it).
+
+    It takes the task's model-ready inputs (frames keep array input).
+    Returns MLflow's ``ModelInfo``.
     """
-    import os
-    import tempfile
+    import types
 
     import mlflow
     from mlflow.models import infer_signature
 
     example = task.test.x[:2]
     signature = infer_signature(example, model.predict(example, verbose=0))
-    # mlflow.keras.log_model (3.17) writes the input example before it
-    # creates the model folder and crashes; saving into a folder that exists
-    # avoids that, and the run gets the same MLmodel folder at "model/".
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model")
-        os.makedirs(path)
-        mlflow.keras.save_model(model, path, signature=signature,
-                                input_example=example,
-                                pip_requirements=model_requirements())
-        mlflow.log_artifacts(path, "model")
+    # mlflow.keras with a save_model that makes its folder first (see above).
+    flavor = types.SimpleNamespace(__name__="mlflow.keras", save_model=_save_keras_model)
+    return mlflow.models.Model.log(
+        name="model", flavor=flavor, model=model, signature=signature,
+        input_example=example, pip_requirements=model_requirements())

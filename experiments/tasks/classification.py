@@ -115,7 +115,7 @@ class ClassificationTask(Task):
     rank_by = "test_log_loss"
     metrics_shown = ("accuracy", "macro_f1", "log_loss")
 
-    def __init__(self, name, source, x, y, *, val_size, test_size, seed):
+    def __init__(self, name, source, x, y, *, val_size, test_size, seed, layout=None):
         from sklearn.model_selection import train_test_split
 
         classes, labels = np.unique(y, return_inverse=True)
@@ -138,6 +138,9 @@ class ClassificationTask(Task):
         std = np.where(std > 0, std, 1.0)
         scaled = ((x - mean) / std).astype("float32")
         self.name, self.source, self.classes = name, source, [str(c) for c in classes]
+        # How raw sequences are laid out: long-form CSV columns, or an array.
+        self.layout = layout or {"features": [f"x{i}" for i in range(x.shape[2])]}
+        self.raw_test = x[test]
         self.mean, self.std = mean, std
         self.ids = {"train": train, "val": val, "test": test}
         self.input_shape, self.outputs = x.shape[1:], len(classes)
@@ -182,6 +185,25 @@ class ClassificationTask(Task):
         tracking.log_figure(fig, "plots/confusion_matrix.png")
         mlflow.log_dict({k: v.tolist() for k, v in self.ids.items()}, "split_ids.json")
 
+    def log_served(self, model, calibrated_on=None):
+        """The served pyfunc model: raw sequences in, label and class
+        probabilities out (see ``experiments.served``)."""
+        from experiments import served  # MLflow's pyfunc: only when logging
+
+        reader = served.SequenceClassifier(self.classes, self.mean, self.std,
+                                           self.input_shape[0], **self.layout)
+        example = self.raw_test[:2].astype("float64")
+        if reader.id_col:  # back to long form, as in the CSV
+            rows = []
+            for i, seq in enumerate(example):
+                for t, values in enumerate(seq):
+                    rows.append({reader.id_col: f"example-{i}",
+                                 **({reader.time_col: t} if reader.time_col else {}),
+                                 **dict(zip(reader.features, values, strict=True))})
+            example = pd.DataFrame(rows)
+        return served.log_served("classification", model, reader, example,
+                                 tracking.model_requirements())
+
     def config(self):
         return {"classes": self.classes, "scaler": {"mean": self.mean.tolist(),
                                                     "std": self.std.tolist()}}
@@ -203,6 +225,7 @@ def claims(cfg) -> bool:
 
 
 def make_tasks(cfg) -> list[ClassificationTask]:
+    layout = None  # arrays
     if cfg.npz:
         x, y = load_npz(cfg.npz, cfg.max_file_mb)
         name, source = os.path.splitext(os.path.basename(cfg.npz))[0], cfg.npz
@@ -210,10 +233,11 @@ def make_tasks(cfg) -> list[ClassificationTask]:
         if not cfg.id_col:
             raise DataError(f"{cfg.csv}: sequences in long form need --id-col COL "
                             f"(which sequence a row belongs to) with --label-col")
-        x, y, _ = load_long_csv(cfg.csv, id_col=cfg.id_col, label_col=cfg.label_col,
-                                time_col=cfg.time_col, time_format=cfg.time_format,
-                                features=cfg.features, max_file_mb=cfg.max_file_mb)
+        x, y, features = load_long_csv(
+            cfg.csv, id_col=cfg.id_col, label_col=cfg.label_col, time_col=cfg.time_col,
+            time_format=cfg.time_format, features=cfg.features, max_file_mb=cfg.max_file_mb)
         name, source = os.path.splitext(os.path.basename(cfg.csv))[0], cfg.csv
+        layout = {"features": features, "id_col": cfg.id_col, "time_col": cfg.time_col}
     else:
         try:
             x, y = make_memory(**cfg.dataset_options)
@@ -223,7 +247,7 @@ def make_tasks(cfg) -> list[ClassificationTask]:
     given = {k: getattr(cfg, k) for k in DEFAULTS if getattr(cfg, k) is not None}
     return [ClassificationTask(
         name, os.path.abspath(source) if os.path.exists(source) else source, x, y,
-        seed=cfg.seed, **{**DEFAULTS, **given})]
+        seed=cfg.seed, layout=layout, **{**DEFAULTS, **given})]
 
 
 DATASETS = {"memory": make_memory}

@@ -154,7 +154,7 @@ class ForecastTask(Task):
     def log_served(self, model, calibrated_on=None):
         """The served pyfunc model (see ``experiments.served``): raw history
         in, forecasts with intervals out."""
-        from experiments import served
+        from experiments import served  # MLflow's pyfunc: only when logging
 
         refit = calibrated_on is not None and calibrated_on is not model
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)

@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 
+from experiments import tracking
 from experiments.data import DataError, check_input_file
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
@@ -160,6 +161,18 @@ class LanguageModelTask(Task):
             lines.append(f"--- temperature {temperature} ---\n{sample}\n")
         mlflow.log_text("\n".join(lines), "samples.txt")
         mlflow.log_dict({"vocab": self.vocab, "window": self.window}, "vocab.json")
+
+    def log_served(self, model, calibrated_on=None):
+        """The served pyfunc model: prompts in, generated text out (see
+        ``experiments.served``)."""
+        import pandas as pd
+
+        from experiments import served  # MLflow's pyfunc: only when logging
+
+        reader = served.TextGenerator(self.vocab, self.window)
+        example = pd.DataFrame({"prompt": [self.sample_prompt]})
+        return served.log_served("language_model", model, reader, example,
+                                 tracking.model_requirements())
 
     def config(self):
         return {"vocab": self.vocab}
