@@ -398,16 +398,40 @@ def device_name() -> str:
 
 
 def git_commit() -> str:
-    """The commit of the source tree this package runs from, if any."""
-    import subprocess
+    """The commit of the source tree this package runs from, if any.
 
-    here = os.path.dirname(os.path.abspath(__file__))
+    Read from ``.git`` directly rather than by running ``git``: a search's
+    processes hold gRPC channels, and a fork after gRPC has started can
+    abort the process (gRPC's fork handlers).
+    """
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    git = os.path.join(folder, ".git")
     try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here,
-                              capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() if done.returncode == 0 else "unknown"
+        if os.path.isfile(git):  # a worktree: "gitdir: <path>"
+            with open(git) as f:
+                git = os.path.join(folder, f.read().split(":", 1)[1].strip())
+        with open(os.path.join(git, "HEAD")) as f:
+            head = f.read().strip()
+        if not head.startswith("ref:"):
+            return head  # a detached HEAD is the commit itself
+        ref = head.split(":", 1)[1].strip()
+        common = git
+        if os.path.isfile(os.path.join(git, "commondir")):
+            with open(os.path.join(git, "commondir")) as f:
+                common = os.path.join(git, f.read().strip())
+        for base in (git, common):
+            path = os.path.join(base, ref)
+            if os.path.isfile(path):
+                with open(path) as f:
+                    return f.read().strip()
+        with open(os.path.join(common, "packed-refs")) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+    except (OSError, IndexError):
+        pass
+    return "unknown"
 
 
 # === MLflow adapters: figures, datasets and models ===

@@ -104,6 +104,18 @@ def test_language_model_run(lm_run):
     assert run.data.params["clipnorm"] == "1.0"
     assert {"samples.txt", "vocab.json"} <= artifacts(db, run)
     assert "unigram" in stdout and "bigram" in stdout
+    # The served model: prompts in, text out, with generate's parameters.
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    prompts = pd.DataFrame({"prompt": ["the time", "it was"]})
+    out = model.predict(prompts, params={"length": 12, "temperature": 0.5, "seed": 3})
+    assert [t[:8] for t in out["text"]] == ["the time", "it was"[:8]]
+    assert [len(t) for t in out["text"]] == [8 + 12, 6 + 12]
+    again = model.predict(prompts, params={"length": 12, "temperature": 0.5, "seed": 3})
+    assert list(again["text"]) == list(out["text"])  # a seed repeats the sample
 
 
 def test_generate_prints_text_from_a_logged_model(lm_run):
@@ -142,6 +154,16 @@ def test_classification_from_npz(tmp_path, capsys):
                 "test_majority_accuracy", "test_majority_log_loss"):
         assert key in run.data.metrics
     assert "plots/confusion_matrix.png" in artifacts(db, run, "plots")
+    # Arrays in (as the archive holds them), label names and probabilities out.
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    out = model.predict(x[:4])
+    assert list(out.columns) == ["sequence", "label", "prob_left", "prob_right", "prob_up"]
+    assert set(out["label"]) <= {"left", "right", "up"}
+    with pytest.raises(ValueError, match=r"shaped \(n, 10, 4\); received shape \(4, 9, 4\)"):
+        model.predict(x[:4, :9])
 
 
 def test_classification_split_is_by_sequence_and_stratified():
@@ -176,6 +198,26 @@ def test_classification_from_long_csv(tmp_path):
     run = only_run(db)
     assert run.data.params["sequence_length"] == "6"
     assert run.data.params["n_features"] == "2"
+    # The served model reads the CSV's own layout, rows in any order, and
+    # answers with the labels' names and each class' probability.
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    rows = pd.read_csv(path).drop(columns="label")
+    wanted = rows[rows.seq.isin(["s3", "s4"])].iloc[::-1]
+    out = model.predict(wanted)
+    assert list(out["seq"]) == ["s3", "s4"] and set(out["label"]) <= {"no", "yes"}
+    np.testing.assert_allclose(out["prob_no"] + out["prob_yes"], 1, rtol=1e-5)
+    # The same sequences in the trained order give the same answer.
+    in_order = model.predict(rows[rows.seq.isin(["s3", "s4"])])
+    pd.testing.assert_frame_equal(out, in_order)
+    with pytest.raises(ValueError, match=r"sequence 's3' \(column 'seq'\) has 5 rows; "
+                                         r"the model takes 6"):
+        model.predict(wanted.iloc[1:])
+    with pytest.raises(ValueError, match=r"sequences are missing column 'b'"):
+        model.predict(wanted.drop(columns="b"))
 
 
 BAD_TASK_INPUT = [
