@@ -325,7 +325,7 @@ def cmd_forecast(args) -> int:
 
 def _last_time(history, forecaster) -> str:
     if forecaster.time_col:
-        return str(history[forecaster.time_col].iloc[-1])
+        return str(history[forecaster.time_col].iloc[-1]).removesuffix("T00:00:00")
     return f"row {len(history)}"
 
 

@@ -138,6 +138,8 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
             epochs = fitting.best_epochs(history)
             served = fitting.refit(cfg.model, task, hp, cfg, epochs)
             mlflow.log_metric("refit_epochs", epochs)
-        mlflow.set_tag("refit", str(bool(cfg.refit)).lower())
+        mlflow.set_tags({"refit": str(bool(cfg.refit)).lower(), "test_metrics_of": (
+            "the model trained on the training split; the served model is its refit "
+            "on all the data" if cfg.refit else "the served model")})
         task.log_served(served, calibrated_on=model)
         return TrainResult(run_id, final, history, served, task, model)

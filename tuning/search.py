@@ -299,7 +299,9 @@ def _refit(cfg: SearchConfig, hypermodel, trial, task, model):
     import mlflow
 
     refit = hasattr(task, "all_windows") and cfg.run.refit is not False
-    mlflow.set_tag("refit", str(refit).lower())
+    mlflow.set_tags({"refit": str(refit).lower(), "test_metrics_of": (
+        "the best model trained on the training split; the served model is its "
+        "refit on all the data" if refit else "the served model")})
     if not refit:
         return model, False
     epochs = int(trial.best_step or 0) + 1
