@@ -112,12 +112,35 @@ def cmd_train(args) -> int:
     result = run_training(cfg)
     print()
     print(metrics_table(result.task, result.metrics, cfg.model))
-    skill = result.metrics.get("test_skill_vs_seasonal_naive")
-    if skill is not None:
-        print(f"\nskill vs seasonal naive: {skill:+.3f} (the model "
-              f"{'beats' if skill > 0 else 'LOSES TO'} it)")
+    print(skill_lines(result.task, result.metrics, "the model"))
     print(f"\nrun {result.run_id}; see it with `lstm-zoo ui`")
     return 0
+
+
+def skill_lines(task, m, who) -> str:
+    """The model's skill against the seasonal naive and the best baseline,
+    and what each statistical baseline was (or why it was skipped)."""
+    lines = [""]
+    for key, against in (("test_skill_vs_seasonal_naive", "seasonal naive"),
+                         ("test_skill_vs_best_baseline", None)):
+        value = m.get(key)
+        if value is None:
+            continue
+        if against is None:
+            from experiments.metrics import best_baseline
+
+            names = [prefix[len("test_"):-1] for _, prefix in task.baselines()]
+            labels = {prefix[len("test_"):-1]: label for label, prefix in task.baselines()}
+            against = f"the best baseline, {labels[best_baseline(m, names, 'test_')]}"
+        lines.append(f"skill vs {against}: {value:+.3f} ({who} "
+                     f"{'beats' if value > 0 else 'LOSES TO'} it)")
+    notes = getattr(task, "baseline_notes", None)
+    if notes:
+        lines += [f"  {note}" for note in notes()]
+    reason = getattr(task, "transforms_reason", None)
+    if reason:
+        lines.append(f"transforms chosen from the training rows: {reason}")
+    return "\n".join(lines)
 
 
 def metrics_table(task, m, label) -> str:
@@ -221,10 +244,7 @@ def cmd_tune(args) -> int:
                     trial_params(result.best_hyperparameters).items())
     print(f"\nbest configuration: {best}")
     print(metrics_table(result.task, result.test_metrics, "best model"))
-    skill = result.test_metrics.get("test_skill_vs_seasonal_naive")
-    if skill is not None:
-        print(f"skill vs seasonal naive: {skill:+.3f} (the best model "
-              f"{'beats' if skill > 0 else 'LOSES TO'} it)")
+    print(skill_lines(result.task, result.test_metrics, "the best model"))
     if result.refit:
         print("(test metrics of the best model trained on the training split; the "
               "model served was then refit on all the data)")

@@ -57,18 +57,23 @@ def leaderboard(entries, task) -> list[tuple]:
     shown = task.metrics_shown
     rank = task.rank_by[len("test_"):]
     order = [rank, *[k for k in shown if k != rank]]
-    header = ("rank", "model", *order, "run")
     done = [e for e in entries if not e.error]
-    rows = [(e.model, *(e.metrics[f"test_{k}"] for k in order), e.run_id[:8])
-            for e in done]
+    # Forecasts: each model's skill against the best baseline (by RMSE).
+    skill = bool(done) and "test_skill_vs_best_baseline" in done[0].metrics
+    header = ("rank", "model", *order, *(("skill",) if skill else ()), "run")
+    rows = [(e.model, *(e.metrics[f"test_{k}"] for k in order),
+             *((f"{e.metrics['test_skill_vs_best_baseline']:+.3f}",) if skill else ()),
+             e.run_id[:8]) for e in done]
     if done:
         m = done[0].metrics  # baselines are the same test data for every run
         for label, prefix in task.baselines():
-            rows.append((f"({label})", *(m[prefix + k] for k in order), "baseline"))
+            rows.append((f"({label})", *(m[prefix + k] for k in order),
+                         *(("",) if skill else ()), "baseline"))
     rows.sort(key=lambda r: r[1])
     out = [header]
     for i, r in enumerate(rows, 1):
-        out.append((str(i), r[0], *(f"{v:.4g}" for v in r[1:-1]), r[-1]))
+        tail = 2 if skill else 1
+        out.append((str(i), r[0], *(f"{v:.4g}" for v in r[1:-tail]), *r[-tail:]))
     for e in entries:
         if e.error:
             out.append(("-", e.model, "failed", *[""] * (len(order) - 1), e.error[:60]))

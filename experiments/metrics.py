@@ -82,12 +82,18 @@ def skill(model_rmse: float, baseline_rmse: float) -> float:
     return 1.0 - model_rmse / baseline_rmse
 
 
-def evaluate_forecasts(prepared, pred: np.ndarray, part) -> dict[str, float]:
-    """Metrics of ``pred`` and of both baselines on windows ``part``, all in
-    original units, with the model's skill against the seasonal naive.
+def evaluate_forecasts(prepared, pred: np.ndarray, part,
+                       statistical: dict | None = None) -> dict[str, float]:
+    """Metrics of ``pred`` and of the baselines on windows ``part``, all in
+    original units, with the model's skill against the seasonal naive and
+    against the best baseline (lowest RMSE).
 
-    Returns flat names: ``mae``..., ``naive_mae``..., ``seasonal_naive_mae``...
-    and ``skill_vs_seasonal_naive``.
+    Args:
+        statistical: more baselines' forecasts on the same windows,
+            ``{"ets": (n, horizon, targets), ...}`` (``experiments.statistical``).
+
+    Returns flat names: ``mae``..., ``naive_mae``..., ``seasonal_naive_mae``...,
+    ``ets_mae``..., ``skill_vs_seasonal_naive`` and ``skill_vs_best_baseline``.
     """
     series = prepared.series
     values = series.frame[list(series.targets)].to_numpy()
@@ -98,10 +104,19 @@ def evaluate_forecasts(prepared, pred: np.ndarray, part) -> dict[str, float]:
         "naive": naive(values, part.origins, prepared.horizon),
         "seasonal_naive": seasonal_naive(values, part.origins,
                                          prepared.horizon, prepared.season),
+        **(statistical or {}),
     }
     for name, guess in baselines.items():
         for key, value in forecast_metrics(truth, guess, scale).items():
             out[f"{name}_{key}"] = value
     out["skill_vs_seasonal_naive"] = skill(out["rmse"],
                                            out["seasonal_naive_rmse"])
+    best = best_baseline(out, baselines)
+    out["skill_vs_best_baseline"] = skill(out["rmse"], out[f"{best}_rmse"])
     return out
+
+
+def best_baseline(scores: dict, names, prefix: str = "") -> str:
+    """The baseline with the lowest RMSE in ``scores`` (``prefix`` before
+    each name, e.g. ``"test_"``)."""
+    return min(names, key=lambda n: scores.get(f"{prefix}{n}_rmse", float("inf")))

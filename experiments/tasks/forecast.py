@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from experiments import data, metrics, tracking, windows
+from experiments import data, metrics, statistical, tracking, windows
 from experiments.errors import ConfigError
 from experiments.forecaster import DEFAULT_LEVELS, Forecaster, conformal_widths, coverage
 from experiments.tasks.base import Split, Task
@@ -17,9 +17,11 @@ TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "ti
          "max_file_mb", "fill_missing", "sort", "window", "horizon", "val_size", "test_size",
          "season", "transforms", "folds", "refit", "intervals")
 # Where neither the user nor the dataset (``Series.defaults``) says otherwise.
+# transforms None: chosen from the training rows (statistical.choose_transforms).
 DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
-            "transforms": ()}
+            "transforms": None}
 DATASETS = {"airline": data.load_airline, "sine": data.make_sine}
+LABELS = {"ets": "ETS", "sarima": "SARIMA"}
 
 
 def claims(cfg) -> bool:
@@ -47,7 +49,8 @@ def settings(cfg, series) -> dict:
     the dataset's, else ``DEFAULTS``."""
     out = {k: getattr(cfg, k) if getattr(cfg, k) is not None
            else series.defaults.get(k, default) for k, default in DEFAULTS.items()}
-    out["transforms"] = tuple(out["transforms"])
+    if out["transforms"] is not None:
+        out["transforms"] = tuple(out["transforms"])
     out["season"] = cfg.season or series.season
     return out
 
@@ -67,9 +70,18 @@ def make_tasks(cfg) -> list[ForecastTask]:
     chosen = settings(cfg, series)
     n_test = windows.resolve_part(chosen["test_size"], len(series), series.frame.index,
                                   "test")
+    folds = fold_series(series, cfg.folds, n_test)
+    reason = None
+    if chosen["transforms"] is None:  # neither the user nor the dataset named any
+        first = folds[0]  # the fewest training rows: no fold decides on data it tests
+        n_val = windows.resolve_part(chosen["val_size"], len(first) - n_test,
+                                     first.frame.index, "val")
+        chosen["transforms"], reason = statistical.choose_transforms(
+            first.frame[list(series.targets)].to_numpy(dtype=float),
+            max(len(first) - n_test - n_val, 1), chosen["season"])
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
-    return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels)
-            for s in fold_series(series, cfg.folds, n_test)]
+    return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason)
+            for s in folds]
 
 
 class ForecastTask(Task):
@@ -81,7 +93,7 @@ class ForecastTask(Task):
     rank_by = "test_rmse"
     metrics_shown = ("mae", "rmse", "mape", "smape", "mase")
 
-    def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS):
+    def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -91,6 +103,8 @@ class ForecastTask(Task):
         self.test = Split(p.test.x, p.test.y)
         self.repairs = tuple(repairs)
         self.levels = tuple(levels)
+        # Why the transforms are what they are, when chosen from the data.
+        self.transforms_reason = transforms_reason
 
     def params(self):
         p = self.prepared
@@ -106,7 +120,24 @@ class ForecastTask(Task):
         return tracking.dataset_of(self.series)
 
     def baselines(self):
-        return [("naive", "test_naive_"), ("seasonal naive", "test_seasonal_naive_")]
+        fitted = [(LABELS[name], f"test_{name}_") for name in self.statistical()[0]]
+        return [("naive", "test_naive_"), ("seasonal naive", "test_seasonal_naive_"),
+                *fitted]
+
+    def statistical(self):
+        """ETS and SARIMA forecasts for the test windows, fitted on the
+        training rows (once per task): ``(forecasts, notes)``, see
+        ``experiments.statistical.forecasts``."""
+        if getattr(self, "_statistical", None) is None:
+            p = self.prepared
+            values = self.series.frame[list(self.series.targets)].to_numpy(dtype=float)
+            self._statistical = statistical.forecasts(values, p.n_train, p.test.origins,
+                                                      p.horizon, p.season)
+        return self._statistical
+
+    def baseline_notes(self) -> list[str]:
+        """What each statistical baseline was, or why it was skipped."""
+        return [f"{LABELS[name]}: {note}" for name, note in self.statistical()[1].items()]
 
     def forecast(self, model, part):
         """Forecasts for ``part`` in original units, ``(n, horizon, targets)``."""
@@ -119,8 +150,8 @@ class ForecastTask(Task):
     def evaluate(self, model):
         p = self.prepared
         pred = self.forecast(model, p.test)
-        scores = {f"test_{k}": v for k, v in
-                  metrics.evaluate_forecasts(p, pred, p.test).items()}
+        scores = {f"test_{k}": v for k, v in metrics.evaluate_forecasts(
+            p, pred, p.test, self.statistical()[0]).items()}
         val = metrics.forecast_metrics(p.truth(p.val), self.forecast(model, p.val),
                                        metrics.scale_for(p))
         scores.update({f"val_{k}": v for k, v in val.items()})
@@ -173,8 +204,13 @@ class ForecastTask(Task):
         title = f"{model.name} on {tracking.redact(self.name)}: test RMSE {scores['test_rmse']:.4g}"
         tracking.log_figure(plots.forecast_plot(p, pred, baseline, p.test, title),
                           "plots/forecast.png")
-        mlflow.set_tag("beats_seasonal_naive",
-                       str(scores["test_skill_vs_seasonal_naive"] > 0))
+        names = ["naive", "seasonal_naive", *self.statistical()[0]]
+        mlflow.set_tags({
+            "beats_seasonal_naive": str(scores["test_skill_vs_seasonal_naive"] > 0),
+            "best_baseline": metrics.best_baseline(scores, names, "test_"),
+            "transforms_chosen": self.transforms_reason or "given",
+            **{f"baseline_{name}": note[:5000]
+               for name, note in self.statistical()[1].items()}})
         mlflow.log_text(self.test_forecasts(pred).to_csv(index=False), "test_forecasts.csv")
 
     def test_forecasts(self, pred) -> pd.DataFrame:

@@ -1,0 +1,113 @@
+"""Statistical baselines (ETS, SARIMA) and transforms chosen from the data."""
+
+import numpy as np
+import pytest
+
+from experiments import cli, metrics, statistical
+from experiments.config import RunConfig
+from experiments.tasks import load_tasks
+from tests.helpers import all_runs
+
+
+@pytest.fixture(scope="module")
+def airline_task():
+    _, tasks = load_tasks(RunConfig(data="airline", horizon=3, test_size=24, val_size=24))
+    return tasks[-1]
+
+
+def test_baselines_forecast_the_models_test_windows_from_the_past_only(airline_task):
+    """ETS and SARIMA give one forecast per test window of the network, and
+    each depends only on the data up to its origin: changing everything
+    after an origin leaves that origin's forecast as it was."""
+    p = airline_task.prepared
+    values = p.series.frame[["Passengers"]].to_numpy(float)
+    forecasts, notes = airline_task.statistical()
+    assert set(forecasts) == {"ets", "sarima"}
+    assert "on logs" in notes["sarima"] and "season 12" in notes["ets"]
+    for pred in forecasts.values():
+        assert pred.shape == (len(p.test.origins), p.horizon, 1)
+    origin = int(p.test.origins[5])
+    changed = values.copy()
+    changed[origin + 1:] *= 3.0
+    again, _ = statistical.forecasts(changed, p.n_train, p.test.origins[5:6], p.horizon,
+                                     p.season)
+    for name, pred in forecasts.items():
+        np.testing.assert_allclose(again[name][0], pred[5], rtol=1e-6, err_msg=name)
+    # Scored like the model: on the same truth, with the same metric code.
+    scores = metrics.evaluate_forecasts(p, forecasts["ets"], p.test, forecasts)
+    truth = p.truth(p.test)
+    assert scores["ets_rmse"] == pytest.approx(
+        np.sqrt(np.mean((forecasts["ets"] - truth) ** 2)))
+    assert scores["rmse"] == pytest.approx(scores["ets_rmse"])  # the "model" is ETS
+    best = metrics.best_baseline(scores, ["naive", "seasonal_naive", "ets", "sarima"])
+    assert scores["skill_vs_best_baseline"] == pytest.approx(
+        1 - scores["rmse"] / scores[f"{best}_rmse"])
+
+
+def test_sarima_reproduces_the_box_jenkins_airline_reference():
+    """SARIMA(0,1,1)(0,1,1)12 on logs, fitted on the first 120 months and
+    filtered through the last 24: test RMSE 15.28 (one-step forecasts)."""
+    from experiments.data import load_airline
+
+    values = load_airline().frame["Passengers"].to_numpy(float)
+    origins = np.arange(119, 143)
+    pred, label = statistical.sarima(values, 120, origins, 1, 12)
+    rmse = np.sqrt(np.mean((pred[:, 0] - values[origins + 1]) ** 2))
+    assert label.startswith("SARIMA(0,1,1)(0,1,1,12)")
+    assert rmse == pytest.approx(15.28, abs=0.05)
+
+
+def test_a_baseline_that_cannot_fit_is_reported_skipped_with_the_reason():
+    values = np.linspace(10, 20, 40)[:, None] + np.sin(np.arange(40))[:, None]
+    forecasts, notes = statistical.forecasts(values, 30, np.arange(30, 38), 2, 20)
+    assert "ets" not in forecasts
+    assert notes["ets"] == "skipped: ets: 30 training rows hold fewer than two seasons of 20"
+    assert "sarima" in forecasts and "non-seasonal" in notes["sarima"]
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("stationary", ()), ("trend", ("diff",)), ("random_walk", ("diff",)),
+    ("multiplicative", ("log", "diff")),
+])
+def test_transforms_are_chosen_from_the_training_rows(kind, expected):
+    rng = np.random.default_rng(0)
+    t = np.arange(240)
+    season = 12 * (1 + 0.3 * np.sin(2 * np.pi * t / 12))
+    series = {
+        "stationary": 50 + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(size=240),
+        "trend": 100 + 0.8 * t + rng.normal(size=240),
+        "random_walk": 100 + np.cumsum(rng.normal(size=240)),
+        "multiplicative": (100 + 2 * t) * season / 12 * np.exp(rng.normal(0, 0.02, 240)),
+    }[kind]
+    chosen, reason = statistical.choose_transforms(series, 180, 12)
+    assert chosen == expected, reason
+    assert reason
+
+
+@pytest.mark.slow
+def test_train_on_a_trending_csv_differences_it_and_reports_why(tmp_path, capsys):
+    t = np.arange(90)
+    rows = ["quarter,gdp"] + [f"{1990 + i // 4}Q{i % 4 + 1},{1000 + 12 * i + 3 * np.sin(i):.2f}"
+                              for i in t]
+    path = tmp_path / "gdp.csv"
+    path.write_text("\n".join(rows) + "\n")
+    db = tmp_path / "mlflow.db"
+    common = ["train", "--model", "gru", "--csv", str(path), "--target", "gdp",
+              "--time-col", "quarter", "--window", "8", "--epochs", "3", "--units", "4",
+              "--tracking-uri", f"sqlite:///{db}"]
+    assert cli.main(common) == 0
+    out = capsys.readouterr().out
+    assert "transforms chosen from the training rows: diff: KPSS rejects" in out
+    for name in ("naive", "seasonal naive", "ETS", "SARIMA"):
+        assert f"\n{name} " in out, name
+    assert "skill vs the best baseline" in out
+    (run,) = all_runs(db)
+    assert run.data.params["transforms"] == "diff"
+    assert run.data.tags["transforms_chosen"].startswith("diff: KPSS")
+    for key in ("test_ets_rmse", "test_sarima_rmse", "test_skill_vs_best_baseline"):
+        assert np.isfinite(run.data.metrics[key]), key
+    # --transform still decides: none means none.
+    assert cli.main([*common, "--transform", "none", "--experiment", "given"]) == 0
+    given = [r for r in all_runs(db) if r.info.run_id != run.info.run_id][0]
+    assert given.data.params["transforms"] == "none"
+    assert given.data.tags["transforms_chosen"] == "given"
