@@ -230,7 +230,7 @@ def cmd_tune(args) -> int:
     done.sort(key=lambda t: t["score"])
     print(f"\nbest trials ({len(done)} of {len(result.trials)} completed, "
           f"ranked by {cfg.objective} on the validation split):")
-    skip = {"trial", "status", "score", "epochs", "seconds"}
+    skip = {"trial", "status", "score", "epochs", "best_epoch", "seconds"}
     rows = [("rank", "trial", cfg.objective, "hyperparameters")]
     for i, t in enumerate(done[:5], 1):
         hp = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
@@ -238,7 +238,14 @@ def cmd_tune(args) -> int:
                       and v is not None)
         rows.append((str(i), t["trial"], f"{t['score']:.4g}", hp))
     print(table(rows))
-    from tuning.tracked import trial_params
+    from experiments.config import TRAINING_DEFAULTS
+    from tuning.tracked import at_epoch_cap, trial_params
+
+    epochs = cfg.run.epochs or TRAINING_DEFAULTS["epochs"]
+    capped = at_epoch_cap(result.trials, epochs)
+    if capped:
+        print(f"{len(capped)} of {len(done)} completed trials were still improving at the "
+              f"epoch cap (--epochs {epochs}); a larger --epochs may find better")
 
     best = " ".join(f"{k}={_short(v)}" for k, v in
                     trial_params(result.best_hyperparameters).items())

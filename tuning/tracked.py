@@ -285,6 +285,7 @@ class SearchTracker:
                          "score": trial.score,
                          "epochs": int(m["epochs_trained"]) if "epochs_trained" in m
                          else None,
+                         "best_epoch": int(m["best_epoch"]) if "best_epoch" in m else None,
                          "seconds": round(m["seconds"], 2) if "seconds" in m else None,
                          **hp})
         return rows
@@ -306,7 +307,8 @@ class SearchTracker:
                                               numbers), "plots/search.png")
         mlflow.log_metrics({
             "trials_completed": sum(r["status"] == "COMPLETED" for r in rows),
-            "trials_failed": sum(r["status"] != "COMPLETED" for r in rows)})
+            "trials_failed": sum(r["status"] != "COMPLETED" for r in rows),
+            "trials_at_epoch_cap": len(at_epoch_cap(rows, self.cfg.run.epochs))})
 
     def log_best(self, trial, model) -> dict:
         """The best trial's model on the test split, marked on its child run
@@ -351,6 +353,13 @@ class SearchTracker:
         client.set_registered_model_alias(name, "best", version.version)
         mlflow.set_tag("registered_model", f"{name}/{version.version}")
         return name, str(version.version)
+
+
+def at_epoch_cap(rows, epochs) -> list[dict]:
+    """The completed trials whose best epoch was their last of ``epochs``:
+    still improving when the budget ran out."""
+    return [r for r in rows if r["status"] == "COMPLETED" and r.get("epochs") == epochs
+            and r.get("best_epoch") == epochs - 1]
 
 
 class _CudnnTag(keras.callbacks.Callback):
