@@ -523,5 +523,5 @@ def log_model(model, task):
     # mlflow.keras with a save_model that makes its folder first (see above).
     flavor = types.SimpleNamespace(__name__="mlflow.keras", save_model=_save_keras_model)
     return mlflow.models.Model.log(
-        name="model", flavor=flavor, model=model, signature=signature,
+        artifact_path=None, name="model", flavor=flavor, model=model, signature=signature,
         input_example=example, pip_requirements=model_requirements())

@@ -344,7 +344,7 @@ class SearchTracker:
 
         name = self.registered_name()
         uri = model_info.model_uri if model_info else f"runs:/{self.parent_id}/model"
-        description, tags = card if card else ("", {})
+        description, tags = redact(card) if card else ("", {})
         version = mlflow.register_model(uri, name, tags={
             "search": self.name, "run_id": self.parent_id, **tags})
         client = mlflow.MlflowClient()
