@@ -18,6 +18,7 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
         refit: whether the served network was refit on all the data.
         run_id: the run that logged it.
     """
+    nan = float("nan")
     p = task.prepared
     index = task.series.frame.index
     last_seen = len(index) - 1 if refit else p.n_train - 1
@@ -25,8 +26,7 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
     digest = task.dataset().digest
     hp = {k: v for k, v in hyperparameters.items() if k not in ("family", "head")}
     shown_hp = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(hp.items()))
-    rows = [("model", "test_"), ("naive", "test_naive_"),
-            ("seasonal naive", "test_seasonal_naive_")]
+    rows = [("model", "test_"), *task.baselines()]
     metrics = [m for m in ("rmse", "mae", "mape") if f"test_{m}" in scores]
     table = ["| | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for label, prefix in rows:
@@ -54,7 +54,8 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
         "",
         *table,
         "",
-        f"Skill vs seasonal naive: {scores.get('test_skill_vs_seasonal_naive', float('nan')):+.3f}."
+        f"Skill vs seasonal naive: {scores.get('test_skill_vs_seasonal_naive', nan):+.3f}; "
+        f"vs the best baseline: {scores.get('test_skill_vs_best_baseline', nan):+.3f}."
         + (f" Interval coverage on the test period: {coverage}." if coverage else ""),
         "",
         "How to call it (raw history in, as the CSV: "
@@ -76,7 +77,8 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
         "window": str(p.window), "horizon": str(p.horizon),
         "hyperparameters": shown_hp[:5000],
         **{k: _fmt(scores[k]) for k in ("test_rmse", "test_seasonal_naive_rmse",
-                                         "test_skill_vs_seasonal_naive") if k in scores},
+                                         "test_skill_vs_seasonal_naive",
+                                         "test_skill_vs_best_baseline") if k in scores},
     }
     return description, tags
 
