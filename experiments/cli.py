@@ -222,6 +222,7 @@ def cmd_tune(args) -> int:
         name=args.name, directory=args.directory, fresh=args.fresh,
         role=args.role, address=address, connect_timeout=args.connect_timeout,
         worker_timeout=args.worker_timeout, data_parallel=args.data_parallel,
+        ensemble=args.ensemble,
         expect_workers=args.expect_workers or 0)
     result = run_search(cfg)
     if args.role == "worker":
@@ -252,6 +253,11 @@ def cmd_tune(args) -> int:
     print(f"\nbest configuration: {best}")
     print(metrics_table(result.task, result.test_metrics, "best model"))
     print(skill_lines(result.task, result.test_metrics, "the best model"))
+    if result.ensemble_metrics:
+        m = result.ensemble_metrics
+        shown = "  ".join(f"{k} {m['test_' + k]:.4g}" for k in result.task.metrics_shown)
+        print(f"ensemble of the top {args.ensemble} (served): {shown}; skill vs the best "
+              f"baseline {m['test_skill_vs_best_baseline']:+.3f}")
     if result.refit:
         print("(test metrics of the best model trained on the training split; the "
               "model served was then refit on all the data)")
@@ -592,6 +598,11 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
                    help="with --role chief: hand out no trial until N workers have "
                         "asked for one (at most half of --connect-timeout), so that "
                         "a short search is spread over all of them")
+    p.add_argument("--ensemble", type=int, default=1, metavar="K",
+                   help="serve (and register) the mean of the top K trials' models, each "
+                        "refit unless --no-refit; its test metrics are logged beside the "
+                        "best model's as ensemble_test_* (forecasting; default 1: the best "
+                        "model alone)")
     d.add_argument("--data-parallel", action="store_true",
                    help="train each trial on all the GPUs its process sees "
                         "(tf.distribute.MirroredStrategy)")

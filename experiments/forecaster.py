@@ -207,7 +207,8 @@ class Forecaster:
         model with extra feature columns forecasts at most ``horizon`` steps.
 
         Args:
-            model: the Keras model (called directly: no progress bar).
+            model: the Keras model (called directly: no progress bar), or a
+                list of them, an ensemble: the mean of their forecasts.
             history: raw rows, as the user's CSV (see ``columns``).
             steps: how many steps; default the model's horizon.
         """
@@ -240,10 +241,14 @@ class Forecaster:
         pre = self.preprocessor
         recent = pd.DataFrame(values[-self.min_rows:], columns=list(pre.features))
         scaled = pre.transform(recent).to_numpy("float32")[-pre.window:]
-        out = keras.ops.convert_to_numpy(model(scaled[None], training=False))
         cols = [pre.features.index(t) for t in pre.targets]
         past = values[len(values) - pre.lost:, cols][None]
-        return pre.inverse_transform(out, past)[0]
+        # An ensemble forecasts the mean of its members' forecasts, in the
+        # data's units (not of their transformed outputs).
+        members = model if isinstance(model, (list, tuple)) else [model]
+        return np.mean([pre.inverse_transform(
+            keras.ops.convert_to_numpy(m(scaled[None], training=False)), past)[0]
+            for m in members], axis=0)
 
     def _table(self, index, pred, steps) -> pd.DataFrame:
         pre = self.preprocessor

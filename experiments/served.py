@@ -56,7 +56,13 @@ class ServedModel(mlflow.pyfunc.PythonModel):
         import zoo  # noqa: F401  (registers the zoo's layers for loading)
 
         self.kind = context.model_config["kind"]
-        self.network = keras.saving.load_model(context.artifacts["network"], compile=False)
+        members = int(context.model_config.get("members", 0))
+        if members:  # an ensemble: the mean of its members' forecasts
+            self.network = [keras.saving.load_model(context.artifacts[f"network_{i}"],
+                                                    compile=False) for i in range(members)]
+        else:
+            self.network = keras.saving.load_model(context.artifacts["network"],
+                                                   compile=False)
         with open(context.artifacts["spec"]) as f:
             spec = json.load(f)
         self.reader = READERS[self.kind].from_config(spec)
@@ -265,7 +271,8 @@ def log_served(kind: str, network, reader, example, requirements, history=None):
 
     Args:
         kind: the task (``forecast``, ``classification``, ``language_model``).
-        network: the Keras model; reader: the task's reader (``READERS``).
+        network: the Keras model, or a list of them (a forecasting ensemble);
+            reader: the task's reader (``READERS``).
         example: real raw input from the training data.
         history: forecasts only, the end of the training data (a DataFrame).
 
@@ -277,16 +284,23 @@ def log_served(kind: str, network, reader, example, requirements, history=None):
         output = reader.predict(network, example, **(
             {"length": 5} if kind == "language_model" else {}))
     with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pyfunc"):
-        paths = {"network": os.path.join(tmp, "network.keras"),
-                 "spec": os.path.join(tmp, "spec.json")}
-        network.save(paths["network"])
+        paths = {"spec": os.path.join(tmp, "spec.json")}
+        config = {"kind": kind}
+        if isinstance(network, (list, tuple)):  # an ensemble
+            config["members"] = len(network)
+            for i, member in enumerate(network):
+                paths[f"network_{i}"] = os.path.join(tmp, f"network_{i}.keras")
+                member.save(paths[f"network_{i}"])
+        else:
+            paths["network"] = os.path.join(tmp, "network.keras")
+            network.save(paths["network"])
         with open(paths["spec"], "w") as f:
             json.dump(reader.to_config(), f, indent=2)
         if history is not None:
             paths["history"] = os.path.join(tmp, "history.csv")
             history.to_csv(paths["history"], index=False)
         return mlflow.pyfunc.log_model(
-            name="model", python_model=CODE, artifacts=paths, model_config={"kind": kind},
+            name="model", python_model=CODE, artifacts=paths, model_config=config,
             signature=_signature(reader, kind, example, output), input_example=example,
             pip_requirements=requirements)
 

@@ -298,3 +298,37 @@ def test_finished_trials_leave_no_traced_graphs_behind(tmp_path, monkeypatch):
     # by the time the next one begins, and graphs do not pile up.
     assert [registered for registered, _ in seen] == [seen[0][0]] * 4, seen
     assert seen[2:] == [seen[1]] * 2, seen
+
+
+def test_ensemble_serves_the_mean_of_its_members_forecasts(tmp_path):
+    """`tune --ensemble 2`: the registered model forecasts the mean of its two
+    members' forecasts (in the data's units), and its test metrics are logged
+    beside the best model's."""
+    import mlflow
+    import numpy as np
+
+    from experiments.forecaster import Forecaster
+
+    result = search(tmp_path, models=("gru",), max_trials=2, ensemble=2,
+                    run={"refit": False})
+    parent = client_for(tmp_path / "mlflow.db").get_run(result.parent_run_id)
+    m = parent.data.metrics
+    assert np.isfinite(m["ensemble_test_rmse"]) and np.isfinite(m["test_rmse"])
+    assert result.ensemble_metrics["test_rmse"] == pytest.approx(m["ensemble_test_rmse"])
+    assert parent.data.tags["ensemble"] == "ensemble of 2 (gru, gru)"
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/lstm-zoo-sine@best")
+    inner = model.unwrap_python_model()
+    assert isinstance(inner.network, list) and len(inner.network) == 2
+    out = model.predict(inner.history)
+    one = Forecaster.from_config(inner.forecaster.to_config())
+    members = [one.forecast(net, inner.history)["value"] for net in inner.network]
+    np.testing.assert_allclose(out["value"], np.mean(members, axis=0), rtol=1e-6)
+    assert not np.allclose(members[0], members[1])  # two different models
+
+
+def test_ensemble_is_refused_where_it_cannot_apply(tmp_path):
+    with pytest.raises(ValueError, match="--ensemble 3 needs at least as many trials"):
+        search(tmp_path, models=("gru",), max_trials=2, ensemble=3)
+    with pytest.raises(ValueError, match="--ensemble must be an int >= 1"):
+        search(tmp_path, models=("gru",), max_trials=2, ensemble=0)

@@ -42,6 +42,7 @@ class SearchConfig:
     directory: str = "tuner"
     fresh: bool = False
     register: bool = True
+    ensemble: int = 1                     # serve the mean of the top K trials' models
     # Several processes (see tuning/distributed.py): None runs the whole search
     # here; "chief" serves the oracle at `address`; "worker" trains trials for
     # the chief at `address`.
@@ -65,6 +66,7 @@ class SearchResult:
     registered: tuple[str, str] | None     # (model name, version)
     task: Any = None
     refit: bool = False                    # the served model was refit on all the data
+    ensemble_metrics: dict = dataclasses.field(default_factory=dict)  # with --ensemble K
 
 
 def search_name(cfg: SearchConfig, dataset: str, families) -> str:
@@ -149,9 +151,17 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         raise ConfigError(f"--objective must be val_loss (or loss); received "
                           f"{cfg.objective!r}; the test split is never used "
                           f"for selection")
+    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
+        raise ConfigError(f"--ensemble must be an int >= 1; received {cfg.ensemble!r}")
     run, tasks = load_tasks(cfg.run, "tune")
     cfg = dataclasses.replace(cfg, run=run)
     task = tasks[-1]
+    if cfg.ensemble > 1 and not hasattr(task, "all_windows"):
+        raise ConfigError(f"--ensemble averages forecasts; the {task.kind} task serves "
+                          f"one model (leave --ensemble out)")
+    if cfg.ensemble > cfg.max_trials:
+        raise ConfigError(f"--ensemble {cfg.ensemble} needs at least as many trials; "
+                          f"--max-trials is {cfg.max_trials}")
     fitting = zoo.list_models(head=task.head)
     families = list(cfg.models) or fitting
     for fam in families:
@@ -270,7 +280,11 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
                     f"chief and workers need a shared --directory") from None
         test_metrics = tracker.log_best(best_trial, model)
         served, refit = _refit(cfg, hypermodel, best_trial, task, model)
-        model_info = task.log_served(served, calibrated_on=model)
+        calibrated, card_metrics, family = model, test_metrics, None
+        if cfg.ensemble > 1 and hasattr(task, "all_windows"):
+            served, calibrated, card_metrics, family = _ensemble(
+                cfg, tuner, hypermodel, best[:cfg.ensemble], task, model, served, refit)
+        model_info = task.log_served(served, calibrated_on=calibrated)
         registered = None
         if cfg.register:
             card = None
@@ -281,16 +295,51 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
                 hp = trial_params(best_trial.hyperparameters.values)
                 card = model_card(
                     name=tracker.registered_name(),
-                    family=hp.get("family", hypermodel.families[0]), hyperparameters=hp,
-                    task=task, scores=test_metrics, refit=refit,
+                    family=family or hp.get("family", hypermodel.families[0]),
+                    hyperparameters=hp, task=task, scores=card_metrics, refit=refit,
                     run_id=parent.info.run_id)
             registered = tracker.register(model_info, card)
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,
-                            registered, task, refit)
+                            registered, task, refit,
+                            card_metrics if card_metrics is not test_metrics else {})
 
 
-def _refit(cfg: SearchConfig, hypermodel, trial, task, model):
+def _ensemble(cfg: SearchConfig, tuner, hypermodel, top, task, model, served, refit):
+    """The top trials' models as one ensemble (the mean of their forecasts),
+    scored on the test split beside the best model (``ensemble_test_rmse``...)
+    and, with refit, each refit on all the data.
+
+    Returns ``(served members, train-only members, the ensemble's test
+    metrics, its description)``.
+    """
+    import warnings
+
+    import mlflow
+
+    from tuning.tracked import trial_params
+
+    members = [model]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading")
+        members += [tuner.load_model(t) for t in top[1:]]
+    scores = task.evaluate(members)
+    mlflow.log_metrics({f"ensemble_{k}": v for k, v in scores.items()})
+    served_members = [served] + [
+        _refit(cfg, hypermodel, t, task, m, log=False)[0] if refit else m
+        for t, m in zip(top[1:], members[1:], strict=True)]
+    families = [trial_params(t.hyperparameters.values).get(
+        "family", hypermodel.families[0]) for t in top]
+    description = f"ensemble of {len(top)} ({', '.join(families)})"
+    mlflow.set_tags({"ensemble": description,
+                     "ensemble_trials": ",".join(t.trial_id for t in top)})
+    if len(top) < cfg.ensemble:
+        mlflow.set_tag("ensemble_note", f"--ensemble {cfg.ensemble}: only {len(top)} "
+                                        f"trial(s) completed")
+    return served_members, members, scores, description
+
+
+def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True):
     """The model to serve, and whether it was refit: the best configuration
     fit again on all the data (training, validation and test) for as many
     epochs as its trial kept, unless ``--no-refit`` or the task has no
@@ -299,9 +348,10 @@ def _refit(cfg: SearchConfig, hypermodel, trial, task, model):
     import mlflow
 
     refit = hasattr(task, "all_windows") and cfg.run.refit is not False
-    mlflow.set_tags({"refit": str(refit).lower(), "test_metrics_of": (
-        "the best model trained on the training split; the served model is its "
-        "refit on all the data" if refit else "the served model")})
+    if log:
+        mlflow.set_tags({"refit": str(refit).lower(), "test_metrics_of": (
+            "the best model trained on the training split; the served model is its "
+            "refit on all the data" if refit else "the served model")})
     if not refit:
         return model, False
     epochs = int(trial.best_step or 0) + 1
@@ -311,7 +361,8 @@ def _refit(cfg: SearchConfig, hypermodel, trial, task, model):
     data = task.all_windows()
     hypermodel.fit(trial.hyperparameters, refitted, data.x, data.y, epochs=epochs,
                    verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
-    mlflow.log_metric("refit_epochs", epochs)
+    if log:
+        mlflow.log_metric("refit_epochs", epochs)
     return refitted, True
 
 

@@ -140,7 +140,10 @@ class ForecastTask(Task):
         return [f"{LABELS[name]}: {note}" for name, note in self.statistical()[1].items()]
 
     def forecast(self, model, part):
-        """Forecasts for ``part`` in original units, ``(n, horizon, targets)``."""
+        """Forecasts for ``part`` in original units, ``(n, horizon, targets)``;
+        for a list of models (an ensemble), the mean of theirs."""
+        if isinstance(model, (list, tuple)):
+            return np.mean([self.forecast(m, part) for m in model], axis=0)
         if part is self.prepared.test:
             raw = self.predict_test(model)
         else:
