@@ -282,7 +282,4 @@ def check_applicable(cfg: RunConfig, kind: str, takes: tuple[str, ...],
         if searched:
             raise ConfigError(f"{flag_of(searched[0])} is searched by `tune` (see "
                               f"--max-trials); leave it out, or use `train` to set it")
-        if cfg.folds not in (None, 1):
-            raise ConfigError(f"--folds {cfg.folds} is not supported by `tune` yet (a "
-                              f"search selects on one validation split); leave it out, "
-                              f"or use `train --folds`")
+

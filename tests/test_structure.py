@@ -64,8 +64,7 @@ def test_a_setting_the_task_does_not_take_is_refused(flags, unused, kind, tmp_pa
     assert not db.exists()
 
 
-@pytest.mark.parametrize("flag,value", [("--batch-size", "16"), ("--learning-rate", "0.01"),
-                                        ("--folds", "3")])
+@pytest.mark.parametrize("flag,value", [("--batch-size", "16"), ("--learning-rate", "0.01")])
 def test_tune_refuses_what_it_would_ignore(flag, value, tmp_path, capsys):
     db = tmp_path / "mlflow.db"
     code = cli.main(["tune", "--data", "sine", flag, value, "--tracking-uri",

@@ -332,3 +332,23 @@ def test_ensemble_is_refused_where_it_cannot_apply(tmp_path):
         search(tmp_path, models=("gru",), max_trials=2, ensemble=3)
     with pytest.raises(ValueError, match="--ensemble must be an int >= 1"):
         search(tmp_path, models=("gru",), max_trials=2, ensemble=0)
+
+
+def test_folds_make_the_trial_score_the_mean_over_folds(tmp_path):
+    """`tune --folds 3`: each trial trains on three expanding windows (the
+    scaler of each fitted on its own training rows); its score is the mean of
+    the three best validation losses, each logged on the trial's run."""
+    import numpy as np
+
+    result = search(tmp_path, models=("gru",), max_trials=1,
+                    run={"folds": 3, "refit": False})
+    (kid,) = children_of(tmp_path / "mlflow.db", result.parent_run_id)
+    m = kid.data.metrics
+    folds = [m[f"fold{k}_best_val_loss"] for k in (1, 2, 3)]
+    assert len(set(folds)) == 3 and all(np.isfinite(folds))
+    assert m["best_val_loss"] == pytest.approx(np.mean(folds), rel=1e-5)
+    assert result.best_score == pytest.approx(np.mean(folds), rel=1e-5)
+    # The last fold's own curve is the one logged per epoch; its best is fold 3's.
+    client = client_for(tmp_path / "mlflow.db")
+    curve = [h.value for h in client.get_metric_history(kid.info.run_id, "val_loss")]
+    assert min(curve) == pytest.approx(folds[2], rel=1e-5)

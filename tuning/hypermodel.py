@@ -51,7 +51,8 @@ class ZooHyperModel(kt.HyperModel):
     """
 
     def __init__(self, families, input_shape, outputs, *, head="forecast",
-                 loss="mse", clipnorm=None, n_train=None, epochs=None):
+                 loss="mse", clipnorm=None, n_train=None, epochs=None, folds=(),
+                 patience=20):
         super().__init__(name="zoo")
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
@@ -61,6 +62,9 @@ class ZooHyperModel(kt.HyperModel):
         self.clipnorm = clipnorm
         # n_train and epochs pick the compile options (see experiments.fitting)
         self.n_train, self.epochs = n_train, epochs
+        # Rolling-origin folds before the last one, as (x, y, x_val, y_val):
+        # a trial's score is its mean best validation loss over all folds.
+        self.folds, self.patience = list(folds), patience
 
     def space(self) -> dict:
         """The whole search space as plain data (for fingerprints and logs)."""
@@ -107,14 +111,63 @@ class ZooHyperModel(kt.HyperModel):
     def fit(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
         from experiments.feed import fit_arguments
 
+        earlier = [self._fit_fold(hp, fold, kwargs.get("epochs", 1), shuffle)
+                   for fold in self.folds]
         history = model.fit(**fit_arguments(
             x, y, hp.get("batch_size"), shuffle, validation_data,
             steps_per_execution=model.steps_per_execution), **kwargs)
-        losses = history.history.get("loss", [])
-        bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-        if not losses or bad:
-            epoch = bad[0] + 1 if bad else 0
-            raise kt.errors.FailedTrialError(
-                f"training loss became {losses[bad[0]] if bad else 'undefined'}"
-                f" at epoch {epoch}")
+        _check_losses(history.history.get("loss", []))
+        if earlier:
+            self._average_over_folds(history, earlier, kwargs.get("callbacks", []))
         return history
+
+    def _fit_fold(self, hp, fold, epochs, shuffle) -> float:
+        """Train a fresh model of this trial's configuration on an earlier
+        fold; its best validation loss."""
+        from experiments.feed import fit_arguments
+
+        x, y, x_val, y_val = fold
+        model = self.build(hp)
+        history = model.fit(**fit_arguments(
+            x, y, hp.get("batch_size"), shuffle, (x_val, y_val),
+            steps_per_execution=model.steps_per_execution), epochs=epochs, verbose=0,
+            callbacks=[keras.callbacks.EarlyStopping(patience=self.patience),
+                       keras.callbacks.TerminateOnNaN()]).history
+        _check_losses(history.get("loss", []))
+        return min(v for v in history["val_loss"] if math.isfinite(v))
+
+    def _average_over_folds(self, history, earlier, callbacks):
+        """Make the trial's objective its mean best validation loss over the
+        folds: the last fold's curve is mapped by ``(sum(earlier) + v) / K``,
+        which keeps its best epoch (what the checkpoint and a refit use) and
+        makes its best value the mean. The raw curve stays as
+        ``val_loss_last_fold``; each fold's best goes to the trial's run."""
+        last = list(history.history["val_loss"])
+        k = len(earlier) + 1
+        history.history["val_loss_last_fold"] = last
+        history.history["val_loss"] = [(sum(earlier) + v) / k for v in last]
+        best = min(v for v in last if math.isfinite(v))
+        logger = next((c for c in callbacks if hasattr(c, "run_id")), None)
+        if logger is not None:
+            import mlflow
+
+            mlflow.MlflowClient().log_batch(logger.run_id, metrics=[
+                _metric(f"fold{i + 1}_best_val_loss", v)
+                for i, v in enumerate([*earlier, best])])
+
+
+def _check_losses(losses):
+    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    if not losses or bad:
+        epoch = bad[0] + 1 if bad else 0
+        raise kt.errors.FailedTrialError(
+            f"training loss became {losses[bad[0]] if bad else 'undefined'}"
+            f" at epoch {epoch}")
+
+
+def _metric(name, value):
+    import time
+
+    from mlflow.entities import Metric
+
+    return Metric(name, float(value), int(time.time() * 1000), 0)

@@ -147,6 +147,9 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     if cfg.tuner not in TUNERS:
         raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
                           f"{cfg.tuner!r}")
+    if cfg.run.folds not in (None, 1) and cfg.objective != "val_loss":
+        raise ConfigError("--folds scores trials by their validation loss over the "
+                          "folds; leave --objective at val_loss")
     if cfg.objective not in ("val_loss", "loss"):
         raise ConfigError(f"--objective must be val_loss (or loss); received "
                           f"{cfg.objective!r}; the test split is never used "
@@ -182,13 +185,15 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     hypermodel = ZooHyperModel(
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
         clipnorm=clipnorm_space(cfg.run, task),
-        n_train=len(task.train), epochs=cfg.run.epochs)
+        n_train=len(task.train), epochs=cfg.run.epochs, patience=cfg.run.patience,
+        folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]])
     name = search_name(cfg, task.name, families)
     project_dir = folder_mod.folder_of(cfg.directory, name)
     dataset = task.dataset()
     fingerprint = {**task.fingerprint(), "data_digest": dataset.digest,
                    "space": hypermodel.space(), "tuner": cfg.tuner,
                    "objective": cfg.objective, "epochs": cfg.run.epochs,
+                   "folds": cfg.run.folds,
                    "seed": cfg.run.seed}
     fingerprint = json.loads(json.dumps(fingerprint, default=str))
     if cfg.role not in (None, "chief", "worker"):
