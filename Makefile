@@ -96,3 +96,9 @@ $(JAX_STAMP): $(STAMP)
 
 bench: $(JAX_STAMP)
 	$(BIN)/python -m benchmarks.bench $(ARGS)
+
+# === Accuracy against ETS / SARIMA (about 20 minutes on a 2-core CPU) ===
+# Writes benchmarks/results/accuracy-latest.{json,md}; ARGS="--series airline-h1 --trials 20".
+.PHONY: accuracy
+accuracy: install
+	$(BIN)/python -m benchmarks.accuracy $(ARGS)
