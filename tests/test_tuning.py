@@ -236,7 +236,7 @@ def test_bad_tuner_exits_2(tmp_path, capsys):
 def test_same_seed_random_search_proposes_the_same_trials(tmp_path):
     def proposals(folder, seed):
         result = search(folder, models=("gru", "vanilla_lstm"), tuner="random",
-                        max_trials=3, run={"seed": seed, "epochs": 1})
+                        max_trials=3, run={"seed": seed, "epochs": 1, "refit": False})
         outcome = ("trial", "status", "score", "epochs", "best_epoch", "seconds")
         return [{k: v for k, v in t.items() if k not in outcome} for t in result.trials]
 
