@@ -315,10 +315,17 @@ def test_compare_prints_leaderboard_with_baselines_and_skips_conv_lstm(tmp_path,
     lines = [line for line in out.splitlines() if line.split()[:1]
              and line.split()[0].isdigit()]
     names = [line.split()[1] for line in lines]
-    assert sorted(names) == sorted(["gru", "vanilla_lstm", "(naive)", "(seasonal"])
+    assert sorted(names) == sorted(["gru", "vanilla_lstm", "(naive)", "(seasonal", "(ETS)",
+                                    "(SARIMA)"])
     rmse = [float(line.split()[3] if line.split()[1] == "(seasonal"
                   else line.split()[2]) for line in lines]
     assert rmse == sorted(rmse)
+    # Each model's skill against the best baseline, in its own column.
+    header = next(line for line in out.splitlines() if line.startswith("rank"))
+    assert "skill" in header.split()
+    for line in lines:
+        if line.split()[1] in ("gru", "vanilla_lstm"):
+            assert line.split()[-2][0] in "+-", line
     assert len(all_runs(db)) == 2
 
 
