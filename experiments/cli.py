@@ -129,9 +129,9 @@ def skill_lines(task, m, who) -> str:
         if against is None:
             from experiments.metrics import best_baseline
 
-            names = [prefix[len("test_"):-1] for _, prefix in task.baselines()]
+            # "test_seasonal_naive_" -> "seasonal_naive": the baselines' names
             labels = {prefix[len("test_"):-1]: label for label, prefix in task.baselines()}
-            against = f"the best baseline, {labels[best_baseline(m, names, 'test_')]}"
+            against = f"the best baseline, {labels[best_baseline(m, labels, 'test_')]}"
         lines.append(f"skill vs {against}: {value:+.3f} ({who} "
                      f"{'beats' if value > 0 else 'LOSES TO'} it)")
     notes = getattr(task, "baseline_notes", None)

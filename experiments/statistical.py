@@ -13,6 +13,7 @@ with the reason (too short, no season, a fit that fails).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
 
@@ -31,13 +32,13 @@ class BaselineSkipped(Exception):
     """A baseline that cannot be fitted here; the message says why."""
 
 
+@contextlib.contextmanager
 def _quiet():
     """statsmodels' convergence and frequency warnings: a baseline either
     fits or is skipped with a reason; its warnings would bury the output."""
-    context = warnings.catch_warnings()
-    context.__enter__()
-    warnings.simplefilter("ignore")
-    return context
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
@@ -67,27 +68,26 @@ def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
         raise BaselineSkipped(f"ets: {n_train} training rows are too few")
     spec = dict(trend="add", damped_trend=True, seasonal=seasonal,
                 seasonal_periods=season if seasonal else None)
-    context = _quiet()
-    try:
-        fitted = ExponentialSmoothing(train, initialization_method="estimated",
-                                      **spec).fit()
-        params = fitted.params
-        known = dict(initialization_method="known", initial_level=params["initial_level"],
-                     initial_trend=params["initial_trend"],
-                     initial_seasonal=params["initial_seasons"] if seasonal else None)
-        fixed = {k: params[k] for k in ("smoothing_level", "smoothing_trend",
-                                         "damping_trend")}
-        if seasonal:
-            fixed["smoothing_seasonal"] = params["smoothing_seasonal"]
-        out = np.empty((len(origins), horizon))
-        for i, origin in enumerate(origins):
-            run = ExponentialSmoothing(values[: origin + 1], **spec, **known).fit(
-                optimized=False, **fixed)
-            out[i] = run.forecast(horizon)
-    except (ValueError, np.linalg.LinAlgError) as err:
-        raise BaselineSkipped(f"ets: the fit failed ({err})") from None
-    finally:
-        context.__exit__(None, None, None)
+    with _quiet():
+        try:
+            fitted = ExponentialSmoothing(train, initialization_method="estimated",
+                                          **spec).fit()
+            params = fitted.params
+            known = dict(initialization_method="known",
+                         initial_level=params["initial_level"],
+                         initial_trend=params["initial_trend"],
+                         initial_seasonal=params["initial_seasons"] if seasonal else None)
+            fixed = {k: params[k] for k in ("smoothing_level", "smoothing_trend",
+                                             "damping_trend")}
+            if seasonal:
+                fixed["smoothing_seasonal"] = params["smoothing_seasonal"]
+            out = np.empty((len(origins), horizon))
+            for i, origin in enumerate(origins):
+                run = ExponentialSmoothing(values[: origin + 1], **spec, **known).fit(
+                    optimized=False, **fixed)
+                out[i] = run.forecast(horizon)
+        except (ValueError, np.linalg.LinAlgError) as err:
+            raise BaselineSkipped(f"ets: the fit failed ({err})") from None
     if not np.isfinite(out).all():
         raise BaselineSkipped("ets: the fit gave non-finite forecasts")
     kind = f"{'multiplicative' if seasonal == 'mul' else 'additive'} season {season}"
@@ -117,8 +117,7 @@ def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
     if n_train < 12:
         raise BaselineSkipped(f"sarima: {n_train} training rows are too few")
     best = None
-    context = _quiet()
-    try:
+    with _quiet():
         for order, seasonal_order in candidates:
             try:
                 fit = SARIMAX(train, order=order, seasonal_order=seasonal_order).fit(
@@ -133,8 +132,6 @@ def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
         out = np.empty((len(origins), horizon))
         for i, origin in enumerate(origins):
             out[i] = fit.apply(series[: origin + 1], refit=False).forecast(horizon)
-    finally:
-        context.__exit__(None, None, None)
     if positive:
         out = np.exp(out)
     if not np.isfinite(out).all():
@@ -222,14 +219,12 @@ def choose_transforms(values: np.ndarray, n_train: int, season: int | None):
             reasons.append(f"log: positive, and the spread grows with the level "
                            f"(correlation {np.nanmin(corr):.2f})")
             train = np.log(train)
-    context = _quiet()
-    try:
-        pvalues = [kpss(train[:, j], regression="c", nlags="auto")[1]
-                   for j in range(train.shape[1])]
-    except (ValueError, np.linalg.LinAlgError):
-        pvalues = []
-    finally:
-        context.__exit__(None, None, None)
+    with _quiet():
+        try:
+            pvalues = [kpss(train[:, j], regression="c", nlags="auto")[1]
+                       for j in range(train.shape[1])]
+        except (ValueError, np.linalg.LinAlgError):
+            pvalues = []
     if pvalues and min(pvalues) < 0.05:
         steps.append("diff")
         reasons.append(f"diff: KPSS rejects a stationary level (p={min(pvalues):.3f} "

@@ -155,12 +155,12 @@ class ForecastTask(Task):
         pred = self.forecast(model, p.test)
         scores = {f"test_{k}": v for k, v in metrics.evaluate_forecasts(
             p, pred, p.test, self.statistical()[0]).items()}
-        val = metrics.forecast_metrics(p.truth(p.val), self.forecast(model, p.val),
-                                       metrics.scale_for(p))
+        val_truth, val_pred = p.truth(p.val), self.forecast(model, p.val)
+        val = metrics.forecast_metrics(val_truth, val_pred, metrics.scale_for(p))
         scores.update({f"val_{k}": v for k, v in val.items()})
         # How often the test values fall inside the intervals calibrated on
-        # the validation period.
-        widths = self.forecaster(model).widths
+        # the validation period (as forecaster() calibrates them).
+        widths = conformal_widths(val_truth, val_pred, self.levels)
         for level in self.levels:
             scores[f"test_coverage_{level}"] = coverage(p.truth(p.test), pred,
                                                         widths[str(level)])
