@@ -222,7 +222,7 @@ def cmd_tune(args) -> int:
         name=args.name, directory=args.directory, fresh=args.fresh,
         role=args.role, address=address, connect_timeout=args.connect_timeout,
         worker_timeout=args.worker_timeout, data_parallel=args.data_parallel,
-        ensemble=args.ensemble,
+        ensemble=args.ensemble, ensemble_of=args.ensemble_of,
         expect_workers=args.expect_workers or 0)
     result = run_search(cfg)
     if args.role == "worker":
@@ -230,23 +230,22 @@ def cmd_tune(args) -> int:
     done = [t for t in result.trials if t["status"] == "COMPLETED"]
     done.sort(key=lambda t: t["score"])
     print(f"\nbest trials ({len(done)} of {len(result.trials)} completed, "
-          f"ranked by {cfg.objective} on the validation split):")
+          f"ranked by {result.objective} on the validation split):")
     skip = {"trial", "status", "score", "epochs", "best_epoch", "seconds"}
-    rows = [("rank", "trial", cfg.objective, "hyperparameters")]
+    rows = [("rank", "trial", result.objective, "hyperparameters")]
     for i, t in enumerate(done[:5], 1):
         hp = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in t.items() if k not in skip and v == v
                       and v is not None)
         rows.append((str(i), t["trial"], f"{t['score']:.4g}", hp))
     print(table(rows))
-    from experiments.config import TRAINING_DEFAULTS
     from tuning.tracked import at_epoch_cap, trial_params
 
-    epochs = cfg.run.epochs or TRAINING_DEFAULTS["epochs"]
+    epochs = result.epochs
     capped = at_epoch_cap(result.trials, epochs)
-    if capped:
-        print(f"{len(capped)} of {len(done)} completed trials were still improving at the "
-              f"epoch cap (--epochs {epochs}); a larger --epochs may find better")
+    print(f"{len(capped)} of {len(done)} completed trials were still improving at the "
+          f"epoch limit ({epochs})" + ("; a larger --epochs may find better" if capped
+                                       else ""))
 
     best = " ".join(f"{k}={_short(v)}" for k, v in
                     trial_params(result.best_hyperparameters).items())
@@ -256,8 +255,8 @@ def cmd_tune(args) -> int:
     if result.ensemble_metrics:
         m = result.ensemble_metrics
         shown = "  ".join(f"{k} {m['test_' + k]:.4g}" for k in result.task.metrics_shown)
-        print(f"ensemble of the top {args.ensemble} (served): {shown}; skill vs the best "
-              f"baseline {m['test_skill_vs_best_baseline']:+.3f}")
+        print(f"ensemble of {args.ensemble} {args.ensemble_of} (served): {shown}; skill vs "
+              f"the best baseline {m['test_skill_vs_best_baseline']:+.3f}")
     if result.refit:
         print("(test metrics of the best model trained on the training split; the "
               "model served was then refit on all the data)")
@@ -599,10 +598,15 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
                         "asked for one (at most half of --connect-timeout), so that "
                         "a short search is spread over all of them")
     p.add_argument("--ensemble", type=int, default=1, metavar="K",
-                   help="serve (and register) the mean of the top K trials' models, each "
+                   help="serve (and register) the mean of K models' forecasts, each "
                         "refit unless --no-refit; its test metrics are logged beside the "
                         "best model's as ensemble_test_* (forecasting; default 1: the best "
                         "model alone)")
+    p.add_argument("--ensemble-of", choices=("trials", "seeds"), default="trials",
+                   help="trials: the top K trials that saw the best one's window and "
+                        "transforms (seeds of the best configuration fill any place "
+                        "left); seeds: the best configuration from K seeds (default "
+                        "trials)")
     d.add_argument("--data-parallel", action="store_true",
                    help="train each trial on all the GPUs its process sees "
                         "(tf.distribute.MirroredStrategy)")

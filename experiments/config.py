@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import numbers
 from typing import Any
 
@@ -196,7 +197,8 @@ class RunConfig:
         metavar="L[,L]", help="prediction intervals of the served model, in percent "
         "(default 80,95; none for no intervals)")
     epochs: int | None = setting(None, _INT_1, group="training", type=int,
-                                 help="maximum epochs (early stopping on; default 200)")
+                                 help="maximum epochs (early stopping on; default: enough for "
+                                      "about 3,000 batches, between 50 and 300)")
     batch_size: int | None = setting(None, _INT_1, group="training", type=int,
                                      help="default 32")
     learning_rate: float | None = setting(None, _POSITIVE, group="training", type=float,
@@ -204,7 +206,8 @@ class RunConfig:
     clipnorm: float | None = setting(None, _POSITIVE, group="training", type=float,
                                      help="clip gradients to this norm")
     patience: int | None = setting(None, _INT_1, group="training", type=int,
-                                   help="early-stopping patience (default 20)")
+                                   help="early-stopping patience (default a tenth of the "
+                                        "default epochs, 10 to 30)")
     seed: int | None = setting(None, Interval("int", 0), group="training", type=int,
                                help="seeds Python, NumPy and Keras (default 42)")
     hyperparameters: dict = setting({}, OfType((dict,), "the family's hyperparameters"))
@@ -243,6 +246,18 @@ TRAINING = ("epochs", "batch_size", "learning_rate", "clipnorm", "patience", "se
 TRAINING_DEFAULTS = {"epochs": 200, "batch_size": 32, "learning_rate": 1e-3,
                      "patience": 20, "seed": 42, "folds": 1}
 TRACKING = ("experiment", "tracking_uri")
+
+
+def budget(n_train: int, batch_size: int = 32) -> tuple[int, int]:
+    """Default epochs and early-stopping patience for ``n_train`` training
+    samples: about 3,000 optimizer steps (a short series gives few batches
+    per epoch, so it needs more epochs to converge), between 50 and 300
+    epochs, and a patience of a tenth of them (10 to 30). Early stopping
+    ends most runs well before the limit; the limit is for those still
+    improving."""
+    steps = max(1, math.ceil(n_train / batch_size))
+    epochs = min(300, max(50, math.ceil(3000 / steps)))
+    return epochs, min(30, max(10, epochs // 10))
 # What a search decides itself, so `tune` refuses these settings.
 SEARCHED = ("batch_size", "learning_rate")
 

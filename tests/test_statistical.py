@@ -111,3 +111,58 @@ def test_train_on_a_trending_csv_differences_it_and_reports_why(tmp_path, capsys
     given = [r for r in all_runs(db) if r.info.run_id != run.info.run_id][0]
     assert given.data.params["transforms"] == "none"
     assert given.data.tags["transforms_chosen"] == "given"
+
+
+def test_searched_windows_and_transforms_use_scalers_fitted_on_training_rows(airline_task):
+    """The data settings a search varies: every variant is cut from the same
+    rows, scaled with statistics of its own training rows only, keeps its
+    training targets out of validation, and is scored on the same test
+    rows as the task it came from."""
+    space = airline_task.data_space()
+    assert set(space) == {"window", "transforms"}  # airline's defaults are not pinned
+    assert {12, 24, 36} <= set(space["window"].values)
+    # Airline trends: the data say difference, so no undifferenced choice.
+    assert "none" not in space["transforms"].values and "log" not in space["transforms"].values
+    assert {"log,diff", "log,seasonal_diff"} <= set(space["transforms"].values)
+    raw = airline_task.series.frame["Passengers"].to_numpy(float)
+    n_train = airline_task.prepared.n_train
+    shapes = set()
+    for window in space["window"].values:
+        for transforms in space["transforms"].values:
+            task = airline_task.variant(window=window, transforms=transforms)
+            p = task.prepared
+            assert p.window == window and ",".join(p.transforms) == transforms
+            z = np.log(raw[:n_train]) if "log" in transforms else raw[:n_train]
+            z = np.diff(z) if transforms.endswith("diff") and "seasonal" not in transforms \
+                else z[12:] - z[:-12]
+            assert p.preprocessor.mean["Passengers"] == pytest.approx(z.mean())
+            assert p.preprocessor.std["Passengers"] == pytest.approx(z.std(), rel=1e-3)
+            assert (p.train.origins + p.horizon < n_train).all()
+            np.testing.assert_array_equal(p.test.origins, airline_task.prepared.test.origins)
+            assert task.statistical() is airline_task.statistical()  # the same baselines
+            assert airline_task.variant(window=window, transforms=transforms) is task
+            shapes.add(task.input_shape)
+    assert len(shapes) == len(space["window"].values)
+
+
+def test_a_pinned_window_or_transform_is_not_searched():
+    _, (task,) = load_tasks(RunConfig(data="airline", window=12, transforms=("log", "diff"),
+                                      test_size=24, val_size=24))
+    assert task.data_space() == {}
+    _, (task,) = load_tasks(RunConfig(data="airline", window=12, test_size=24,
+                                      val_size=24))
+    assert set(task.data_space()) == {"transforms"}
+
+
+def test_epochs_and_patience_left_out_fit_the_data_size():
+    """A short series gets more epochs (few batches each); a long one fewer;
+    what the user names is kept."""
+    from experiments.config import budget
+
+    assert budget(60) == (300, 30)        # airline: 2 batches an epoch
+    assert budget(100_000) == (50, 10)    # 3,125 batches an epoch
+    assert budget(3200) == (50, 10)       # 100 batches: 30 epochs, raised to 50
+    run, (task,) = load_tasks(RunConfig(data="airline"))
+    assert (run.epochs, run.patience) == budget(len(task.train))
+    run, _ = load_tasks(RunConfig(data="airline", epochs=7, patience=3))
+    assert (run.epochs, run.patience) == (7, 3)

@@ -16,7 +16,7 @@ from tests.helpers import all_runs, client_for
 from tuning.search import SearchConfig, run_search
 
 pytestmark = pytest.mark.slow
-SINE = dict(data="sine", epochs=2, patience=2, window=12, horizon=3,
+SINE = dict(data="sine", epochs=2, patience=2, window=12, horizon=3, transforms=(),
             val_size=40, test_size=40)
 
 
@@ -328,8 +328,8 @@ def test_ensemble_serves_the_mean_of_its_members_forecasts(tmp_path):
 
 
 def test_ensemble_is_refused_where_it_cannot_apply(tmp_path):
-    with pytest.raises(ValueError, match="--ensemble 3 needs at least as many trials"):
-        search(tmp_path, models=("gru",), max_trials=2, ensemble=3)
+    with pytest.raises(ValueError, match=r"--ensemble-of must be one of \['trials', 'seeds'\]"):
+        search(tmp_path, models=("gru",), max_trials=2, ensemble=3, ensemble_of="best")
     with pytest.raises(ValueError, match="--ensemble must be an int >= 1"):
         search(tmp_path, models=("gru",), max_trials=2, ensemble=0)
 
@@ -352,3 +352,74 @@ def test_folds_make_the_trial_score_the_mean_over_folds(tmp_path):
     client = client_for(tmp_path / "mlflow.db")
     curve = [h.value for h in client.get_metric_history(kid.info.run_id, "val_loss")]
     assert min(curve) == pytest.approx(folds[2], rel=1e-5)
+
+
+def test_searched_window_and_transforms_with_folds_and_a_seed_ensemble(tmp_path):
+    """Window and transforms left to the search: trials see different windows
+    and are ranked on validation RMSE in the data's units (mean over two
+    folds, each logged on the trial); the best trial's settings are what is
+    evaluated and served; `--ensemble-of seeds` averages the best
+    configuration trained from other seeds."""
+    import mlflow
+    import numpy as np
+
+    result = search(tmp_path, models=("gru",), max_trials=4, ensemble=2,
+                    ensemble_of="seeds", run={
+                        "window": None, "transforms": None, "folds": 2,
+                        "dataset_options": {"length": 160, "period": 8},
+                        "horizon": 2, "val_size": 24, "test_size": 24})
+    db = tmp_path / "mlflow.db"
+    client = client_for(db)
+    parent = client.get_run(result.parent_run_id)
+    kids = children_of(db, result.parent_run_id)
+    assert result.objective == "val_rmse"
+    assert len({k.data.params["window"] for k in kids}) >= 2, "the window is searched"
+    for kid in kids:
+        m = kid.data.metrics
+        folds = [m["fold1_best_val_rmse"], m["fold2_best_val_rmse"]]
+        assert m["best_val_rmse"] == pytest.approx(np.mean(folds), rel=1e-5)
+        assert client.get_metric_history(kid.info.run_id, "val_rmse")
+    assert parent.data.metrics["best_trial_val_rmse"] == pytest.approx(
+        min(k.data.metrics["best_val_rmse"] for k in kids))
+    best = result.best_hyperparameters
+    prepared = result.task.prepared
+    assert prepared.window == best["window"]
+    assert (",".join(prepared.transforms) or "none") == best["transforms"]
+    assert parent.data.params["best_window"] == str(best["window"])
+    assert "seed 43 of trial" in parent.data.tags["ensemble_members"]
+    assert np.isfinite(parent.data.metrics["ensemble_test_rmse"])
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    inner = mlflow.pyfunc.load_model("models:/lstm-zoo-sine@best").unwrap_python_model()
+    assert inner.forecaster.preprocessor.window == best["window"]
+    assert len(inner.network) == 2
+
+
+def test_plateau_schedule_and_weight_decay_reach_the_trial():
+    """`lr_schedule=plateau` halves the learning rate when validation stops
+    improving; `weight_decay > 0` trains with AdamW at that decay."""
+    import keras
+    import keras_tuner as kt
+    import numpy as np
+
+    from tuning.hypermodel import ZooHyperModel
+
+    hypermodel = ZooHyperModel(["gru"], (6, 1), 1, patience=6)
+    hp = kt.HyperParameters()
+    hp.Fixed("lr_schedule", "plateau")
+    hp.Fixed("weight_decay", 1e-3)
+    hp.Fixed("learning_rate", 1e-2)
+    model = hypermodel.build(hp)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.optimizer.weight_decay == pytest.approx(1e-3)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 6, 1)), rng.normal(size=(32, 1))
+    # Validation targets the model cannot learn: the loss plateaus at once.
+    val = (rng.normal(size=(16, 6, 1)), 50 + rng.normal(size=(16, 1)))
+    history = hypermodel.fit(hp, model, x, y, validation_data=val, epochs=12, verbose=0)
+    rates = history.history["learning_rate"]
+    assert rates[0] == pytest.approx(1e-2) and min(rates) <= 5e-3
+    hp.values["lr_schedule"], hp.values["weight_decay"] = "constant", 0.0
+    model = hypermodel.build(hp)
+    assert type(model.optimizer) is keras.optimizers.Adam
+    assert "learning_rate" not in hypermodel.fit(hp, model, x, y, validation_data=val,
+                                                 epochs=3, verbose=0).history

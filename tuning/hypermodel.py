@@ -5,7 +5,14 @@ Each family's search space is declared beside its builder as plain data
 several families the family is itself a hyperparameter (``family``) and each
 family's settings sit under a conditional scope, so a trial records only the
 hyperparameters it used. Learning rate (log scale) and batch size are
-searched for every family.
+searched for every family, and so are a learning-rate schedule (constant,
+or halved on plateaus) and weight decay (AdamW).
+
+For forecasting, the lookback ``window`` and the ``transforms`` can be
+searched too (``data``: the tasks whose ``variant`` re-cuts the windows).
+Trials then differ in what their loss is measured on, so they are compared
+on ``val_rmse``: the validation RMSE in the data's own units, computed
+after every epoch by ``ValidationRMSE``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from zoo.space import Choice, Float, Int
 
 LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
 BATCH_SIZE = Choice((16, 32, 64), default=32)
+# "plateau": halve the learning rate when the objective stops improving
+# (ReduceLROnPlateau), so a trial that starts fast can still settle.
+LR_SCHEDULE = Choice(("constant", "plateau"), default="constant")
+# Decoupled weight decay (AdamW) for the small series that over-fit; 0: Adam.
+WEIGHT_DECAY = Choice((0.0, 1e-4, 1e-3), default=0.0)
 
 
 def to_hp(hp: kt.HyperParameters, name: str, spec):
@@ -52,7 +64,7 @@ class ZooHyperModel(kt.HyperModel):
 
     def __init__(self, families, input_shape, outputs, *, head="forecast",
                  loss="mse", clipnorm=None, n_train=None, epochs=None, folds=(),
-                 patience=20):
+                 patience=20, data=None):
         super().__init__(name="zoo")
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
@@ -65,6 +77,28 @@ class ZooHyperModel(kt.HyperModel):
         # Rolling-origin folds before the last one, as (x, y, x_val, y_val):
         # a trial's score is its mean best validation loss over all folds.
         self.folds, self.patience = list(folds), patience
+        # Searched data settings: the tasks (folds, then the last) to take
+        # variants of, and their space (ForecastTask.data_space); None when
+        # the windows are fixed.
+        self.data = list(data) if data else None
+        self.data_space = self.data[-1].data_space() if self.data else {}
+        if not self.data_space:
+            self.data = None
+        # What trials are compared on (and early stopping watches).
+        self.objective = "val_rmse" if self.data else "val_loss"
+
+    def tasks_for(self, hp):
+        """The tasks (folds, then the last) with this trial's window and
+        transforms."""
+        values = {k: hp.get(k) for k in self.data_space}
+        return [t.variant(**values) for t in self.data]
+
+    def declare_data(self, hp) -> tuple:
+        """Declare the searched data settings on ``hp``; the input shape."""
+        if not self.data:
+            return self.input_shape
+        values = {k: to_hp(hp, k, spec) for k, spec in self.data_space.items()}
+        return (values.get("window", self.input_shape[0]), *self.input_shape[1:])
 
     def space(self) -> dict:
         """The whole search space as plain data (for fingerprints and logs)."""
@@ -72,7 +106,9 @@ class ZooHyperModel(kt.HyperModel):
             "families": self.families,
             "learning_rate": LEARNING_RATE.as_dict(),
             "batch_size": BATCH_SIZE.as_dict(),
+            "lr_schedule": LR_SCHEDULE.as_dict(), "weight_decay": WEIGHT_DECAY.as_dict(),
             "head": self.head, "loss": self.loss,
+            **{k: spec.as_dict() for k, spec in self.data_space.items()},
             **({"clipnorm": self.clipnorm.as_dict()} if self.clipnorm else {}),
             **{f: {k: s.as_dict() for k, s in zoo.search_space(f).items()}
                for f in self.families},
@@ -80,6 +116,7 @@ class ZooHyperModel(kt.HyperModel):
 
     def build(self, hp):
         # Called repeatedly by the tuner to discover the space: keep it pure.
+        input_shape = self.declare_data(hp)
         several = len(self.families) > 1
         family = (hp.Choice("family", self.families) if several
                   else self.families[0])
@@ -96,64 +133,126 @@ class ZooHyperModel(kt.HyperModel):
                 chosen = values
         lr = to_hp(hp, "learning_rate", LEARNING_RATE)
         batch_size = to_hp(hp, "batch_size", BATCH_SIZE)
+        to_hp(hp, "lr_schedule", LR_SCHEDULE)  # a callback: see schedule()
+        decay = to_hp(hp, "weight_decay", WEIGHT_DECAY)
         clip = to_hp(hp, "clipnorm", self.clipnorm) if self.clipnorm else None
         try:
-            model = zoo.build_model(family, self.input_shape, self.outputs,
+            model = zoo.build_model(family, input_shape, self.outputs,
                                     head=self.head, **chosen)
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
         from experiments.fitting import compile_fast
 
         steps = math.ceil(self.n_train / batch_size) if self.n_train else None
-        return compile_fast(model, keras.optimizers.Adam(lr, clipnorm=clip), self.loss,
-                            steps, self.epochs)
+        optimizer = (keras.optimizers.AdamW(lr, weight_decay=decay, clipnorm=clip) if decay
+                     else keras.optimizers.Adam(lr, clipnorm=clip))
+        return compile_fast(model, optimizer, self.loss, steps, self.epochs)
+
+    def schedule(self, hp, monitor=None) -> list:
+        """The trial's learning-rate schedule as callbacks: with "plateau",
+        halve the rate after a third of the patience without improvement of
+        ``monitor`` (the objective; a refit, which has no validation part,
+        watches the training loss)."""
+        if hp.get("lr_schedule") != "plateau":
+            return []
+        return [keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor or self.objective, mode="min", factor=0.5,
+            patience=max(2, self.patience // 3), min_lr=hp.get("learning_rate") / 64,
+            verbose=0)]
 
     def fit(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
+        """A trial: the earlier folds, then the last (whose model the tuner
+        keeps). With searched data settings, ``x``, ``y`` and
+        ``validation_data`` are replaced by this trial's windows."""
+        folds, callbacks = self.folds, list(kwargs.pop("callbacks", []))
+        if self.data:
+            *earlier_tasks, task = self.tasks_for(hp)
+            x, y, validation_data = task.train.x, task.train.y, (task.val.x, task.val.y)
+            folds = earlier_tasks
+            # First, so that the checkpoint, early stopping and the run's
+            # curves all see it.
+            callbacks.insert(0, ValidationRMSE(task))
+        callbacks = [*callbacks[:1 if self.data else 0], *self.schedule(hp),
+                     *callbacks[1 if self.data else 0:]]
+        earlier = [self._fit_fold(hp, fold, kwargs.get("epochs", 1), shuffle)
+                   for fold in folds]
+        history = self.fit_once(hp, model, x, y, validation_data, shuffle,
+                                callbacks=callbacks, **kwargs)
+        if earlier:
+            self._average_over_folds(history, earlier, callbacks)
+        return history
+
+    def fit_once(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
+        """Train ``model`` on ``x``/``y`` with this trial's batch size (a
+        refit, or one fold)."""
         from experiments.feed import fit_arguments
 
-        earlier = [self._fit_fold(hp, fold, kwargs.get("epochs", 1), shuffle)
-                   for fold in self.folds]
         history = model.fit(**fit_arguments(
             x, y, hp.get("batch_size"), shuffle, validation_data,
             steps_per_execution=model.steps_per_execution), **kwargs)
         _check_losses(history.history.get("loss", []))
-        if earlier:
-            self._average_over_folds(history, earlier, kwargs.get("callbacks", []))
         return history
 
     def _fit_fold(self, hp, fold, epochs, shuffle) -> float:
         """Train a fresh model of this trial's configuration on an earlier
-        fold; its best validation loss."""
-        from experiments.feed import fit_arguments
-
+        fold (arrays, or a task with searched data settings); its best
+        objective."""
+        callbacks = [*self.schedule(hp),
+                     keras.callbacks.EarlyStopping(monitor=self.objective, mode="min",
+                                                   patience=self.patience),
+                     keras.callbacks.TerminateOnNaN()]
+        if self.data:
+            callbacks.insert(0, ValidationRMSE(fold))
+            fold = (fold.train.x, fold.train.y, fold.val.x, fold.val.y)
         x, y, x_val, y_val = fold
-        model = self.build(hp)
-        history = model.fit(**fit_arguments(
-            x, y, hp.get("batch_size"), shuffle, (x_val, y_val),
-            steps_per_execution=model.steps_per_execution), epochs=epochs, verbose=0,
-            callbacks=[keras.callbacks.EarlyStopping(patience=self.patience),
-                       keras.callbacks.TerminateOnNaN()]).history
-        _check_losses(history.get("loss", []))
-        return min(v for v in history["val_loss"] if math.isfinite(v))
+        history = self.fit_once(hp, self.build(hp), x, y, (x_val, y_val), shuffle,
+                                epochs=epochs, verbose=0, callbacks=callbacks).history
+        return min(v for v in history[self.objective] if math.isfinite(v))
 
     def _average_over_folds(self, history, earlier, callbacks):
         """Make the trial's objective its mean best validation loss over the
         folds: the last fold's curve is mapped by ``(sum(earlier) + v) / K``,
         which keeps its best epoch (what the checkpoint and a refit use) and
         makes its best value the mean. The raw curve stays as
-        ``val_loss_last_fold``; each fold's best goes to the trial's run."""
-        last = list(history.history["val_loss"])
+        ``<objective>_last_fold``; each fold's best goes to the trial's run."""
+        key = self.objective
+        last = list(history.history[key])
         k = len(earlier) + 1
-        history.history["val_loss_last_fold"] = last
-        history.history["val_loss"] = [(sum(earlier) + v) / k for v in last]
+        history.history[f"{key}_last_fold"] = last
+        history.history[key] = [(sum(earlier) + v) / k for v in last]
         best = min(v for v in last if math.isfinite(v))
         logger = next((c for c in callbacks if hasattr(c, "run_id")), None)
         if logger is not None:
             import mlflow
 
             mlflow.MlflowClient().log_batch(logger.run_id, metrics=[
-                _metric(f"fold{i + 1}_best_val_loss", v)
+                _metric(f"fold{i + 1}_best_{key}", v)
                 for i, v in enumerate([*earlier, best])])
+
+
+class ValidationRMSE(keras.callbacks.Callback):
+    """Adds ``val_rmse`` to each epoch's logs: the forecasts of ``task``'s
+    validation windows, mapped back to the data's units, against the
+    actual values. Trials with different windows or transforms are
+    compared on it (their losses are on different scales)."""
+
+    def __init__(self, task):
+        super().__init__()
+        self.task = task
+        p = task.prepared
+        self._truth = p.truth(p.val)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+
+        p = self.task.prepared
+        # A direct call: predict() costs more than a few windows do.
+        raw = (keras.ops.convert_to_numpy(self.model(p.val.x, training=False))
+               if len(p.val.x) <= 4096 else self.model.predict(p.val.x, verbose=0))
+        pred = p.to_original(raw, p.val.origins)
+        err = float(np.sqrt(np.mean((pred - self._truth) ** 2)))
+        if logs is not None:
+            logs["val_rmse"] = err if math.isfinite(err) else float("inf")
 
 
 def _check_losses(losses):

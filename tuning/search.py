@@ -22,6 +22,7 @@ from experiments.errors import ConfigError
 from tuning import folder as folder_mod
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
+ENSEMBLE_OF = ("trials", "seeds")
 
 
 class SearchError(RuntimeError):
@@ -42,7 +43,8 @@ class SearchConfig:
     directory: str = "tuner"
     fresh: bool = False
     register: bool = True
-    ensemble: int = 1                     # serve the mean of the top K trials' models
+    ensemble: int = 1                     # serve the mean of K models' forecasts:
+    ensemble_of: str = "trials"           # the top K trials, or K seeds of the best
     # Several processes (see tuning/distributed.py): None runs the whole search
     # here; "chief" serves the oracle at `address`; "worker" trains trials for
     # the chief at `address`.
@@ -67,6 +69,8 @@ class SearchResult:
     task: Any = None
     refit: bool = False                    # the served model was refit on all the data
     ensemble_metrics: dict = dataclasses.field(default_factory=dict)  # with --ensemble K
+    objective: str = "val_loss"            # what trials were ranked by
+    epochs: int | None = None              # each trial's epoch limit
 
 
 def search_name(cfg: SearchConfig, dataset: str, families) -> str:
@@ -83,7 +87,8 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
 
     from tuning.tracked import tracked_tuner_class
 
-    common = dict(objective=cfg.objective, seed=cfg.run.seed,
+    # keras-tuner infers the direction of val_loss, not of val_rmse.
+    common = dict(objective=kt.Objective(cfg.objective, "min"), seed=cfg.run.seed,
                   directory=os.path.dirname(project_dir),
                   project_name=os.path.basename(project_dir),
                   overwrite=False, max_consecutive_failed_trials=10 ** 6)
@@ -162,9 +167,9 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     if cfg.ensemble > 1 and not hasattr(task, "all_windows"):
         raise ConfigError(f"--ensemble averages forecasts; the {task.kind} task serves "
                           f"one model (leave --ensemble out)")
-    if cfg.ensemble > cfg.max_trials:
-        raise ConfigError(f"--ensemble {cfg.ensemble} needs at least as many trials; "
-                          f"--max-trials is {cfg.max_trials}")
+    if cfg.ensemble_of not in ENSEMBLE_OF:
+        raise ConfigError(f"--ensemble-of must be one of {list(ENSEMBLE_OF)}; received "
+                          f"{cfg.ensemble_of!r}")
     fitting = zoo.list_models(head=task.head)
     families = list(cfg.models) or fitting
     for fam in families:
@@ -186,7 +191,12 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
         clipnorm=clipnorm_space(cfg.run, task),
         n_train=len(task.train), epochs=cfg.run.epochs, patience=cfg.run.patience,
-        folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]])
+        folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]],
+        data=tasks if hasattr(task, "data_space") and cfg.objective == "val_loss" else None)
+    if hypermodel.objective != "val_loss" and cfg.objective == "val_loss":
+        # Searched windows/transforms: losses on different scales; compare
+        # trials in the data's units instead.
+        cfg = dataclasses.replace(cfg, objective=hypermodel.objective)
     name = search_name(cfg, task.name, families)
     project_dir = folder_mod.folder_of(cfg.directory, name)
     dataset = task.dataset()
@@ -283,6 +293,9 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
                 raise SearchError(
                     f"the best trial's checkpoint is not readable on the chief ({err}); "
                     f"chief and workers need a shared --directory") from None
+        # The task as the best trial saw it (its window and transforms).
+        task = tracker.task = (hypermodel.tasks_for(best_trial.hyperparameters)[-1]
+                               if hypermodel.data else task)
         test_metrics = tracker.log_best(best_trial, model)
         served, refit = _refit(cfg, hypermodel, best_trial, task, model)
         calibrated, card_metrics, family = model, test_metrics, None
@@ -307,13 +320,20 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,
                             registered, task, refit,
-                            card_metrics if card_metrics is not test_metrics else {})
+                            card_metrics if card_metrics is not test_metrics else {},
+                            cfg.objective, cfg.run.epochs)
 
 
-def _ensemble(cfg: SearchConfig, tuner, hypermodel, top, task, model, served, refit):
-    """The top trials' models as one ensemble (the mean of their forecasts),
-    scored on the test split beside the best model (``ensemble_test_rmse``...)
-    and, with refit, each refit on all the data.
+def _ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, refit):
+    """``cfg.ensemble`` models as one (the mean of their forecasts), scored
+    on the test split beside the best model (``ensemble_test_rmse``...) and,
+    with refit, each refit on all the data.
+
+    The members: the best trial's model, then (``ensemble_of="trials"``) the
+    next best trials that saw the same window and transforms (an ensemble
+    averages forecasts of the same inputs), then, for the places still
+    open or with ``ensemble_of="seeds"``, the best configuration trained
+    again from other seeds for as many epochs as its trial kept.
 
     Returns ``(served members, train-only members, the ensemble's test
     metrics, its description)``.
@@ -324,27 +344,52 @@ def _ensemble(cfg: SearchConfig, tuner, hypermodel, top, task, model, served, re
 
     from tuning.tracked import trial_params
 
+    top = best[0]
+    same_data = [t for t in best[1:]
+                 if all(t.hyperparameters.get(k) == top.hyperparameters.get(k)
+                        for k in hypermodel.data_space)]
+    trials = [] if cfg.ensemble_of == "seeds" else same_data[:cfg.ensemble - 1]
+    seeds = [cfg.run.seed + i for i in range(1, cfg.ensemble - len(trials))]
     members = [model]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading")
-        members += [tuner.load_model(t) for t in top[1:]]
+        members += [tuner.load_model(t) for t in trials]
+    members += [_seed_member(hypermodel, top, task, seed) for seed in seeds]
     scores = task.evaluate(members)
     mlflow.log_metrics({f"ensemble_{k}": v for k, v in scores.items()})
-    served_members = [served] + [
-        _refit(cfg, hypermodel, t, task, m, log=False)[0] if refit else m
-        for t, m in zip(top[1:], members[1:], strict=True)]
+    served_members = [served]
+    for t, m in zip(trials, members[1:], strict=False):
+        served_members.append(_refit(cfg, hypermodel, t, task, m, log=False)[0]
+                              if refit else m)
+    for seed, m in zip(seeds, members[1 + len(trials):], strict=True):
+        served_members.append(_refit(cfg, hypermodel, top, task, m, log=False,
+                                     seed=seed)[0] if refit else m)
     families = [trial_params(t.hyperparameters.values).get(
-        "family", hypermodel.families[0]) for t in top]
-    description = f"ensemble of {len(top)} ({', '.join(families)})"
-    mlflow.set_tags({"ensemble": description,
-                     "ensemble_trials": ",".join(t.trial_id for t in top)})
-    if len(top) < cfg.ensemble:
-        mlflow.set_tag("ensemble_note", f"--ensemble {cfg.ensemble}: only {len(top)} "
-                                        f"trial(s) completed")
+        "family", hypermodel.families[0]) for t in [top, *trials]]
+    families += [families[0]] * len(seeds)
+    parts = [f"trial {t.trial_id}" for t in [top, *trials]]
+    parts += [f"seed {s} of trial {top.trial_id}" for s in seeds]
+    description = f"ensemble of {len(members)} ({', '.join(families)})"
+    mlflow.set_tags({"ensemble": description, "ensemble_members": "; ".join(parts),
+                     "ensemble_trials": ",".join(t.trial_id for t in [top, *trials])})
     return served_members, members, scores, description
 
 
-def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True):
+def _seed_member(hypermodel, trial, task, seed):
+    """The configuration of ``trial`` trained again on the training split
+    from ``seed``, for as many epochs as the trial kept."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = hypermodel.build(trial.hyperparameters)
+    hypermodel.fit_once(trial.hyperparameters, model, task.train.x, task.train.y,
+                        epochs=int(trial.best_step or 0) + 1, verbose=0,
+                        callbacks=[*hypermodel.schedule(trial.hyperparameters, "loss"),
+                                   keras.callbacks.TerminateOnNaN()])
+    return model
+
+
+def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True, seed=None):
     """The model to serve, and whether it was refit: the best configuration
     fit again on all the data (training, validation and test) for as many
     epochs as its trial kept, unless ``--no-refit`` or the task has no
@@ -361,11 +406,13 @@ def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True):
         return model, False
     epochs = int(trial.best_step or 0) + 1
     keras.backend.clear_session()
-    keras.utils.set_random_seed(cfg.run.seed)
+    keras.utils.set_random_seed(cfg.run.seed if seed is None else seed)
     refitted = hypermodel.build(trial.hyperparameters)
     data = task.all_windows()
-    hypermodel.fit(trial.hyperparameters, refitted, data.x, data.y, epochs=epochs,
-                   verbose=0, callbacks=[keras.callbacks.TerminateOnNaN()])
+    hypermodel.fit_once(trial.hyperparameters, refitted, data.x, data.y, epochs=epochs,
+                        verbose=0, callbacks=[
+                            *hypermodel.schedule(trial.hyperparameters, "loss"),
+                            keras.callbacks.TerminateOnNaN()])
     if log:
         mlflow.log_metric("refit_epochs", epochs)
     return refitted, True
@@ -395,7 +442,8 @@ def _search_here(cfg: SearchConfig, tuner, task) -> None:
         validation_data=(task.val.x, task.val.y),
         epochs=cfg.run.epochs, shuffle=True, verbose=0,
         callbacks=[keras.callbacks.EarlyStopping(
-            patience=cfg.run.patience, restore_best_weights=True)],
+            monitor=cfg.objective, mode="min", patience=cfg.run.patience,
+            restore_best_weights=True)],
     )
 
 

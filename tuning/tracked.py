@@ -165,7 +165,8 @@ class SearchTracker:
         # Every searched family's names, so that the UI compares all trials.
         params = zoo.comparable(params, self.families)
         client.log_batch(run_id, params=[Param(k, redact(str(v))) for k, v in {
-            "model": family, **params, **self.task.params(),
+            # The trial's own settings (a searched window...) over the task's.
+            "model": family, **self.task.params(), **params,
             "epochs": self.cfg.run.epochs, "patience": self.cfg.run.patience,
             "seed": self.cfg.run.seed}.items()])
         client.log_inputs(run_id, datasets=[self.dataset_input()])

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from experiments.config import RunConfig, check_applicable
+from experiments.config import RunConfig, budget, check_applicable
 from experiments.errors import DataError
 from experiments.tasks import classification, forecast, frames, language_model
 from experiments.tasks.base import Split, Task
@@ -75,4 +75,10 @@ def load_tasks(cfg: RunConfig, command: str = "train") -> tuple[RunConfig, list[
     if cfg.data is None and not module.claims(cfg):
         cfg = dataclasses.replace(cfg, data=DEFAULT_DATASET)
     resolved = cfg.resolved(getattr(module, "TRAINING_DEFAULTS", None))
-    return resolved, module.make_tasks(resolved)
+    tasks = module.make_tasks(resolved)
+    # Epochs and patience the user left out fit the data size (config.budget).
+    epochs, patience = budget(len(tasks[-1].train), resolved.batch_size)
+    resolved = dataclasses.replace(
+        resolved, epochs=cfg.epochs or epochs,
+        patience=cfg.patience or patience)
+    return resolved, tasks

@@ -22,6 +22,7 @@ DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
             "transforms": None}
 DATASETS = {"airline": data.load_airline, "sine": data.make_sine}
 LABELS = {"ets": "ETS", "sarima": "SARIMA"}
+SEARCHED = "chosen by the search, on validation RMSE in the data's units"
 
 
 def claims(cfg) -> bool:
@@ -80,8 +81,32 @@ def make_tasks(cfg) -> list[ForecastTask]:
             first.frame[list(series.targets)].to_numpy(dtype=float),
             max(len(first) - n_test - n_val, 1), chosen["season"])
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
-    return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason)
+    # What a search may still choose: the settings the user did not name.
+    searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None)
+    return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
+                         settings=chosen, searchable=searchable)
             for s in folds]
+
+
+def window_choices(window: int, season: int) -> list[int]:
+    """Lookbacks worth searching: one to three seasons, or half, once and
+    twice the default when there is no season; the default always among them."""
+    base = [season, 2 * season, 3 * season] if season > 1 else [
+        max(2, window // 2), window, 2 * window]
+    return sorted({*base, window})
+
+
+def transform_choices(default: tuple, positive: bool, season: int) -> list[tuple]:
+    """Transforms worth searching. A series the data says to difference is
+    never searched undifferenced (it would leave the scaler's range); log
+    only for a positive series; seasonal differencing only with a season."""
+    logs = [("log",)] if positive else []
+    heads = [*logs, ()]
+    tails = [("diff",), *([("seasonal_diff",)] if season > 1 else [])]
+    if not any(t in default for t in ("diff", "seasonal_diff")):
+        tails = [(), *tails]
+    return sorted({tuple(default), *(h + t for h in heads for t in tails)},
+                  key=lambda t: (len(t), t))
 
 
 class ForecastTask(Task):
@@ -93,7 +118,8 @@ class ForecastTask(Task):
     rank_by = "test_rmse"
     metrics_shown = ("mae", "rmse", "mape", "smape", "mase")
 
-    def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None):
+    def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
+                 settings=None, searchable=()):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -105,6 +131,65 @@ class ForecastTask(Task):
         self.levels = tuple(levels)
         # Why the transforms are what they are, when chosen from the data.
         self.transforms_reason = transforms_reason
+        # The settings windows were cut with, and which of them a search may
+        # vary (those the user did not name): see data_space and variant.
+        self.settings = dict(settings or {})
+        self.searchable = tuple(searchable)
+        self._variants = {}
+        self._source = None  # the task this one is a variant of
+
+    def data_space(self) -> dict:
+        """The data settings a search varies, as zoo search-space specs
+        (``window`` and ``transforms``, the latter as comma-joined names,
+        ``"none"`` for none), each defaulting to this task's. Only choices
+        the training rows are long enough for are offered."""
+        from zoo.space import Choice
+
+        p = self.prepared
+        values = self.series.frame[list(self.series.targets)].to_numpy(dtype=float)
+        space = {}
+        transforms = [tuple(p.transforms)]
+        if "transforms" in self.searchable:
+            transforms = transform_choices(p.transforms, bool((values > 0).all()), p.season)
+
+        def lost(steps):
+            return sum(1 if s == "diff" else p.season if s == "seasonal_diff" else 0
+                       for s in steps)
+
+        def fits(window, steps):
+            # At least as many training windows as the window is long.
+            return p.n_train - lost(steps) - window - p.horizon + 1 >= max(window, 8)
+
+        windows_ = [p.window]
+        if "window" in self.searchable:
+            windows_ = [w for w in window_choices(p.window, p.season)
+                        if w == p.window or all(fits(w, t) for t in transforms)]
+            space["window"] = Choice(tuple(windows_), default=p.window)
+        if "transforms" in self.searchable:
+            names = [",".join(t) or "none" for t in transforms
+                     if t == tuple(p.transforms) or all(fits(w, t) for w in windows_)]
+            space["transforms"] = Choice(tuple(names), default=",".join(p.transforms) or "none")
+        return {k: v for k, v in space.items() if len(v.values) > 1}
+
+    def variant(self, window=None, transforms=None) -> ForecastTask:
+        """This task with other windows or transforms, prepared from the same
+        rows (transforms and scaler fitted again on the training rows only);
+        made once per setting and kept."""
+        if isinstance(transforms, str):
+            transforms = () if transforms == "none" else tuple(transforms.split(","))
+        window = self.prepared.window if window is None else int(window)
+        transforms = self.prepared.transforms if transforms is None else tuple(transforms)
+        if (window, transforms) == (self.prepared.window, tuple(self.prepared.transforms)):
+            return self
+        key = (window, transforms)
+        if key not in self._variants:
+            chosen = {**self.settings, "window": window, "transforms": transforms,
+                      "season": self.prepared.season}
+            task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
+                                self.levels, SEARCHED, chosen, self.searchable)
+            task._source = self  # the same test rows: the same baselines
+            self._variants[key] = task
+        return self._variants[key]
 
     def params(self):
         p = self.prepared
@@ -128,6 +213,8 @@ class ForecastTask(Task):
         """ETS and SARIMA forecasts for the test windows, fitted on the
         training rows (once per task): ``(forecasts, notes)``, see
         ``experiments.statistical.forecasts``."""
+        if self._source is not None:
+            return self._source.statistical()
         if getattr(self, "_statistical", None) is None:
             p = self.prepared
             values = self.series.frame[list(self.series.targets)].to_numpy(dtype=float)
