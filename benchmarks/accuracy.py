@@ -84,7 +84,8 @@ SERIES = {
 MODELS = ("naive", "seasonal_naive", "ets", "sarima")
 
 
-def run_series(name, folder, uri, *, trials, epochs, ensemble, seed):
+def run_series(name, folder, uri, *, trials, epochs, ensemble, seed, tuner="random",
+               quick=False):
     from experiments.config import RunConfig
     from experiments.train import run_training
     from tuning.search import SearchConfig, run_search
@@ -97,11 +98,13 @@ def run_series(name, folder, uri, *, trials, epochs, ensemble, seed):
         flags["csv"] = path
     common = dict(flags, tracking_uri=uri, experiment=f"accuracy-{name}", seed=seed)
     started = time.perf_counter()
-    default = run_training(RunConfig(model="gru", **common))
+    # --quick caps even the default run's epochs (a smoke test of the protocol).
+    default = run_training(RunConfig(model="gru", **common,
+                                     epochs=epochs if quick else None))
     default_s = time.perf_counter() - started
     started = time.perf_counter()
     search = run_search(SearchConfig(
-        run=RunConfig(**common, epochs=epochs), tuner="random", max_trials=trials,
+        run=RunConfig(**common, epochs=epochs), tuner=tuner, max_trials=trials,
         name=f"accuracy-{name}", directory=os.path.join(folder, "tuner"), fresh=True,
         ensemble=ensemble, register=False))
     search_s = time.perf_counter() - started
@@ -109,6 +112,7 @@ def run_series(name, folder, uri, *, trials, epochs, ensemble, seed):
     row = {"series": name, "horizon": search.task.prepared.horizon,
            "test_windows": len(search.task.test),
            "transforms": ",".join(search.task.prepared.transforms) or "none",
+           "window": search.task.prepared.window,
            "tuned_rmse": m["test_rmse"], "default_train_rmse": d["test_rmse"],
            "ensemble_rmse": search.ensemble_metrics.get("test_rmse"),
            "search_seconds": round(search_s, 1), "train_seconds": round(default_s, 1),
@@ -142,14 +146,15 @@ def markdown(result) -> str:
     b = result["budget"]
     lines = [
         f"Accuracy benchmark, {result['date']} ({result['machine']}). Budget per series: "
-        f"`tune` random search, {b['trials']} trials of at most {b['epochs']} epochs, "
-        f"ensemble of the top {b['ensemble']}, seed {b['seed']}; `train` with defaults "
-        f"(gru). Test RMSE in the data's units on the same windows for every model "
-        f"(lower is better).",
+        f"`tune` {b.get('tuner', 'random')} search, {b['trials']} trials of at most "
+        f"{b['epochs']} epochs (window and transforms searched where the series does not "
+        f"pin them; *chosen* shows the best trial's), ensemble of {b['ensemble']}, seed "
+        f"{b['seed']}; `train` with defaults (gru). Test RMSE in the data's units on the "
+        f"same windows for every model (lower is better).",
         "",
-        "| series | h | tuned | ensemble | train default | naive | seasonal naive | ETS "
-        "| SARIMA | verdict | search s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| series | h | chosen | tuned | ensemble | train default | naive | seasonal naive "
+        "| ETS | SARIMA | verdict | search s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(v):
@@ -157,7 +162,8 @@ def markdown(result) -> str:
 
     for r in result["series"]:
         lines.append(
-            f"| {r['series']} | {r['horizon']} | {f(r['tuned_rmse'])} | "
+            f"| {r['series']} | {r['horizon']} | {r.get('window', '')}, "
+            f"{r['transforms'].replace(',', '+')} | {f(r['tuned_rmse'])} | "
             f"{f(r['ensemble_rmse'])} | {f(r['default_train_rmse'])} | "
             f"{f(r['naive_rmse'])} | {f(r['seasonal_naive_rmse'])} | {f(r['ets_rmse'])} | "
             f"{f(r['sarima_rmse'])} | {r['verdict']} | {r['search_seconds']} |")
@@ -171,6 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--tuner", default="random", choices=("random", "bayesian"))
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: one series, 2 trials of 3 epochs")
     parser.add_argument("--out", default=RESULTS)
@@ -188,14 +195,15 @@ def main(argv=None) -> int:
         for name in args.series:
             print(f"== {name}", flush=True)
             row = run_series(name, folder, uri, trials=args.trials, epochs=args.epochs,
-                             ensemble=args.ensemble, seed=args.seed)
+                             ensemble=args.ensemble, seed=args.seed, tuner=args.tuner,
+                             quick=args.quick)
             print(f"   tuned {row['tuned_rmse']:.4g}  ensemble {row['ensemble_rmse']}  "
                   f"best baseline {row['best_baseline']} "
                   f"{row[row['best_baseline'] + '_rmse']:.4g}: {row['verdict']}", flush=True)
             rows.append(row)
     result = {"date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
-              "budget": {"trials": args.trials, "epochs": args.epochs,
+              "budget": {"tuner": args.tuner, "trials": args.trials, "epochs": args.epochs,
                          "ensemble": args.ensemble, "seed": args.seed},
               "series": rows}
     stem = "accuracy-quick" if args.quick else "accuracy-latest"

@@ -137,8 +137,14 @@ def skill_lines(task, m, who) -> str:
     notes = getattr(task, "baseline_notes", None)
     if notes:
         lines += [f"  {note}" for note in notes()]
+    from experiments.tasks.forecast import SEARCHED
+
     reason = getattr(task, "transforms_reason", None)
-    if reason:
+    if reason == SEARCHED:
+        p = task.prepared
+        lines.append(f"window {p.window} and transforms "
+                     f"{'+'.join(p.transforms) or 'none'} {SEARCHED}")
+    elif reason:
         lines.append(f"transforms chosen from the training rows: {reason}")
     return "\n".join(lines)
 

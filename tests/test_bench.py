@@ -28,3 +28,26 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert "skipped" in result["gpu"] or "cudnn_vs_generic" in result["gpu"]
     table = (tmp_path / "latest.md").read_text()
     assert "GEMM peak" in table and "| lstm128" in table
+
+
+@pytest.mark.slow
+def test_accuracy_quick_run_scores_the_zoo_against_every_baseline(tmp_path):
+    """`make accuracy` (its smoke mode): the default run and a search on the
+    sine set, scored against naive, seasonal naive, ETS and SARIMA, written
+    as JSON and as the README's table."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick",
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "accuracy-quick.json").read_text())
+    (row,) = result["series"]
+    assert row["series"] == "sine"
+    for key in ("tuned_rmse", "ensemble_rmse", "default_train_rmse", "naive_rmse",
+                "seasonal_naive_rmse", "ets_rmse", "sarima_rmse"):
+        assert row[key] > 0, key
+    assert row["best_baseline"] in ("naive", "seasonal_naive", "ets", "sarima")
+    assert "seasonal naive" in row["verdict"]
+    table = (tmp_path / "accuracy-quick.md").read_text()
+    assert result["date"] in table and "2 trials of at most 3 epochs" in table
+    assert table.count("| sine |") == 1

@@ -123,7 +123,8 @@ def test_searched_windows_and_transforms_use_scalers_fitted_on_training_rows(air
     assert {12, 24, 36} <= set(space["window"].values)
     # Airline trends: the data say difference, so no undifferenced choice.
     assert "none" not in space["transforms"].values and "log" not in space["transforms"].values
-    assert {"log,diff", "log,seasonal_diff"} <= set(space["transforms"].values)
+    assert {"log,diff", "log,seasonal_diff", "log,diff,seasonal_diff"} <= set(
+        space["transforms"].values)
     raw = airline_task.series.frame["Passengers"].to_numpy(float)
     n_train = airline_task.prepared.n_train
     shapes = set()
@@ -132,9 +133,10 @@ def test_searched_windows_and_transforms_use_scalers_fitted_on_training_rows(air
             task = airline_task.variant(window=window, transforms=transforms)
             p = task.prepared
             assert p.window == window and ",".join(p.transforms) == transforms
-            z = np.log(raw[:n_train]) if "log" in transforms else raw[:n_train]
-            z = np.diff(z) if transforms.endswith("diff") and "seasonal" not in transforms \
-                else z[12:] - z[:-12]
+            z = raw[:n_train]
+            for step in transforms.split(","):  # in order, on the training rows only
+                z = {"log": np.log, "diff": np.diff,
+                     "seasonal_diff": lambda v: v[12:] - v[:-12]}[step](z)
             assert p.preprocessor.mean["Passengers"] == pytest.approx(z.mean())
             assert p.preprocessor.std["Passengers"] == pytest.approx(z.std(), rel=1e-3)
             assert (p.train.origins + p.horizon < n_train).all()

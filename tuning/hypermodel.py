@@ -81,7 +81,8 @@ class ZooHyperModel(kt.HyperModel):
         # variants of, and their space (ForecastTask.data_space); None when
         # the windows are fixed.
         self.data = list(data) if data else None
-        self.data_space = self.data[-1].data_space() if self.data else {}
+        # From the first fold: the fewest rows, so every choice fits every fold.
+        self.data_space = self.data[0].data_space() if self.data else {}
         if not self.data_space:
             self.data = None
         # What trials are compared on (and early stopping watches).

@@ -102,7 +102,9 @@ def transform_choices(default: tuple, positive: bool, season: int) -> list[tuple
     only for a positive series; seasonal differencing only with a season."""
     logs = [("log",)] if positive else []
     heads = [*logs, ()]
-    tails = [("diff",), *([("seasonal_diff",)] if season > 1 else [])]
+    # diff+seasonal_diff: the airline model's (d=1, D=1) differencing.
+    tails = [("diff",), *([("seasonal_diff",), ("diff", "seasonal_diff")]
+                          if season > 1 else [])]
     if not any(t in default for t in ("diff", "seasonal_diff")):
         tails = [(), *tails]
     return sorted({tuple(default), *(h + t for h in heads for t in tails)},
