@@ -64,12 +64,13 @@ def load_airline() -> Series:
     ref = importlib.resources.files("experiments") / "data" / "airline-passengers.csv"
     with importlib.resources.as_file(ref) as path:
         series = load_csv(path, target=["Passengers"], time_col="Month")
-    # Trend and growing seasonal swings: model log-differences, forecast the
-    # last two years, validate on the two before.
+    # Trend and growing seasonal swings: the Box-Jenkins airline model's
+    # differencing (of logs, at lag 1 and at lag 12); forecast the last two
+    # years, validate on the two before.
     return dataclasses.replace(
         series, name="airline",
         defaults={"window": 24, "horizon": 12, "test_size": 24,
-                  "val_size": 24, "transforms": ("log", "diff")},
+                  "val_size": 24, "transforms": ("log", "diff", "seasonal_diff")},
     )
 
 

@@ -76,6 +76,9 @@ def flaky_family(monkeypatch):
     monkeypatch.setattr(hypermodel, "LEARNING_RATE",
                         Choice((1e-3,), default=1e-3))
     monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
+    # One value each, so that a grid search's few trials vary the test's own setting.
+    monkeypatch.setattr(hypermodel, "LR_SCHEDULE", Choice(("constant",), default="constant"))
+    monkeypatch.setattr(hypermodel, "WEIGHT_DECAY", Choice((0.0,), default=0.0))
     with zoo.registered("flaky_test", build, space=space):
         yield with_modes
 

@@ -211,6 +211,9 @@ def leaky_family(monkeypatch):
 
     monkeypatch.setattr(hypermodel, "LEARNING_RATE", Choice((1e-3,), default=1e-3))
     monkeypatch.setattr(hypermodel, "BATCH_SIZE", Choice((16,), default=16))
+    # One value each, so that a grid search's few trials vary the test's own setting.
+    monkeypatch.setattr(hypermodel, "LR_SCHEDULE", Choice(("constant",), default="constant"))
+    monkeypatch.setattr(hypermodel, "WEIGHT_DECAY", Choice((0.0,), default=0.0))
     with zoo.registered("leaky_test", build,
                         space={"mode": Choice(("ok", "leak"), default="ok")}):
         yield
@@ -242,7 +245,7 @@ def test_tune_logs_no_secret_anywhere(leaky_family, tmp_path, team_server, monke
                                              for i in range(120)))
     code = cli.main(["tune", "--csv", str(csv), "--target", "value", "--models", "leaky_test",
                      "--tuner", "grid", "--max-trials", "2", "--epochs", "1", "--patience",
-                     "1", "--window", "8", "--horizon", "2", "--season", "4",
+                     "1", "--window", "8", "--horizon", "2", "--season", "4", "--transform", "none",
                      "--directory", str(tmp_path / "tuner")])
     out = capsys.readouterr()
     assert code == 0, out.err[-3000:]

@@ -66,7 +66,7 @@ def test_train_airline_records_a_complete_run(tmp_path, capsys):
     (run,) = all_runs(db)
     check_complete_run(db, run, family="stacked_lstm", dataset="airline")
     assert client_for(db).get_experiment(run.info.experiment_id).name == "airline"
-    assert run.data.params["transforms"] == "log,diff"
+    assert run.data.params["transforms"] == "log,diff,seasonal_diff"
 
 
 @pytest.fixture(scope="module")

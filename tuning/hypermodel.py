@@ -247,9 +247,10 @@ class ValidationRMSE(keras.callbacks.Callback):
         import numpy as np
 
         p = self.task.prepared
-        # A direct call: predict() costs more than a few windows do.
-        raw = (keras.ops.convert_to_numpy(self.model(p.val.x, training=False))
-               if len(p.val.x) <= 4096 else self.model.predict(p.val.x, verbose=0))
+        # One compiled call (7 ms for airline's windows, where predict() costs
+        # 110 ms and an eager call 470 ms: it runs every epoch).
+        raw = (self.model.predict_on_batch(p.val.x) if len(p.val.x) <= 4096
+               else self.model.predict(p.val.x, verbose=0, batch_size=1024))
         pred = p.to_original(raw, p.val.origins)
         err = float(np.sqrt(np.mean((pred - self._truth) ** 2)))
         if logs is not None:
