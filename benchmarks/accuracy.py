@@ -147,10 +147,11 @@ def markdown(result) -> str:
     lines = [
         f"Accuracy benchmark, {result['date']} ({result['machine']}). Budget per series: "
         f"`tune` {b.get('tuner', 'random')} search, {b['trials']} trials of at most "
-        f"{b['epochs']} epochs (window and transforms searched where the series does not "
-        f"pin them; *chosen* shows the best trial's), ensemble of {b['ensemble']}, seed "
-        f"{b['seed']}; `train` with defaults (gru). Test RMSE in the data's units on the "
-        f"same windows for every model (lower is better).",
+        f"{b['epochs'] or 'the data-sized number of'} epochs (window and transforms "
+        f"searched where the series does not pin them; *chosen* shows the best "
+        f"trial's), ensemble of {b['ensemble']}, seed {b['seed']}; `train` with "
+        f"defaults (gru). Test RMSE in the data's units on the same windows for every "
+        f"model (lower is better).",
         "",
         "| series | h | chosen | tuned | ensemble | train default | naive | seasonal naive "
         "| ETS | SARIMA | verdict | search s |",
@@ -174,7 +175,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--series", nargs="+", choices=list(SERIES), default=list(SERIES))
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="each trial's limit (default: from the data size, as tune)")
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--tuner", default="random", choices=("random", "bayesian"))
