@@ -165,16 +165,14 @@ class ZooHyperModel(kt.HyperModel):
         """A trial: the earlier folds, then the last (whose model the tuner
         keeps). With searched data settings, ``x``, ``y`` and
         ``validation_data`` are replaced by this trial's windows."""
-        folds, callbacks = self.folds, list(kwargs.pop("callbacks", []))
+        folds, first = self.folds, []
         if self.data:
-            *earlier_tasks, task = self.tasks_for(hp)
+            *folds, task = self.tasks_for(hp)
             x, y, validation_data = task.train.x, task.train.y, (task.val.x, task.val.y)
-            folds = earlier_tasks
-            # First, so that the checkpoint, early stopping and the run's
-            # curves all see it.
-            callbacks.insert(0, ValidationRMSE(task))
-        callbacks = [*callbacks[:1 if self.data else 0], *self.schedule(hp),
-                     *callbacks[1 if self.data else 0:]]
+            # First, so that the schedule, early stopping, the checkpoint and
+            # the run's curves all see it.
+            first = [ValidationRMSE(task)]
+        callbacks = [*first, *self.schedule(hp), *kwargs.pop("callbacks", [])]
         earlier = [self._fit_fold(hp, fold, kwargs.get("epochs", 1), shuffle)
                    for fold in folds]
         history = self.fit_once(hp, model, x, y, validation_data, shuffle,
