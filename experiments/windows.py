@@ -127,6 +127,12 @@ def resolve_part(size, n: int, index, what: str) -> int:
                     f"count >= 1 or a date; received {size!r}")
 
 
+def rows_lost(transforms, season: int) -> int:
+    """Rows lost at the start of a series to its differencing."""
+    return sum(1 if s == "diff" else season if s == "seasonal_diff" else 0
+               for s in transforms)
+
+
 def prepare(series: Series, *, window: int, horizon: int, val_size,
             test_size, transforms=(), season: int | None = None) -> Prepared:
     """Split, transform, scale and window ``series``.
@@ -158,8 +164,7 @@ def prepare(series: Series, *, window: int, horizon: int, val_size,
     n_test = resolve_part(test_size, n, frame.index, "test")
     n_val = resolve_part(val_size, n - n_test, frame.index, "val")
     n_train = n - n_val - n_test
-    lost = sum(1 if s == "diff" else season if s == "seasonal_diff" else 0
-               for s in transforms)
+    lost = rows_lost(transforms, season)
     need_train = lost + window + horizon
     if n_train < need_train or n_val < horizon or n_test < horizon:
         minimum = need_train + max(n_val, horizon) + max(n_test, horizon)

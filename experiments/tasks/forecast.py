@@ -154,13 +154,10 @@ class ForecastTask(Task):
         if "transforms" in self.searchable:
             transforms = transform_choices(p.transforms, bool((values > 0).all()), p.season)
 
-        def lost(steps):
-            return sum(1 if s == "diff" else p.season if s == "seasonal_diff" else 0
-                       for s in steps)
-
         def fits(window, steps):
             # At least as many training windows as the window is long.
-            return p.n_train - lost(steps) - window - p.horizon + 1 >= max(window, 8)
+            lost = windows.rows_lost(steps, p.season)
+            return p.n_train - lost - window - p.horizon + 1 >= max(window, 8)
 
         windows_ = [p.window]
         if "window" in self.searchable:
