@@ -354,16 +354,14 @@ def _ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, r
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading")
         members += [tuner.load_model(t) for t in trials]
-    members += [_seed_member(hypermodel, top, task, seed) for seed in seeds]
+    members += [_train_again(hypermodel, top, task.train, seed) for seed in seeds]
     scores = task.evaluate(members)
     mlflow.log_metrics({f"ensemble_{k}": v for k, v in scores.items()})
-    served_members = [served]
-    for t, m in zip(trials, members[1:], strict=False):
-        served_members.append(_refit(cfg, hypermodel, t, task, m, log=False)[0]
-                              if refit else m)
-    for seed, m in zip(seeds, members[1 + len(trials):], strict=True):
-        served_members.append(_refit(cfg, hypermodel, top, task, m, log=False,
-                                     seed=seed)[0] if refit else m)
+    # Each member after the first, as (its trial, the seed it was trained from).
+    origins = [(t, None) for t in trials] + [(top, seed) for seed in seeds]
+    served_members = [served] + [
+        _refit(cfg, hypermodel, t, task, m, log=False, seed=seed)[0] if refit else m
+        for (t, seed), m in zip(origins, members[1:], strict=True)]
     families = [trial_params(t.hyperparameters.values).get(
         "family", hypermodel.families[0]) for t in [top, *trials]]
     families += [families[0]] * len(seeds)
@@ -375,14 +373,14 @@ def _ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, r
     return served_members, members, scores, description
 
 
-def _seed_member(hypermodel, trial, task, seed):
-    """The configuration of ``trial`` trained again on the training split
-    from ``seed``, for as many epochs as the trial kept."""
+def _train_again(hypermodel, trial, data, seed):
+    """The configuration of ``trial`` trained from ``seed`` on ``data`` (a
+    ``Split``) for as many epochs as the trial kept: a seed member, a refit."""
     import keras
 
     keras.utils.set_random_seed(seed)
     model = hypermodel.build(trial.hyperparameters)
-    hypermodel.fit_once(trial.hyperparameters, model, task.train.x, task.train.y,
+    hypermodel.fit_once(trial.hyperparameters, model, data.x, data.y,
                         epochs=int(trial.best_step or 0) + 1, verbose=0,
                         callbacks=[*hypermodel.schedule(trial.hyperparameters, "loss"),
                                    keras.callbacks.TerminateOnNaN()])
@@ -404,17 +402,11 @@ def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True, seed=Non
             "refit on all the data" if refit else "the served model")})
     if not refit:
         return model, False
-    epochs = int(trial.best_step or 0) + 1
     keras.backend.clear_session()
-    keras.utils.set_random_seed(cfg.run.seed if seed is None else seed)
-    refitted = hypermodel.build(trial.hyperparameters)
-    data = task.all_windows()
-    hypermodel.fit_once(trial.hyperparameters, refitted, data.x, data.y, epochs=epochs,
-                        verbose=0, callbacks=[
-                            *hypermodel.schedule(trial.hyperparameters, "loss"),
-                            keras.callbacks.TerminateOnNaN()])
+    refitted = _train_again(hypermodel, trial, task.all_windows(),
+                            cfg.run.seed if seed is None else seed)
     if log:
-        mlflow.log_metric("refit_epochs", epochs)
+        mlflow.log_metric("refit_epochs", int(trial.best_step or 0) + 1)
     return refitted, True
 
 
