@@ -69,7 +69,8 @@ HEAD_PARAMS = [
 
 def test_registry_lists_the_issue_families():
     for name in ("vanilla_lstm", "stacked_lstm", "bidirectional_lstm", "gru",
-                 "conv_lstm"):
+                 "conv_lstm", "simple_rnn", "attention_lstm", "seq2seq_lstm",
+                 "peephole_lstm", "cnn_lstm"):
         assert name in FAMILIES
 
 

@@ -81,6 +81,8 @@ CONSTRAINTS = {
     "units": ("int", 1, None),
     "num_layers": ("int", 1, None),
     "kernel_size": ("int", 1, 11),
+    "filters": ("int", 1, None),
+    "pool_size": ("int", 1, None),
     "dropout": ("float", 0.0, 1.0),
     "recurrent_dropout": ("float", 0.0, 1.0),
 }

@@ -25,6 +25,12 @@ def all_layers(model) -> list:
     return list(model._flatten_layers(include_self=False, recursive=True))
 
 
+def child_layers(layer) -> list:
+    """The layers ``layer`` holds directly: a nested model's layers, or the
+    sublayers a custom layer tracks (a decoder's LSTM)."""
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
 # === TensorFlow (written against 2.21) ===
 
 def tf_gradient_registry() -> dict | None:

@@ -13,6 +13,8 @@ import dataclasses
 
 import keras
 
+from zoo import compat
+
 
 @dataclasses.dataclass(frozen=True)
 class CudnnStatus:
@@ -47,8 +49,12 @@ def _activation_name(fn) -> str:
 def _check_layer(layer, path) -> CudnnStatus:
     kind = type(layer).__name__
     if not isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
-        return CudnnStatus(path, kind, False, False,
-                           (f"{kind} has no fused cuDNN kernel in Keras",))
+        cell = getattr(layer, "cell", None)
+        if type(layer) is keras.layers.RNN and cell is not None:
+            kind = f"RNN({type(cell).__name__})"  # a custom cell says more than "RNN"
+        # A custom cell may say why it has no kernel (``cudnn_reason``).
+        reason = getattr(cell, "cudnn_reason", f"{kind} has no fused cuDNN kernel in Keras")
+        return CudnnStatus(path, kind, False, False, (reason,))
     cell = layer.cell
     reasons = []
     if _activation_name(cell.activation) != "tanh":
@@ -72,16 +78,15 @@ def _check_layer(layer, path) -> CudnnStatus:
     return CudnnStatus(path, kind, True, not reasons, tuple(reasons))
 
 
-def _recurrent_layers(model):
-    for layer in model.layers:
+def _recurrent_layers(layers, prefix=""):
+    for layer in layers:
         if isinstance(layer, keras.layers.Bidirectional):
             for half in (layer.forward_layer, layer.backward_layer):
-                yield layer, half, f"{layer.name}/{half.name}"
+                yield half, f"{prefix}{layer.name}/{half.name}"
         elif isinstance(layer, keras.layers.RNN):  # ConvLSTM* included
-            yield None, layer, layer.name
-        elif isinstance(layer, keras.Model):
-            for outer, inner, path in _recurrent_layers(layer):
-                yield outer, inner, f"{layer.name}/{path}"
+            yield layer, f"{prefix}{layer.name}"
+        else:
+            yield from _recurrent_layers(compat.child_layers(layer), f"{prefix}{layer.name}/")
 
 
 def cudnn_report(model: keras.Model) -> list[CudnnStatus]:
@@ -96,4 +101,4 @@ def cudnn_report(model: keras.Model) -> list[CudnnStatus]:
         0.2 (needs 0))"``.
     """
     return [_check_layer(inner, path)
-            for _, inner, path in _recurrent_layers(model)]
+            for inner, path in _recurrent_layers(model.layers)]

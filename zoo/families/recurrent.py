@@ -1,6 +1,7 @@
-"""The plain recurrent stack behind ``vanilla_lstm``, ``stacked_lstm`` and ``gru``.
+"""The plain recurrent stack behind ``vanilla_lstm``, ``stacked_lstm``, ``gru``,
+``simple_rnn`` and ``peephole_lstm``.
 
-Those three families differ only in the recurrent layer and the depth they
+Those families differ only in the recurrent layer and the depth they
 default to, so one private builder does the work, the way
 ``keras.applications`` builds ResNet50 and ResNet101 over one ``ResNet``.
 Each family stays a public, documented, registered function of its own.
@@ -16,7 +17,9 @@ def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, uni
     """``len(layer_names)`` chained ``layer_class`` layers and an output head.
 
     Args:
-        layer_class: ``keras.layers.LSTM`` or ``keras.layers.GRU``.
+        layer_class: ``keras.layers.LSTM``, ``GRU``, ``SimpleRNN``, or any callable
+            taking ``(units, dropout=, recurrent_dropout=, return_sequences=,
+            name=)`` and returning a recurrent layer.
         layer_names: one name per layer, bottom first (their count is the depth).
         input_shape, outputs, head: as ``zoo.build_model``.
         units, dropout, recurrent_dropout: as the public builders document them.
