@@ -33,11 +33,25 @@ SHAPES = [
     ("airline_lstm32", "vanilla_lstm", {"units": 32}, (24, 1), 32, 12),
     ("conv_lstm16", "conv_lstm", {"units": 16, "num_layers": 1, "kernel_size": 3},
      (10, 16, 16, 1), 16, 1),
+    ("simple_rnn128", "simple_rnn", {"units": 128}, (50, 8), 128, 1),
+    ("peephole_lstm128", "peephole_lstm", {"units": 128}, (50, 8), 128, 1),
+    ("attention_lstm128", "attention_lstm", {"units": 128}, (50, 8), 128, 1),
+    ("seq2seq_lstm64_h12", "seq2seq_lstm", {"units": 64}, (24, 1), 32, 12),
+    ("cnn_lstm128", "cnn_lstm", {"filters": 32, "kernel_size": 3, "pool_size": 2,
+                                 "units": 128}, (100, 8), 128, 1),
 ]
+# Families benchmarks/torch_reference.py writes in PyTorch (attention,
+# seq2seq and the peephole cell have no native equivalent there).
+TORCH_FAMILIES = ("vanilla_lstm", "stacked_lstm", "bidirectional_lstm", "gru", "simple_rnn",
+                  "cnn_lstm", "conv_lstm")
+# Rows whose "plain" side is another network: what the family costs over it.
+PLAIN_IS = {"peephole_lstm128": "a plain LSTM of the same size"}
 # Batches per timed epoch, so that an epoch lasts a few tenths of a second
 # on a 2-core CPU (shorter epochs are mostly timer noise).
 BATCHES = {"lstm128": 16, "stacked_lstm128x2": 8, "bidirectional_lstm128": 12,
-           "gru128": 16, "airline_lstm32": 64, "conv_lstm16": 16}
+           "gru128": 16, "airline_lstm32": 64, "conv_lstm16": 16, "simple_rnn128": 32,
+           "peephole_lstm128": 8, "attention_lstm128": 12, "seq2seq_lstm64_h12": 32,
+           "cnn_lstm128": 12}
 
 
 # === Arithmetic: training FLOPs per sample (forward x 3 for fwd + bwd) ===
@@ -50,14 +64,23 @@ def recurrent_flops(family, hp, shape):
         k = hp["kernel_size"]
         per_step = 2 * 4 * u * k * k * (f + u) * rows * cols
         return 3 * t * per_step
-    gates = 3 if family == "gru" else 4
+    gates = {"gru": 3, "simple_rnn": 1}.get(family, 4)
     layers = hp.get("num_layers", 1)
     directions = 2 if family == "bidirectional_lstm" else 1
     total, width = 0, f
+    if family == "cnn_lstm":  # the convolution, then the LSTM over the pooled steps
+        total += 2 * hp["kernel_size"] * f * hp["filters"] * t
+        t, width = -(-t // hp["pool_size"]), hp["filters"]
     for _ in range(layers):
         total += directions * 2 * gates * u * (width + u) * t
         width = u * directions
+    if family == "seq2seq_lstm":  # the decoder: one LSTM step per forecast step
+        total += 2 * 4 * u * (1 + u) * EXTRA_STEPS.get(family, 12)
     return 3 * total
+
+
+# Decoder steps of the seq2seq row (its horizon).
+EXTRA_STEPS = {"seq2seq_lstm": 12}
 
 
 def gemm_peak(seconds=3.0, n=2048):
@@ -86,11 +109,25 @@ def plain_keras(family, hp, shape, outputs):
         x = keras.layers.Reshape((shape[1], shape[2], outputs, shape[-1]))(x)
         y = keras.layers.Permute((3, 1, 2, 4))(x)
         return keras.Model(inputs, y)
+    if family in ("attention_lstm", "seq2seq_lstm"):
+        # No plainer way to write them in Keras than the zoo's own graph
+        # (the ratio then shows only what `train`'s compile options add).
+        import zoo
+
+        return zoo.build_model(family, shape, outputs, **hp)
+    if family == "cnn_lstm":
+        x = keras.layers.Conv1D(hp["filters"], hp["kernel_size"], padding="causal",
+                                activation="relu")(inputs)
+        x = keras.layers.MaxPooling1D(hp["pool_size"], padding="same")(x)
+        x = keras.layers.LSTM(hp["units"])(x)
+        return keras.Model(inputs, keras.layers.Dense(outputs)(x))
     x = inputs
     layers = hp.get("num_layers", 1)
     for i in range(layers):
         seq = i < layers - 1
-        if family == "gru":
+        if family == "simple_rnn":
+            x = keras.layers.SimpleRNN(hp["units"], return_sequences=seq)(x)
+        elif family == "gru":
             x = keras.layers.GRU(hp["units"], return_sequences=seq)(x)
         elif family == "bidirectional_lstm":
             x = keras.layers.Bidirectional(
@@ -174,8 +211,9 @@ def torch_available() -> bool:
 
 def torch_samples_per_s(family, hp, shape, batch, outputs, batches, epochs):
     """Hand-written PyTorch on the same shape, in its own process (see
-    ``benchmarks/torch_reference.py``); None without PyTorch."""
-    if not torch_available():
+    ``benchmarks/torch_reference.py``); None without PyTorch or without a
+    native PyTorch equivalent of the family."""
+    if not torch_available() or family not in TORCH_FAMILIES:
         return None
     spec = {"family": family, "hp": hp, "shape": shape, "batch": batch,
             "outputs": outputs, "batches": batches, "epochs": epochs}
@@ -521,6 +559,9 @@ def markdown(result) -> str:
                 lines.append(f"| {r['shape']} | {r['jax_samples_per_s']:.0f} | "
                              f"{r['jax_vs_product']:.2f} | "
                              f"{r.get('jax_vs_torch', float('nan')):.2f} |")
+    for shape, other in PLAIN_IS.items():
+        lines += ["", f"{shape}: its plain side is {other}, so zoo / plain is the "
+                  "family's cost over it."]
     if not any("torch_samples_per_s" in r for r in result["throughput"]):
         lines += ["", "PyTorch columns: not measured (a --quick run, or PyTorch is not "
                   "installed: `.venv/bin/pip install torch` and run `make bench` again)."]

@@ -27,7 +27,7 @@ class Recurrent(nn.Module):
 
     def __init__(self, family, hp, features, outputs):
         super().__init__()
-        kind = nn.GRU if family == "gru" else nn.LSTM
+        kind = {"gru": nn.GRU, "simple_rnn": nn.RNN}.get(family, nn.LSTM)
         directions = 2 if family == "bidirectional_lstm" else 1
         self.rnn = kind(features, hp["units"], num_layers=hp.get("num_layers", 1),
                         batch_first=True, bidirectional=directions == 2)
@@ -35,6 +35,24 @@ class Recurrent(nn.Module):
 
     def forward(self, x):
         out, _ = self.rnn(x)
+        return self.head(out[:, -1])
+
+
+class CnnLSTM(nn.Module):
+    """The zoo's cnn_lstm: causal Conv1d (ReLU), max pooling, an LSTM, a dense head."""
+
+    def __init__(self, hp, features, outputs):
+        super().__init__()
+        self.pad = hp["kernel_size"] - 1  # causal: pad the past only
+        self.conv = nn.Conv1d(features, hp["filters"], hp["kernel_size"])
+        self.pool = nn.MaxPool1d(hp["pool_size"], ceil_mode=True)
+        self.rnn = nn.LSTM(hp["filters"], hp["units"], batch_first=True)
+        self.head = nn.Linear(hp["units"], outputs)
+
+    def forward(self, x):  # (batch, time, features)
+        z = nn.functional.pad(x.transpose(1, 2), (self.pad, 0))
+        z = self.pool(torch.relu(self.conv(z))).transpose(1, 2)
+        out, _ = self.rnn(z)
         return self.head(out[:, -1])
 
 
@@ -73,7 +91,8 @@ def samples_per_s(spec) -> float:
         y = torch.rand(n, outputs, ch, rows, cols)
         loss_fn = nn.BCELoss()
     else:
-        model = Recurrent(family, hp, shape[-1], outputs)
+        model = (CnnLSTM(hp, shape[-1], outputs) if family == "cnn_lstm"
+                 else Recurrent(family, hp, shape[-1], outputs))
         x, y = torch.rand(n, *shape), torch.rand(n, outputs)
         loss_fn = nn.MSELoss()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

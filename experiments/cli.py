@@ -113,6 +113,8 @@ def cmd_train(args) -> int:
     print()
     print(metrics_table(result.task, result.metrics, cfg.model))
     print(skill_lines(result.task, result.metrics, "the model"))
+    for repair in getattr(result.task, "repairs", ()):
+        print(f"note: {repair}")
     print(f"\nrun {result.run_id}; see it with `lstm-zoo ui`")
     return 0
 

@@ -31,8 +31,8 @@ def compare(cfg: RunConfig, models: list[str] | None = None):
     names = models or zoo.list_models()
     for name in names:
         zoo.get(name)  # unknown names fail before anything is trained
-    skipped = [(n, f"has no {task.head!r} head for the {task.kind} task")
-               for n in names if task.head not in zoo.get(n).heads]
+    skipped = [(n, f"cannot serve the {task.kind} task: {task.unusable(n)}")
+               for n in names if task.unusable(n)]
     entries = []
     for name in names:
         if any(name == s for s, _ in skipped):

@@ -163,6 +163,14 @@ class RunConfig:
         None, _POSITIVE, group="data", type=float, metavar="MB",
         help="refuse input files (CSV, text, .npy, .npz) larger than this, or archives "
              "that unpack to more (default 100)")
+    max_length: int | None = setting(
+        None, _INT_1, group="data", type=int, metavar="N",
+        help="with --id-col: sequences longer than N steps keep their last N (default: "
+             "every sequence padded to the longest)")
+    stateful: bool = setting(
+        False, OfType((bool,), "true or false"), group="data", action="store_true",
+        help="character model: carry the recurrent state from each window to the next "
+             "(truncated backpropagation through time; `train` and `compare` only)")
     fill_missing: bool = setting(False, OfType((bool,), "true or false"), group="data",
                                  action="store_true",
                                  help="interpolate empty cells instead of failing")
@@ -292,6 +300,9 @@ def check_applicable(cfg: RunConfig, kind: str, takes: tuple[str, ...],
         raise ConfigError(
             f"{flag_of(unused[0])} is not used by the {kind} task; it takes "
             f"{', '.join(shown)} (and the training and tracking flags)")
+    if command == "tune" and cfg.stateful:
+        raise ConfigError("--stateful is for `train` and `compare`: `tune`'s trials "
+                          "train on shuffled windows; leave --stateful out")
     if command == "tune":
         searched = sorted(cfg.given() & set(SEARCHED))
         if searched:

@@ -107,12 +107,15 @@ def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
 
 
 def fit(model, task: Task, cfg, callbacks=()):
-    """Train on the training part with early stopping on validation loss.
+    """Train on the training part with early stopping on validation loss
+    (statefully for a task that asks for it: see ``experiments.stateful``).
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
+    if getattr(task, "stateful", False):
+        from experiments.stateful import fit_stateful
 
-
+        return fit_stateful(model, task, cfg, callbacks)
     stop = keras.callbacks.EarlyStopping(
         patience=cfg.patience, restore_best_weights=True)
     history = model.fit(
@@ -123,13 +126,18 @@ def fit(model, task: Task, cfg, callbacks=()):
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=cfg.verbose,
     ).history
+    check_losses(history)
+    return history
+
+
+def check_losses(history: dict) -> None:
+    """Raise ``TrainingError`` if the training loss became NaN or infinite."""
     losses = history.get("loss", [])
     if not losses or not all(math.isfinite(v) for v in losses):
         bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)),
                    len(losses))
         raise TrainingError(f"training loss became {losses[bad] if losses else 'undefined'} "
                             f"at epoch {bad + 1}; try a lower learning rate")
-    return history
 
 
 def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
@@ -173,17 +181,15 @@ def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
         info = zoo.get(model)
     except KeyError as err:
         raise ConfigError(err.args[0]) from None
-    if task.head not in info.heads:
-        raise ConfigError(
-            f"{model} cannot serve the {task.kind} task on {task.name} (it needs "
-            f"the {task.head!r} head; {model} takes input shaped "
-            f"({', '.join(info.input_axes)}) and has heads {list(info.heads)}); "
-            f"families that can: {zoo.list_models(head=task.head)}")
+    why = task.unusable(model)
+    if why:
+        raise ConfigError(f"{model} cannot serve the {task.kind} task on {task.name} "
+                          f"({why}); families that can: {task.usable_families()}")
     resolved = info.defaults
     unknown = sorted(set(given) - set(resolved))
     if unknown:
         raise ConfigError(f"{model} has no hyperparameter {unknown[0]!r}; it "
                           f"takes {sorted(resolved)}")
     resolved.update(given)
-    resolved["head"] = task.head
+    resolved.update(task.builder_arguments(), head=task.head)
     return resolved

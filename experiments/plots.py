@@ -83,6 +83,29 @@ def learning_curves(history: dict[str, list[float]], title: str):
     return fig
 
 
+def attention_heatmap(weights: np.ndarray, title: str):
+    """Attention weights of a few samples, one row per sample: which window
+    steps each prediction read. ``weights``: ``(samples, queries, steps)``;
+    with several queries (a language model) each sample is its own panel."""
+    samples, queries, steps = weights.shape
+    if queries == 1:
+        fig, ax = plt.subplots(figsize=(7, 0.5 * samples + 2), layout="constrained")
+        ax.set_yticks(range(samples), labels=[str(i + 1) for i in range(samples)])
+        panels = [(ax, weights[:, 0, :], "test sample")]
+    else:
+        fig, axes = plt.subplots(1, samples, figsize=(3.2 * samples, 3.4), squeeze=False,
+                                 layout="constrained")
+        panels = [(ax, weights[i], f"sample {i + 1}: query step")
+                  for i, ax in enumerate(axes[0])]
+    for ax, grid, ylabel in panels:
+        image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0)
+        ax.set_xlabel("window step (oldest to newest)")
+        ax.set_ylabel(ylabel)
+    fig.colorbar(image, ax=[p[0] for p in panels], label="attention weight")
+    fig.suptitle(title)
+    return fig
+
+
 def search_plot(scores: list, objective: str, title: str, numbers=None):
     """Score per trial (failed trials marked) and the best so far;
     ``numbers``: the trials' numbers (default 1, 2, ...)."""

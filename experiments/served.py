@@ -95,15 +95,19 @@ class SequenceClassifier:
     ``(sequences, steps, features)``.
     """
 
-    def __init__(self, classes, mean, std, steps, features, id_col=None, time_col=None):
+    def __init__(self, classes, mean, std, steps, features, id_col=None, time_col=None,
+                 padded=False):
         self.classes, self.steps = list(classes), int(steps)
         self.mean, self.std = np.asarray(mean, "float64"), np.asarray(std, "float64")
         self.features, self.id_col, self.time_col = list(features), id_col, time_col
+        # Trained on sequences of different lengths: long-form input may then
+        # have any length (padded, or cut to its last ``steps``, as in training).
+        self.padded = bool(padded)
 
     def to_config(self) -> dict:
         return {"classes": self.classes, "mean": self.mean.tolist(),
                 "std": self.std.tolist(), "steps": self.steps, "features": self.features,
-                "id_col": self.id_col, "time_col": self.time_col}
+                "id_col": self.id_col, "time_col": self.time_col, "padded": self.padded}
 
     @classmethod
     def from_config(cls, config):
@@ -152,20 +156,27 @@ class SequenceClassifier:
             table = table.sort_values(["_id", "_order"], kind="stable")
         ids, x = [], []
         for key, group in table.groupby("_id", sort=True):
-            if len(group) != self.steps:
+            if len(group) != self.steps and not self.padded:
                 raise ValueError(f"sequence {key!r} (column {self.id_col!r}) has "
                                  f"{len(group)} rows; the model takes {self.steps}")
             ids.append(key)
             x.append(group[self.features].to_numpy("float64"))
         if not x:
             raise ValueError("no sequences given")
+        if self.padded:
+            from experiments.tasks.classification import pad
+
+            return ids, pad(x, self.steps)[0].astype("float64")
         return ids, np.stack(x)
 
     def predict(self, network, data) -> pd.DataFrame:
         import keras
 
+        from experiments.tasks.classification import PAD_VALUE
+
         ids, x = self.sequences(data)
-        scaled = ((x - self.mean) / self.std).astype("float32")
+        # Padding is NaN until scaled, then the value the model's mask skips.
+        scaled = np.nan_to_num((x - self.mean) / self.std, nan=PAD_VALUE).astype("float32")
         probs = keras.ops.convert_to_numpy(network(scaled, training=False))
         out = pd.DataFrame({self.id_col or "sequence": ids,
                             "label": [self.classes[i] for i in probs.argmax(-1)]})

@@ -37,6 +37,10 @@ class TrainResult:
     trained: Any = None  # the model trained on the training split (its metrics)
 
 
+# Test samples whose attention weights ``train`` plots.
+ATTENTION_SAMPLES = 4
+
+
 def prepare_run(cfg: RunConfig):
     """Resolve the settings, prepare the data and the model's settings; no
     MLflow run exists yet. Returns ``(resolved config, tasks, hyperparameters)``.
@@ -125,6 +129,10 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
         task.log_artifacts(model, final)
         tracking.log_figure(plots.learning_curves(history, cfg.model),
                             "plots/learning_curves.png")
+        if any(layer.name == "attention" for layer in model.layers):  # attention_lstm
+            weights = zoo.attention_weights(model, task.test.x[:ATTENTION_SAMPLES])
+            tracking.log_figure(plots.attention_heatmap(weights, f"{cfg.model}: attention"),
+                                "plots/attention.png")
         config = dataclasses.asdict(cfg) | {
             "task": task.kind,
             "resolved": {**task.params(), "hyperparameters": hp,

@@ -146,3 +146,43 @@ def test_language_model_attention_is_causal():
 def test_attention_weights_refuse_other_families():
     with pytest.raises(ValueError, match="has no layer 'attention'.*attention_lstm"):
         attention_weights(zoo.build_model("gru", (6, 2), 1, units=4), np.zeros((1, 6, 2)))
+
+
+@pytest.mark.slow
+def test_seq2seq_is_trained_evaluated_and_served_through_train(tmp_path):
+    """`train` on a 12-month horizon: the served pyfunc (refit, loaded in
+    safe mode) answers raw history with the autoregressive forecast, and the
+    logged test RMSE is that of the graph's (autoregressive) forecasts."""
+    import mlflow
+    import pandas as pd
+
+    from experiments.config import RunConfig
+    from experiments.train import run_training
+
+    db = tmp_path / "mlflow.db"
+    result = run_training(RunConfig(
+        model="seq2seq_lstm", data="airline", horizon=12, epochs=3, batch_size=16,
+        hyperparameters={"units": 8}, refit=True, tracking_uri=f"sqlite:///{db}"))
+    task, p = result.task, result.task.prepared
+    forecast = task.forecast(result.trained, p.test)
+    rmse = float(np.sqrt(np.mean((forecast - p.truth(p.test)) ** 2)))
+    assert rmse == pytest.approx(result.metrics["test_rmse"], rel=1e-4)
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    served = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
+    assert type(served.unwrap_python_model().network) is Seq2SeqForecaster
+    out = served.predict(pd.DataFrame())  # no rows: continue the training data
+    assert len(out) == 12 and np.isfinite(out.select_dtypes("number").to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_train_logs_the_attention_heat_map(tmp_path):
+    from experiments.config import RunConfig
+    from experiments.train import run_training
+    from tests.helpers import client_for
+
+    db = tmp_path / "mlflow.db"
+    result = run_training(RunConfig(model="attention_lstm", data="sine", epochs=2,
+                                    hyperparameters={"units": 4},
+                                    tracking_uri=f"sqlite:///{db}"))
+    plots = {a.path for a in client_for(db).list_artifacts(result.run_id, "plots")}
+    assert "plots/attention.png" in plots

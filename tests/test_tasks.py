@@ -235,8 +235,9 @@ BAD_TASK_INPUT = [
     (["--model", "conv_lstm", "--npy", "NPY3D"], r"frames must have shape \(samples, "
      r"time, rows, cols\[, channels\]\); received shape \(4, 5, 6\)"),
     (["--model", "gru", "--npz", "NPZ"], r"no array 'y'; the archive has \['x'\]"),
-    (["--model", "gru", "--csv", "UNEVEN", "--id-col", "seq", "--label-col", "label"],
-     r"sequence 's3' \(column 'seq'\) has 4 rows but most have 6"),
+    (["--model", "cnn_lstm", "--csv", "UNEVEN", "--id-col", "seq", "--label-col", "label"],
+     r"cnn_lstm cannot serve the classification task .*different lengths \(4 to 6 "
+     r"steps\) and cnn_lstm cannot skip padding"),
     (["--model", "gru", "--text", "LATIN1"], r"line 2: not UTF-8 text"),
 ]
 
@@ -273,7 +274,8 @@ def test_compare_on_classification_skips_families_without_the_head(tmp_path, cap
     assert cli.main(["compare", *MEMORY, "--models", "gru,conv_lstm", *QUICK,
                      "--tracking-uri", f"sqlite:///{db}"]) == 0
     out = capsys.readouterr().out
-    assert "skipped conv_lstm: has no 'classification' head" in out
+    assert ("skipped conv_lstm: cannot serve the classification task: it needs the "
+            "'classification' head") in out
     assert "(majority class)" in out and "gru" in out
 
 

@@ -377,3 +377,55 @@ def test_fused_conv_lstm_computes_the_same_and_saves_as_plain_keras(dropout, tmp
     assert type(layer) is keras.layers.ConvLSTM2D
     assert type(layer.cell).__name__ == "ConvLSTMCell"
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(plain(x)), atol=1e-5)
+
+
+JAX_SCRIPT = """
+import sys, numpy as np, keras, zoo
+from tests.test_zoo import tiny_model, tiny_batch, LOSS
+assert keras.backend.backend() == "jax"
+for name in zoo.list_models():
+    head = zoo.get(name).default_head
+    model = tiny_model(name)
+    model.compile("adam", LOSS[head])
+    x, y = tiny_batch(model, head, model.output_shape[-1])
+    loss = model.fit(x, y, epochs=1, verbose=0).history["loss"]
+    assert np.isfinite(loss).all(), (name, loss)
+    path = f"{sys.argv[1]}/{name}.keras"
+    model.save(path)
+    again = zoo.load_model(path)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-5, err_msg=name)
+    print("ok", name)
+"""
+
+
+def test_every_family_trains_saves_and_loads_on_jax(tmp_path):
+    """The same builders on Keras' JAX backend: fit, save, reload in safe
+    mode, same predictions. One process for the whole registry."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=root)
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path)], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == [w for name in FAMILIES for w in ("ok", name)]
+
+
+@pytest.mark.parametrize("name", zoo.list_models(head="forecast"))
+def test_every_forecasting_family_is_a_conditional_branch_of_tune_models_all(name):
+    """`tune --models all`: each family is one value of the `family` choice,
+    and a trial that picks it builds it with only its own hyperparameters
+    active."""
+    import keras_tuner as kt
+
+    from tuning.hypermodel import ZooHyperModel
+
+    families = zoo.list_models(head="forecast")
+    hypermodel = ZooHyperModel(families, (6, 1), 2)
+    hp = kt.HyperParameters()
+    hypermodel.build(hp)  # declares every branch
+    hp.values["family"] = name
+    model = hypermodel.build(hp)
+    assert model.name == name
+    active = {k.split("/")[0] for k in hp.values if "/" in k and hp.is_active(k)}
+    assert active == {name} or not zoo.search_space(name)

@@ -64,11 +64,13 @@ class ZooHyperModel(kt.HyperModel):
 
     def __init__(self, families, input_shape, outputs, *, head="forecast",
                  loss="mse", clipnorm=None, n_train=None, epochs=None, folds=(),
-                 patience=20, data=None):
+                 patience=20, data=None, builder_arguments=None):
         super().__init__(name="zoo")
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
         self.head, self.loss = head, loss
+        # Fixed by the data, not searched: mask_value for padded sequences.
+        self.builder_arguments = dict(builder_arguments or {})
         # Gradient clipping to search (a zoo Choice; the task's or the
         # user's, see tuning.search.clipnorm_space); ``None`` leaves it off.
         self.clipnorm = clipnorm
@@ -139,7 +141,7 @@ class ZooHyperModel(kt.HyperModel):
         clip = to_hp(hp, "clipnorm", self.clipnorm) if self.clipnorm else None
         try:
             model = zoo.build_model(family, input_shape, self.outputs,
-                                    head=self.head, **chosen)
+                                    head=self.head, **chosen, **self.builder_arguments)
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
         from experiments.fitting import compile_fast

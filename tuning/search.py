@@ -170,7 +170,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     if cfg.ensemble_of not in ENSEMBLE_OF:
         raise ConfigError(f"--ensemble-of must be one of {list(ENSEMBLE_OF)}; received "
                           f"{cfg.ensemble_of!r}")
-    fitting = zoo.list_models(head=task.head)
+    fitting = task.usable_families()
     families = list(cfg.models) or fitting
     for fam in families:
         try:
@@ -178,8 +178,8 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         except KeyError as err:
             raise ConfigError(err.args[0]) from None
         if fam not in fitting:
-            raise ConfigError(f"{fam} cannot serve the {task.kind} task (no "
-                              f"{task.head!r} head); families that can: {fitting}")
+            raise ConfigError(f"{fam} cannot serve the {task.kind} task "
+                              f"({task.unusable(fam)}); families that can: {fitting}")
     if not len(task.train) or not len(task.val):
         raise data_mod.DataError(f"{task.name}: no training or validation "
                                  f"samples with these settings")
@@ -191,6 +191,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
         clipnorm=clipnorm_space(cfg.run, task),
         n_train=len(task.train), epochs=cfg.run.epochs, patience=cfg.run.patience,
+        builder_arguments=task.builder_arguments(),
         folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]],
         data=tasks if hasattr(task, "data_space") and cfg.objective == "val_loss" else None)
     if hypermodel.objective != "val_loss" and cfg.objective == "val_loss":

@@ -28,6 +28,8 @@ class CudnnStatus:
             layer at all (LSTM and GRU do; ConvLSTM and SimpleRNN do not).
         eligible: whether this layer's configuration qualifies.
         reasons: why not, one entry per failed condition; empty if eligible.
+        conditions: what the data must also satisfy at run time for an
+            eligible layer to use the kernel (masked input: right padding).
     """
 
     layer: str
@@ -35,11 +37,20 @@ class CudnnStatus:
     has_fused_kernel: bool
     eligible: bool
     reasons: tuple[str, ...]
+    conditions: tuple[str, ...] = ()
 
     def __str__(self):
         verdict = "eligible" if self.eligible else "not eligible"
         why = f" ({'; '.join(self.reasons)})" if self.reasons else ""
+        if self.eligible and self.conditions:
+            why = f" if {'; '.join(self.conditions)}"
         return f"{self.layer} [{self.kind}]: {verdict}{why}"
+
+
+# Keras checks at run time that a mask is "right padded" before it takes the
+# fused kernel, and silently runs the generic loop otherwise.
+RIGHT_PADDING = ("the masked input's padding is on the right in every sequence "
+                 "(lstm-zoo pads on the right); otherwise Keras runs the generic loop")
 
 
 def _activation_name(fn) -> str:
@@ -100,5 +111,9 @@ def cudnn_report(model: keras.Model) -> list[CudnnStatus]:
         an entry reads like ``"lstm [LSTM]: not eligible (recurrent_dropout=
         0.2 (needs 0))"``.
     """
-    return [_check_layer(inner, path)
-            for inner, path in _recurrent_layers(model.layers)]
+    masked = any(isinstance(layer, keras.layers.Masking) for layer in compat.all_layers(model))
+    report = [_check_layer(inner, path) for inner, path in _recurrent_layers(model.layers)]
+    if masked:
+        report = [dataclasses.replace(r, conditions=(RIGHT_PADDING,)) if r.eligible else r
+                  for r in report]
+    return report

@@ -1,4 +1,4 @@
-"""Output heads shared by every family, so no builder repeats them.
+"""Inputs and output heads shared by every family, so no builder repeats them.
 
 Each head is named after the task that uses it (the task's kind in
 ``experiments.tasks``):
@@ -19,7 +19,26 @@ import math
 
 import keras
 
+from zoo import checks
+
 HEADS = ("forecast", "classification", "language_model", "frames")
+
+
+def sequence_input(input_shape, mask_value=None, where=""):
+    """The model's input and the tensor its first layer reads.
+
+    With ``mask_value`` (right-padded sequences of different lengths), a
+    ``keras.layers.Masking`` layer marks the steps whose features all equal
+    it, and the recurrent layers above skip them: each sequence's state is
+    the one after its last real step. Returns ``(inputs, x)``; ``where``
+    names the builder in errors.
+    """
+    inputs = keras.Input(input_shape, name="sequence")
+    if mask_value is None:
+        return inputs, inputs
+    mask_value = checks.check_float(where, "mask_value", mask_value,
+                                    low=-math.inf, high=math.inf)
+    return inputs, keras.layers.Masking(mask_value, name="padding_mask")(inputs)
 
 
 def returns_sequences(head: str) -> bool:

@@ -105,3 +105,24 @@ class Task:
 
     def compile_kwargs(self) -> dict[str, Any]:
         return {}
+
+    def unusable(self, family: str) -> str | None:
+        """Why registry family ``family`` cannot serve this task, or None."""
+        import zoo
+
+        info = zoo.get(family)
+        if self.head not in info.heads:
+            return (f"it needs the {self.head!r} head; {family} takes input shaped "
+                    f"({', '.join(info.input_axes)}) and has heads {list(info.heads)}")
+        return None
+
+    def usable_families(self) -> list[str]:
+        """The registry's families that can serve this task."""
+        import zoo
+
+        return [f for f in zoo.list_models() if self.unusable(f) is None]
+
+    def builder_arguments(self) -> dict[str, Any]:
+        """Builder arguments the data fixes rather than the user or the
+        search (``mask_value`` for padded sequences); none by default."""
+        return {}

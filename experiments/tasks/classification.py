@@ -22,7 +22,11 @@ from experiments.tracking import numpy_dataset
 
 KIND = "classification"
 TAKES = ("data", "dataset_options", "npz", "csv", "label_col", "id_col", "time_col",
-         "time_format", "features", "max_file_mb", "val_size", "test_size")
+         "time_format", "features", "max_file_mb", "max_length", "val_size", "test_size")
+# What padding steps hold in every feature once the sequences are scaled:
+# no real step can (every feature 10,000 standard deviations below its
+# mean), so the models' mask never hides one.
+PAD_VALUE = -1e4
 DEFAULTS = {"val_size": 0.15, "test_size": 0.2}
 
 
@@ -91,21 +95,35 @@ def load_long_csv(path, *, id_col, label_col, time_col=None, time_format=None,
             values["_order"] = parse_times(path, raw[time_col], time_col, time_format)
         values = values.sort_values([id_col, "_order"], kind="stable")
     groups = values.groupby(id_col, sort=True)
-    lengths = groups.size()
-    common = int(lengths.mode().iloc[0])
-    odd = lengths[lengths != common]
-    if len(odd):
-        raise DataError(f"{path}: sequence {odd.index[0]!r} (column {id_col!r}) has "
-                        f"{int(odd.iloc[0])} rows but most have {common}; all "
-                        f"sequences must have the same length")
     labels = groups[label_col].nunique()
     mixed = labels[labels > 1]
     if len(mixed):
         raise DataError(f"{path}: sequence {mixed.index[0]!r} has more than one "
                         f"label in column {label_col!r}")
-    x = np.stack([g[features].to_numpy("float32") for _, g in groups])
+    sequences = [g[features].to_numpy("float32") for _, g in groups]
     y = groups[label_col].first().to_numpy()
-    return x, y, features
+    return sequences, y, features
+
+
+def pad(sequences, max_length=None):
+    """Sequences of any lengths as one right-padded array.
+
+    Padding goes after each sequence's last step (right padding, which keeps
+    the fused cuDNN kernels usable on a GPU) and holds NaN until the task
+    scales the data. With ``max_length``, longer sequences keep their last
+    ``max_length`` steps, the ones nearest the label.
+
+    Returns:
+        ``(x, lengths, cut)``: the ``(n, longest, features)`` array, each
+        sequence's real length after truncation, and how many were cut.
+    """
+    import keras
+
+    lengths = np.array([len(seq) for seq in sequences])
+    longest = int(lengths.max()) if max_length is None else int(max_length)
+    x = keras.utils.pad_sequences(sequences, maxlen=longest, dtype="float32",
+                                  padding="post", truncating="pre", value=np.nan)
+    return x, np.minimum(lengths, longest), int((lengths > longest).sum())
 
 
 class ClassificationTask(Task):
@@ -115,7 +133,10 @@ class ClassificationTask(Task):
     rank_by = "test_log_loss"
     metrics_shown = ("accuracy", "macro_f1", "log_loss")
 
-    def __init__(self, name, source, x, y, *, val_size, test_size, seed, layout=None):
+    def __init__(self, name, source, x, y, *, val_size, test_size, seed, layout=None,
+                 lengths=None):
+        """``x``: ``(n, steps, features)``; with ``lengths``, each sequence's
+        real steps come first and the rest is NaN padding (see ``pad``)."""
         from sklearn.model_selection import train_test_split
 
         classes, labels = np.unique(y, return_inverse=True)
@@ -133,10 +154,12 @@ class ClassificationTask(Task):
                                       random_state=seed)
         train, val = train_test_split(rest, test_size=val_size, stratify=labels[rest],
                                       random_state=seed)
-        mean = x[train].mean(axis=(0, 1))
-        std = x[train].std(axis=(0, 1))
+        # Statistics of the real steps only (padding is NaN until scaled).
+        mean = np.nanmean(x[train], axis=(0, 1))
+        std = np.nanstd(x[train], axis=(0, 1))
         std = np.where(std > 0, std, 1.0)
-        scaled = ((x - mean) / std).astype("float32")
+        scaled = np.nan_to_num((x - mean) / std, nan=PAD_VALUE).astype("float32")
+        self.lengths = None if lengths is None or (lengths == x.shape[1]).all() else lengths
         self.name, self.source, self.classes = name, source, [str(c) for c in classes]
         # How raw sequences are laid out: long-form CSV columns, or an array.
         self.layout = layout or {"features": [f"x{i}" for i in range(x.shape[2])]}
@@ -149,9 +172,24 @@ class ClassificationTask(Task):
         self.test = Split(scaled[test], labels[test])
 
     def params(self):
+        shortest = self.input_shape[0] if self.lengths is None else int(self.lengths.min())
         return {"classes": len(self.classes), "sequence_length": self.input_shape[0],
+                "shortest_sequence": shortest, "padded": self.lengths is not None,
                 "n_features": self.input_shape[1], "n_train": len(self.train),
                 "n_val": len(self.val), "n_test": len(self.test)}
+
+    def unusable(self, family):
+        import zoo
+
+        why = super().unusable(family)
+        if why is None and self.lengths is not None and (
+                "mask_value" not in zoo.get(family).hyperparameters):
+            why = (f"the sequences have different lengths ({self.lengths.min()} to "
+                   f"{self.input_shape[0]} steps) and {family} cannot skip padding")
+        return why
+
+    def builder_arguments(self):
+        return {} if self.lengths is None else {"mask_value": PAD_VALUE}
 
     def dataset(self):
         return numpy_dataset(self.name, self.source, self.train.x, self.train.y)
@@ -191,12 +229,13 @@ class ClassificationTask(Task):
         from experiments import served  # MLflow's pyfunc: only when logging
 
         reader = served.SequenceClassifier(self.classes, self.mean, self.std,
-                                           self.input_shape[0], **self.layout)
+                                           self.input_shape[0], **self.layout,
+                                           padded=self.lengths is not None)
         example = self.raw_test[:2].astype("float64")
         if reader.id_col:  # back to long form, as in the CSV
             rows = []
             for i, seq in enumerate(example):
-                for t, values in enumerate(seq):
+                for t, values in enumerate(seq[~np.isnan(seq).all(-1)]):  # real steps
                     rows.append({reader.id_col: f"example-{i}",
                                  **({reader.time_col: t} if reader.time_col else {}),
                                  **dict(zip(reader.features, values, strict=True))})
@@ -225,7 +264,8 @@ def claims(cfg) -> bool:
 
 
 def make_tasks(cfg) -> list[ClassificationTask]:
-    layout = None  # arrays
+    layout = lengths = None  # arrays, every sequence as long
+    repairs = []
     if cfg.npz:
         x, y = load_npz(cfg.npz, cfg.max_file_mb)
         name, source = os.path.splitext(os.path.basename(cfg.npz))[0], cfg.npz
@@ -233,9 +273,14 @@ def make_tasks(cfg) -> list[ClassificationTask]:
         if not cfg.id_col:
             raise DataError(f"{cfg.csv}: sequences in long form need --id-col COL "
                             f"(which sequence a row belongs to) with --label-col")
-        x, y, features = load_long_csv(
+        sequences, y, features = load_long_csv(
             cfg.csv, id_col=cfg.id_col, label_col=cfg.label_col, time_col=cfg.time_col,
             time_format=cfg.time_format, features=cfg.features, max_file_mb=cfg.max_file_mb)
+        x, lengths, cut = pad(sequences, cfg.max_length)
+        if cut:
+            repairs.append(f"{cut} of {len(sequences)} sequences were longer than "
+                           f"--max-length {cfg.max_length} and kept their last "
+                           f"{cfg.max_length} steps")
         name, source = os.path.splitext(os.path.basename(cfg.csv))[0], cfg.csv
         layout = {"features": features, "id_col": cfg.id_col, "time_col": cfg.time_col}
     else:
@@ -245,9 +290,11 @@ def make_tasks(cfg) -> list[ClassificationTask]:
             raise DataError(f"memory: bad option ({err})") from None
         name, source = "memory", f"generated:memory({cfg.dataset_options})"
     given = {k: getattr(cfg, k) for k in DEFAULTS if getattr(cfg, k) is not None}
-    return [ClassificationTask(
+    task = ClassificationTask(
         name, os.path.abspath(source) if os.path.exists(source) else source, x, y,
-        seed=cfg.seed, layout=layout, **{**DEFAULTS, **given})]
+        seed=cfg.seed, layout=layout, lengths=lengths, **{**DEFAULTS, **given})
+    task.repairs = repairs
+    return [task]
 
 
 DATASETS = {"memory": make_memory}

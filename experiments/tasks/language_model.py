@@ -18,7 +18,7 @@ from zoo.space import Choice
 
 KIND = "language_model"
 TAKES = ("data", "dataset_options", "text", "max_file_mb", "window", "val_size",
-         "test_size")
+         "test_size", "stateful")
 DEFAULTS = {"window": 64, "val_size": 0.1, "test_size": 0.1}
 
 UNK = "<unk>"
@@ -82,7 +82,13 @@ class LanguageModelTask(Task):
     rank_by = "test_perplexity"
     metrics_shown = ("perplexity", "bits_per_char")
 
-    def __init__(self, name, source, text, *, window, val_size, test_size, lower=True):
+    def __init__(self, name, source, text, *, window, val_size, test_size, lower=True,
+                 stride=None, stateful=False):
+        """``stride``: characters between the starts of consecutive training
+        windows (default ``window // 4``: each character is trained on in four
+        contexts); ``window`` makes them disjoint. ``stateful``: train with the
+        state carried from window to window (``experiments.stateful``)."""
+        self.stateful = bool(stateful)
 
         text = text.lower() if lower else text
         n = len(text)
@@ -104,24 +110,44 @@ class LanguageModelTask(Task):
         self.input_shape = (None, self.size)  # any length: generation needs it
         self.outputs = self.size
         self.sample_prompt = "the time traveller" if name == "timemachine" else parts[2][:20]
-        splits = []
-        for part in parts:
-            ids = np.array([index.get(c, 0) for c in part], "int32")
-            count = (len(ids) - 1) // window
-            x = ids[: count * window].reshape(count, window)
-            y = ids[1: count * window + 1].reshape(count, window)
-            splits.append((x, y))
-        (trx, tr_y), (vax, vay), (tex, tey) = splits
+        self.stride = (window // 4 or 1) if stride is None else int(stride)
+        if not 1 <= self.stride <= window:
+            raise DataError(f"{name}: stride must be in [1, window={window}]; received "
+                            f"stride={stride}")
+        train_ids, val_ids, test_ids = (
+            np.array([index.get(c, 0) for c in part], "int32") for part in parts)
+        self.train_ids, self.val_ids = train_ids, val_ids  # for stateful training
+        trx, tr_y = windows_of(train_ids, window, self.stride)
+        # Validation and test: windows half overlapping, and only the second
+        # half of each scored (all of the first window), so that every
+        # character is scored once, given at least window/2 characters before
+        # it, as the bigram baseline is given its one.
+        self.eval_stride = max(window // 2, 1)
+        (vax, vay), (tex, tey) = (windows_of(ids, window, self.eval_stride)
+                                  for ids in (val_ids, test_ids))
         self.train = Split(one_hot(trx, self.size), tr_y)
         self.val = Split(one_hot(vax, self.size), vay)
         self.test = Split(one_hot(tex, self.size), tey)
         self.test_ids = tex
-        self.counts = np.bincount(trx.ravel(), minlength=self.size)
+        self.counts = np.bincount(train_ids, minlength=self.size)
         self.pairs = np.zeros((self.size, self.size))
-        np.add.at(self.pairs, (trx.ravel(), tr_y.ravel()), 1)
+        np.add.at(self.pairs, (train_ids[:-1], train_ids[1:]), 1)
+
+    def one_hot(self, ids: np.ndarray) -> np.ndarray:
+        """Character ids as the model's one-hot input."""
+        return one_hot(ids, self.size)
+
+    def scored(self, n_windows: int) -> np.ndarray:
+        """``(n_windows, window)``: True where a position of an evaluation
+        window is scored (see ``__init__``)."""
+        mask = np.zeros((n_windows, self.window), bool)
+        mask[:, self.window - self.eval_stride:] = True
+        mask[0] = True
+        return mask
 
     def params(self):
-        return {"window": self.window, "vocab_size": self.size,
+        return {"window": self.window, "stride": self.stride, "stateful": self.stateful,
+                "vocab_size": self.size,
                 "n_train": len(self.train), "n_val": len(self.val),
                 "n_test": len(self.test)}
 
@@ -133,21 +159,19 @@ class LanguageModelTask(Task):
         return [("unigram", "test_unigram_"), ("bigram", "test_bigram_")]
 
     def evaluate(self, model):
-        probs = self.predict_test(model)
-        y = self.test.y
-        p_model = np.take_along_axis(probs, y[..., None], -1)[..., 0]
         # Add-one smoothing so an unseen character is not infinitely surprising.
         unigram = (self.counts + 1) / (self.counts.sum() + self.size)
         bigram = (self.pairs + 1) / (self.pairs.sum(1, keepdims=True) + self.size)
+        y, scored = self.test.y, self.scored(len(self.test))
+        p_model = np.take_along_axis(self.predict_test(model), y[..., None], -1)[..., 0]
         scores = {}
         for prefix, p in (("test_", p_model), ("test_unigram_", unigram[y]),
                           ("test_bigram_", bigram[self.test_ids, y])):
-            nats = float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
-            scores[prefix + "perplexity"] = math.exp(nats)
-            scores[prefix + "bits_per_char"] = nats / math.log(2)
-        val = model.evaluate(self.val.x, self.val.y, verbose=0, batch_size=256)
-        val = val[0] if isinstance(val, list) else val
-        scores["val_perplexity"] = math.exp(float(val))
+            scores.update(perplexity(p[scored], prefix))
+        probs = model.predict(self.val.x, verbose=0, batch_size=256)
+        p_val = np.take_along_axis(probs, self.val.y[..., None], -1)[..., 0]
+        scores["val_perplexity"] = perplexity(p_val[self.scored(len(self.val))],
+                                              "")["perplexity"]
         return scores
 
     def log_artifacts(self, model, scores):
@@ -176,6 +200,21 @@ class LanguageModelTask(Task):
 
     def config(self):
         return {"vocab": self.vocab}
+
+
+def windows_of(ids: np.ndarray, window: int, stride: int):
+    """``(x, y)``: windows of ``window`` ids starting every ``stride`` ids, and
+    the same windows shifted by one (each step's next character)."""
+    x = np.lib.stride_tricks.sliding_window_view(ids[:-1], window)[::stride]
+    y = np.lib.stride_tricks.sliding_window_view(ids[1:], window)[::stride]
+    return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+
+def perplexity(p: np.ndarray, prefix: str) -> dict[str, float]:
+    """Perplexity and bits per character of the probabilities ``p`` given to
+    the true characters."""
+    nats = float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
+    return {prefix + "perplexity": math.exp(nats), prefix + "bits_per_char": nats / math.log(2)}
 
 
 def generate(model, vocab, prompt: str, length: int = 200, temperature: float = 1.0,
@@ -219,9 +258,10 @@ def claims(cfg) -> bool:
 def make_tasks(cfg) -> list[LanguageModelTask]:
     options = dict(cfg.dataset_options)
     max_chars = options.pop("max_chars", None)
+    stride = options.pop("stride", None)
     if options:
-        raise DataError(f"text data takes only the option max_chars; received "
-                        f"{sorted(options)}")
+        raise DataError(f"text data takes only the options max_chars and stride; "
+                        f"received {sorted(options)}")
     if cfg.text:
         text = read_text(cfg.text, cfg.max_file_mb)
         name = os.path.splitext(os.path.basename(cfg.text))[0]
@@ -232,7 +272,8 @@ def make_tasks(cfg) -> list[LanguageModelTask]:
     if max_chars:
         text = text[: int(max_chars)]
     given = {k: getattr(cfg, k) for k in DEFAULTS if getattr(cfg, k) is not None}
-    return [LanguageModelTask(name, source, text, **{**DEFAULTS, **given})]
+    return [LanguageModelTask(name, source, text, stride=stride, stateful=cfg.stateful,
+                              **{**DEFAULTS, **given})]
 
 
 DATASETS = {"timemachine": load_timemachine}

@@ -36,7 +36,7 @@ SPACE = {
 @register("attention_lstm", space=SPACE)
 def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
                          num_layers=1, attention="dot", dropout=0.0,
-                         recurrent_dropout=0.0, name="attention_lstm"):
+                         recurrent_dropout=0.0, mask_value=None, name="attention_lstm"):
     """LSTM states pooled by attention (dot or additive) into the head.
 
     The pooled context is concatenated with the last state before the head.
@@ -53,6 +53,9 @@ def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
         dropout: dropout on each LSTM layer's inputs, in [0, 1). Keeps cuDNN.
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
             Anything above 0 rules out the fused cuDNN kernel.
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -65,8 +68,7 @@ def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
     checks.check_choice(where, "attention", attention, SCORES)
     layers = depth(where, num_layers)
     # === Encoder: every state kept ===
-    inputs = keras.Input(input_shape, name="sequence")
-    x = inputs
+    inputs, x = heads.sequence_input(input_shape, mask_value, where)
     for i in range(layers):
         last_layer = i == layers - 1
         x = keras.layers.LSTM(args["units"], dropout=args["dropout"],

@@ -28,7 +28,7 @@ SPACE = {
 def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
                              units=32, num_layers=1, dropout=0.0,
                              recurrent_dropout=0.0, merge_mode="concat",
-                             name="bidirectional_lstm"):
+                             mask_value=None, name="bidirectional_lstm"):
     """``num_layers`` Bidirectional LSTM layers followed by an output head.
 
     Args:
@@ -42,6 +42,9 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
             Anything above 0 rules out the fused cuDNN kernel.
         merge_mode: how the two directions combine: ``"concat"`` (default,
             doubles the width), ``"sum"``, ``"mul"`` or ``"ave"``.
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -56,8 +59,7 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
                                      MERGE_MODES)
 
     # === Encoder ===
-    inputs = keras.Input(input_shape, name="sequence")
-    x = inputs
+    inputs, x = heads.sequence_input(input_shape, mask_value, where)
     for i in range(num_layers):
         last = i == num_layers - 1
         x = keras.layers.Bidirectional(

@@ -20,7 +20,8 @@ SPACE = {
 
 @register("gru", space=SPACE)
 def build_gru(input_shape, outputs, *, head="forecast", units=32,
-              num_layers=1, dropout=0.0, recurrent_dropout=0.0, name="gru"):
+              num_layers=1, dropout=0.0, recurrent_dropout=0.0, mask_value=None,
+              name="gru"):
     """``num_layers`` chained GRU layers followed by an output head.
 
     Args:
@@ -33,6 +34,9 @@ def build_gru(input_shape, outputs, *, head="forecast", units=32,
         dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
             Anything above 0 rules out the fused cuDNN kernel.
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -42,4 +46,4 @@ def build_gru(input_shape, outputs, *, head="forecast", units=32,
     return recurrent_stack(
         keras.layers.GRU, [f"gru_{i + 1}" for i in range(depth(where, num_layers))],
         input_shape, outputs, head=head, units=units, dropout=dropout,
-        recurrent_dropout=recurrent_dropout, name=name, where=where)
+        recurrent_dropout=recurrent_dropout, mask_value=mask_value, name=name, where=where)

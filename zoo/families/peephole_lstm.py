@@ -83,7 +83,7 @@ SPACE = {
 @register("peephole_lstm", space=SPACE)
 def build_peephole_lstm(input_shape, outputs, *, head="forecast", units=32,
                         num_layers=1, dropout=0.0, recurrent_dropout=0.0,
-                        name="peephole_lstm"):
+                        mask_value=None, name="peephole_lstm"):
     """``num_layers`` chained peephole LSTM layers followed by an output head.
 
     Not cuDNN-eligible on a GPU (no fused kernel has peepholes):
@@ -98,6 +98,9 @@ def build_peephole_lstm(input_shape, outputs, *, head="forecast", units=32,
         num_layers: how many layers, at least 1. Default 1.
         dropout: dropout on each layer's inputs, in [0, 1).
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -107,4 +110,4 @@ def build_peephole_lstm(input_shape, outputs, *, head="forecast", units=32,
     return recurrent_stack(
         peephole_lstm_layer, [f"peephole_lstm_{i + 1}" for i in range(depth(where, num_layers))],
         input_shape, outputs, head=head, units=units, dropout=dropout,
-        recurrent_dropout=recurrent_dropout, name=name, where=where)
+        recurrent_dropout=recurrent_dropout, mask_value=mask_value, name=name, where=where)

@@ -13,7 +13,7 @@ from zoo import checks, heads
 
 
 def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, units,
-                    dropout, recurrent_dropout, name, where):
+                    dropout, recurrent_dropout, mask_value, name, where):
     """``len(layer_names)`` chained ``layer_class`` layers and an output head.
 
     Args:
@@ -22,15 +22,15 @@ def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, uni
             name=)`` and returning a recurrent layer.
         layer_names: one name per layer, bottom first (their count is the depth).
         input_shape, outputs, head: as ``zoo.build_model``.
-        units, dropout, recurrent_dropout: as the public builders document them.
+        units, dropout, recurrent_dropout, mask_value: as the public builders
+            document them.
         name: the model's name.
         where: the public builder's name, for error messages.
     """
     args = checks.check_arguments(where, units=units, dropout=dropout,
                                   recurrent_dropout=recurrent_dropout)
     # === Encoder ===
-    inputs = keras.Input(input_shape, name="sequence")
-    x = inputs
+    inputs, x = heads.sequence_input(input_shape, mask_value, where)
     for i, layer_name in enumerate(layer_names):
         last = i == len(layer_names) - 1
         x = layer_class(

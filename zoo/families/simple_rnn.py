@@ -23,7 +23,7 @@ SPACE = {
 @register("simple_rnn", space=SPACE)
 def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
                      num_layers=1, dropout=0.0, recurrent_dropout=0.0,
-                     name="simple_rnn"):
+                     mask_value=None, name="simple_rnn"):
     """``num_layers`` chained SimpleRNN layers followed by an output head.
 
     Args:
@@ -35,6 +35,9 @@ def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
         num_layers: how many SimpleRNN layers, at least 1. Default 1.
         dropout: dropout on each layer's inputs, in [0, 1).
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -45,4 +48,4 @@ def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
         keras.layers.SimpleRNN,
         [f"simple_rnn_{i + 1}" for i in range(depth(where, num_layers))],
         input_shape, outputs, head=head, units=units, dropout=dropout,
-        recurrent_dropout=recurrent_dropout, name=name, where=where)
+        recurrent_dropout=recurrent_dropout, mask_value=mask_value, name=name, where=where)

@@ -22,7 +22,7 @@ SPACE = {
 @register("stacked_lstm", space=SPACE)
 def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
                        num_layers=2, dropout=0.0, recurrent_dropout=0.0,
-                       name="stacked_lstm"):
+                       mask_value=None, name="stacked_lstm"):
     """``num_layers`` chained LSTM layers followed by an output head.
 
     Args:
@@ -35,6 +35,9 @@ def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
         dropout: dropout on each layer's inputs, in [0, 1). Keeps cuDNN.
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
             Anything above 0 rules out the fused cuDNN kernel.
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -44,4 +47,4 @@ def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
     return recurrent_stack(
         keras.layers.LSTM, [f"lstm_{i + 1}" for i in range(depth(where, num_layers))],
         input_shape, outputs, head=head, units=units, dropout=dropout,
-        recurrent_dropout=recurrent_dropout, name=name, where=where)
+        recurrent_dropout=recurrent_dropout, mask_value=mask_value, name=name, where=where)

@@ -19,7 +19,7 @@ SPACE = {
 
 @register("vanilla_lstm", space=SPACE)
 def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
-                       dropout=0.0, recurrent_dropout=0.0,
+                       dropout=0.0, recurrent_dropout=0.0, mask_value=None,
                        name="vanilla_lstm"):
     """One LSTM layer followed by an output head.
 
@@ -32,6 +32,9 @@ def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
         dropout: dropout on the layer's inputs, in [0, 1). Keeps cuDNN.
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
             Anything above 0 rules out the fused cuDNN kernel.
+        mask_value: the value right-padding steps hold, for sequences of
+            different lengths padded to one; steps whose features all equal
+            it are skipped. ``None`` (default): every step is real.
         name: the model's name.
 
     Returns:
@@ -39,5 +42,5 @@ def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
     """
     return recurrent_stack(
         keras.layers.LSTM, ["lstm"], input_shape, outputs, head=head, units=units,
-        dropout=dropout, recurrent_dropout=recurrent_dropout, name=name,
-        where="build_vanilla_lstm")
+        dropout=dropout, recurrent_dropout=recurrent_dropout, mask_value=mask_value,
+        name=name, where="build_vanilla_lstm")
