@@ -423,8 +423,7 @@ def test_every_forecasting_family_is_a_conditional_branch_of_tune_models_all(nam
     families = zoo.list_models(head="forecast")
     hypermodel = ZooHyperModel(families, (6, 1), 2)
     hp = kt.HyperParameters()
-    hypermodel.build(hp)  # declares every branch
-    hp.values["family"] = name
+    hp.Fixed("family", name)  # what a trial that picked it holds
     model = hypermodel.build(hp)
     assert model.name == name
     active = {k.split("/")[0] for k in hp.values if "/" in k and hp.is_active(k)}

@@ -110,7 +110,12 @@ class LanguageModelTask(Task):
         self.input_shape = (None, self.size)  # any length: generation needs it
         self.outputs = self.size
         self.sample_prompt = "the time traveller" if name == "timemachine" else parts[2][:20]
-        self.stride = (window // 4 or 1) if stride is None else int(stride)
+        if stateful and stride is not None:
+            raise DataError(f"{name}: --stateful trains on consecutive windows (each "
+                            f"character once per epoch); leave the stride option out")
+        # Stateful training reads the text in disjoint windows (its streams).
+        self.stride = window if stateful else (
+            (window // 4 or 1) if stride is None else int(stride))
         if not 1 <= self.stride <= window:
             raise DataError(f"{name}: stride must be in [1, window={window}]; received "
                             f"stride={stride}")

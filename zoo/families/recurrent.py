@@ -13,7 +13,7 @@ from zoo import checks, heads
 
 
 def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, units,
-                    dropout, recurrent_dropout, mask_value, name, where):
+                    dropout, recurrent_dropout, name, where, mask_value=None):
     """``len(layer_names)`` chained ``layer_class`` layers and an output head.
 
     Args:
