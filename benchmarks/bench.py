@@ -597,12 +597,22 @@ def markdown(result) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--shapes", default="",
+                        help="comma-separated throughput rows to run (default all), "
+                             "e.g. lstm128,peephole_lstm128; with it only the "
+                             "throughput table is measured")
     parser.add_argument("--quick", action="store_true",
                         help="fewer rounds, no 30-trial search, no PyTorch or JAX "
                              "columns (a smoke test)")
     args = parser.parse_args(argv)
     if args.quick:  # a smoke test: two batches per epoch says nothing about speed
         BATCHES.update(dict.fromkeys(BATCHES, 2))
+    if args.shapes:
+        wanted = args.shapes.split(",")
+        unknown = sorted(set(wanted) - {row[0] for row in SHAPES})
+        if unknown:
+            parser.error(f"unknown shape {unknown[0]!r}; choose from {[r[0] for r in SHAPES]}")
+        SHAPES[:] = [row for row in SHAPES if row[0] in wanted]
     result = {"environment": environment()}
     print(f"machine: {result['environment']['machine']}; backend "
           f"{result['environment']['keras_backend']}", flush=True)
@@ -611,6 +621,9 @@ def main(argv=None):
     result["throughput"] = throughput(rounds=1 if args.quick else 5,
                                       epochs=1 if args.quick else 2,
                                       compare_others=not args.quick)
+    if args.shapes:
+        print(json.dumps(result["throughput"], indent=1, default=float))
+        return 0
     print("levers:", flush=True)
     result["levers"] = levers(rounds=1 if args.quick else 5, epochs=1 if args.quick else 2)
     result["tracking"] = tracking_overhead(rounds=1 if args.quick else 6,

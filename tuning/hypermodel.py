@@ -110,7 +110,7 @@ class ZooHyperModel(kt.HyperModel):
             "learning_rate": LEARNING_RATE.as_dict(),
             "batch_size": BATCH_SIZE.as_dict(),
             "lr_schedule": LR_SCHEDULE.as_dict(), "weight_decay": WEIGHT_DECAY.as_dict(),
-            "head": self.head, "loss": self.loss,
+            "head": self.head, "loss": getattr(self.loss, "__name__", self.loss),
             **{k: spec.as_dict() for k, spec in self.data_space.items()},
             **({"clipnorm": self.clipnorm.as_dict()} if self.clipnorm else {}),
             **{f: {k: s.as_dict() for k, s in zoo.search_space(f).items()}
