@@ -31,8 +31,9 @@ SHAPES = [
     ("bidirectional_lstm128", "bidirectional_lstm", {"units": 128}, (50, 8), 128, 1),
     ("gru128", "gru", {"units": 128}, (50, 8), 128, 1),
     ("airline_lstm32", "vanilla_lstm", {"units": 32}, (24, 1), 32, 12),
-    ("conv_lstm16", "conv_lstm", {"units": 16, "num_layers": 1, "kernel_size": 3},
-     (10, 16, 16, 1), 16, 1),
+    # predict="frame": the same sigmoid head as the plain Keras and PyTorch sides.
+    ("conv_lstm16", "conv_lstm", {"units": 16, "num_layers": 1, "kernel_size": 3,
+                                  "predict": "frame"}, (10, 16, 16, 1), 16, 1),
     ("simple_rnn128", "simple_rnn", {"units": 128}, (50, 8), 128, 1),
     ("peephole_lstm128", "peephole_lstm", {"units": 128}, (50, 8), 128, 1),
     ("attention_lstm128", "attention_lstm", {"units": 128}, (50, 8), 128, 1),

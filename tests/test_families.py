@@ -186,3 +186,17 @@ def test_train_logs_the_attention_heat_map(tmp_path):
                                     tracking_uri=f"sqlite:///{db}"))
     plots = {a.path for a in client_for(db).list_artifacts(result.run_id, "plots")}
     assert "plots/attention.png" in plots
+
+
+def test_conv_lstm_predicts_the_change_from_the_last_frame():
+    """With the change head silenced, the forecast is the last input frame,
+    repeated for every future frame: the copy-last-frame baseline is where
+    training starts."""
+    model = zoo.build_model("conv_lstm", (None, 6, 6, 1), 2, units=4)
+    head = model.get_layer("frame_changes")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    x = np.random.default_rng(0).random((2, 3, 6, 6, 1), dtype=np.float32)
+    y = model.predict(x, verbose=0)
+    np.testing.assert_allclose(y, np.repeat(x[:, -1:], 2, axis=1), atol=1e-6)
+    drawn = zoo.build_model("conv_lstm", (3, 6, 6, 1), 2, units=4, predict="frame")
+    assert "frame_changes" not in [layer.name for layer in drawn.layers]

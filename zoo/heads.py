@@ -46,7 +46,26 @@ def returns_sequences(head: str) -> bool:
     return head == "language_model"
 
 
-def attach(x, head: str, outputs, *, input_shape=None):
+@keras.saving.register_keras_serializable(package="zoo")
+class RepeatLastFrame(keras.layers.Layer):
+    """``(batch, time, rows, cols, channels)`` -> the last frame, ``frames``
+    times: ``(batch, frames, rows, cols, channels)``. Any input length."""
+
+    def __init__(self, frames, **kwargs):
+        super().__init__(**kwargs)
+        self.frames = int(frames)
+
+    def call(self, inputs):
+        return keras.ops.repeat(inputs[:, -1:], self.frames, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.frames, *input_shape[2:])
+
+    def get_config(self):
+        return {**super().get_config(), "frames": self.frames}
+
+
+def attach(x, head: str, outputs, *, input_shape=None, last_frame=None):
     """Put head ``head`` on encoder output ``x`` and return the model output.
 
     Args:
@@ -57,6 +76,9 @@ def attach(x, head: str, outputs, *, input_shape=None):
         outputs: see ``zoo.build_model``.
         input_shape: the model's input shape; ``frames`` reads the number of
             channels from it.
+        last_frame: for ``frames``, the model's input: the head then predicts
+            the change from its last frame (clipped to [0, 1]) instead of
+            the frames themselves.
     """
     if head == "forecast":
         if isinstance(outputs, tuple):
@@ -70,12 +92,20 @@ def attach(x, head: str, outputs, *, input_shape=None):
     if head == "frames":
         rows, cols, channels = input_shape[-3:]
         # One 3x3 convolution emits every future frame's channels at once;
-        # sigmoid because frames are intensities scaled to [0, 1].
+        # sigmoid because frames are intensities scaled to [0, 1], or tanh
+        # for a change in [-1, 1] added to the last frame.
+        change = last_frame is not None
         x = keras.layers.Conv2D(
-            outputs * channels, 3, padding="same", activation="sigmoid",
-            name="next_frames",
+            outputs * channels, 3, padding="same",
+            activation="tanh" if change else "sigmoid",
+            name="frame_changes" if change else "next_frames",
         )(x)
         x = keras.layers.Reshape((rows, cols, outputs, channels),
                                  name="split_frames")(x)
-        return keras.layers.Permute((3, 1, 2, 4), name="frames")(x)
+        if not change:
+            return keras.layers.Permute((3, 1, 2, 4), name="frames")(x)
+        x = keras.layers.Permute((3, 1, 2, 4), name="changes")(x)
+        x = keras.layers.Add(name="last_frame_plus_change")(
+            [RepeatLastFrame(outputs, name="last_frame")(last_frame), x])
+        return keras.layers.ReLU(max_value=1.0, name="frames")(x)  # clip to [0, 1]
     raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}")

@@ -19,7 +19,7 @@ TAKES = ("data", "dataset_options", "npy", "max_file_mb", "window", "horizon",
 DEFAULTS = {"horizon": 1, "val_size": 0.15, "test_size": 0.15}
 
 
-def make_moving_digits(count: int = 300, length: int = 10, size: int = 24,
+def make_moving_digits(count: int = 2000, length: int = 10, size: int = 24,
                        digits: int = 1, speed: int = 2, seed: int = 0) -> np.ndarray:
     """Moving digits: handwritten 8x8 digits (scikit-learn's) bouncing in a frame.
 
