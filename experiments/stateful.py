@@ -19,8 +19,6 @@ serving use the ordinary model.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
@@ -101,7 +99,3 @@ def fit_stateful(model, task, cfg, callbacks=()) -> dict:
     model.set_weights(trained.get_weights())
     return history
 
-
-def windows_per_epoch(task, batch_size: int) -> int:
-    """Batches in one stateful epoch (for the compile options)."""
-    return math.ceil(len(streams(task.train_ids, task.window, batch_size)[0]) / batch_size)

@@ -147,10 +147,10 @@ def build_seq2seq_lstm(input_shape, outputs, *, head="forecast", units=32,
                                   recurrent_dropout=recurrent_dropout)
     checks.check_choice(where, "decoder", decoder, DECODERS)
     layers = depth(where, num_layers)
-    horizon, targets = outputs if isinstance(outputs, tuple) else (outputs, 1)
-    if isinstance(outputs, tuple) and len(outputs) != 2:
+    if isinstance(outputs, tuple) and len(outputs) != 2:  # before unpacking it
         raise ValueError(f"{where}: `outputs` must be a horizon or (horizon, targets); "
                          f"received outputs={outputs!r}")
+    horizon, targets = outputs if isinstance(outputs, tuple) else (outputs, 1)
     lstm = {"dropout": args["dropout"], "recurrent_dropout": args["recurrent_dropout"]}
     # === Encoder: the window into two state vectors ===
     inputs = keras.Input(input_shape, name="sequence")
