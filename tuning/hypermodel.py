@@ -146,7 +146,11 @@ class ZooHyperModel(kt.HyperModel):
             raise kt.errors.FailedTrialError(str(err)) from err
         from experiments.fitting import compile_fast
 
-        steps = math.ceil(self.n_train / batch_size) if self.n_train else None
+        # The trial's own windows: with a searched window the training set's
+        # length differs, and steps_per_execution must divide its epoch for
+        # the feed to keep one pipeline (see experiments.feed).
+        n_train = len(self.tasks_for(hp)[-1].train) if self.data else self.n_train
+        steps = math.ceil(n_train / batch_size) if n_train else None
         optimizer = (keras.optimizers.AdamW(lr, weight_decay=decay, clipnorm=clip) if decay
                      else keras.optimizers.Adam(lr, clipnorm=clip))
         return compile_fast(model, optimizer, self.loss, steps, self.epochs)
@@ -170,7 +174,11 @@ class ZooHyperModel(kt.HyperModel):
         folds, first = self.folds, []
         if self.data:
             *folds, task = self.tasks_for(hp)
-            x, y, validation_data = task.train.x, task.train.y, (task.val.x, task.val.y)
+            # No validation_data: ValidationRMSE predicts the validation
+            # windows once per epoch and scores val_loss from the same
+            # forecasts, so Keras neither traces a test function (about 2 s a
+            # model) nor evaluates them a second time.
+            x, y, validation_data = task.train.x, task.train.y, None
             # First, so that the schedule, early stopping, the checkpoint and
             # the run's curves all see it.
             first = [ValidationRMSE(task)]
@@ -202,11 +210,13 @@ class ZooHyperModel(kt.HyperModel):
                      keras.callbacks.EarlyStopping(monitor=self.objective, mode="min",
                                                    patience=self.patience),
                      keras.callbacks.TerminateOnNaN()]
+        validation = None  # ValidationRMSE scores it (see fit)
         if self.data:
             callbacks.insert(0, ValidationRMSE(fold))
-            fold = (fold.train.x, fold.train.y, fold.val.x, fold.val.y)
-        x, y, x_val, y_val = fold
-        history = self.fit_once(hp, self.build(hp), x, y, (x_val, y_val), shuffle,
+            x, y = fold.train.x, fold.train.y
+        else:
+            x, y, *validation = fold
+        history = self.fit_once(hp, self.build(hp), x, y, validation, shuffle,
                                 epochs=epochs, verbose=0, callbacks=callbacks).history
         return min(v for v in history[self.objective] if math.isfinite(v))
 
@@ -232,10 +242,13 @@ class ZooHyperModel(kt.HyperModel):
 
 
 class ValidationRMSE(keras.callbacks.Callback):
-    """Adds ``val_rmse`` to each epoch's logs: the forecasts of ``task``'s
-    validation windows, mapped back to the data's units, against the
-    actual values. Trials with different windows or transforms are
-    compared on it (their losses are on different scales)."""
+    """Adds ``val_rmse`` and ``val_loss`` to each epoch's logs from one
+    forecast of ``task``'s validation windows: ``val_rmse`` in the data's
+    units, against the actual values (trials with different windows or
+    transforms are compared on it: their losses are on different scales),
+    and ``val_loss``, the model's loss on the same forecasts, where Keras
+    would otherwise evaluate the windows once more (``fit`` then gets no
+    ``validation_data``)."""
 
     def __init__(self, task):
         super().__init__()
@@ -253,8 +266,11 @@ class ValidationRMSE(keras.callbacks.Callback):
                else self.model.predict(p.val.x, verbose=0, batch_size=1024))
         pred = p.to_original(raw, p.val.origins)
         err = float(np.sqrt(np.mean((pred - self._truth) ** 2)))
+        loss = float(np.mean(keras.ops.convert_to_numpy(
+            keras.losses.get(self.model.loss)(p.val.y, raw))))
         if logs is not None:
             logs["val_rmse"] = err if math.isfinite(err) else float("inf")
+            logs.setdefault("val_loss", loss if math.isfinite(loss) else float("inf"))
 
 
 def _check_losses(losses):
