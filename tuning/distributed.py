@@ -298,6 +298,8 @@ def launch(argv: list[str], workers: int, host: str = "127.0.0.1",
         env = dict(os.environ, KERASTUNER_TUNER_ID=f"worker{i}")
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        else:
+            env.update(worker_threads(workers, env))
         procs.append(subprocess.Popen([*base, "--role", "worker", "--chief",
                                        f"{host}:{port}"], env=env,
                                       preexec_fn=_die_with_parent))
@@ -311,6 +313,17 @@ def launch(argv: list[str], workers: int, host: str = "127.0.0.1",
         raise
     _stop(everyone)  # only stragglers: normally all have exited
     return code
+
+
+def worker_threads(workers: int, env=os.environ) -> dict[str, str]:
+    """CPU threads for each of ``workers`` processes sharing this machine:
+    the cores split between them (workers x threads = cores), as
+    TensorFlow's and OpenMP's environment variables, unless the user set
+    them. Without it every worker starts a thread per core, and the
+    workers' threads fight over the cores."""
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    names = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+    return {name: threads for name in names if name not in env}
 
 
 def _die_with_parent() -> None:
