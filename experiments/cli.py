@@ -17,6 +17,15 @@ import sys
 
 
 def cmd_models(args) -> int:
+    if not args.params:
+        # Read from the families' source: no Keras, no TensorFlow, no models.
+        from experiments.catalog import catalogue
+
+        rows = [(e.name, ",".join(e.heads), e.summary) for e in catalogue()]
+        print(table([("model", "heads", ""), *rows]))
+        print("\nParameter counts and example inputs: lstm-zoo models --params "
+              "(builds each family, a few seconds).")
+        return 0
     import zoo
 
     rows = []
@@ -548,6 +557,9 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("models", help="list the model families")
+    p.add_argument("--params", action="store_true",
+                   help="also build each family with its defaults and show its "
+                        "parameter count and example input (imports Keras: seconds)")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("datasets", help="list the named datasets")
     p.set_defaults(func=cmd_datasets)
