@@ -136,6 +136,24 @@ class Preprocessor:
         std = pd.Series(self.std)[list(self.features)]
         return (out - mean) / std
 
+    def transform_values(self, values) -> np.ndarray:
+        """``transform`` on arrays: raw ``(..., rows, features)`` values in
+        ``features`` order, for many series at once; the first ``lost``
+        rows are NaN."""
+        out = np.array(values, dtype="float64")
+        cols = [self.features.index(t) for t in self.targets]
+        for step in self.transforms:
+            if step == "log":
+                out[..., cols] = np.log(out[..., cols])
+            else:
+                lag = self._lag(step)
+                shifted = np.full_like(out[..., cols], np.nan)
+                shifted[..., lag:, :] = out[..., :-lag, :][..., cols]
+                out[..., cols] = out[..., cols] - shifted
+        mean = np.array([self.mean[c] for c in self.features])
+        std = np.array([self.std[c] for c in self.features])
+        return (out - mean) / std
+
     # === Model -> raw ===
     def inverse_transform(self, z, past) -> np.ndarray:
         """Model outputs -> forecasts in the data's own units.

@@ -41,7 +41,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from experiments.forecaster import Forecaster
+from experiments.forecaster import ID_COL, Forecaster, predict
 
 # The file MLflow loads the model from ("models from code": no pickle).
 CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "served_model.py")
@@ -170,14 +170,13 @@ class SequenceClassifier:
         return ids, np.stack(x)
 
     def predict(self, network, data) -> pd.DataFrame:
-        import keras
 
         from experiments.tasks.classification import PAD_VALUE
 
         ids, x = self.sequences(data)
         # Padding is NaN until scaled, then the value the model's mask skips.
         scaled = np.nan_to_num((x - self.mean) / self.std, nan=PAD_VALUE).astype("float32")
-        probs = keras.ops.convert_to_numpy(network(scaled, training=False))
+        probs = predict(network, scaled)
         out = pd.DataFrame({self.id_col or "sequence": ids,
                             "label": [self.classes[i] for i in probs.argmax(-1)]})
         for j, name in enumerate(self.classes):
@@ -247,9 +246,11 @@ def _signature(reader, kind, example, output):
         Schema,
     )
 
+    columns = list(getattr(example, "columns", []))
     if kind == "forecast":
-        loose = {reader.time_col}
+        loose = {reader.time_col, ID_COL}
         params = [ParamSpec("steps", "long", reader.preprocessor.horizon)]
+        columns.append(ID_COL)  # optional: several series in one request
     elif kind == "classification":
         loose = {reader.id_col, reader.time_col}
         params = []
@@ -266,7 +267,7 @@ def _signature(reader, kind, example, output):
         inputs = Schema([ColSpec(AnyType() if c in loose else
                                  "string" if kind == "language_model" else "double", c,
                                  required=kind == "language_model")
-                         for c in example.columns])
+                         for c in columns])
     outputs = Schema([ColSpec(_dtype(output[c]), c) for c in output.columns])
     return ModelSignature(inputs, outputs, ParamSchema(params) if params else None)
 

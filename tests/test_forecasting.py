@@ -174,3 +174,51 @@ def test_ui_starts_mlflow_without_importing_tensorflow(tmp_path):
                           timeout=120, env=dict(os.environ, KERAS_BACKEND="tensorflow"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert "False False ['mlflow', 'ui']" in done.stdout
+
+
+# --- Many series in one call ---
+
+def test_many_histories_in_one_call_equal_one_call_each():
+    """A ``unique_id`` column: every series forecast in one model call, each
+    exactly as alone, in the order the series first appear; steps past the
+    horizon roll forward for all of them."""
+    from experiments.forecaster import ID_COL
+
+    series = monthly()
+    forecaster, network = forecaster_for(series)
+    history = history_of(series)
+    parts = {"b": history, "a": history.iloc[:-5].assign(sales=lambda f: f.sales * 1.5)}
+    batch = pd.concat([p.assign(**{ID_COL: k}) for k, p in parts.items()])
+    for steps in (None, 5):
+        out = forecaster.forecast(network, batch, steps=steps)
+        assert list(out[ID_COL].unique()) == ["b", "a"]
+        for key, part in parts.items():
+            alone = forecaster.forecast(network, part, steps=steps)
+            got = out[out[ID_COL] == key].drop(columns=ID_COL).reset_index(drop=True)
+            pd.testing.assert_frame_equal(got, alone)
+
+
+def test_a_bad_series_in_a_batch_is_named():
+    from experiments.forecaster import ID_COL
+
+    series = monthly()
+    forecaster, network = forecaster_for(series)
+    good = history_of(series)
+    bad = good.astype({"sales": object})
+    bad.loc[3, "sales"] = "n/a"
+    batch = pd.concat([good.assign(**{ID_COL: "ok"}), bad.assign(**{ID_COL: "shop-7"})])
+    with pytest.raises(ValueError, match="series unique_id='shop-7': history column "
+                                         "'sales', row 4 is 'n/a'"):
+        forecaster.forecast(network, batch)
+
+
+@pytest.mark.parametrize("transforms", [(), ("log",), ("log", "diff"),
+                                        ("diff", "seasonal_diff")])
+def test_transform_values_on_arrays_equals_transform_on_frames(transforms):
+    series = monthly(features=True)
+    pre = Preprocessor.fit(series, window=WINDOW, horizon=HORIZON, transforms=transforms,
+                           season=12, n_train=30)
+    frame = series.frame[list(series.features)]
+    expected = pre.transform(frame).to_numpy()
+    got = pre.transform_values(np.stack([frame.to_numpy(), frame.to_numpy()]))
+    np.testing.assert_allclose(got[1], expected, equal_nan=True)

@@ -124,13 +124,23 @@ def test_served_model_from_raw_history_equals_the_runs_test_forecasts(csv_run, t
         "        got = out[r.target].iloc[r.step - 1]\n"
         "        worst = max(worst, abs(got - r.forecast) / abs(r.forecast))\n"
         "print('origins', logged.origin.nunique(), 'worst', worst)\n"
-        "assert worst < 1e-5, worst\n")
+        "assert worst < 1e-5, worst\n"
+        "# The same histories as one request, a series each (unique_id):\n"
+        "ends = {o: int(np.flatnonzero(pd.to_datetime(data.date) == pd.Timestamp(o))[0])\n"
+        "        for o in logged.origin.unique()}\n"
+        "batch = model.predict(pd.concat([data.iloc[:e + 1].assign(unique_id=o)\n"
+        "                                 for o, e in ends.items()]))\n"
+        "assert list(batch.unique_id.unique()) == list(ends)\n"
+        "for r in logged.itertuples():\n"
+        "    got = batch[batch.unique_id == r.origin][r.target].iloc[r.step - 1]\n"
+        "    assert abs(got - r.forecast) <= 1e-5 * abs(r.forecast), (r, got)\n"
+        "print('batch ok')\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-c", script, f"sqlite:///{db}",
                            run.info.run_id, str(path)], capture_output=True, text=True,
                           cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "origins 18 worst" in done.stdout
+    assert "origins 18 worst" in done.stdout and "batch ok" in done.stdout
 
 
 def test_forecast_command_continues_a_csv_and_writes_table_and_plot(csv_run, tmp_path,
