@@ -65,6 +65,22 @@ class OfType:
 
 
 @dataclasses.dataclass(frozen=True)
+class OneOf:
+    """One of a fixed set of strings."""
+
+    values: tuple[str, ...]
+
+    def allows(self, value) -> bool:
+        return value in self.values
+
+    def describe(self) -> str:
+        return f"one of {list(self.values)}"
+
+
+PRECISIONS = ("float16", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
 class PartSize:
     """A part of the data: a fraction in (0, 1), a row count >= 1, or a date
     (a string, checked against the data's time column later)."""
@@ -216,6 +232,10 @@ class RunConfig:
     patience: int | None = setting(None, _INT_1, group="training", type=int,
                                    help="early-stopping patience (default a tenth of the "
                                         "default epochs, 10 to 30)")
+    mixed_precision: str | None = setting(
+        None, OneOf(PRECISIONS), group="training", choices=PRECISIONS,
+        help="compute in float16 or bfloat16 on a GPU, keeping float32 weights, "
+             "outputs and loss (refused on a CPU, where it is slower)")
     seed: int | None = setting(None, Interval("int", 0), group="training", type=int,
                                help="seeds Python, NumPy and Keras (default 42)")
     hyperparameters: dict = setting({}, OfType((dict,), "the family's hyperparameters"))
@@ -250,7 +270,8 @@ class RunConfig:
 
 # Training settings every task shares, and their defaults (a task may change
 # them in its own DEFAULTS, as the language model does for clipnorm).
-TRAINING = ("epochs", "batch_size", "learning_rate", "clipnorm", "patience", "seed")
+TRAINING = ("epochs", "batch_size", "learning_rate", "clipnorm", "patience",
+            "mixed_precision", "seed")
 TRAINING_DEFAULTS = {"epochs": 200, "batch_size": 32, "learning_rate": 1e-3,
                      "patience": 20, "seed": 42, "folds": 1}
 TRACKING = ("experiment", "tracking_uri")

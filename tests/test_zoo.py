@@ -428,3 +428,25 @@ def test_every_forecasting_family_is_a_conditional_branch_of_tune_models_all(nam
     assert model.name == name
     active = {k.split("/")[0] for k in hp.values if "/" in k and hp.is_active(k)}
     assert active == {name} or not zoo.search_space(name)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_mixed_precision_keeps_float32_outputs_and_weights(name):
+    """Under a mixed policy (what --mixed-precision sets) the layers compute
+    in a 16-bit type, yet every head's outputs and the weights are float32,
+    and a forward pass gives finite float32 values."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        for head in zoo.get(name).heads:
+            model = tiny_model(name, head)
+            assert keras.backend.standardize_dtype(model.outputs[0].dtype) == "float32", head
+            assert {keras.backend.standardize_dtype(w.dtype) for w in model.weights} == {
+                "float32"}, head
+            computes = {layer.compute_dtype for layer in model.layers
+                        if layer.weights}
+            assert "bfloat16" in computes, head
+        x, _ = tiny_batch(model, head, HEAD_CASES[head][0][0])
+        y = model.predict_on_batch(x)
+        assert y.dtype == np.float32 and np.isfinite(y).all()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

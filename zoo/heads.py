@@ -21,6 +21,11 @@ import keras
 
 from zoo import checks
 
+# Each head's last layer computes in float32 whatever the global dtype policy:
+# under mixed precision (float16 or bfloat16 inside the model) the outputs a
+# loss and a forecast are computed from keep float32's precision.
+OUTPUT_DTYPE = "float32"
+
 HEADS = ("forecast", "classification", "language_model", "frames")
 
 
@@ -83,12 +88,13 @@ def attach(x, head: str, outputs, *, input_shape=None, last_frame=None):
     if head == "forecast":
         if isinstance(outputs, tuple):
             x = keras.layers.Dense(math.prod(outputs), name="forecast")(x)
-            return keras.layers.Reshape(outputs, name="forecast_shape")(x)
-        return keras.layers.Dense(outputs, name="forecast")(x)
+            return keras.layers.Reshape(outputs, name="forecast_shape", dtype=OUTPUT_DTYPE)(x)
+        return keras.layers.Dense(outputs, name="forecast", dtype=OUTPUT_DTYPE)(x)
     if head in ("classification", "language_model"):
         # Dense acts on the last axis, so the same layer serves one label per
         # sequence and one label per time step.
-        return keras.layers.Dense(outputs, activation="softmax", name="classes")(x)
+        return keras.layers.Dense(outputs, activation="softmax", name="classes",
+                                  dtype=OUTPUT_DTYPE)(x)
     if head == "frames":
         rows, cols, channels = input_shape[-3:]
         # One 3x3 convolution emits every future frame's channels at once;
@@ -103,9 +109,10 @@ def attach(x, head: str, outputs, *, input_shape=None, last_frame=None):
         x = keras.layers.Reshape((rows, cols, outputs, channels),
                                  name="split_frames")(x)
         if not change:
-            return keras.layers.Permute((3, 1, 2, 4), name="frames")(x)
+            return keras.layers.Permute((3, 1, 2, 4), name="frames", dtype=OUTPUT_DTYPE)(x)
         x = keras.layers.Permute((3, 1, 2, 4), name="changes")(x)
         x = keras.layers.Add(name="last_frame_plus_change")(
             [RepeatLastFrame(outputs, name="last_frame")(last_frame), x])
-        return keras.layers.ReLU(max_value=1.0, name="frames")(x)  # clip to [0, 1]
+        # clipped to [0, 1]
+        return keras.layers.ReLU(max_value=1.0, name="frames", dtype=OUTPUT_DTYPE)(x)
     raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}")

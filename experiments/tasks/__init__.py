@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 from experiments.config import RunConfig, budget, check_applicable
-from experiments.errors import DataError
+from experiments.errors import ConfigError, DataError
 from experiments.tasks import classification, forecast, frames, language_model
 from experiments.tasks.base import Split, Task
 
@@ -72,6 +72,7 @@ def load_tasks(cfg: RunConfig, command: str = "train") -> tuple[RunConfig, list[
     """
     module = task_module(cfg)
     check_applicable(cfg, module.KIND, module.TAKES, command)
+    use_precision(cfg.mixed_precision)
     if cfg.data is None and not module.claims(cfg):
         cfg = dataclasses.replace(cfg, data=DEFAULT_DATASET)
     resolved = cfg.resolved(getattr(module, "TRAINING_DEFAULTS", None))
@@ -82,3 +83,27 @@ def load_tasks(cfg: RunConfig, command: str = "train") -> tuple[RunConfig, list[
         resolved, epochs=cfg.epochs or epochs,
         patience=cfg.patience or patience)
     return resolved, tasks
+
+
+def use_precision(mixed: str | None) -> None:
+    """Set Keras' global dtype policy for the models this process builds:
+    ``"mixed_float16"``/``"mixed_bfloat16"`` for ``--mixed-precision``
+    (weights, each head's outputs and the loss stay float32; Keras scales a
+    float16 loss itself), else float32.
+
+    Raises:
+        ConfigError: mixed precision asked for on a machine without a GPU,
+            where float16 and bfloat16 arithmetic is emulated and slower.
+    """
+    import keras
+
+    if mixed is not None:
+        from experiments.tracking import device_name
+
+        if device_name() != "gpu":
+            raise ConfigError(
+                f"--mixed-precision {mixed} needs a GPU: the {keras.config.backend()} "
+                f"backend sees none, and on a CPU {mixed} arithmetic is slower than "
+                f"float32; leave --mixed-precision out")
+    keras.mixed_precision.set_global_policy(f"mixed_{mixed}" if mixed else "float32")
+

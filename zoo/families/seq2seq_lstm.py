@@ -27,6 +27,7 @@ from keras import ops
 
 from zoo import checks
 from zoo.families.recurrent import depth
+from zoo.heads import OUTPUT_DTYPE
 from zoo.registry import register
 from zoo.space import Choice, Float, Int
 
@@ -174,5 +175,5 @@ def build_seq2seq_lstm(input_shape, outputs, *, head="forecast", units=32,
         model_class = Seq2SeqForecaster
     # === Head: the forecast's shape ===
     shape = outputs if isinstance(outputs, tuple) else (outputs,)
-    y = keras.layers.Reshape(shape, name="forecast")(y)
+    y = keras.layers.Reshape(shape, name="forecast", dtype=OUTPUT_DTYPE)(y)
     return model_class(inputs, y, name=name)
