@@ -236,6 +236,27 @@ def jax_train_samples_per_s(name, epochs):
     return json.loads(done.stdout.strip().splitlines()[-1])["samples_per_s"]
 
 
+def missing_columns(quick: bool) -> dict[str, str]:
+    """Which comparison columns this run cannot fill, and why."""
+    import importlib.util
+
+    if quick:
+        return {"PyTorch": "not measured in a --quick run",
+                "JAX": "not measured in a --quick run"}
+    missing = {}
+    if not torch_available():
+        from benchmarks.install_torch import MISSING
+
+        why = "PyTorch is not installed; `make bench` installs its CPU build"
+        if os.path.exists(MISSING):
+            with open(MISSING) as f:
+                why = f.read().strip()
+        missing["PyTorch"] = why
+    if importlib.util.find_spec("jax") is None:
+        missing["JAX"] = "JAX is not installed; `make bench` installs it (the bench extra)"
+    return missing
+
+
 def compile_plain(model):
     import keras
 
@@ -468,7 +489,8 @@ def rss_mb():
 def startup(repeats=3):
     """Wall time of `lstm-zoo --help` and `lstm-zoo models` in new processes."""
     out = {}
-    for label, args in (("help", ["--help"]), ("models", ["models"])):
+    for label, args in (("help", ["--help"]), ("models", ["models"]),
+                        ("models_params", ["models", "--params"])):
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -530,6 +552,8 @@ def environment():
 
 
 def markdown(result) -> str:
+    from benchmarks import search_speed, serving_speed
+
     env = result["environment"]
     peak = result["gemm_peak_gflops"]
     lines = [f"Benchmark of {env['date']} on {env['machine']}; Keras backend "
@@ -563,9 +587,8 @@ def markdown(result) -> str:
     for shape, other in PLAIN_IS.items():
         lines += ["", f"{shape}: its plain side is {other}, so zoo / plain is the "
                   "family's cost over it."]
-    if not any("torch_samples_per_s" in r for r in result["throughput"]):
-        lines += ["", "PyTorch columns: not measured (a --quick run, or PyTorch is not "
-                  "installed: `.venv/bin/pip install torch` and run `make bench` again)."]
+    for column, why in result.get("missing", {}).items():
+        lines += ["", f"{column} columns: missing: {why}."]
     if result.get("levers"):
         names = [k for k in result["levers"][0] if k != "shape"]
         lines += ["", "Levers alone, plain Keras model, ratio to plain `fit` defaults:", "",
@@ -587,9 +610,13 @@ def markdown(result) -> str:
                   f"time ({u['trials']} trials, {u['search_s']:.0f} s in all); "
                   f"RSS max over trials 1-5 {u['rss_mb_first5_max']:.0f} MB, over "
                   f"the last 5 {u['rss_mb_last5_max']:.0f} MB."]
+    if "search" in result:
+        lines += ["", *search_speed.markdown(result["search"])]
+    if "serving" in result:
+        lines += ["", *serving_speed.markdown(result["serving"])]
     s = result["startup"]
-    lines += [f"Start-up: `lstm-zoo --help` {s['help_s']:.2f} s, `lstm-zoo models` "
-              f"{s['models_s']:.2f} s."]
+    lines += ["", f"Start-up: `lstm-zoo --help` {s['help_s']:.2f} s, `lstm-zoo models` "
+              f"{s['models_s']:.2f} s, `lstm-zoo models --params` {s['models_params_s']:.2f} s."]
     g = result["gpu"]
     lines += ["GPU: " + (g["skipped"] if "skipped" in g else json.dumps(g))]
     return "\n".join(lines) + "\n"
@@ -614,7 +641,7 @@ def main(argv=None):
         if unknown:
             parser.error(f"unknown shape {unknown[0]!r}; choose from {[r[0] for r in SHAPES]}")
         SHAPES[:] = [row for row in SHAPES if row[0] in wanted]
-    result = {"environment": environment()}
+    result = {"environment": environment(), "missing": missing_columns(args.quick)}
     print(f"machine: {result['environment']['machine']}; backend "
           f"{result['environment']['keras_backend']}", flush=True)
     result["gemm_peak_gflops"] = gemm_peak(1.0 if args.quick else 3.0)
@@ -632,6 +659,15 @@ def main(argv=None):
     if not args.quick:
         print("30-trial search...", flush=True)
         result["tuner"] = tuner_overhead_and_memory(30)
+    print("search throughput (tune vs a plain script)...", flush=True)
+    from benchmarks import search_speed, serving_speed
+
+    result["search"] = (search_speed.search_throughput(2, workers=(2,),
+                                                       extra=("--epochs", "2"))
+                        if args.quick else search_speed.search_throughput(12))
+    print("serving...", flush=True)
+    result["serving"] = (serving_speed.serving_speed(repeats=5, batch=20) if args.quick
+                         else serving_speed.serving_speed())
     result["startup"] = startup(1 if args.quick else 3)
     result["gpu"] = gpu_section()
     text = markdown(result)

@@ -25,10 +25,28 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert {r["family"] for r in result["throughput"]} == set(zoo.list_models())
     for row in result["throughput"]:
         assert row["plain_samples_per_s"] > 0 and row["zoo_vs_plain"] > 0
-    assert result["startup"]["help_s"] > 0
+    assert result["startup"]["help_s"] > 0 and result["startup"]["models_s"] > 0
+    # Search throughput: tune, tune --workers 2 and the plain script, the
+    # same configurations, each scored in the data's units.
+    sides = {r["side"]: r for r in result["search"]["rows"]}
+    assert set(sides) == {"plain script (fit + autolog)", "lstm-zoo tune",
+                          "lstm-zoo tune --workers 2"}
+    for row in sides.values():
+        assert row["trials"] == 2 and row["trials_per_hour"] > 0
+        assert 0 < row["best_val_rmse"] < float("inf")
+    # Serving: the pyfunc on one history and on a batch, and over HTTP.
+    serving = result["serving"]
+    for key in ("bare_one", "reader_alone_one", "pyfunc_one"):
+        assert 0 < serving[key]["p50_ms"] <= serving[key]["p99_ms"]
+    assert serving["pyfunc_batch_per_s"] > 0 and serving["http"]["batch_s"] > 0
+    assert serving["forecast_process_s"] > 0
+    assert result["missing"]["PyTorch"] == "not measured in a --quick run"
     assert "skipped" in result["gpu"] or "cudnn_vs_generic" in result["gpu"]
     table = (tmp_path / "latest.md").read_text()
     assert "GEMM peak" in table and "| lstm128" in table
+    assert "| lstm-zoo tune --workers 2 | 2 |" in table
+    assert "| pyfunc `predict`, one raw history |" in table
+    assert "PyTorch columns: missing: not measured in a --quick run." in table
 
 
 @pytest.mark.slow

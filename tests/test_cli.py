@@ -1,3 +1,4 @@
+import inspect
 import os
 import subprocess
 import sys
@@ -12,16 +13,49 @@ def run_cli(*args, timeout=300):
                           env=env)
 
 
-def test_models_lists_every_family_with_parameter_count():
-    done = run_cli("models")
+def test_models_lists_the_registry_without_importing_keras():
+    """`lstm-zoo models` reads the families' source: what it lists is what
+    the registry holds, and the process never imports Keras or TensorFlow."""
+    code = ("import sys; from experiments.cli import main; main(['models']); "
+            "print('imported:', sorted(m for m in ('keras', 'tensorflow', 'zoo') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "imported: []"
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[2:]
+            if line and line.split()[0] in zoo.list_models()}
+    assert set(rows) == set(zoo.list_models())
+    for name, heads in rows.items():
+        info = zoo.get(name)
+        assert heads == ",".join(info.heads), name
+        assert info.summary in done.stdout
+
+
+def test_models_params_builds_each_family_with_its_parameter_count():
+    done = run_cli("models", "--params")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     for name in zoo.list_models():
         row = next(line for line in lines if line.startswith(name + " "))
         params = int(row.split()[1].replace(",", ""))
-        shape, outputs = (((10, 16, 16, 1), 1) if name == "conv_lstm"
-                          else ((24, 1), 12))
+        shape, outputs = zoo.get(name).example_input
         assert params == zoo.build_model(name, shape, outputs).count_params()
+
+
+def test_catalogue_reads_what_the_registry_holds():
+    from experiments import catalog
+    from zoo import registry
+
+    entries = {e.name: e for e in catalog.catalogue()}
+    assert set(entries) == set(zoo.list_models())
+    for name, entry in entries.items():
+        info = zoo.get(name)
+        assert (entry.heads, entry.input_axes, entry.summary) == (
+            info.heads, info.input_axes, info.summary), name
+    defaults = inspect.signature(registry.register).parameters
+    assert catalog.DEFAULT_HEADS == defaults["heads"].default
+    assert catalog.DEFAULT_AXES == defaults["input_axes"].default
 
 
 def test_unknown_command_exits_2():
@@ -80,3 +114,14 @@ def test_ui_serves_the_store_on_localhost(tmp_path):
         import signal
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_mixed_precision_is_refused_on_a_cpu_before_anything_is_tracked(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    done = subprocess.run([sys.executable, "-m", "experiments.cli", "train", "--model",
+                           "gru", "--data", "airline", "--mixed-precision", "float16"],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--mixed-precision float16 needs a GPU" in done.stderr
+    assert not (tmp_path / "mlflow.db").exists()

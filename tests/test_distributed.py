@@ -178,7 +178,8 @@ def test_killed_chief_restarts_and_the_search_resumes(tmp_path, team_server):
     assert client.get_run(parent.info.run_id).data.metrics["best_trial_val_rmse"] > 0
 
 
-def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
+def fake_launch(monkeypatch, workers):
+    """``launch`` with Popen recorded instead of run: [(command, env)]."""
     from tuning import distributed
 
     started = []
@@ -195,9 +196,31 @@ def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
             return 0
 
     monkeypatch.setattr(distributed.subprocess, "Popen", FakeProcess)
+    assert distributed.launch(["--data", "airline"], workers=workers) == 0
+    return started
+
+
+def test_workers_on_a_cpu_split_the_cores_between_them(monkeypatch):
+    """workers x threads = cores: each worker's TensorFlow and OpenMP thread
+    counts are cores / N (at least 1), and a count the user set is kept."""
+    from tuning import distributed
+
+    monkeypatch.setattr(distributed, "visible_gpus", lambda: [])
+    monkeypatch.setattr(distributed.os, "cpu_count", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    _, *workers = fake_launch(monkeypatch, 2)
+    for _, env in workers:
+        assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "4"
+        assert env["OMP_NUM_THREADS"] == "3"
+    _, *workers = fake_launch(monkeypatch, 16)
+    assert {env["TF_NUM_INTRAOP_THREADS"] for _, env in workers} == {"1"}
+
+
+def test_workers_flag_gives_each_worker_its_own_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert distributed.launch(["--data", "airline"], workers=3) == 0
-    chief, *workers = started
+    chief, *workers = fake_launch(monkeypatch, 3)
     assert "--role" in chief[0] and chief[0][chief[0].index("--role") + 1] == "chief"
     assert [env["CUDA_VISIBLE_DEVICES"] for _, env in workers] == ["2", "3", "2"]
     assert [env["KERASTUNER_TUNER_ID"] for _, env in workers] == ["worker0", "worker1",

@@ -423,3 +423,31 @@ def test_plateau_schedule_and_weight_decay_reach_the_trial():
     assert type(model.optimizer) is keras.optimizers.Adam
     assert "learning_rate" not in hypermodel.fit(hp, model, x, y, validation_data=val,
                                                  epochs=3, verbose=0).history
+
+
+def test_best_epoch_weights_are_written_once_from_memory(tmp_path):
+    """The trial's checkpoint holds the weights of its best epoch (by the
+    objective), not its last, and is written when the trial ends only."""
+    import keras
+    import keras_tuner as kt
+    import numpy as np
+
+    from tuning.tracked import BestEpochWeights
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    path = tmp_path / "checkpoint.weights.h5"
+    best = BestEpochWeights(kt.Objective("val_rmse", "min"), str(path))
+    best.set_model(model)
+    kept = None
+    for epoch, score in enumerate([3.0, 1.0, 2.0]):
+        model.set_weights([np.full((1, 1), float(epoch)), np.zeros(1)])
+        best.on_epoch_end(epoch, {"val_rmse": score})
+        if score == 1.0:
+            kept = model.get_weights()
+        assert not path.exists()
+    best.write()
+    latest = model.get_weights()
+    assert latest[0][0, 0] == 2.0  # the model itself keeps its last weights
+    model.load_weights(path)
+    assert model.get_weights()[0][0, 0] == kept[0][0, 0] == 1.0
+
