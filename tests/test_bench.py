@@ -70,3 +70,33 @@ def test_accuracy_quick_run_scores_the_zoo_against_every_baseline(tmp_path):
     table = (tmp_path / "accuracy-quick.md").read_text()
     assert result["date"] in table and "2 trials of at most 3 epochs" in table
     assert table.count("| sine |") == 1
+
+
+def test_torch_installer_asks_for_a_cpu_build_and_says_why_it_could_not(monkeypatch, tmp_path):
+    """benchmarks/install_torch.py: a +cpu version from pip's indexes first,
+    then PyTorch's CPU index; when both fail, the reason is written where
+    `make bench` prints it in place of the PyTorch column."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from benchmarks import install_torch
+
+    calls = []
+
+    def pip(*args):
+        calls.append(args)
+        if args[:2] == ("index", "versions"):
+            return SimpleNamespace(returncode=0, stderr="", stdout=(
+                "torch (2.15.0)\nAvailable versions: 2.15.0, 2.13.0+cpu, 2.13.0, 2.12.0+cpu"))
+        return SimpleNamespace(returncode=1, stdout="", stderr="ERROR: no network\n")
+
+    monkeypatch.setattr(install_torch, "pip", pip)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(install_torch, "MISSING", str(tmp_path / "torch-missing.txt"))
+    assert install_torch.cpu_versions() == ["2.13.0+cpu", "2.12.0+cpu"]
+    assert install_torch.main() == 0
+    installs = [c for c in calls if c[0] == "install"]
+    assert installs[0] == ("install", "--quiet", "torch==2.13.0+cpu")
+    assert installs[1][-2:] == ("--index-url", install_torch.CPU_INDEX)
+    why = (tmp_path / "torch-missing.txt").read_text()
+    assert "no CPU build of PyTorch could be installed" in why and "no network" in why
