@@ -324,16 +324,12 @@ class Forecaster:
         ``ID_COL`` column first."""
         pre = self.preprocessor
         if self.time_col:
-            future = {}
-            for index in indexes:
-                freq = pre.freq or pd.infer_freq(index)
-                key = (index[-1], freq)
-                if key not in future:  # series ending together share them
-                    future[key] = pd.date_range(index[-1], periods=steps + 1,
-                                                freq=freq)[1:].to_numpy()
-            first = np.concatenate([future[(index[-1], pre.freq or pd.infer_freq(index))]
-                                    for index in indexes])
-            table = {self.time_col: first}
+            # (last time, spacing) per series; series ending together share
+            # their future timestamps, computed once.
+            keys = [(index[-1], pre.freq or pd.infer_freq(index)) for index in indexes]
+            future = {key: pd.date_range(key[0], periods=steps + 1, freq=key[1])[1:].to_numpy()
+                      for key in dict.fromkeys(keys)}
+            table = {self.time_col: np.concatenate([future[key] for key in keys])}
         else:
             table = {"step": np.concatenate([np.arange(rows, rows + steps)
                                              for rows in indexes])}
