@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from experiments.tracking import _OPEN_LOGGERS
+from experiments.tracking import _OPEN_LOGGERS, raise_if_signalled
 
 
 class MetricLogger(keras.callbacks.Callback):
@@ -54,6 +54,7 @@ class MetricLogger(keras.callbacks.Callback):
                 self._rates = []
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
+        raise_if_signalled()  # a Ctrl-C lost in a finalizer still stops training
 
     def on_train_end(self, logs=None):
         self.flush()

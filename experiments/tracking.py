@@ -204,23 +204,55 @@ def use_experiment(name: str, uri: str) -> str:
     return exp_id
 
 
+# Signals whose exception may not have reached the code that acts on it:
+# Python runs a handler at whatever bytecode the main thread is on, and an
+# exception raised inside a finalizer (``__del__``, a weakref callback: the
+# garbage collector runs them at arbitrary points) is printed as "Exception
+# ignored" and dropped. Training then goes on as if Ctrl-C was never pressed.
+# ``raise_if_signalled``, called at every epoch's end, raises it again.
+_PENDING: list[int] = []
+
+
 def _raise_terminated(signum, frame):
+    _PENDING.append(signum)
     raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
+def _interrupt(signum, frame):
+    _PENDING.append(signum)
+    raise KeyboardInterrupt
+
+
+def raise_if_signalled():
+    """Raise again a Ctrl-C or SIGTERM whose exception was swallowed."""
+    if _PENDING:
+        signum = _PENDING[0]
+        _PENDING.clear()
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(f"received signal {signal.Signals(signum).name}")
 
 
 @contextlib.contextmanager
 def terminate_as_exception():
-    """While active, SIGTERM raises ``Terminated`` in the main thread."""
+    """While active, SIGTERM raises ``Terminated`` and Ctrl-C
+    ``KeyboardInterrupt`` in the main thread, and both are remembered until
+    the run is closed (see ``raise_if_signalled``). A SIGINT the process was
+    started ignoring (a background job's) stays ignored."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _PENDING.clear()
 
 
 @contextlib.contextmanager
@@ -270,6 +302,7 @@ def tracked_run(**start_run_kwargs):
         try:
             yield run
         except (KeyboardInterrupt, Terminated) as err:
+            _PENDING.clear()  # acted on
             _end(run, "KILLED", err)
             raise
         except BaseException as err:

@@ -1,6 +1,7 @@
 """Shared helpers for tests that look inside an MLflow store."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +21,14 @@ def all_runs(db_path):
     if not exps:
         return []
     return client.search_runs([e.experiment_id for e in exps])
+
+
+def as_from_a_terminal():
+    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT back to its
+    default. A shell starts background jobs (as CI may start this suite) with
+    SIGINT ignored, children inherit that, and Python then installs no
+    KeyboardInterrupt handler, so the test's SIGINT would never arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli_process(*args, cwd, env_extra=None, timeout=600):

@@ -17,7 +17,7 @@ import mlflow
 import pytest
 
 from experiments import cli
-from tests.helpers import all_runs, client_for, listening_addresses
+from tests.helpers import all_runs, as_from_a_terminal, client_for, listening_addresses
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,8 @@ def start_training(tmp_path, *extra):
          "sine", "--units", "4", "--window", "12", "--horizon", "3", "--epochs", "100000",
          "--patience", "100000", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
          *extra],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=as_from_a_terminal)
 
 
 def train_until_logged(tmp_path):
@@ -183,6 +184,48 @@ def test_a_second_ctrl_c_while_the_run_closes_still_closes_it(tmp_path):
     (run,) = all_runs(tmp_path / "mlflow.db")
     assert run.info.status == "KILLED"
 
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_lost_in_a_finalizer_still_stops_training(tmp_path):
+    """Python runs a signal handler wherever the main thread is, and the
+    KeyboardInterrupt it raises inside a ``__del__`` is printed and dropped.
+    The run must still stop at the end of that epoch, and end KILLED."""
+    import keras
+    import numpy as np
+
+    from experiments import tracking
+    from experiments.curves import MetricLogger
+
+    class Finalized:
+        def __del__(self):  # Ctrl-C arrives while the garbage collector runs this
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+
+    class CollectGarbage(keras.callbacks.Callback):
+        begun = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begun += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                Finalized()  # dropped at once: its __del__ runs here
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.zeros((8, 4), "float32"), np.zeros((8, 1), "float32")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.tracked_run() as run:
+            garbage = CollectGarbage()
+            model.fit(x, y, epochs=50, verbose=0, callbacks=[
+                garbage, MetricLogger(run.info.run_id, flush_seconds=0)])
+    assert garbage.begun == 3  # stopped at the end of epoch 3, not 50
+    (ended,) = all_runs(tmp_path / "mlflow.db")
+    assert ended.info.status == "KILLED"
+    assert tracking._PENDING == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 # === Secrets ===
 

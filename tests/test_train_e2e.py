@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from experiments import cli
-from tests.helpers import all_runs, client_for, run_cli_process, wait_for_training
+from tests.helpers import (
+    all_runs,
+    as_from_a_terminal,
+    client_for,
+    run_cli_process,
+    wait_for_training,
+)
 
 pytestmark = pytest.mark.slow
 TINY = ["--epochs", "3", "--units", "4", "--batch-size", "16"]
@@ -277,11 +283,16 @@ def test_signal_during_training_ends_the_run_killed(signum, code, tmp_path):
          "--data", "sine", "--epochs", "100000", "--patience", "100000",
          "--units", "4", "--tracking-uri", f"sqlite:///{db}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=as_from_a_terminal)
     try:
         wait_for_training(db, proc)
         proc.send_signal(signum)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1][-3000:]
+            pytest.fail(f"still training 60 s after {signum.name}:\n{err}")
     finally:
         proc.kill()
     assert proc.returncode == code, err[-2000:]
