@@ -215,7 +215,9 @@ def test_a_ctrl_c_lost_in_a_finalizer_still_stops_training(tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")
     x, y = np.zeros((8, 4), "float32"), np.zeros((8, 1), "float32")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    # Its own store and experiment: an earlier test's active experiment
+    # (fluent MLflow state is per process) does not exist in this store.
+    tracking.use_experiment("ctrl-c", tracking.init_store(f"sqlite:///{tmp_path / 'mlflow.db'}"))
     with pytest.raises(KeyboardInterrupt):
         with tracking.tracked_run() as run:
             garbage = CollectGarbage()
