@@ -223,14 +223,19 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _raise_for(signum):
+    """The exception ``signum`` raises while a run is open."""
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+
 def raise_if_signalled():
     """Raise again a Ctrl-C or SIGTERM whose exception was swallowed."""
     if _PENDING:
         signum = _PENDING[0]
         _PENDING.clear()
-        if signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        raise Terminated(f"received signal {signal.Signals(signum).name}")
+        _raise_for(signum)
 
 
 @contextlib.contextmanager
@@ -277,9 +282,7 @@ def signals_held():
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:  # already on the way out: pass the signal on as it would have been
-        if received[0] == signal.SIGINT:
-            raise KeyboardInterrupt
-        _raise_terminated(received[0], None)
+        _raise_for(received[0])
 
 
 @contextlib.contextmanager
