@@ -450,3 +450,50 @@ def test_mixed_precision_keeps_float32_outputs_and_weights(name):
         assert y.dtype == np.float32 and np.isfinite(y).all()
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+AUTOREGRESSIVE_FAMILIES = [n for n in FAMILIES if "autoregressive" in zoo.search_space(n)]
+
+
+def test_every_family_with_a_forecast_head_but_seq2seq_takes_autoregressive():
+    """The linear autoregressive term is searched for every forecasting
+    family whose head is the zoo's (seq2seq decodes step by step instead)."""
+    forecasting = set(zoo.list_models(head="forecast"))
+    assert set(AUTOREGRESSIVE_FAMILIES) == forecasting - {"seq2seq_lstm"}
+    for name in AUTOREGRESSIVE_FAMILIES:
+        assert "autoregressive" not in zoo.search_space(name, head="classification")
+        assert "autoregressive" in zoo.search_space(name, head="forecast")
+
+
+@pytest.mark.parametrize("name", AUTOREGRESSIVE_FAMILIES)
+@pytest.mark.parametrize("outputs", [2, (2, 3)])
+def test_autoregressive_model_starts_as_its_linear_term(name, outputs, tmp_path):
+    """With ``autoregressive=True`` the forecast is a linear function of the
+    window plus the network's output, which starts at zero: a new model
+    predicts exactly what its ``autoregressive`` layer computes. Same output
+    shape as without it, and the saved file loads in safe mode."""
+    plain = tiny_model(name, outputs=outputs)
+    model = tiny_model(name, outputs=outputs, autoregressive=True)
+    assert model.output_shape == plain.output_shape
+    x, _ = tiny_batch(model, "forecast", outputs)
+    kernel, bias = model.get_layer("autoregressive").get_weights()
+    linear = (x.reshape(BATCH, -1) @ kernel + bias).reshape(model.output_shape[1:] and
+                                                             (BATCH, *model.output_shape[1:]))
+    np.testing.assert_allclose(model.predict_on_batch(x), linear, rtol=1e-5, atol=1e-5)
+    path = tmp_path / "ar.keras"
+    model.save(path)
+    np.testing.assert_allclose(zoo.load_model(path).predict_on_batch(x),
+                               model.predict_on_batch(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", AUTOREGRESSIVE_FAMILIES)
+def test_autoregressive_is_refused_where_it_cannot_apply(name):
+    where = zoo.get(name).builder.__name__
+    with pytest.raises(ValueError, match=rf"{where}: `autoregressive` must be True or False; "
+                                         r"received autoregressive=1"):
+        tiny_model(name, autoregressive=1)
+    with pytest.raises(ValueError, match=r"`autoregressive` takes head='forecast' only; "
+                                         r"received autoregressive=True with head='classif"):
+        tiny_model(name, head="classification", autoregressive=True)
+    with pytest.raises(ValueError, match="`autoregressive` needs a window of fixed length"):
+        zoo.build_model(name, (None, 3), 2, units=4, autoregressive=True)

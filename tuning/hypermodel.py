@@ -43,6 +43,9 @@ def to_hp(hp: kt.HyperParameters, name: str, spec):
     if isinstance(spec, Float):
         return hp.Float(name, spec.low, spec.high, default=spec.default,
                         sampling="log" if spec.log else "linear")
+    if isinstance(spec, Choice) and set(spec.values) == {False, True}:
+        # hp.Choice would turn False/True into the ints 0/1 (bool is an int).
+        return hp.Boolean(name, default=spec.default)
     if isinstance(spec, Choice):
         return hp.Choice(name, list(spec.values), default=spec.default)
     raise TypeError(f"unknown search-space spec {spec!r}")
@@ -113,7 +116,7 @@ class ZooHyperModel(kt.HyperModel):
             "head": self.head, "loss": getattr(self.loss, "__name__", self.loss),
             **{k: spec.as_dict() for k, spec in self.data_space.items()},
             **({"clipnorm": self.clipnorm.as_dict()} if self.clipnorm else {}),
-            **{f: {k: s.as_dict() for k, s in zoo.search_space(f).items()}
+            **{f: {k: s.as_dict() for k, s in zoo.search_space(f, self.head).items()}
                for f in self.families},
         }
 
@@ -131,7 +134,7 @@ class ZooHyperModel(kt.HyperModel):
                      else contextlib.nullcontext())
             with scope, hp.name_scope(fam):
                 values = {k: to_hp(hp, k, spec)  # name_scope adds "fam/"
-                          for k, spec in zoo.search_space(fam).items()}
+                          for k, spec in zoo.search_space(fam, self.head).items()}
             if fam == family:
                 chosen = values
         lr = to_hp(hp, "learning_rate", LEARNING_RATE)
@@ -195,7 +198,9 @@ class ZooHyperModel(kt.HyperModel):
         """Train ``model`` on ``x``/``y`` with this trial's batch size (a
         refit, or one fold)."""
         from experiments.feed import fit_arguments
+        from experiments.fitting import start_autoregressive
 
+        start_autoregressive(model, x, y)
         history = model.fit(**fit_arguments(
             x, y, hp.get("batch_size"), shuffle, validation_data,
             steps_per_execution=model.steps_per_execution), **kwargs)

@@ -179,7 +179,7 @@ class SearchTracker:
         import zoo
 
         # Every searched family's names, so that the UI compares all trials.
-        params = zoo.comparable(params, self.families)
+        params = zoo.comparable(params, self.families, self.task.head)
         client.log_batch(run_id, params=[Param(k, redact(str(v))) for k, v in {
             # The trial's own settings (a searched window...) over the task's.
             "model": family, **self.task.params(), **params,

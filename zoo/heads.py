@@ -20,6 +20,7 @@ import math
 import keras
 
 from zoo import checks
+from zoo.space import Choice
 
 # Each head's last layer computes in float32 whatever the global dtype policy:
 # under mixed precision (float16 or bfloat16 inside the model) the outputs a
@@ -27,6 +28,18 @@ from zoo import checks
 OUTPUT_DTYPE = "float32"
 
 HEADS = ("forecast", "classification", "language_model", "frames")
+
+# Searched for every family that forecasts: the forecast becomes a linear
+# autoregression on the window plus the network's correction (the
+# "highway" of LSTNet, Lai et al., 2018). On short series the linear part
+# carries what a few dozen windows can teach (see ``attach``).
+AUTOREGRESSIVE = Choice((False, True), default=False)
+# Hyperparameters that only one head takes: a search for another head
+# leaves them out (``zoo.search_space(name, head=...)``).
+HEAD_ONLY = {"autoregressive": "forecast"}
+# The layer holding the linear part's weights; ``experiments.fitting``
+# starts it at the least-squares fit of the training windows.
+AUTOREGRESSIVE_LAYER = "autoregressive"
 
 
 def sequence_input(input_shape, mask_value=None, where=""):
@@ -44,6 +57,24 @@ def sequence_input(input_shape, mask_value=None, where=""):
     mask_value = checks.check_float(where, "mask_value", mask_value,
                                     low=-math.inf, high=math.inf)
     return inputs, keras.layers.Masking(mask_value, name="padding_mask")(inputs)
+
+
+def autoregressive_input(where, autoregressive, head, inputs):
+    """The tensor a linear autoregressive term reads (the model's input
+    window), or ``None`` when ``autoregressive`` is off. It needs the
+    forecast head and a window of fixed length."""
+    if not isinstance(autoregressive, bool):
+        raise ValueError(f"{where}: `autoregressive` must be True or False; "
+                         f"received autoregressive={autoregressive!r}")
+    if not autoregressive:
+        return None
+    if head != "forecast":
+        raise ValueError(f"{where}: `autoregressive` takes head='forecast' only; "
+                         f"received autoregressive=True with head={head!r}")
+    if inputs.shape[1] is None:
+        raise ValueError(f"{where}: `autoregressive` needs a window of fixed length; "
+                         f"received input_shape with time=None")
+    return inputs
 
 
 def returns_sequences(head: str) -> bool:
@@ -70,7 +101,7 @@ class RepeatLastFrame(keras.layers.Layer):
         return {**super().get_config(), "frames": self.frames}
 
 
-def attach(x, head: str, outputs, *, input_shape=None, last_frame=None):
+def attach(x, head: str, outputs, *, input_shape=None, last_frame=None, window=None):
     """Put head ``head`` on encoder output ``x`` and return the model output.
 
     Args:
@@ -84,12 +115,21 @@ def attach(x, head: str, outputs, *, input_shape=None, last_frame=None):
         last_frame: for ``frames``, the model's input: the head then predicts
             the change from its last frame (clipped to [0, 1]) instead of
             the frames themselves.
+        window: for ``forecast``, the model's input (see
+            ``autoregressive_input``): the forecast is then a linear
+            function of the whole window (layer ``"autoregressive"``) plus
+            the network's output, whose weights start at zero, so that a
+            model starts as the linear autoregression and the network
+            learns what it misses.
     """
     if head == "forecast":
-        if isinstance(outputs, tuple):
-            x = keras.layers.Dense(math.prod(outputs), name="forecast")(x)
-            return keras.layers.Reshape(outputs, name="forecast_shape", dtype=OUTPUT_DTYPE)(x)
-        return keras.layers.Dense(outputs, name="forecast", dtype=OUTPUT_DTYPE)(x)
+        if window is None:
+            return _dense_forecast(x, outputs, "forecast")
+        network = _dense_forecast(x, outputs, "forecast", kernel_initializer="zeros")
+        flat = keras.layers.Flatten(name="window")(window)
+        linear = _dense_forecast(flat, outputs, AUTOREGRESSIVE_LAYER)
+        return keras.layers.Add(name="network_plus_autoregressive",
+                                dtype=OUTPUT_DTYPE)([network, linear])
     if head in ("classification", "language_model"):
         # Dense acts on the last axis, so the same layer serves one label per
         # sequence and one label per time step.
@@ -116,3 +156,11 @@ def attach(x, head: str, outputs, *, input_shape=None, last_frame=None):
         # clipped to [0, 1]
         return keras.layers.ReLU(max_value=1.0, name="frames", dtype=OUTPUT_DTYPE)(x)
     raise ValueError(f"`head` must be one of {list(HEADS)}; received head={head!r}")
+
+
+def _dense_forecast(x, outputs, name, **dense_kwargs):
+    """``outputs`` forecast values (int), or an ``outputs``-shaped block."""
+    if isinstance(outputs, tuple):
+        x = keras.layers.Dense(math.prod(outputs), name=name, **dense_kwargs)(x)
+        return keras.layers.Reshape(outputs, name=f"{name}_shape", dtype=OUTPUT_DTYPE)(x)
+    return keras.layers.Dense(outputs, name=name, dtype=OUTPUT_DTYPE, **dense_kwargs)(x)

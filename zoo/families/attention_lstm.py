@@ -30,13 +30,15 @@ SPACE = {
     "num_layers": Int(1, 2, default=1),
     "attention": Choice(SCORES, default="dot"),
     "dropout": Float(0.0, 0.5, default=0.0),
+    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
 @register("attention_lstm", space=SPACE)
 def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
                          num_layers=1, attention="dot", dropout=0.0,
-                         recurrent_dropout=0.0, mask_value=None, name="attention_lstm"):
+                         recurrent_dropout=0.0, mask_value=None, autoregressive=False,
+                         name="attention_lstm"):
     """LSTM states pooled by attention (dot or additive) into the head.
 
     The pooled context is concatenated with the last state before the head.
@@ -56,6 +58,9 @@ def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
         mask_value: the value right-padding steps hold, for sequences of
             different lengths padded to one; steps whose features all equal
             it are skipped. ``None`` (default): every step is real.
+        autoregressive: add a linear autoregression on the whole window to
+            the forecast (``head="forecast"`` only; see ``zoo.heads.attach``).
+            Default False.
         name: the model's name.
 
     Returns:
@@ -69,6 +74,7 @@ def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
     layers = depth(where, num_layers)
     # === Encoder: every state kept ===
     inputs, x = heads.sequence_input(input_shape, mask_value, where)
+    window = heads.autoregressive_input(where, autoregressive, head, inputs)
     for i in range(layers):
         last_layer = i == layers - 1
         x = keras.layers.LSTM(args["units"], dropout=args["dropout"],
@@ -93,7 +99,8 @@ def build_attention_lstm(input_shape, outputs, *, head="forecast", units=32,
         context = keras.layers.Flatten(name="context")(context)
         features = keras.layers.Concatenate(name="context_and_state")([context, last])
     # === Head ===
-    return keras.Model(inputs, heads.attach(features, head, outputs), name=name)
+    return keras.Model(inputs, heads.attach(features, head, outputs, window=window),
+                       name=name)
 
 
 def attention_weights(model: keras.Model, x) -> np.ndarray:

@@ -20,6 +20,7 @@ SPACE = {
     "num_layers": Int(1, 3, default=1),
     "dropout": Float(0.0, 0.5, default=0.0),
     "merge_mode": Choice(MERGE_MODES, default="concat"),
+    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
@@ -28,7 +29,8 @@ SPACE = {
 def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
                              units=32, num_layers=1, dropout=0.0,
                              recurrent_dropout=0.0, merge_mode="concat",
-                             mask_value=None, name="bidirectional_lstm"):
+                             mask_value=None, autoregressive=False,
+                             name="bidirectional_lstm"):
     """``num_layers`` Bidirectional LSTM layers followed by an output head.
 
     Args:
@@ -45,6 +47,9 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
         mask_value: the value right-padding steps hold, for sequences of
             different lengths padded to one; steps whose features all equal
             it are skipped. ``None`` (default): every step is real.
+        autoregressive: add a linear autoregression on the whole window to
+            the forecast (``head="forecast"`` only; see ``zoo.heads.attach``).
+            Default False.
         name: the model's name.
 
     Returns:
@@ -60,6 +65,7 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
 
     # === Encoder ===
     inputs, x = heads.sequence_input(input_shape, mask_value, where)
+    window = heads.autoregressive_input(where, autoregressive, head, inputs)
     for i in range(num_layers):
         last = i == num_layers - 1
         x = keras.layers.Bidirectional(
@@ -71,4 +77,5 @@ def build_bidirectional_lstm(input_shape, outputs, *, head="forecast",
             name=f"bidirectional_{i + 1}",
         )(x)
     # === Head ===
-    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)
+    return keras.Model(inputs, heads.attach(x, head, outputs, window=window),
+                       name=name)

@@ -20,13 +20,14 @@ SPACE = {
     "pool_size": Choice((1, 2), default=2),
     "units": Int(8, 128, step=8, default=32),
     "dropout": Float(0.0, 0.5, default=0.0),
+    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
 @register("cnn_lstm", space=SPACE, heads=("forecast", "classification"))
 def build_cnn_lstm(input_shape, outputs, *, head="forecast", filters=32,
                    kernel_size=3, pool_size=2, units=32, dropout=0.0,
-                   recurrent_dropout=0.0, name="cnn_lstm"):
+                   recurrent_dropout=0.0, autoregressive=False, name="cnn_lstm"):
     """Conv1D (ReLU, causal), max pooling over time, one LSTM, a head.
 
     Args:
@@ -40,6 +41,9 @@ def build_cnn_lstm(input_shape, outputs, *, head="forecast", filters=32,
         dropout: dropout on the LSTM's inputs, in [0, 1). Keeps cuDNN.
         recurrent_dropout: dropout on the recurrent state, in [0, 1).
             Anything above 0 rules out the fused cuDNN kernel.
+        autoregressive: add a linear autoregression on the whole window to
+            the forecast (``head="forecast"`` only; see ``zoo.heads.attach``).
+            Default False.
         name: the model's name.
 
     Returns:
@@ -51,6 +55,7 @@ def build_cnn_lstm(input_shape, outputs, *, head="forecast", filters=32,
         recurrent_dropout=recurrent_dropout)
     # === Front end: local motifs ===
     inputs = keras.Input(input_shape, name="sequence")
+    window = heads.autoregressive_input("build_cnn_lstm", autoregressive, head, inputs)
     x = keras.layers.Conv1D(args["filters"], args["kernel_size"], padding="causal",
                             activation="relu", name="conv")(inputs)
     if args["pool_size"] > 1:
@@ -60,4 +65,5 @@ def build_cnn_lstm(input_shape, outputs, *, head="forecast", filters=32,
     x = keras.layers.LSTM(args["units"], dropout=args["dropout"],
                           recurrent_dropout=args["recurrent_dropout"], name="lstm")(x)
     # === Head ===
-    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)
+    return keras.Model(inputs, heads.attach(x, head, outputs, window=window),
+                       name=name)

@@ -13,7 +13,8 @@ from zoo import checks, heads
 
 
 def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, units,
-                    dropout, recurrent_dropout, name, where, mask_value=None):
+                    dropout, recurrent_dropout, name, where, mask_value=None,
+                    autoregressive=False):
     """``len(layer_names)`` chained ``layer_class`` layers and an output head.
 
     Args:
@@ -22,8 +23,8 @@ def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, uni
             name=)`` and returning a recurrent layer.
         layer_names: one name per layer, bottom first (their count is the depth).
         input_shape, outputs, head: as ``zoo.build_model``.
-        units, dropout, recurrent_dropout, mask_value: as the public builders
-            document them.
+        units, dropout, recurrent_dropout, mask_value, autoregressive: as the
+            public builders document them.
         name: the model's name.
         where: the public builder's name, for error messages.
     """
@@ -31,6 +32,7 @@ def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, uni
                                   recurrent_dropout=recurrent_dropout)
     # === Encoder ===
     inputs, x = heads.sequence_input(input_shape, mask_value, where)
+    window = heads.autoregressive_input(where, autoregressive, head, inputs)
     for i, layer_name in enumerate(layer_names):
         last = i == len(layer_names) - 1
         x = layer_class(
@@ -42,7 +44,8 @@ def recurrent_stack(layer_class, layer_names, input_shape, outputs, *, head, uni
             name=layer_name,
         )(x)
     # === Head ===
-    return keras.Model(inputs, heads.attach(x, head, outputs), name=name)
+    return keras.Model(inputs, heads.attach(x, head, outputs, window=window),
+                       name=name)
 
 
 def depth(where, num_layers) -> int:

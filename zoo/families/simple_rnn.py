@@ -9,6 +9,7 @@ exist; Keras has no fused cuDNN kernel for it.
 
 import keras
 
+from zoo import heads
 from zoo.families.recurrent import depth, recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -17,13 +18,15 @@ SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "num_layers": Int(1, 3, default=1),
     "dropout": Float(0.0, 0.5, default=0.0),
+    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
 @register("simple_rnn", space=SPACE)
 def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
                      num_layers=1, dropout=0.0, recurrent_dropout=0.0,
-                     mask_value=None, name="simple_rnn"):
+                     mask_value=None, autoregressive=False,
+                name="simple_rnn"):
     """``num_layers`` chained SimpleRNN layers followed by an output head.
 
     Args:
@@ -38,6 +41,9 @@ def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
         mask_value: the value right-padding steps hold, for sequences of
             different lengths padded to one; steps whose features all equal
             it are skipped. ``None`` (default): every step is real.
+        autoregressive: add a linear autoregression on the whole window to
+            the forecast (``head="forecast"`` only; see ``zoo.heads.attach``).
+            Default False.
         name: the model's name.
 
     Returns:
@@ -48,4 +54,5 @@ def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
         keras.layers.SimpleRNN,
         [f"simple_rnn_{i + 1}" for i in range(depth(where, num_layers))],
         input_shape, outputs, head=head, units=units, dropout=dropout,
-        recurrent_dropout=recurrent_dropout, mask_value=mask_value, name=name, where=where)
+        recurrent_dropout=recurrent_dropout, mask_value=mask_value,
+        autoregressive=autoregressive, name=name, where=where)

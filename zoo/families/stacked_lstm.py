@@ -8,6 +8,7 @@ patterns built from the lower layers' features.
 
 import keras
 
+from zoo import heads
 from zoo.families.recurrent import depth, recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -16,13 +17,15 @@ SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "num_layers": Int(2, 4, default=2),
     "dropout": Float(0.0, 0.5, default=0.0),
+    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
 @register("stacked_lstm", space=SPACE)
 def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
                        num_layers=2, dropout=0.0, recurrent_dropout=0.0,
-                       mask_value=None, name="stacked_lstm"):
+                       mask_value=None, autoregressive=False,
+                name="stacked_lstm"):
     """``num_layers`` chained LSTM layers followed by an output head.
 
     Args:
@@ -38,6 +41,9 @@ def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
         mask_value: the value right-padding steps hold, for sequences of
             different lengths padded to one; steps whose features all equal
             it are skipped. ``None`` (default): every step is real.
+        autoregressive: add a linear autoregression on the whole window to
+            the forecast (``head="forecast"`` only; see ``zoo.heads.attach``).
+            Default False.
         name: the model's name.
 
     Returns:
@@ -47,4 +53,5 @@ def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
     return recurrent_stack(
         keras.layers.LSTM, [f"lstm_{i + 1}" for i in range(depth(where, num_layers))],
         input_shape, outputs, head=head, units=units, dropout=dropout,
-        recurrent_dropout=recurrent_dropout, mask_value=mask_value, name=name, where=where)
+        recurrent_dropout=recurrent_dropout, mask_value=mask_value,
+        autoregressive=autoregressive, name=name, where=where)

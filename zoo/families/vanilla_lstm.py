@@ -7,6 +7,7 @@ read. One layer is the classic baseline and often enough for short series.
 
 import keras
 
+from zoo import heads
 from zoo.families.recurrent import recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -14,13 +15,14 @@ from zoo.space import Float, Int
 SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "dropout": Float(0.0, 0.5, default=0.0),
+    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
 @register("vanilla_lstm", space=SPACE)
 def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
                        dropout=0.0, recurrent_dropout=0.0, mask_value=None,
-                       name="vanilla_lstm"):
+                       autoregressive=False, name="vanilla_lstm"):
     """One LSTM layer followed by an output head.
 
     Args:
@@ -35,6 +37,9 @@ def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
         mask_value: the value right-padding steps hold, for sequences of
             different lengths padded to one; steps whose features all equal
             it are skipped. ``None`` (default): every step is real.
+        autoregressive: add a linear autoregression on the whole window to
+            the forecast (``head="forecast"`` only; see ``zoo.heads.attach``).
+            Default False.
         name: the model's name.
 
     Returns:
@@ -43,4 +48,4 @@ def build_vanilla_lstm(input_shape, outputs, *, head="forecast", units=32,
     return recurrent_stack(
         keras.layers.LSTM, ["lstm"], input_shape, outputs, head=head, units=units,
         dropout=dropout, recurrent_dropout=recurrent_dropout, mask_value=mask_value,
-        name=name, where="build_vanilla_lstm")
+        autoregressive=autoregressive, name=name, where="build_vanilla_lstm")
