@@ -47,6 +47,9 @@ TORCH_FAMILIES = ("vanilla_lstm", "stacked_lstm", "bidirectional_lstm", "gru", "
                   "cnn_lstm", "conv_lstm")
 # Rows whose "plain" side is another network: what the family costs over it.
 PLAIN_IS = {"peephole_lstm128": "a plain LSTM of the same size"}
+# What a --quick run (the test suite's smoke run) times: one large and one
+# small shape. tests/test_bench.py builds every row's models instead.
+QUICK_SHAPES = ("lstm128", "airline_lstm32")
 # Batches per timed epoch, so that an epoch lasts a few tenths of a second
 # on a 2-core CPU (shorter epochs are mostly timer noise).
 BATCHES = {"lstm128": 16, "stacked_lstm128x2": 8, "bidirectional_lstm128": 12,
@@ -343,7 +346,7 @@ LEVERS = {
 }
 
 
-def levers(rounds=5, epochs=2):
+def levers(rounds=5, epochs=2, shapes=("airline_lstm32", "lstm128")):
     """Each speed lever alone, as a ratio to plain ``model.fit`` defaults, on
     the small airline-sized model and the 128-unit LSTM (alternated). Also
     ``unroll=True``, which is fast on CPU but rules out cuDNN on a GPU."""
@@ -351,7 +354,7 @@ def levers(rounds=5, epochs=2):
 
     out = []
     for name, family, hp, shape, batch, outputs in SHAPES:
-        if name not in ("airline_lstm32", "lstm128"):
+        if name not in shapes:
             continue
         models = {}
         for lever, kwargs in LEVERS.items():
@@ -630,11 +633,13 @@ def main(argv=None):
                              "e.g. lstm128,peephole_lstm128; with it only the "
                              "throughput table is measured")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer rounds, no 30-trial search, no PyTorch or JAX "
-                             "columns (a smoke test)")
+                        help="two shapes, fewer rounds, no 30-trial search, no PyTorch "
+                             "or JAX columns (a smoke test)")
     args = parser.parse_args(argv)
     if args.quick:  # a smoke test: two batches per epoch says nothing about speed
         BATCHES.update(dict.fromkeys(BATCHES, 2))
+        if not args.shapes:
+            SHAPES[:] = [row for row in SHAPES if row[0] in QUICK_SHAPES]
     if args.shapes:
         wanted = args.shapes.split(",")
         unknown = sorted(set(wanted) - {row[0] for row in SHAPES})
@@ -653,7 +658,8 @@ def main(argv=None):
         print(json.dumps(result["throughput"], indent=1, default=float))
         return 0
     print("levers:", flush=True)
-    result["levers"] = levers(rounds=1 if args.quick else 5, epochs=1 if args.quick else 2)
+    result["levers"] = (levers(rounds=1, epochs=1, shapes=("airline_lstm32",)) if args.quick
+                        else levers())
     result["tracking"] = tracking_overhead(rounds=1 if args.quick else 6,
                                            epochs=3 if args.quick else 20)
     if not args.quick:
@@ -666,8 +672,8 @@ def main(argv=None):
                                                        extra=("--epochs", "2"))
                         if args.quick else search_speed.search_throughput(12))
     print("serving...", flush=True)
-    result["serving"] = (serving_speed.serving_speed(repeats=5, batch=20) if args.quick
-                         else serving_speed.serving_speed())
+    result["serving"] = (serving_speed.serving_speed(repeats=5, batch=20, process_repeats=1)
+                         if args.quick else serving_speed.serving_speed())
     result["startup"] = startup(1 if args.quick else 3)
     result["gpu"] = gpu_section()
     text = markdown(result)

@@ -130,7 +130,8 @@ def http_rows(uri: str, folder: str, one, batch, repeats: int) -> dict:
         server.wait(30)
 
 
-def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True) -> dict:
+def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True,
+                  process_repeats: int = 2) -> dict:
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
@@ -160,7 +161,7 @@ def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True) -> d
         if http:
             result["http"] = http_rows(uri, folder, history, histories,
                                        max(20, repeats // 4))
-        result["forecast_process_s"] = forecast_process(uri, folder)
+        result["forecast_process_s"] = forecast_process(uri, folder, process_repeats)
     r = result
     r["pyfunc_one_per_s"] = 1000 / r["pyfunc_one"]["p50_ms"]
     r["pyfunc_batch_per_s"] = batch / r["pyfunc_batch_s"]

@@ -19,10 +19,10 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "latest.json").read_text())
     assert result["gemm_peak_gflops"] > 0
-    import zoo
+    from benchmarks.bench import QUICK_SHAPES
 
-    # Every family has a row.
-    assert {r["family"] for r in result["throughput"]} == set(zoo.list_models())
+    # A quick run times two shapes (every row's models are built below).
+    assert [r["shape"] for r in result["throughput"]] == list(QUICK_SHAPES)
     for row in result["throughput"]:
         assert row["plain_samples_per_s"] > 0 and row["zoo_vs_plain"] > 0
     assert result["startup"]["help_s"] > 0 and result["startup"]["models_s"] > 0
@@ -47,6 +47,25 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert "| lstm-zoo tune --workers 2 | 2 |" in table
     assert "| pyfunc `predict`, one raw history |" in table
     assert "PyTorch columns: missing: not measured in a --quick run." in table
+
+
+def test_every_family_has_a_benchmark_row_whose_sides_build_alike():
+    """Each family's row in `make bench` builds its plain Keras side with the
+    zoo model's input and output shapes, and counts its FLOPs (the full run
+    times them; a quick run only two)."""
+    import keras
+
+    import zoo
+    from benchmarks import bench
+
+    assert {row[1] for row in bench.SHAPES} == set(zoo.list_models())
+    for name, family, hp, shape, _batch, outputs in bench.SHAPES:
+        model = zoo.build_model(family, shape, outputs, **hp)
+        plain = bench.plain_keras(family, hp, shape, outputs)
+        assert plain.input_shape == model.input_shape, name
+        assert plain.output_shape == model.output_shape, name
+        assert bench.recurrent_flops(family, hp, shape) > 0 and bench.BATCHES[name] > 0
+        keras.backend.clear_session()
 
 
 @pytest.mark.slow
