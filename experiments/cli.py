@@ -58,13 +58,19 @@ def cmd_datasets(args) -> int:
 def hyperparameter_flags() -> dict[str, type]:
     """``{name: type}`` of every hyperparameter of every registered family
     (its default's type), each a flag of `train` and `compare`: a family's
-    new hyperparameter is a flag without a change here."""
-    import zoo
+    new hyperparameter is a flag without a change here. Those a task sets
+    (``autoregressive``, a ``RunConfig`` setting of its own) are left out."""
+    import dataclasses
 
+    import zoo
+    from experiments.config import RunConfig
+
+    settings = {f.name for f in dataclasses.fields(RunConfig)}
     flags = {}
     for name in zoo.list_models():
         for key, default in zoo.get(name).defaults.items():
-            if key != "head" and key not in flags and default is not None:
+            if (key != "head" and key not in flags and key not in settings
+                    and default is not None):
                 flags[key] = type(default)
     return flags
 

@@ -216,6 +216,12 @@ class RunConfig:
              "and test) for the epochs early stopping chose, and serve that one; the test "
              "metrics stay those of the model that never saw the test period (default: "
              "on for tune, off for train)")
+    autoregressive: bool | None = setting(
+        None, OfType((bool,), "true or false"), group="forecast",
+        action=argparse.BooleanOptionalAction,
+        help="add a linear autoregression on the window to every forecasting network "
+             "(all families but seq2seq_lstm), started at its least-squares fit; the "
+             "network learns what it misses (default: on)")
     intervals: tuple[int, ...] | None = setting(
         None, OfType((tuple,), "whole percentages such as 80,95"), group="forecast",
         metavar="L[,L]", help="prediction intervals of the served model, in percent "

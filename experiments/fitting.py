@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 import keras
-import numpy as np
 
 import zoo
 from experiments.errors import ConfigError, TrainingError
@@ -20,7 +19,7 @@ from experiments.tasks.base import Task
 from experiments.tracking import device_name
 from zoo.compat import all_layers
 from zoo.fused import fuse_conv_lstm
-from zoo.heads import AUTOREGRESSIVE_LAYER
+from zoo.heads import start_autoregressive
 
 # Measured with make bench / the airline and sine data on a 2-core CPU: XLA
 # pays for its compile time (about 1.5 s per model) only when epochs have
@@ -35,13 +34,6 @@ XLA_MIN_STEPS_PER_EPOCH = 16
 # would grow by about 17 MB per trial.
 XLA_MIN_STEPS = 2000
 STEPS_PER_EXECUTION = 16
-# The least-squares start of an autoregressive layer: a ridge penalty of this
-# fraction of the inputs' mean sum of squares (scale-free), enough to keep a
-# window longer than the data has rows from giving a singular system, too
-# little to move a well-determined fit; and at most this many windows, evenly
-# spaced (the solve is O(rows x inputs^2)).
-AUTOREGRESSIVE_RIDGE = 1e-2
-AUTOREGRESSIVE_MAX_ROWS = 20_000
 
 
 def steps_per_execution(steps_per_epoch: int | None) -> int:
@@ -113,39 +105,6 @@ def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
     steps = math.ceil(len(task.train) / batch_size)
     return compile_fast(model, optimizer, task.loss, steps, epochs,
                         **task.compile_kwargs())
-
-
-def start_autoregressive(model, x, y) -> bool:
-    """Start ``model``'s linear autoregressive layer (``autoregressive=True``,
-    see ``zoo.heads.attach``) at the ridge least-squares fit of ``y`` on the
-    flattened windows ``x``: the model then begins as the best linear
-    autoregression of the training windows, and training moves it only
-    where the network finds more (its own output starts at zero).
-
-    Gradient descent alone gets there slowly: the lags of a window are
-    strongly correlated, and early stopping on a short validation period
-    ends it first (airline at horizon 1: test RMSE 15.8 from Adam, 13.5
-    from this start). Returns whether the model had such a layer.
-    """
-    try:
-        layer = model.get_layer(AUTOREGRESSIVE_LAYER)
-    except ValueError:
-        return False
-    x = np.asarray(x, dtype=float).reshape(len(x), -1)
-    y = np.asarray(y, dtype=float).reshape(len(y), -1)
-    if len(x) > AUTOREGRESSIVE_MAX_ROWS:
-        rows = np.linspace(0, len(x) - 1, AUTOREGRESSIVE_MAX_ROWS).astype(int)
-        x, y = x[rows], y[rows]
-    # Centred, so that the bias is fitted and not penalised.
-    mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
-    x, y = x - mean_x, y - mean_y
-    gram = x.T @ x
-    gram[np.diag_indices_from(gram)] += AUTOREGRESSIVE_RIDGE * np.trace(gram) / len(gram)
-    coef = np.linalg.solve(gram, x.T @ y)
-    kernel, bias = layer.get_weights()
-    layer.set_weights([coef.astype(kernel.dtype),
-                       (mean_y - mean_x @ coef).astype(bias.dtype)])
-    return True
 
 
 def fit(model, task: Task, cfg, callbacks=()):
@@ -235,5 +194,5 @@ def resolve_hyperparameters(model: str, given: dict, task: Task) -> dict:
         raise ConfigError(f"{model} has no hyperparameter {unknown[0]!r}; it "
                           f"takes {sorted(resolved)}")
     resolved.update(given)
-    resolved.update(task.builder_arguments(), head=task.head)
+    resolved.update(task.builder_arguments(model), head=task.head)
     return resolved

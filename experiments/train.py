@@ -72,7 +72,7 @@ def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
     import zoo
 
     # Every family's hyperparameter names, so runs of different families compare.
-    params.update(zoo.comparable(hp, zoo.list_models(head=task.head), task.head))
+    params.update(zoo.comparable(hp, zoo.list_models(head=task.head)))
     return params
 
 

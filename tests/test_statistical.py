@@ -171,13 +171,13 @@ def test_epochs_and_patience_left_out_fit_the_data_size():
 
 
 def test_autoregressive_layer_starts_at_the_least_squares_fit():
-    """``fitting.start_autoregressive`` sets the linear term to the ridge
+    """``zoo.start_autoregressive`` sets the linear term to the ridge
     least-squares fit of the training windows: on an AR(2) series the model
     then predicts as NumPy's least squares does, and its error is the noise's."""
     import keras
 
     import zoo
-    from experiments.fitting import start_autoregressive
+    from zoo import start_autoregressive
 
     rng = np.random.default_rng(0)
     series = np.zeros(700)
@@ -205,17 +205,26 @@ def test_autoregressive_layer_starts_at_the_least_squares_fit():
 
 
 @pytest.mark.slow
-def test_autoregressive_train_beats_sarima_on_airline_one_step(tmp_path, capsys):
-    """`train --autoregressive true` on airline, one step ahead over the last
-    24 months: the linear term started at its least-squares fit carries the
-    airline model's structure, and the network scores below SARIMA (15.3 is
-    the Box-Jenkins reference fitted on 120 months; the GRU alone ~18.5)."""
+def test_forecasts_are_autoregressive_by_default_and_beat_sarima_on_airline(tmp_path):
+    """`train` on airline, one step ahead over the last 24 months: the
+    linear term (on by default), started at its least-squares fit, carries
+    the airline model's structure, and the network scores below SARIMA (15.3
+    is the Box-Jenkins reference fitted on 120 months). `--no-autoregressive`
+    trains the network alone (about 18.5), and a family without the term
+    (seq2seq_lstm) is trained without it."""
     db = tmp_path / "mlflow.db"
-    assert cli.main(["train", "--model", "gru", "--data", "airline", "--horizon", "1",
-                     "--test-size", "24", "--val-size", "24", "--window", "24",
-                     "--autoregressive", "true", "--units", "8", "--epochs", "5",
-                     "--tracking-uri", f"sqlite:///{db}"]) == 0
-    (run,) = all_runs(db)
-    assert run.data.params["autoregressive"] == "True"
-    m = run.data.metrics
+    common = ["train", "--data", "airline", "--horizon", "1", "--test-size", "24",
+              "--val-size", "24", "--window", "24", "--units", "8", "--epochs", "5",
+              "--tracking-uri", f"sqlite:///{db}"]
+    assert cli.main([*common, "--model", "gru", "--run-name", "with"]) == 0
+    assert cli.main([*common, "--model", "gru", "--no-autoregressive",
+                     "--run-name", "without"]) == 0
+    assert cli.main([*common, "--model", "seq2seq_lstm", "--epochs", "1",
+                     "--run-name", "seq2seq"]) == 0
+    runs = {r.info.run_name: r for r in all_runs(db)}
+    assert runs["with"].data.params["autoregressive"] == "True"
+    assert runs["without"].data.params["autoregressive"] == "False"
+    assert "autoregressive" not in runs["seq2seq"].data.params
+    m = runs["with"].data.metrics
     assert m["test_rmse"] < min(15.3, m["test_sarima_rmse"]), m["test_rmse"]
+    assert runs["without"].data.metrics["test_rmse"] > m["test_rmse"] + 2

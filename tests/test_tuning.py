@@ -451,3 +451,17 @@ def test_best_epoch_weights_are_written_once_from_memory(tmp_path):
     model.load_weights(path)
     assert model.get_weights()[0][0, 0] == kept[0][0, 0] == 1.0
 
+
+
+def test_a_boolean_choice_reaches_the_builder_as_a_bool():
+    """keras-tuner's ``hp.Choice`` turns False/True into 0/1 (bool is an
+    int), which a builder checking for a bool refuses: a zoo Choice of
+    False and True is declared as ``hp.Boolean``."""
+    import keras_tuner as kt
+
+    from tuning.hypermodel import to_hp
+    from zoo.space import Choice
+
+    hp = kt.HyperParameters()
+    assert to_hp(hp, "flag", Choice((False, True), default=True)) is True
+    assert {type(hp.space[0].random_sample(seed)) for seed in range(8)} == {bool}

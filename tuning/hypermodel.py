@@ -63,6 +63,8 @@ class ZooHyperModel(kt.HyperModel):
         families: registry names to search over (one or several).
         input_shape, outputs: as for ``zoo.build_model``.
         loss: the training loss.
+        builder_arguments: ``{family: {argument: value}}`` the task fixes
+            rather than the search (``Task.builder_arguments``).
     """
 
     def __init__(self, families, input_shape, outputs, *, head="forecast",
@@ -72,7 +74,8 @@ class ZooHyperModel(kt.HyperModel):
         self.families = list(families)
         self.input_shape, self.outputs = input_shape, outputs
         self.head, self.loss = head, loss
-        # Fixed by the data, not searched: mask_value for padded sequences.
+        # Fixed by the task, not searched: mask_value for padded sequences,
+        # autoregressive for forecasts.
         self.builder_arguments = dict(builder_arguments or {})
         # Gradient clipping to search (a zoo Choice; the task's or the
         # user's, see tuning.search.clipnorm_space); ``None`` leaves it off.
@@ -114,9 +117,10 @@ class ZooHyperModel(kt.HyperModel):
             "batch_size": BATCH_SIZE.as_dict(),
             "lr_schedule": LR_SCHEDULE.as_dict(), "weight_decay": WEIGHT_DECAY.as_dict(),
             "head": self.head, "loss": getattr(self.loss, "__name__", self.loss),
+            "builder_arguments": self.builder_arguments,
             **{k: spec.as_dict() for k, spec in self.data_space.items()},
             **({"clipnorm": self.clipnorm.as_dict()} if self.clipnorm else {}),
-            **{f: {k: s.as_dict() for k, s in zoo.search_space(f, self.head).items()}
+            **{f: {k: s.as_dict() for k, s in zoo.search_space(f).items()}
                for f in self.families},
         }
 
@@ -134,7 +138,7 @@ class ZooHyperModel(kt.HyperModel):
                      else contextlib.nullcontext())
             with scope, hp.name_scope(fam):
                 values = {k: to_hp(hp, k, spec)  # name_scope adds "fam/"
-                          for k, spec in zoo.search_space(fam, self.head).items()}
+                          for k, spec in zoo.search_space(fam).items()}
             if fam == family:
                 chosen = values
         lr = to_hp(hp, "learning_rate", LEARNING_RATE)
@@ -144,7 +148,8 @@ class ZooHyperModel(kt.HyperModel):
         clip = to_hp(hp, "clipnorm", self.clipnorm) if self.clipnorm else None
         try:
             model = zoo.build_model(family, input_shape, self.outputs,
-                                    head=self.head, **chosen, **self.builder_arguments)
+                                    head=self.head, **chosen,
+                                    **self.builder_arguments.get(family, {}))
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
         from experiments.fitting import compile_fast
@@ -198,7 +203,7 @@ class ZooHyperModel(kt.HyperModel):
         """Train ``model`` on ``x``/``y`` with this trial's batch size (a
         refit, or one fold)."""
         from experiments.feed import fit_arguments
-        from experiments.fitting import start_autoregressive
+        from zoo import start_autoregressive
 
         start_autoregressive(model, x, y)
         history = model.fit(**fit_arguments(

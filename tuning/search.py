@@ -191,7 +191,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         families, task.input_shape, task.outputs, head=task.head, loss=task.loss,
         clipnorm=clipnorm_space(cfg.run, task),
         n_train=len(task.train), epochs=cfg.run.epochs, patience=cfg.run.patience,
-        builder_arguments=task.builder_arguments(),
+        builder_arguments={f: task.builder_arguments(f) for f in families},
         folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]],
         data=tasks if hasattr(task, "data_space") and cfg.objective == "val_loss" else None)
     if hypermodel.objective != "val_loss" and cfg.objective == "val_loss":

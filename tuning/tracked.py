@@ -166,6 +166,7 @@ class SearchTracker:
         exp = client.get_run(self.parent_id).info.experiment_id
         params = trial_params(trial.hyperparameters.values)
         family = params.pop("family", self.families[0])
+        params = {**self.task.builder_arguments(family), **params}
         child = client.create_run(exp, run_name=f"trial-{trial.trial_id}", tags={
             "mlflow.parentRunId": self.parent_id, "search": self.name,
             "keras_tuner.trial_id": trial.trial_id, "family": family,
@@ -179,7 +180,7 @@ class SearchTracker:
         import zoo
 
         # Every searched family's names, so that the UI compares all trials.
-        params = zoo.comparable(params, self.families, self.task.head)
+        params = zoo.comparable(params, self.families)
         client.log_batch(run_id, params=[Param(k, redact(str(v))) for k, v in {
             # The trial's own settings (a searched window...) over the task's.
             "model": family, **self.task.params(), **params,

@@ -10,6 +10,7 @@ the TensorFlow, JAX and PyTorch backends.
 from zoo import families  # noqa: E402,F401  (registers the builders)
 from zoo.cudnn import CudnnStatus, cudnn_report
 from zoo.families.attention_lstm import attention_weights
+from zoo.heads import start_autoregressive
 from zoo.registry import (
     CudnnWarning,
     ModelInfo,
@@ -28,5 +29,5 @@ from zoo.space import Choice, Float, Int
 __all__ = [
     "Choice", "CudnnStatus", "attention_weights", "CudnnWarning", "Float", "Int", "ModelFileError",
     "ModelInfo", "build_model", "comparable", "cudnn_report", "get", "list_models", "load_model",
-    "register", "registered", "search_space", "unregister",
+    "register", "registered", "search_space", "start_autoregressive", "unregister",
 ]

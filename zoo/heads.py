@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 from zoo import checks
-from zoo.space import Choice
 
 # Each head's last layer computes in float32 whatever the global dtype policy:
 # under mixed precision (float16 or bfloat16 inside the model) the outputs a
@@ -29,17 +29,15 @@ OUTPUT_DTYPE = "float32"
 
 HEADS = ("forecast", "classification", "language_model", "frames")
 
-# Searched for every family that forecasts: the forecast becomes a linear
-# autoregression on the window plus the network's correction (the
-# "highway" of LSTNet, Lai et al., 2018). On short series the linear part
-# carries what a few dozen windows can teach (see ``attach``).
-AUTOREGRESSIVE = Choice((False, True), default=False)
-# Hyperparameters that only one head takes: a search for another head
-# leaves them out (``zoo.search_space(name, head=...)``).
-HEAD_ONLY = {"autoregressive": "forecast"}
-# The layer holding the linear part's weights; ``experiments.fitting``
-# starts it at the least-squares fit of the training windows.
+# The layer holding the linear part's weights (see start_autoregressive).
 AUTOREGRESSIVE_LAYER = "autoregressive"
+# The least-squares start of an autoregressive layer: a ridge penalty of this
+# fraction of the inputs' mean sum of squares (scale-free), enough to keep a
+# window longer than the data has rows from giving a singular system, too
+# little to move a well-determined fit; and at most this many windows, evenly
+# spaced (the solve is O(rows x inputs^2)).
+AUTOREGRESSIVE_RIDGE = 1e-2
+AUTOREGRESSIVE_MAX_ROWS = 20_000
 
 
 def sequence_input(input_shape, mask_value=None, where=""):
@@ -118,9 +116,9 @@ def attach(x, head: str, outputs, *, input_shape=None, last_frame=None, window=N
         window: for ``forecast``, the model's input (see
             ``autoregressive_input``): the forecast is then a linear
             function of the whole window (layer ``"autoregressive"``) plus
-            the network's output, whose weights start at zero, so that a
-            model starts as the linear autoregression and the network
-            learns what it misses.
+            the network's output, whose weights start at zero: started with
+            ``start_autoregressive``, a model begins as the least-squares
+            linear autoregression and the network learns what it misses.
     """
     if head == "forecast":
         if window is None:
@@ -164,3 +162,37 @@ def _dense_forecast(x, outputs, name, **dense_kwargs):
         x = keras.layers.Dense(math.prod(outputs), name=name, **dense_kwargs)(x)
         return keras.layers.Reshape(outputs, name=f"{name}_shape", dtype=OUTPUT_DTYPE)(x)
     return keras.layers.Dense(outputs, name=name, dtype=OUTPUT_DTYPE, **dense_kwargs)(x)
+
+
+def start_autoregressive(model, x, y) -> bool:
+    """Start ``model``'s linear autoregressive layer (``autoregressive=True``,
+    see ``zoo.heads.attach``) at the ridge least-squares fit of ``y`` on the
+    flattened windows ``x``: the model then begins as the best linear
+    autoregression of the training windows, and training moves it only
+    where the network finds more (its own output starts at zero).
+
+    Call it on the training windows before ``fit`` (``lstm-zoo`` does).
+    Gradient descent alone gets there slowly: the lags of a window are
+    strongly correlated, and early stopping on a short validation period
+    ends it first (airline at horizon 1: test RMSE 15.8 from Adam, 13.5
+    from this start). Returns whether the model had such a layer.
+    """
+    try:
+        layer = model.get_layer(AUTOREGRESSIVE_LAYER)
+    except ValueError:
+        return False
+    x = np.asarray(x, dtype=float).reshape(len(x), -1)
+    y = np.asarray(y, dtype=float).reshape(len(y), -1)
+    if len(x) > AUTOREGRESSIVE_MAX_ROWS:
+        rows = np.linspace(0, len(x) - 1, AUTOREGRESSIVE_MAX_ROWS).astype(int)
+        x, y = x[rows], y[rows]
+    # Centred, so that the bias is fitted and not penalised.
+    mean_x, mean_y = x.mean(axis=0), y.mean(axis=0)
+    x, y = x - mean_x, y - mean_y
+    gram = x.T @ x
+    gram[np.diag_indices_from(gram)] += AUTOREGRESSIVE_RIDGE * np.trace(gram) / len(gram)
+    coef = np.linalg.solve(gram, x.T @ y)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([coef.astype(kernel.dtype),
+                       (mean_y - mean_x @ coef).astype(bias.dtype)])
+    return True

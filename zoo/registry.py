@@ -209,38 +209,28 @@ def build_model(name: str, input_shape, outputs, **hyperparameters):
     return info.builder(input_shape, outputs, **hyperparameters)
 
 
-def search_space(name: str, head: str | None = None) -> dict[str, Spec]:
+def search_space(name: str) -> dict[str, Spec]:
     """The tunable hyperparameters of family ``name`` as plain data.
-
-    Args:
-        name: a family from ``list_models()``.
-        head: the head the search is for; hyperparameters only another head
-            takes (``zoo.heads.HEAD_ONLY``, e.g. ``autoregressive`` for
-            ``forecast``) are left out. ``None``: all of them.
 
     Returns ``{argument: spec}`` where each spec is an ``Int``, ``Float`` or
     ``Choice`` with its range or choices and its default
     (``spec.as_dict()`` gives a JSON-able dict).
     """
-    from zoo.heads import HEAD_ONLY
-
-    return {k: spec for k, spec in get(name).space.items()
-            if head is None or HEAD_ONLY.get(k, head) == head}
+    return dict(get(name).space)
 
 
 # What a family without the argument amounts to: one layer deep.
 NEUTRAL = {"num_layers": 1}
 
 
-def comparable(values: dict, families, head: str | None = None) -> dict:
+def comparable(values: dict, families) -> dict:
     """``values`` with every hyperparameter of ``families``' search spaces
-    (for ``head``, see ``search_space``) present: one a family lacks gets a
-    neutral value (``NEUTRAL``, else 0, False or ``"none"``), so runs of
-    different families share parameter names and MLflow's
-    parallel-coordinates plot keeps them all."""
+    present: one a family lacks gets a neutral value (``NEUTRAL``, else 0,
+    False or ``"none"``), so runs of different families share parameter
+    names and MLflow's parallel-coordinates plot keeps them all."""
     out = dict(values)
     for family in families:
-        for name, spec in search_space(family, head).items():
+        for name, spec in search_space(family).items():
             if name not in out:
                 out[name] = NEUTRAL.get(name, _neutral(spec))
     return out

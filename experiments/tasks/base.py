@@ -122,7 +122,9 @@ class Task:
 
         return [f for f in zoo.list_models() if self.unusable(f) is None]
 
-    def builder_arguments(self) -> dict[str, Any]:
-        """Builder arguments the data fixes rather than the user or the
-        search (``mask_value`` for padded sequences); none by default."""
+    def builder_arguments(self, family: str | None = None) -> dict[str, Any]:
+        """Builder arguments the task fixes rather than the search
+        (``mask_value`` for padded sequences, ``autoregressive`` for
+        forecasts), for ``family`` when given (those its builder takes);
+        none by default."""
         return {}

@@ -188,7 +188,7 @@ class ClassificationTask(Task):
                    f"{self.input_shape[0]} steps) and {family} cannot skip padding")
         return why
 
-    def builder_arguments(self):
+    def builder_arguments(self, family=None):
         return {} if self.lengths is None else {"mask_value": PAD_VALUE}
 
     def dataset(self):

@@ -15,7 +15,7 @@ from experiments.tasks.base import Split, Task
 KIND = "forecast"
 TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "time_format",
          "max_file_mb", "fill_missing", "sort", "window", "horizon", "val_size", "test_size",
-         "season", "transforms", "folds", "refit", "intervals")
+         "season", "transforms", "folds", "refit", "intervals", "autoregressive")
 # Where neither the user nor the dataset (``Series.defaults``) says otherwise.
 # transforms None: chosen from the training rows (statistical.choose_transforms).
 DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
@@ -84,7 +84,8 @@ def make_tasks(cfg) -> list[ForecastTask]:
     # What a search may still choose: the settings the user did not name.
     searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None)
     return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
-                         settings=chosen, searchable=searchable)
+                         settings=chosen, searchable=searchable,
+                         autoregressive=cfg.autoregressive)
             for s in folds]
 
 
@@ -121,7 +122,7 @@ class ForecastTask(Task):
     metrics_shown = ("mae", "rmse", "mape", "smape", "mase")
 
     def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
-                 settings=None, searchable=()):
+                 settings=None, searchable=(), autoregressive=None):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -137,6 +138,9 @@ class ForecastTask(Task):
         # vary (those the user did not name): see data_space and variant.
         self.settings = dict(settings or {})
         self.searchable = tuple(searchable)
+        # The linear autoregressive term under the network: on unless the
+        # user said no (None: not named).
+        self.autoregressive = autoregressive
         self._variants = {}
         self._source = None  # the task this one is a variant of
 
@@ -185,10 +189,27 @@ class ForecastTask(Task):
             chosen = {**self.settings, "window": window, "transforms": transforms,
                       "season": self.prepared.season}
             task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
-                                self.levels, SEARCHED, chosen, self.searchable)
+                                self.levels, SEARCHED, chosen, self.searchable,
+                                self.autoregressive)
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
+
+    def builder_arguments(self, family=None):
+        """``autoregressive``: on by default for every family that takes it.
+
+        A linear autoregression on the window, started at its least-squares
+        fit (``zoo.start_autoregressive``), is what a short
+        series can teach; the network learns what it misses. Measured on
+        airline one step ahead: a search without it picked networks that fit
+        the 24 validation months best (RMSE 9.6) and the test months worst
+        (18.2); with it, 13.5 (SARIMA 14.9).
+        """
+        import zoo
+
+        if family is not None and "autoregressive" not in zoo.get(family).hyperparameters:
+            return {}  # seq2seq_lstm: its decoder forecasts step by step
+        return {"autoregressive": self.autoregressive is not False}
 
     def params(self):
         p = self.prepared

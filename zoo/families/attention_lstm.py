@@ -30,7 +30,6 @@ SPACE = {
     "num_layers": Int(1, 2, default=1),
     "attention": Choice(SCORES, default="dot"),
     "dropout": Float(0.0, 0.5, default=0.0),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 

@@ -20,7 +20,6 @@ SPACE = {
     "num_layers": Int(1, 3, default=1),
     "dropout": Float(0.0, 0.5, default=0.0),
     "merge_mode": Choice(MERGE_MODES, default="concat"),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 

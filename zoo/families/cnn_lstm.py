@@ -20,7 +20,6 @@ SPACE = {
     "pool_size": Choice((1, 2), default=2),
     "units": Int(8, 128, step=8, default=32),
     "dropout": Float(0.0, 0.5, default=0.0),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 

@@ -7,7 +7,6 @@ Keras' default ``reset_after=True`` is the variant cuDNN implements.
 
 import keras
 
-from zoo import heads
 from zoo.families.recurrent import depth, recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -16,7 +15,6 @@ SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "num_layers": Int(1, 3, default=1),
     "dropout": Float(0.0, 0.5, default=0.0),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 

@@ -20,7 +20,6 @@ GPU it is several times slower than ``vanilla_lstm`` of the same size
 import keras
 from keras import ops
 
-from zoo import heads
 from zoo.families.recurrent import depth, recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -78,7 +77,6 @@ SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "num_layers": Int(1, 3, default=1),
     "dropout": Float(0.0, 0.5, default=0.0),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 

@@ -8,7 +8,6 @@ patterns built from the lower layers' features.
 
 import keras
 
-from zoo import heads
 from zoo.families.recurrent import depth, recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -17,7 +16,6 @@ SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "num_layers": Int(2, 4, default=2),
     "dropout": Float(0.0, 0.5, default=0.0),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 

@@ -7,7 +7,6 @@ read. One layer is the classic baseline and often enough for short series.
 
 import keras
 
-from zoo import heads
 from zoo.families.recurrent import recurrent_stack
 from zoo.registry import register
 from zoo.space import Float, Int
@@ -15,7 +14,6 @@ from zoo.space import Float, Int
 SPACE = {
     "units": Int(8, 128, step=8, default=32),
     "dropout": Float(0.0, 0.5, default=0.0),
-    "autoregressive": heads.AUTOREGRESSIVE,
 }
 
 
