@@ -199,8 +199,8 @@ class ForecastTask(Task):
         """``autoregressive``: on by default for every family that takes it.
 
         A linear autoregression on the window, started at its least-squares
-        fit (``zoo.start_autoregressive``), is what a short
-        series can teach; the network learns what it misses. Measured on
+        fit (``zoo.start_autoregressive``), is what a short series can
+        teach; the network learns what it misses. Measured on
         airline one step ahead: a search without it picked networks that fit
         the 24 validation months best (RMSE 9.6) and the test months worst
         (18.2); with it, 13.5 (SARIMA 14.9).
