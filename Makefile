@@ -81,13 +81,14 @@ postgres:
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
 
 # The main job: a search over every family, window and transforms on the
-# bundled airline data, sized to finish in about five minutes on a 2-core CPU
-# (epochs and patience follow the data size: 300 and 30 here).
+# bundled airline data: about a minute on a 2-core CPU (epochs and patience
+# follow the data size: at most 300 and 30 here; early stopping ends trials
+# that start at their autoregressive term's least-squares fit far sooner).
 demo: install
 	$(CLI) tune --data airline --models all --tuner random --max-trials 12 \
 		--name demo $(ARGS)
 
-# === Benchmark (about 20 minutes on a 2-core CPU) ===
+# === Benchmark (25 to 40 minutes on a 2-core CPU) ===
 .PHONY: bench
 # The benchmark installs what it compares with: Keras' JAX backend (the
 # `bench` extra) and PyTorch's CPU build (benchmarks/install_torch.py; where
