@@ -7,7 +7,8 @@ benchmark run:
 - ``lstm-zoo tune`` in its own process (and with ``--workers`` where asked);
 - a plain script the way the keras-io examples teach, replaying the very
   same trial configurations (read back from the tuner's folder): the trial's
-  windows and transforms, ``zoo.build_model``, ``model.fit`` on arrays with
+  windows and transforms, ``zoo.build_model`` with the task's builder
+  arguments (and ``zoo.start_autoregressive``), ``model.fit`` on arrays with
   ``EarlyStopping``, MLflow's Keras autolog for each trial, and
   ``clear_session`` between trials.
 
@@ -105,7 +106,11 @@ def plain_replay(configs: list[dict], folder: str, epochs: int | None = None) ->
         task = base.variant(window=hp["window"], transforms=hp["transforms"])
         prefix = f"{family}/"
         arch = {k[len(prefix):]: v for k, v in hp.items() if k.startswith(prefix)}
-        model = zoo.build_model(family, task.input_shape, task.outputs, **arch)
+        # The same model as the trial's: with the task's builder arguments
+        # (the autoregressive term, started at its least-squares fit).
+        model = zoo.build_model(family, task.input_shape, task.outputs, **arch,
+                                **base.builder_arguments(family))
+        zoo.start_autoregressive(model, task.train.x, task.train.y)
         decay = hp.get("weight_decay", 0.0)
         optimizer = (keras.optimizers.AdamW(hp["learning_rate"], weight_decay=decay)
                      if decay else keras.optimizers.Adam(hp["learning_rate"]))
