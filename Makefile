@@ -88,7 +88,7 @@ demo: install
 	$(CLI) tune --data airline --models all --tuner random --max-trials 12 \
 		--name demo $(ARGS)
 
-# === Benchmark (25 to 40 minutes on a 2-core CPU) ===
+# === Benchmark (20 to 40 minutes on a 2-core CPU) ===
 .PHONY: bench
 # The benchmark installs what it compares with: Keras' JAX backend (the
 # `bench` extra) and PyTorch's CPU build (benchmarks/install_torch.py; where
