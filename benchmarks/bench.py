@@ -633,8 +633,8 @@ def main(argv=None):
                              "e.g. lstm128,peephole_lstm128; with it only the "
                              "throughput table is measured")
     parser.add_argument("--quick", action="store_true",
-                        help="two shapes, fewer rounds, no 30-trial search, no PyTorch "
-                             "or JAX columns (a smoke test)")
+                        help="two shapes, fewer rounds, no 30-trial search, no --workers "
+                             "search, no PyTorch or JAX columns (a smoke test)")
     args = parser.parse_args(argv)
     if args.quick:  # a smoke test: two batches per epoch says nothing about speed
         BATCHES.update(dict.fromkeys(BATCHES, 2))
@@ -668,7 +668,9 @@ def main(argv=None):
     print("search throughput (tune vs a plain script)...", flush=True)
     from benchmarks import search_speed, serving_speed
 
-    result["search"] = (search_speed.search_throughput(2, workers=(2,),
+    # --quick: no --workers side (three more processes; tests/test_distributed
+    # runs the launcher).
+    result["search"] = (search_speed.search_throughput(2, workers=(),
                                                        extra=("--epochs", "2"))
                         if args.quick else search_speed.search_throughput(12))
     print("serving...", flush=True)

@@ -26,11 +26,10 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     for row in result["throughput"]:
         assert row["plain_samples_per_s"] > 0 and row["zoo_vs_plain"] > 0
     assert result["startup"]["help_s"] > 0 and result["startup"]["models_s"] > 0
-    # Search throughput: tune, tune --workers 2 and the plain script, the
-    # same configurations, each scored in the data's units.
+    # Search throughput: tune and the plain script, the same configurations,
+    # each scored in the data's units (a full run adds tune --workers 2).
     sides = {r["side"]: r for r in result["search"]["rows"]}
-    assert set(sides) == {"plain script (fit + autolog)", "lstm-zoo tune",
-                          "lstm-zoo tune --workers 2"}
+    assert set(sides) == {"plain script (fit + autolog)", "lstm-zoo tune"}
     for row in sides.values():
         assert row["trials"] == 2 and row["trials_per_hour"] > 0
         assert 0 < row["best_val_rmse"] < float("inf")
@@ -44,7 +43,7 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert "skipped" in result["gpu"] or "cudnn_vs_generic" in result["gpu"]
     table = (tmp_path / "latest.md").read_text()
     assert "GEMM peak" in table and "| lstm128" in table
-    assert "| lstm-zoo tune --workers 2 | 2 |" in table
+    assert "| lstm-zoo tune | 2 |" in table
     assert "| pyfunc `predict`, one raw history |" in table
     assert "PyTorch columns: missing: not measured in a --quick run." in table
 
