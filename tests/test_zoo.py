@@ -478,8 +478,7 @@ def test_autoregressive_model_starts_as_its_linear_term(name, outputs, tmp_path)
     assert model.output_shape == plain.output_shape
     x, _ = tiny_batch(model, "forecast", outputs)
     kernel, bias = model.get_layer("autoregressive").get_weights()
-    linear = (x.reshape(BATCH, -1) @ kernel + bias).reshape(model.output_shape[1:] and
-                                                             (BATCH, *model.output_shape[1:]))
+    linear = (x.reshape(BATCH, -1) @ kernel + bias).reshape(BATCH, *model.output_shape[1:])
     np.testing.assert_allclose(model.predict_on_batch(x), linear, rtol=1e-5, atol=1e-5)
     path = tmp_path / "ar.keras"
     model.save(path)
