@@ -362,3 +362,43 @@ def test_the_launchers_processes_end_when_it_is_killed_outright(tmp_path):
     state = open(f"/proc/{child}/stat").read().split()[2] if os.path.exists(
         f"/proc/{child}") else "gone"
     assert state in ("gone", "Z"), state  # ended (a zombie until init reaps it)
+
+
+@pytest.mark.parametrize("first_worker", ["falls silent", "finishes"])
+def test_a_worker_told_to_stop_waits_while_another_holds_a_trial(tmp_path, first_worker):
+    """Every trial handed out, the last worker standing asks for more: it
+    waits while another worker holds a trial, and takes that trial if its
+    worker falls silent (else the trial would never finish), or stops when
+    it ends."""
+    import threading
+
+    import keras_tuner as kt
+
+    from tuning.distributed import WorkerWatch
+
+    hp = kt.HyperParameters()
+    hp.Choice("units", [4, 8])
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "min"),
+                                           max_trials=1, hyperparameters=hp, seed=0)
+    oracle._set_project_dir(str(tmp_path), "search")
+    watch = WorkerWatch(oracle, timeout=0.5)
+    first = oracle.create_trial("first")
+    assert first.status == "RUNNING"
+    answer = []
+    asking = threading.Thread(target=lambda: answer.append(oracle.create_trial("last")))
+    asking.start()
+    time.sleep(1.0)
+    assert not answer, "the last worker was sent away while a trial was out"
+    if first_worker == "falls silent":
+        watch.expire()  # silent for over 0.5 s: its trial goes back to the queue
+        asking.join(timeout=5)
+        (trial,) = answer
+        assert (trial.trial_id, trial.status) == (first.trial_id, "RUNNING")
+        assert oracle.ongoing_trials["last"].trial_id == first.trial_id
+    else:
+        oracle.update_trial(first.trial_id, {"score": 1.0})
+        first.status = "COMPLETED"
+        oracle.end_trial(first)
+        asking.join(timeout=5)
+        (trial,) = answer
+        assert trial.status == "STOPPED"

@@ -158,8 +158,25 @@ class WorkerWatch:
                 self._wait_for_the_others(worker)
             if worker:
                 self.last_seen[worker] = time.monotonic()
-            return call(*args, **kwargs)
+            result = call(*args, **kwargs)
+            if method == "create_trial":
+                result = self._stay_while_others_train(call, worker, result)
+            return result
         return wrapper
+
+    def _stay_while_others_train(self, create_trial, worker, trial, poll: float = 0.2):
+        """A worker told to stop (every trial handed out) waits instead while
+        another worker still holds a trial: if that one falls silent, its
+        trial goes back to the queue (``expire``) and this worker takes it.
+        Otherwise the last worker standing could leave before a dead one's
+        trial came back, and that trial would never finish."""
+        from keras_tuner.engine.trial import TrialStatus
+
+        while trial.status == TrialStatus.STOPPED and any(
+                other != worker for other in list(self.oracle.ongoing_trials)):
+            time.sleep(poll)
+            trial = create_trial(worker)
+        return trial
 
     def _owner(self, args, kwargs):
         first = kwargs.get("trial_id", kwargs.get("trial", args[0] if args else None))
