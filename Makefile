@@ -102,7 +102,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.bench $(ARGS)
 
-# === Accuracy against ETS / SARIMA (about 10 minutes on a 2-core CPU) ===
+# === Accuracy against ETS / SARIMA (about 12 minutes on a 2-core CPU) ===
 # Writes benchmarks/results/accuracy-latest.{json,md}; ARGS="--series airline-h1 --trials 20".
 .PHONY: accuracy
 accuracy: install

@@ -7,7 +7,7 @@ import pandas as pd
 
 
 def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: dict,
-               refit: bool, run_id: str) -> tuple[str, dict[str, str]]:
+               refit: bool, run_id: str, members=()) -> tuple[str, dict[str, str]]:
     """``(description in Markdown, tags)`` for a registered version.
 
     Args:
@@ -17,6 +17,9 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
         scores: its test metrics (and the baselines').
         refit: whether the served network was refit on all the data.
         run_id: the run that logged it.
+        members: an ensemble's members' preprocessing when they read other
+            windows or transforms than ``task``'s
+            (``ForecastTask.member_preprocessing``).
     """
     nan = float("nan")
     p = task.prepared
@@ -36,11 +39,12 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
     coverage = ", ".join(f"{k.rsplit('_', 1)[1]}%: {scores[k]:.2f}"
                          for k in sorted(scores) if k.startswith("test_coverage_"))
     time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
-    example_rows = p.window + p.preprocessor.lost
+    example_rows = max(pre.window + pre.lost for pre in members or [p.preprocessor])
     description = "\n".join([
         f"**{family}** forecasting {', '.join(task.series.targets)} of "
-        f"`{task.name}`, {p.horizon} step(s) ahead from the last {p.window} "
-        f"(transforms: {', '.join(p.transforms) or 'none'}).",
+        f"`{task.name}`, {p.horizon} step(s) ahead " + (
+            "from the last " + _reads(p.preprocessor) if not members else
+            "as the mean of members reading " + "; ".join(map(_reads, members))) + ".",
         "",
         f"Hyperparameters: {shown_hp}.",
         "",
@@ -88,6 +92,11 @@ def _when(index, row: int) -> str:
     if not hasattr(value, "isoformat"):
         return f"row {row + 1}"
     return value.isoformat().removesuffix("T00:00:00")
+
+
+def _reads(pre) -> str:
+    """What one network reads: ``24 (transforms: log, diff)``."""
+    return f"{pre.window} (transforms: {', '.join(pre.transforms) or 'none'})"
 
 
 def _fmt(value) -> str:

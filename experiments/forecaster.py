@@ -96,12 +96,17 @@ class Forecaster:
             (then rows are numbered and the output's first column is ``step``).
         widths: ``{"80": [[half-width per target] per horizon step]}``.
         refit: whether the network was refit on all the data.
+        members: for an ensemble whose members saw different windows or
+            transforms, each member's preprocessing, in the order of its
+            networks; empty when every member reads ``preprocessor``'s.
+            They share targets, features, horizon and spacing.
     """
 
     preprocessor: Preprocessor
     time_col: str | None
     widths: dict = dataclasses.field(default_factory=dict)
     refit: bool = False
+    members: tuple = ()
 
     @property
     def levels(self) -> list[str]:
@@ -110,8 +115,15 @@ class Forecaster:
     @property
     def min_rows(self) -> int:
         """Rows of history the model needs: its window plus what the
-        differencing transforms consume."""
-        return self.preprocessor.window + self.preprocessor.lost
+        differencing transforms consume (an ensemble's: its longest member's)."""
+        return max(pre.window + pre.lost for pre in self.members or [self.preprocessor])
+
+    def member(self, i: int) -> Forecaster:
+        """The forecaster of an ensemble's ``i``-th network alone (its own
+        preprocessing, the ensemble's intervals)."""
+        if not self.members:
+            return self
+        return dataclasses.replace(self, preprocessor=self.members[i], members=())
 
     @property
     def columns(self) -> list[str]:
@@ -149,9 +161,11 @@ class Forecaster:
             raise ValueError(f"history is missing column {missing[0]!r}; the model needs "
                              f"the columns {self.columns}")
         if len(history) < self.min_rows:
-            lost = (f" + {pre.lost} lost to {'+'.join(pre.transforms)}" if pre.lost else "")
+            longest = max(self.members or [pre], key=lambda p: p.window + p.lost)
+            lost = (f" + {longest.lost} lost to {'+'.join(longest.transforms)}"
+                    if longest.lost else "")
             raise ValueError(f"history has {len(history)} rows; the model needs at least "
-                             f"{self.min_rows} (window {pre.window}{lost})")
+                             f"{self.min_rows} (window {longest.window}{lost})")
         frame = pd.DataFrame(index=range(len(history)))
         for col in pre.features:
             values = pd.to_numeric(history[col].reset_index(drop=True), errors="coerce")
@@ -308,15 +322,22 @@ class Forecaster:
     def _one_block(self, model, values) -> np.ndarray:
         """One direct forecast per series, ``(series, horizon, targets)``,
         from raw ``values`` ``(series, rows, features)``."""
-        pre = self.preprocessor
-        scaled = pre.transform_values(values[:, -self.min_rows:])[:, -pre.window:]
-        cols = [pre.features.index(t) for t in pre.targets]
-        past = values[:, values.shape[1] - pre.lost:, cols]
         # An ensemble forecasts the mean of its members' forecasts, in the
-        # data's units (not of their transformed outputs).
-        members = model if isinstance(model, (list, tuple)) else [model]
-        return np.mean([pre.inverse_transform(predict(m, scaled.astype("float32")), past)
-                        for m in members], axis=0)
+        # data's units (not of their transformed outputs): members may read
+        # different windows and transforms of the same history.
+        networks = model if isinstance(model, (list, tuple)) else [model]
+        pres = self.members or [self.preprocessor] * len(networks)
+        if len(pres) != len(networks):
+            raise ValueError(f"the forecaster has {len(pres)} members' preprocessing; "
+                             f"received {len(networks)} networks")
+        cols = [self.preprocessor.features.index(t) for t in self.preprocessor.targets]
+        out = []
+        for network, pre in zip(networks, pres, strict=True):
+            rows = pre.window + pre.lost
+            scaled = pre.transform_values(values[:, -rows:])[:, -pre.window:]
+            past = values[:, values.shape[1] - pre.lost:, cols]
+            out.append(pre.inverse_transform(predict(network, scaled.astype("float32")), past))
+        return np.mean(out, axis=0)
 
     def _table(self, ids, indexes, pred, steps) -> pd.DataFrame:
         """The output table: per series ``steps`` rows of times (or step
@@ -350,10 +371,14 @@ class Forecaster:
 
     # === Plain JSON ===
     def to_config(self) -> dict:
-        return {"preprocessor": self.preprocessor.to_config(), "time_col": self.time_col,
-                "widths": self.widths, "refit": self.refit}
+        config = {"preprocessor": self.preprocessor.to_config(), "time_col": self.time_col,
+                  "widths": self.widths, "refit": self.refit}
+        if self.members:
+            config["members"] = [pre.to_config() for pre in self.members]
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> Forecaster:
         return cls(Preprocessor.from_config(config["preprocessor"]), config["time_col"],
-                   dict(config.get("widths", {})), bool(config.get("refit", False)))
+                   dict(config.get("widths", {})), bool(config.get("refit", False)),
+                   tuple(Preprocessor.from_config(c) for c in config.get("members", ())))

@@ -301,30 +301,40 @@ def test_finished_trials_leave_no_traced_graphs_behind(tmp_path, monkeypatch):
 
 
 def test_ensemble_serves_the_mean_of_its_members_forecasts(tmp_path):
-    """`tune --ensemble 2`: the registered model forecasts the mean of its two
-    members' forecasts (in the data's units), and its test metrics are logged
-    beside the best model's."""
+    """`tune --ensemble 3` with the window searched: the members are the top
+    three trials, whatever window each saw; the registered model reads the
+    raw history through each member's own preprocessing and forecasts the
+    mean of their forecasts (in the data's units), each member refit; its
+    test metrics are logged beside the best model's."""
     import mlflow
     import numpy as np
 
-    from experiments.forecaster import Forecaster
-
-    result = search(tmp_path, models=("gru",), max_trials=2, ensemble=2,
-                    run={"refit": False})
+    result = search(tmp_path, models=("gru",), max_trials=3, ensemble=3,
+                    run={"window": None, "seed": 1})
     parent = client_for(tmp_path / "mlflow.db").get_run(result.parent_run_id)
     m = parent.data.metrics
     assert np.isfinite(m["ensemble_test_rmse"]) and np.isfinite(m["test_rmse"])
     assert result.ensemble_metrics["test_rmse"] == pytest.approx(m["ensemble_test_rmse"])
-    assert parent.data.tags["ensemble"] == "ensemble of 2 (gru, gru)"
+    assert parent.data.tags["ensemble"] == "ensemble of 3 (gru, gru, gru)"
+    members = parent.data.tags["ensemble_members"].split("; ")
+    assert len(members) == 3 and all("(window " in part for part in members), members
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/lstm-zoo-sine@best")
     inner = model.unwrap_python_model()
-    assert isinstance(inner.network, list) and len(inner.network) == 2
-    out = model.predict(inner.history)
-    one = Forecaster.from_config(inner.forecaster.to_config())
-    members = [one.forecast(net, inner.history)["value"] for net in inner.network]
-    np.testing.assert_allclose(out["value"], np.mean(members, axis=0), rtol=1e-6)
-    assert not np.allclose(members[0], members[1])  # two different models
+    forecaster = inner.forecaster
+    assert isinstance(inner.network, list) and len(inner.network) == 3
+    windows = [pre.window for pre in forecaster.members]
+    assert len(set(windows)) >= 2, f"the members saw one window: {windows} {members}"
+    assert [net.input_shape[1] for net in inner.network] == windows
+    assert forecaster.min_rows == max(windows)
+    history = inner.history.iloc[-forecaster.min_rows:]
+    out = model.predict(history)
+    each = [forecaster.member(i).forecast(net, history)["value"]
+            for i, net in enumerate(inner.network)]
+    np.testing.assert_allclose(out["value"], np.mean(each, axis=0), rtol=1e-6)
+    assert not np.allclose(each[0], each[1])  # different models
+    with pytest.raises(ValueError, match=rf"needs at least {max(windows)} \(window"):
+        model.predict(history.iloc[1:])
 
 
 def test_ensemble_is_refused_where_it_cannot_apply(tmp_path):

@@ -247,15 +247,31 @@ class ForecastTask(Task):
         return [f"{LABELS[name]}: {note}" for name, note in self.statistical()[1].items()]
 
     def forecast(self, model, part):
-        """Forecasts for ``part`` in original units, ``(n, horizon, targets)``;
-        for a list of models (an ensemble), the mean of theirs."""
-        if isinstance(model, (list, tuple)):
-            return np.mean([self.forecast(m, part) for m in model], axis=0)
+        """Forecasts for ``part`` in original units, ``(n, horizon, targets)``.
+
+        ``model`` may be an ensemble, a list whose mean forecast this is.
+        Its members are Keras models reading this task's windows, or
+        ``(model, task)`` pairs for members that read another window or
+        transforms (a ``variant`` of this task: the same rows, so the same
+        forecast origins)."""
+        if isinstance(model, list):
+            return np.mean([self._member_forecast(m, part) for m in model], axis=0)
         if part is self.prepared.test:
             raw = self.predict_test(model)
         else:
             raw = model.predict(part.x, verbose=0, batch_size=1024)
         return self.prepared.to_original(raw, part.origins)
+
+    def _member_forecast(self, member, part):
+        if not isinstance(member, tuple):
+            return self.forecast(member, part)
+        network, task = member
+        name = next((n for n in ("train", "val", "test")
+                     if part is getattr(self.prepared, n)), None)
+        if name is None:
+            raise ValueError("an ensemble member of another variant forecasts the "
+                             "train, val or test part only")
+        return task.forecast(network, getattr(task.prepared, name))
 
     def evaluate(self, model):
         p = self.prepared
@@ -282,7 +298,15 @@ class ForecastTask(Task):
         widths = conformal_widths(p.truth(p.val), self.forecast(model, p.val), self.levels)
         index = self.series.frame.index
         time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
-        return Forecaster(p.preprocessor, time_col, widths, refit)
+        return Forecaster(p.preprocessor, time_col, widths, refit, self.member_preprocessing(model))
+
+    def member_preprocessing(self, model) -> tuple:
+        """Each ensemble member's preprocessing, when some member reads
+        another window or transforms than this task's; else ``()``."""
+        if not (isinstance(model, list) and any(isinstance(m, tuple) for m in model)):
+            return ()
+        return tuple((m[1] if isinstance(m, tuple) else self).prepared.preprocessor
+                     for m in model)
 
     def all_windows(self):
         """Every window of the series, training through test: what a refit
@@ -299,6 +323,8 @@ class ForecastTask(Task):
 
         refit = calibrated_on is not None and calibrated_on is not model
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
+        if isinstance(model, list):  # the networks; their preprocessing is the forecaster's
+            model = [m[0] if isinstance(m, tuple) else m for m in model]
         return served.log_forecast_model(model, forecaster, self.series,
                                          tracking.model_requirements())
 
