@@ -86,7 +86,7 @@ postgres:
 # that start at their autoregressive term's least-squares fit far sooner).
 demo: install
 	$(CLI) tune --data airline --models all --tuner random --max-trials 12 \
-		--name demo $(ARGS)
+		--ensemble 3 --name demo $(ARGS)
 
 # === Benchmark (20 to 40 minutes on a 2-core CPU) ===
 .PHONY: bench
