@@ -234,9 +234,12 @@ def history_frame(series, rows: int) -> pd.DataFrame:
 
 def _signature(reader, kind, example, output):
     """Named columns in and out. Input columns are optional to MLflow, so a
-    missing one reaches the reader, whose error names it; a time or id
-    column takes any type (MLflow's datetime type refuses pandas 3's text
-    columns), and the reader parses it."""
+    missing one reaches the reader, whose error names it. Every column of a
+    forecast or a classification takes any type and the reader parses it: a
+    time or id column (MLflow's datetime type refuses pandas 3's text
+    columns), and the values too (MLflow refuses the int64 columns that
+    ``pd.read_csv`` makes of whole numbers, such as airline's passengers, for
+    a double; the reader reads them, and names a cell that is no number)."""
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import (
         AnyType,
@@ -248,24 +251,20 @@ def _signature(reader, kind, example, output):
 
     columns = list(getattr(example, "columns", []))
     if kind == "forecast":
-        loose = {reader.time_col, ID_COL}
         params = [ParamSpec("steps", "long", reader.preprocessor.horizon)]
         columns.append(ID_COL)  # optional: several series in one request
     elif kind == "classification":
-        loose = {reader.id_col, reader.time_col}
         params = []
     else:
-        loose, params = set(), [ParamSpec("length", "long", 200),
-                                ParamSpec("temperature", "double", 0.8),
-                                ParamSpec("seed", "long", 0)]
+        params = [ParamSpec("length", "long", 200), ParamSpec("temperature", "double", 0.8),
+                  ParamSpec("seed", "long", 0)]
     if isinstance(example, np.ndarray):
         # No input schema: MLflow's tensor check would refuse float32 for a
         # float64 spec (and the reverse); the reader checks shape and values
         # and names what is wrong.
         inputs = None
     else:
-        inputs = Schema([ColSpec(AnyType() if c in loose else
-                                 "string" if kind == "language_model" else "double", c,
+        inputs = Schema([ColSpec("string" if kind == "language_model" else AnyType(), c,
                                  required=kind == "language_model")
                          for c in columns])
     outputs = Schema([ColSpec(_dtype(output[c]), c) for c in output.columns])
