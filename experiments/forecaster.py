@@ -113,10 +113,16 @@ class Forecaster:
         return sorted(self.widths, key=float)
 
     @property
+    def longest(self) -> Preprocessor:
+        """The preprocessing that needs the most history (an ensemble's
+        longest member's)."""
+        return max(self.members or [self.preprocessor], key=lambda p: p.window + p.lost)
+
+    @property
     def min_rows(self) -> int:
         """Rows of history the model needs: its window plus what the
         differencing transforms consume (an ensemble's: its longest member's)."""
-        return max(pre.window + pre.lost for pre in self.members or [self.preprocessor])
+        return self.longest.window + self.longest.lost
 
     def member(self, i: int) -> Forecaster:
         """The forecaster of an ensemble's ``i``-th network alone (its own
@@ -161,7 +167,7 @@ class Forecaster:
             raise ValueError(f"history is missing column {missing[0]!r}; the model needs "
                              f"the columns {self.columns}")
         if len(history) < self.min_rows:
-            longest = max(self.members or [pre], key=lambda p: p.window + p.lost)
+            longest = self.longest
             lost = (f" + {longest.lost} lost to {'+'.join(longest.transforms)}"
                     if longest.lost else "")
             raise ValueError(f"history has {len(history)} rows; the model needs at least "

@@ -23,8 +23,7 @@ SPACE = {
 @register("simple_rnn", space=SPACE)
 def build_simple_rnn(input_shape, outputs, *, head="forecast", units=32,
                      num_layers=1, dropout=0.0, recurrent_dropout=0.0,
-                     mask_value=None, autoregressive=False,
-                name="simple_rnn"):
+                     mask_value=None, autoregressive=False, name="simple_rnn"):
     """``num_layers`` chained SimpleRNN layers followed by an output head.
 
     Args:

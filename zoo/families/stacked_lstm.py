@@ -22,8 +22,7 @@ SPACE = {
 @register("stacked_lstm", space=SPACE)
 def build_stacked_lstm(input_shape, outputs, *, head="forecast", units=32,
                        num_layers=2, dropout=0.0, recurrent_dropout=0.0,
-                       mask_value=None, autoregressive=False,
-                name="stacked_lstm"):
+                       mask_value=None, autoregressive=False, name="stacked_lstm"):
     """``num_layers`` chained LSTM layers followed by an output head.
 
     Args:
