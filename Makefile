@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 export KERAS_BACKEND ?= tensorflow
-# TensorFlow's C++ start-up chatter hides the output people came for.
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# TensorFlow's C++ start-up lines are hidden by lstm-zoo itself
+# (experiments/startup.py), under make or not.
 
 .PHONY: install test lint models
 
@@ -49,7 +49,7 @@ compare: install
 
 tune: install
 	$(CLI) tune --data $(DATA) --models $(MODELS) --tuner $(TUNER) \
-		--max-trials $(TRIALS) --epochs $(EPOCHS) $(ARGS)
+		$(if $(filter hyperband,$(TUNER)),,--max-trials $(TRIALS)) --epochs $(EPOCHS) $(ARGS)
 
 datasets: install
 	$(CLI) datasets
@@ -59,7 +59,7 @@ ui: install
 
 # After `make demo`: the next 12 months past the data, with 80% and 95% intervals.
 # make forecast FORECAST_MODEL=runs:/<run id>/model ARGS="--steps 24 --plot f.png"
-FORECAST_MODEL ?= models:/lstm-zoo-airline@best
+FORECAST_MODEL ?= models:/lstm-zoo-airline-passengers@best
 forecast: install
 	$(CLI) forecast --model $(FORECAST_MODEL) $(ARGS)
 

@@ -11,7 +11,7 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
     """``(description in Markdown, tags)`` for a registered version.
 
     Args:
-        name: the registered model's name (``lstm-zoo-airline``).
+        name: the registered model's name (``lstm-zoo-airline-passengers``).
         family, hyperparameters: the model.
         task: the ``ForecastTask`` it was trained on.
         scores: its test metrics (and the baselines').

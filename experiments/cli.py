@@ -130,6 +130,11 @@ def cmd_train(args) -> int:
     print(skill_lines(result.task, result.metrics, "the model"))
     for repair in getattr(result.task, "repairs", ()):
         print(f"note: {repair}")
+    if result.registered:
+        name, version, note = result.registered
+        if note:
+            print(f"note: {note}")
+        print(f"\nregistered as {name} version {version} (alias 'best')")
     print(f"\nrun {result.run_id}; see it with `lstm-zoo ui`")
     return 0
 
@@ -241,7 +246,8 @@ def cmd_tune(args) -> int:
     models = () if args.models in (None, "all") else tuple(args.models.split(","))
     cfg = SearchConfig(
         run=run_config(args), models=models, tuner=args.tuner,
-        max_trials=args.max_trials, objective=args.objective,
+        max_trials=args.max_trials, hyperband_iterations=args.hyperband_iterations,
+        objective=args.objective,
         name=args.name, directory=args.directory, fresh=args.fresh,
         role=args.role, address=address, connect_timeout=args.connect_timeout,
         worker_timeout=args.worker_timeout, data_parallel=args.data_parallel,
@@ -337,7 +343,8 @@ def cmd_forecast(args) -> int:
 
     if bool(args.model) == bool(args.run_id):
         raise ValueError("give the model to forecast with: --model URI (such as "
-                         "models:/lstm-zoo-airline@best or runs:/<id>/model) or --run-id ID")
+                         "models:/lstm-zoo-airline-passengers@best or runs:/<id>/model) "
+                         "or --run-id ID")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be an int >= 1; received {args.steps}")
     uri = args.model or f"runs:/{args.run_id}/model"
@@ -431,7 +438,8 @@ def cmd_ui(args) -> int:
     root = tracking.artifact_root(uri)
     if root:
         command += ["--default-artifact-root", root]
-    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops)")
+    url = tracking.ui_url(f"http://{args.host}:{args.port}", tracking.latest_experiment(uri))
+    print(f"MLflow UI for {tracking.redact(uri)}; open {url} (Ctrl-C stops)")
     if args.host not in ("127.0.0.1", "localhost"):
         print("warning: the UI has no authentication; anyone who can reach "
               f"{args.host}:{args.port} can read and change your runs")
@@ -591,7 +599,12 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--models", help="all (default) or a comma-separated list")
     p.add_argument("--tuner", default="random",
                    help="random (default), bayesian, hyperband or grid")
-    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--max-trials", type=int, default=None,
+                   help="trials to run (default 10); not with hyperband, whose brackets "
+                        "fix the number of trials (see --hyperband-iterations)")
+    p.add_argument("--hyperband-iterations", type=int, default=1, metavar="N",
+                   help="with --tuner hyperband: full sweeps over its brackets (default 1); "
+                        "each trains about --epochs x log3(--epochs)^2 epochs in all")
     p.add_argument("--objective", default="val_loss",
                    help="measured on the validation split (default val_loss)")
     p.add_argument("--name", help="search name, also its folder under --directory; the "
@@ -629,10 +642,10 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
                         "best model's as ensemble_test_* (forecasting; default 1: the best "
                         "model alone)")
     p.add_argument("--ensemble-of", choices=("trials", "seeds"), default="trials",
-                   help="trials: the top K trials that saw the best one's window and "
-                        "transforms (seeds of the best configuration fill any place "
-                        "left); seeds: the best configuration from K seeds (default "
-                        "trials)")
+                   help="trials: the top K trials, whatever window and transforms each "
+                        "saw (each reads the history through its own; seeds of the best "
+                        "configuration fill any place left); seeds: the best "
+                        "configuration from K seeds (default trials)")
     d.add_argument("--data-parallel", action="store_true",
                    help="train each trial on all the GPUs its process sees "
                         "(tf.distribute.MirroredStrategy)")
@@ -652,7 +665,7 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("forecast", help="forecast past the end of the data with a "
                        "logged or registered model")
     p.add_argument("--model", metavar="URI",
-                   help="models:/lstm-zoo-airline@best, runs:/<id>/model or a folder")
+                   help="models:/lstm-zoo-airline-passengers@best, runs:/<id>/model or a folder")
     p.add_argument("--run-id", help="the model of this run (runs:/<id>/model)")
     p.add_argument("--csv", help="history to continue, laid out as the training CSV "
                    "(default: the data the model was trained on)")
@@ -670,8 +683,9 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve a model over HTTP (mlflow models serve, in "
                        "this environment)")
-    p.add_argument("--model", default="models:/lstm-zoo-airline@best", metavar="URI",
-                   help="default models:/lstm-zoo-airline@best (what `make demo` registers)")
+    p.add_argument("--model", default="models:/lstm-zoo-airline-passengers@best",
+                   metavar="URI", help="default models:/lstm-zoo-airline-passengers@best "
+                                       "(what `make demo` registers)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=5001)

@@ -136,6 +136,24 @@ _NAMES = OfType((tuple,), "column names")
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelName:
+    """A registered model's name: letters, digits, '-', '_' and '.'."""
+
+    def allows(self, value) -> bool:
+        import re
+
+        return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}",
+                                                       value) is not None
+
+    def describe(self) -> str:
+        return ("a registered model name of letters, digits, '-', '_' and '.' (at most "
+                "200, starting with a letter or digit)")
+
+
+_MODEL_NAME = ModelName()
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a run; flattened into MLflow params.
 
@@ -248,6 +266,10 @@ class RunConfig:
     experiment: str | None = setting(
         None, _TEXT, group="tracking", help="MLflow experiment (default: dataset name)")
     run_name: str | None = setting(None, _TEXT)
+    model_name: str | None = setting(
+        None, _MODEL_NAME, group="tracking",
+        help="register the served model under this name (tune: default "
+             "lstm-zoo-<dataset>-<target>; train registers only when given)")
     tracking_uri: str | None = setting(
         None, _TEXT, group="tracking",
         help="MLflow store (default $MLFLOW_TRACKING_URI or ./mlflow.db)")
@@ -280,7 +302,7 @@ TRAINING = ("epochs", "batch_size", "learning_rate", "clipnorm", "patience",
             "mixed_precision", "seed")
 TRAINING_DEFAULTS = {"epochs": 200, "batch_size": 32, "learning_rate": 1e-3,
                      "patience": 20, "seed": 42, "folds": 1}
-TRACKING = ("experiment", "tracking_uri")
+TRACKING = ("experiment", "tracking_uri", "model_name")
 
 
 def budget(n_train: int, batch_size: int = 32) -> tuple[int, int]:
@@ -327,6 +349,9 @@ def check_applicable(cfg: RunConfig, kind: str, takes: tuple[str, ...],
         raise ConfigError(
             f"{flag_of(unused[0])} is not used by the {kind} task; it takes "
             f"{', '.join(shown)} (and the training and tracking flags)")
+    if command == "compare" and cfg.model_name:
+        raise ConfigError("--model-name registers one model; `compare` trains several. "
+                          "Use it with `train` or `tune`")
     if command == "tune" and cfg.stateful:
         raise ConfigError("--stateful is for `train` and `compare`: `tune`'s trials "
                           "train on shuffled windows; leave --stateful out")

@@ -24,7 +24,7 @@ What a run logs (and a search registers) as its model:
 It is logged from code (``served_model.py``), not pickled, so loading needs
 this package installed and nothing of the run's working directory::
 
-    model = mlflow.pyfunc.load_model("models:/lstm-zoo-airline@best")
+    model = mlflow.pyfunc.load_model("models:/lstm-zoo-airline-passengers@best")
     model.predict(history_frame)                    # the next `horizon` steps
     model.predict(history_frame, params={"steps": 24})
 """

@@ -176,6 +176,44 @@ def init_store(uri: str) -> str:
     return uri
 
 
+# The tag MLflow's UI (3.x) reads to choose an experiment's first page. Without
+# it, MLflow 3.17 opens on its GenAI "Overview" (traces, tokens); with
+# "custom_model_development" it opens on the runs table, where the trials,
+# their nesting and the registered model are.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
+# MLflow 3.17's UI chooses the GenAI or the model-training side from this URL
+# parameter (else the browser's last choice, GenAI at first), whatever the
+# experiment's kind; links inside the UI keep it.
+UI_TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def ui_url(base: str, experiment_id: str | None = None) -> str:
+    """The UI's address that opens on the runs table of ``experiment_id``
+    (or on the experiments list), on its model-training side."""
+    page = f"experiments/{experiment_id}" if experiment_id else "experiments"
+    return f"{base.rstrip('/')}/#/{page}?{UI_TRAINING_VIEW}"
+
+
+def latest_experiment(uri: str) -> str | None:
+    """The id of the experiment with the latest change in the store at
+    ``uri``, other than MLflow's empty "Default"; ``None`` if there is none
+    or the store cannot be read (the UI then opens on the list)."""
+    import mlflow
+
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+        return None  # do not create a store just to look into it
+    try:
+        found = mlflow.MlflowClient(uri).search_experiments(
+            order_by=["last_update_time DESC"], max_results=10)
+    except Exception:  # an unreachable server: the UI will say so itself
+        return None
+    ours = [e for e in found if e.tags.get(EXPERIMENT_KIND) == TRAINING_KIND]
+    return ours[0].experiment_id if ours else None
+
+
 def use_experiment(name: str, uri: str) -> str:
     """Create (once) and activate the experiment ``name``; its id."""
     import mlflow
@@ -187,7 +225,8 @@ def use_experiment(name: str, uri: str) -> str:
         root = artifact_root(uri)
         try:
             exp_id = client.create_experiment(
-                name, artifact_location=f"{root}/{name}" if root else None)
+                name, artifact_location=f"{root}/{name}" if root else None,
+                tags={EXPERIMENT_KIND: TRAINING_KIND})
         except mlflow.exceptions.MlflowException:
             # Another process created it between our lookup and create; if
             # not, the store itself failed (read-only, full): say that.
@@ -197,6 +236,8 @@ def use_experiment(name: str, uri: str) -> str:
             exp_id = found.experiment_id
     else:
         exp_id = found.experiment_id
+        if EXPERIMENT_KIND not in found.tags:  # made by an older lstm-zoo, or by hand
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND, TRAINING_KIND)
     location = client.get_experiment(exp_id).artifact_location
     if location.startswith("file:"):  # a local folder: check it before any run
         check_writable(urllib.parse.urlparse(location).path, "MLflow artifact directory")

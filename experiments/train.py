@@ -35,6 +35,7 @@ class TrainResult:
     model: Any      # the model served: refit on all the data with --refit
     task: Task
     trained: Any = None  # the model trained on the training split (its metrics)
+    registered: tuple | None = None  # with --model-name: (name, version, note)
 
 
 # Test samples whose attention weights ``train`` plots.
@@ -149,5 +150,23 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
         mlflow.set_tags({"refit": str(bool(cfg.refit)).lower(), "test_metrics_of": (
             "the model trained on the training split; the served model is its refit "
             "on all the data" if cfg.refit else "the served model")})
-        task.log_served(served, calibrated_on=model)
-        return TrainResult(run_id, final, history, served, task, model)
+        model_info = task.log_served(served, calibrated_on=model)
+        registered = _register(cfg, task, model_info, run_id) if cfg.model_name else None
+        return TrainResult(run_id, final, history, served, task, model, registered)
+
+
+def _register(cfg, task, model_info, run_id) -> tuple[str, str, str | None]:
+    """``--model-name``: the served model as a new version of that name.
+    Returns ``(name, version, a note when the name holds models of other
+    data)``."""
+    import mlflow
+
+    from experiments import model_names
+
+    identity = model_names.identity(task, task.dataset().digest)
+    differ = model_names.differences(mlflow.MlflowClient(), cfg.model_name, identity)
+    note = (f"{cfg.model_name} also holds models of other data ({differ[0]}); "
+            f"added a version as asked" if differ else None)
+    version = model_names.register(model_info.model_uri, cfg.model_name,
+                                   {"run_id": run_id, "family": cfg.model, **identity})
+    return cfg.model_name, version, note

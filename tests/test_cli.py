@@ -125,3 +125,29 @@ def test_mixed_precision_is_refused_on_a_cpu_before_anything_is_tracked(tmp_path
     assert done.returncode == 2
     assert "--mixed-precision float16 needs a GPU" in done.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_experiments_open_on_the_runs_table(tmp_path):
+    """MLflow 3.17 opens an experiment on its GenAI overview unless told it
+    is for model training: every experiment lstm-zoo uses carries the kind
+    tag, and `lstm-zoo ui` prints the address of the runs table."""
+    import mlflow
+
+    from experiments import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert tracking.latest_experiment(uri) is None
+    assert not (tmp_path / "mlflow.db").exists()  # looking did not create a store
+    tracking.init_store(uri)
+    client = mlflow.MlflowClient(uri)
+    made_by_hand = client.create_experiment("old")
+    exp_id = tracking.use_experiment("sales", uri)
+    assert client.get_experiment(exp_id).tags["mlflow.experimentKind"] == \
+        "custom_model_development"
+    assert "mlflow.experimentKind" not in client.get_experiment(made_by_hand).tags
+    tracking.use_experiment("old", uri)  # one lstm-zoo now writes to gets the tag too
+    assert client.get_experiment(made_by_hand).tags["mlflow.experimentKind"] == \
+        "custom_model_development"
+    assert tracking.latest_experiment(uri) in (exp_id, made_by_hand)
+    assert tracking.ui_url("http://127.0.0.1:5000", exp_id) == (
+        f"http://127.0.0.1:5000/#/experiments/{exp_id}?workflowType=machine_learning")

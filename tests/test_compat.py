@@ -94,3 +94,40 @@ def test_guard_each_trial_wraps_the_whole_trial(tmp_path):
         build, objective="loss", max_trials=1, directory=str(tmp_path))
     tuner.search(np.zeros((4, 2)), np.zeros(4), epochs=1, verbose=0)
     assert seen == [("enter", "0"), ("exit", "0")]
+
+
+def test_hyperband_trials_counts_every_round_of_every_bracket():
+    import keras_tuner as kt
+
+    from zoo.compat import hyperband_trials
+
+    oracle = kt.oracles.HyperbandOracle(objective="val_loss", max_epochs=9, factor=3)
+    # Brackets of 9+3+1, 5+2 and 3 trials (keras-tuner 1.4.8's sizes).
+    assert hyperband_trials(oracle) == 23
+    twice = kt.oracles.HyperbandOracle(objective="val_loss", max_epochs=3, factor=3,
+                                       hyperband_iterations=2)
+    assert hyperband_trials(twice) == 2 * (3 + 1 + 2)
+
+
+def test_trial_helpers_build_fit_report_and_find_the_checkpoint(tmp_path):
+    # tuning.tracked's run_trial: keras-tuner's Tuner.run_trial from these parts.
+    import keras_tuner as kt
+    import numpy as np
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    tuner = kt.RandomSearch(build, objective="loss", max_trials=1, directory=str(tmp_path))
+    trial = tuner.oracle.create_trial("tuner0")
+    path = compat.checkpoint_path(tuner, trial)
+    assert path.startswith(str(tmp_path)) and trial.trial_id in path
+    stop = keras.callbacks.EarlyStopping(monitor="loss")
+    (copy,) = compat.copied_callbacks(tuner, [stop])
+    assert isinstance(copy, keras.callbacks.EarlyStopping) and copy is not stop
+    reporter = compat.trial_reporter(tuner, trial)
+    assert isinstance(reporter, keras.callbacks.Callback)
+    history = compat.build_and_fit(tuner, trial, np.zeros((4, 2)), np.zeros(4), epochs=2,
+                                   verbose=0, callbacks=[copy])
+    assert len(history.history["loss"]) == 2

@@ -116,7 +116,7 @@ def test_workers_flag_runs_chief_and_workers_on_this_machine(tmp_path, team_serv
     assert all(k.info.status == "FINISHED" for k in kids)
     assert {k.data.tags["worker"] for k in kids} == {"worker0", "worker1"}
     client = mlflow.MlflowClient(team_server)
-    version = client.get_model_version_by_alias("lstm-zoo-sine", "best")
+    version = client.get_model_version_by_alias("lstm-zoo-sine-value", "best")
     assert version.tags["search"] == name
 
 

@@ -34,8 +34,15 @@ def search(tmp_path, **kwargs):
 
 @pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband", "grid"])
 def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
-    result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
-                    max_trials=3)
+    if tuner == "hyperband":
+        # Hyperband sets its own budget: with at most 3 epochs, a bracket of
+        # three 1-epoch trials whose best goes on to epoch 3, then one of two
+        # 3-epoch trials. No early stopping, no linear start: each epoch counts.
+        result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
+                        run={"epochs": 3, "patience": 3, "autoregressive": False})
+    else:
+        result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
+                        max_trials=3)
     db = tmp_path / "mlflow.db"
     client = client_for(db)
     parent = client.get_run(result.parent_run_id)
@@ -45,6 +52,9 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
     assert len(kids) == len(result.trials) >= 2
     if tuner != "hyperband":
         assert len(kids) == 3
+    else:
+        assert len(kids) == 6 and parent.data.params["max_trials"] == "6"
+        check_hyperband_halves(client, kids)
     for kid in kids:
         assert kid.info.status == "FINISHED"
         p = kid.data.params
@@ -195,11 +205,51 @@ def test_resume_after_sigkill(tmp_path):
     assert "trial 4/4" in done.stdout
 
 
+def check_hyperband_halves(client, kids):
+    """Each first-round trial trains its round's epochs from epoch 0; a
+    promoted trial goes on from its earlier round's weights, from
+    ``initial_epoch`` to ``tuner_epochs``, as the child runs record."""
+    by_trial = {k.data.tags["keras_tuner.trial_id"]: k for k in kids}
+    promoted = 0
+    for kid in kids:
+        p, m = kid.data.params, kid.data.metrics
+        start, stop = int(p["initial_epoch"]), int(p["tuner_epochs"])
+        losses = client.get_metric_history(kid.info.run_id, "loss")
+        assert m["epochs_trained"] == stop - start == len(losses), p
+        assert min(h.step for h in losses) == start
+        assert {"hyperband_bracket", "hyperband_round"} <= set(p)
+        if p["hyperband_round"] == "0":
+            assert start == 0 and "continues_trial" not in p
+            continue
+        promoted += 1
+        earlier = by_trial[p["continues_trial"]]
+        assert int(earlier.data.params["tuner_epochs"]) == start
+        assert earlier.data.params["units"] == p["units"]
+        # Started from the earlier trial's weights: its first epoch is
+        # already better than the earlier trial's first (from scratch).
+        before = client.get_metric_history(earlier.info.run_id, "loss")
+        first = min(before, key=lambda h: h.step).value
+        assert min(losses, key=lambda h: h.step).value < first
+    assert promoted == 1
+
+
+def test_hyperband_takes_its_own_budget_not_max_trials(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = ["tune", "--data", "sine", "--tracking-uri", uri, "--directory",
+              str(tmp_path / "tuner")]
+    assert cli.main([*common, "--tuner", "hyperband", "--max-trials", "6"]) == 2
+    assert "--max-trials does not apply to --tuner hyperband" in capsys.readouterr().err
+    assert cli.main([*common, "--tuner", "random", "--hyperband-iterations", "2"]) == 2
+    assert "--hyperband-iterations applies to --tuner hyperband only" in \
+        capsys.readouterr().err
+    assert all_runs(tmp_path / "mlflow.db") == []
+
+
 def test_registered_model_loads_in_fresh_process(tmp_path):
     search(tmp_path, models=("gru",), max_trials=1)
     script = ("import sys, numpy as np, mlflow\n"
               "mlflow.set_tracking_uri(sys.argv[1])\n"
-              "m = mlflow.pyfunc.load_model('models:/lstm-zoo-sine@best')\n"
+              "m = mlflow.pyfunc.load_model('models:/lstm-zoo-sine-value@best')\n"
               "history = m.unwrap_python_model().history\n"  # the end of the sine data
               "y = m.predict(history)\n"
               "assert list(y.columns[:2]) == ['step', 'value'], list(y.columns)\n"
@@ -212,6 +262,31 @@ def test_registered_model_loads_in_fresh_process(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "loaded (3, 6)" in done.stdout
+
+
+def test_registered_names_never_mix_two_datasets(tmp_path, capsys):
+    """Two series with one file name and target (here: two sine waves) do
+    not become versions of one registered model; `train --model-name`
+    registers where it is told."""
+    first = search(tmp_path, models=("gru",), max_trials=1)
+    assert first.registered == ("lstm-zoo-sine-value", "1")
+    capsys.readouterr()
+    other = search(tmp_path, models=("gru",), max_trials=1, name="noisier",
+                   run={"dataset_options": {"noise": 0.3}})
+    assert other.registered == ("lstm-zoo-sine-value-2", "1")
+    out = capsys.readouterr().out
+    assert "note: lstm-zoo-sine-value already holds models of other data (data digest" in out
+    client = client_for(tmp_path / "mlflow.db")
+    first_digest = client.get_model_version("lstm-zoo-sine-value", "1").tags["data_digest"]
+    assert client.get_model_version("lstm-zoo-sine-value-2", "1").tags["data_digest"] != \
+        first_digest
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli.main(["train", "--model", "gru", "--data", "sine", "--epochs", "1",
+                     "--units", "4", "--model-name", "lstm-zoo-sine-value",
+                     "--tracking-uri", uri]) == 0
+    assert "registered as lstm-zoo-sine-value version 2" in capsys.readouterr().out
+    assert client.get_model_version("lstm-zoo-sine-value", "2").tags["data_digest"] == \
+        first_digest
 
 
 def test_tensorboard_is_declared_and_importable():
@@ -319,7 +394,7 @@ def test_ensemble_serves_the_mean_of_its_members_forecasts(tmp_path):
     members = parent.data.tags["ensemble_members"].split("; ")
     assert len(members) == 3 and all("(window " in part for part in members), members
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/lstm-zoo-sine@best")
+    model = mlflow.pyfunc.load_model("models:/lstm-zoo-sine-value@best")
     inner = model.unwrap_python_model()
     forecaster = inner.forecaster
     assert isinstance(inner.network, list) and len(inner.network) == 3
@@ -399,7 +474,7 @@ def test_searched_window_and_transforms_with_folds_and_a_seed_ensemble(tmp_path)
     assert "seed 43 of trial" in parent.data.tags["ensemble_members"]
     assert np.isfinite(parent.data.metrics["ensemble_test_rmse"])
     mlflow.set_tracking_uri(f"sqlite:///{db}")
-    inner = mlflow.pyfunc.load_model("models:/lstm-zoo-sine@best").unwrap_python_model()
+    inner = mlflow.pyfunc.load_model("models:/lstm-zoo-sine-value@best").unwrap_python_model()
     assert inner.forecaster.preprocessor.window == best["window"]
     assert len(inner.network) == 2
 

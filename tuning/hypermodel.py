@@ -205,7 +205,10 @@ class ZooHyperModel(kt.HyperModel):
         from experiments.feed import fit_arguments
         from zoo import start_autoregressive
 
-        start_autoregressive(model, x, y)
+        if not kwargs.get("initial_epoch"):
+            # A trial Hyperband promoted goes on from its earlier round's
+            # weights: its linear term is trained already.
+            start_autoregressive(model, x, y)
         history = model.fit(**fit_arguments(
             x, y, hp.get("batch_size"), shuffle, validation_data,
             steps_per_execution=model.steps_per_execution), **kwargs)

@@ -23,6 +23,7 @@ from tuning import folder as folder_mod
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 ENSEMBLE_OF = ("trials", "seeds")
+DEFAULT_TRIALS = 10
 
 
 class SearchError(RuntimeError):
@@ -37,7 +38,8 @@ class SearchConfig:
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     models: tuple[str, ...] = ()          # empty: every family that fits
     tuner: str = "random"
-    max_trials: int = 10
+    max_trials: int | None = None        # default 10; Hyperband sets its own
+    hyperband_iterations: int = 1         # Hyperband's budget: its full sweeps
     objective: str = "val_loss"
     name: str | None = None               # default: dataset-tuner-models
     directory: str = "tuner"
@@ -82,6 +84,31 @@ def search_name(cfg: SearchConfig, dataset: str, families) -> str:
     return folder_mod.safe_name(f"{dataset}-{cfg.tuner}-{models}")
 
 
+def _check_budget(cfg: SearchConfig) -> SearchConfig:
+    """The search's budget: ``--max-trials`` (default 10) for random,
+    bayesian and grid; for Hyperband, whose brackets fix the number of
+    trials from ``--epochs``, ``--hyperband-iterations`` (full sweeps)."""
+    if cfg.tuner == "hyperband":
+        if cfg.max_trials is not None:
+            raise ConfigError(
+                "--max-trials does not apply to --tuner hyperband: Hyperband runs as many "
+                "trials as its brackets hold, set by --epochs (the most a trial trains) "
+                "and --hyperband-iterations (full sweeps, default 1); leave --max-trials "
+                "out")
+        if not isinstance(cfg.hyperband_iterations, int) or cfg.hyperband_iterations < 1:
+            raise ConfigError(f"--hyperband-iterations must be an int >= 1; received "
+                              f"{cfg.hyperband_iterations!r}")
+        return cfg
+    if cfg.hyperband_iterations != 1:
+        raise ConfigError(f"--hyperband-iterations applies to --tuner hyperband only; "
+                          f"the {cfg.tuner} search runs --max-trials trials")
+    if cfg.max_trials is None:
+        return dataclasses.replace(cfg, max_trials=DEFAULT_TRIALS)
+    if not isinstance(cfg.max_trials, int) or cfg.max_trials < 1:
+        raise ConfigError(f"--max-trials must be an int >= 1; received {cfg.max_trials!r}")
+    return cfg
+
+
 def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
     import keras_tuner as kt
 
@@ -99,7 +126,8 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
     elif cfg.tuner == "grid":
         base, extra = kt.GridSearch, {"max_trials": cfg.max_trials}
     elif cfg.tuner == "hyperband":
-        base, extra = kt.Hyperband, {"max_epochs": cfg.run.epochs, "factor": 3}
+        base, extra = kt.Hyperband, {"max_epochs": cfg.run.epochs, "factor": 3,
+                                     "hyperband_iterations": cfg.hyperband_iterations}
     else:
         raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
                           f"{cfg.tuner!r}")
@@ -147,11 +175,10 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     # === Everything that can be wrong with the input, before tracking ===
     if cfg.name is not None:
         folder_mod.check_name(cfg.name)  # first: the name decides what may be deleted
-    if not isinstance(cfg.max_trials, int) or cfg.max_trials < 1:
-        raise ConfigError(f"--max-trials must be an int >= 1; received {cfg.max_trials!r}")
     if cfg.tuner not in TUNERS:
         raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
                           f"{cfg.tuner!r}")
+    cfg = _check_budget(cfg)
     if cfg.run.folds not in (None, 1) and cfg.objective != "val_loss":
         raise ConfigError("--folds scores trials by their validation loss over the "
                           "folds; leave --objective at val_loss")
@@ -205,7 +232,9 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
                    "space": hypermodel.space(), "tuner": cfg.tuner,
                    "objective": cfg.objective, "epochs": cfg.run.epochs,
                    "folds": cfg.run.folds,
-                   "seed": cfg.run.seed}
+                   "seed": cfg.run.seed,
+                   **({"hyperband_iterations": cfg.hyperband_iterations}
+                      if cfg.tuner == "hyperband" else {})}
     fingerprint = json.loads(json.dumps(fingerprint, default=str))
     if cfg.role not in (None, "chief", "worker"):
         raise ConfigError(f"--role must be chief or worker; received {cfg.role!r}")
@@ -306,6 +335,9 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
         model_info = task.log_served(served, calibrated_on=calibrated)
         registered = None
         if cfg.register:
+            choice = tracker.choose_name(dataset.digest)
+            if choice.reason:
+                print(f"note: {choice.reason}", flush=True)
             card = None
             if hasattr(task, "all_windows"):
                 from experiments.card import model_card
@@ -313,7 +345,7 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
 
                 hp = trial_params(best_trial.hyperparameters.values)
                 card = model_card(
-                    name=tracker.registered_name(),
+                    name=choice.name,
                     family=family or hp.get("family", hypermodel.families[0]),
                     hyperparameters=hp, task=task, scores=card_metrics, refit=refit,
                     run_id=parent.info.run_id, members=task.member_preprocessing(calibrated))
@@ -438,6 +470,11 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
 
     tuner = _make_tuner(cfg, hypermodel, project_dir, tracker.callbacks_for)
     tuner.tracker = tracker
+    _quiet_retracing()
+    if cfg.tuner == "hyperband":
+        from zoo.compat import hyperband_trials
+
+        tracker.total_trials = hyperband_trials(tuner.oracle)
     keras.utils.set_random_seed(cfg.run.seed)
     # Everything alive now (TensorFlow, Keras, MLflow, the data) lives
     # for the whole search: freeze it so the collection keras-tuner runs
@@ -446,6 +483,24 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
     gc.freeze()
     tracker.started = time.monotonic()
     return tuner
+
+
+class _NotRetracing:
+    """Drops TensorFlow's "triggered tf.function retracing" warning: every
+    trial builds a new model and traces its own functions once, which that
+    heuristic mistakes for a loop that retraces (short Hyperband rounds
+    trip it every few trials)."""
+
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing() -> None:
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NotRetracing) for f in logger.filters):
+        logger.addFilter(_NotRetracing())
 
 
 def _search_here(cfg: SearchConfig, tuner, task) -> None:

@@ -10,25 +10,61 @@ import math
 import os
 import socket
 import time
+import warnings
 
 import keras
 
-from experiments import tracking
+from experiments import model_names, tracking
 from experiments.memory import released_traces
 from experiments.tracking import MetricLogger, reap_orphans, redact, signals_held
 from tuning.distributed import Heartbeat
 from tuning.folder import safe_name
 from tuning.hypermodel import split_name
-from zoo.compat import guard_each_trial
+from zoo.compat import (
+    build_and_fit,
+    checkpoint_path,
+    copied_callbacks,
+    guard_each_trial,
+    trial_reporter,
+)
 
 CHILD_STATUS = {"COMPLETED": "FINISHED"}  # anything else ends FAILED
 
 
 def tracked_tuner_class(base):
-    """``base`` (RandomSearch, Hyperband, ...) with MLflow child runs."""
+    """``base`` (RandomSearch, Hyperband, ...) with MLflow child runs.
 
+    The trial's training replaces keras-tuner's ``Tuner.run_trial`` one level
+    below ``base`` in the method order, so a tuner's own ``run_trial`` still
+    runs first: Hyperband's turns ``tuner/epochs`` and ``tuner/initial_epoch``
+    into ``fit`` arguments there, and its ``_build_hypermodel`` starts a
+    promoted trial from the earlier trial's best weights.
+    """
+    import keras_tuner as kt
 
-    class Tracked(guard_each_trial(base, _trial_guard)):
+    class TrackedTrials(kt.Tuner):
+        def run_trial(self, trial, *args, **kwargs):
+            """keras-tuner's ``Tuner.run_trial`` with the trial's MLflow
+            callbacks, and its best epoch's weights kept in memory and
+            written once when the trial ends (``BestEpochWeights``) instead
+            of at every improving epoch."""
+            callbacks = [*kwargs.pop("callbacks", []), keras.callbacks.TerminateOnNaN(),
+                         *self._callbacks_for(trial)]
+            best = BestEpochWeights(self.oracle.objective, checkpoint_path(self, trial))
+            histories = []
+            with warnings.catch_warnings():
+                # A promoted Hyperband trial loads its earlier round's weights;
+                # the optimizer's saved state is not needed to go on training.
+                warnings.filterwarnings("ignore", message="Skipping variable loading")
+                for _ in range(self.executions_per_trial):
+                    each = [*copied_callbacks(self, callbacks),
+                            trial_reporter(self, trial), best]
+                    histories.append(build_and_fit(self, trial, *args, **kwargs,
+                                                   callbacks=each))
+            best.write()
+            return histories
+
+    class Tracked(guard_each_trial(base, _trial_guard), TrackedTrials):
         def __init__(self, *args, callbacks_for, **kwargs):
             self._callbacks_for = callbacks_for
             super().__init__(*args, **kwargs)
@@ -39,28 +75,6 @@ def tracked_tuner_class(base):
             if self.tracker.heartbeat:  # a worker: tell the chief we are alive
                 self._heartbeat = Heartbeat(self.oracle, trial.trial_id,
                                             self.tracker.heartbeat)
-
-        def run_trial(self, trial, *args, **kwargs):
-            """keras-tuner's ``Tuner.run_trial`` with the trial's MLflow
-            callbacks, and its best epoch's weights kept in memory and
-            written once when the trial ends (``BestEpochWeights``) instead
-            of at every improving epoch."""
-            # TunerCallback reports each epoch to the oracle; keras-tuner
-            # exports it only from its private package.
-            from keras_tuner.src.engine.tuner_utils import TunerCallback
-
-            callbacks = [*kwargs.pop("callbacks", []), keras.callbacks.TerminateOnNaN(),
-                         *self._callbacks_for(trial)]
-            best = BestEpochWeights(self.oracle.objective,
-                                    self._get_checkpoint_fname(trial.trial_id))
-            histories = []
-            for _ in range(self.executions_per_trial):
-                each = [*self._deepcopy_callbacks(callbacks),
-                        TunerCallback(self, trial), best]
-                histories.append(self._build_and_fit_model(trial, *args, **kwargs,
-                                                           callbacks=each))
-            best.write()
-            return histories
 
         def on_trial_end(self, trial):
             beat = getattr(self, "_heartbeat", None)
@@ -90,6 +104,22 @@ def _trial_guard(tuner, trial):
         raise
 
 
+def hyperband_schedule(hp_values: dict) -> dict:
+    """Where a Hyperband trial sits, as params of its run: its bracket and
+    round, the epochs it trains (from ``initial_epoch`` up to
+    ``tuner_epochs``) and, for a promoted trial, the trial whose weights it
+    goes on from. Empty for other tuners."""
+    if "tuner/epochs" not in hp_values:
+        return {}
+    out = {"hyperband_bracket": hp_values["tuner/bracket"],
+           "hyperband_round": hp_values["tuner/round"],
+           "initial_epoch": hp_values["tuner/initial_epoch"],
+           "tuner_epochs": hp_values["tuner/epochs"]}
+    if "tuner/trial_id" in hp_values:
+        out["continues_trial"] = hp_values["tuner/trial_id"]
+    return out
+
+
 def trial_params(hp_values: dict) -> dict:
     """A trial's hyperparameters under the names a ``train`` run uses."""
     return {split_name(k): v for k, v in hp_values.items()
@@ -116,6 +146,7 @@ class SearchTracker:
         self.environment = tracking.run_environment()  # once: it runs git
         self._dataset_input = None
         self.child_runs = {}      # trial_id -> run id, of the trials that ended
+        self.total_trials = cfg.max_trials  # Hyperband's own count is set by the search
 
     # === Parent ===
     @contextlib.contextmanager
@@ -140,7 +171,9 @@ class SearchTracker:
         run = self.cfg.run
         mlflow.log_params(redact({
             "search": self.name, "tuner": self.cfg.tuner,
-            "max_trials": self.cfg.max_trials, "objective": self.cfg.objective,
+            "max_trials": self.total_trials, "objective": self.cfg.objective,
+            **({"hyperband_iterations": self.cfg.hyperband_iterations}
+               if self.cfg.tuner == "hyperband" else {}),
             "models": ",".join(self.families), "dataset": self.dataset_name,
             "task": self.task.kind, **self.task.params(), "epochs": run.epochs,
             "patience": run.patience, "seed": run.seed,
@@ -186,6 +219,9 @@ class SearchTracker:
             "model": family, **self.task.params(), **params,
             "epochs": self.cfg.run.epochs, "patience": self.cfg.run.patience,
             "seed": self.cfg.run.seed}.items()])
+        schedule = hyperband_schedule(trial.hyperparameters.values)
+        if schedule:
+            client.log_batch(run_id, params=[Param(k, str(v)) for k, v in schedule.items()])
         client.log_inputs(run_id, datasets=[self.dataset_input()])
         self.children[trial.trial_id] = run_id
         self.begun[trial.trial_id] = time.monotonic()
@@ -265,9 +301,14 @@ class SearchTracker:
             return
         done = sum(t.status in ("COMPLETED", "FAILED", "INVALID")
                    for t in oracle.trials.values())
-        total = ("?" if self.cfg.tuner == "hyperband" else self.cfg.max_trials)
+        total = self.total_trials
         hp = trial_params(trial.hyperparameters.values)
         shown = " ".join(f"{k}={_short(v)}" for k, v in hp.items())
+        schedule = hyperband_schedule(trial.hyperparameters.values)
+        if schedule:
+            shown += (f"  bracket {schedule['hyperband_bracket']} round "
+                      f"{schedule['hyperband_round']}, epochs "
+                      f"{schedule['initial_epoch']}-{schedule['tuner_epochs']}")
         scores = [t.score for t in oracle.trials.values()
                   if t.status == "COMPLETED" and t.score is not None
                   and math.isfinite(t.score)]
@@ -350,27 +391,30 @@ class SearchTracker:
             mlflow.MlflowClient().set_tag(child, "best_trial", "true")
         return scores
 
-    def registered_name(self) -> str:
-        """One registered model per dataset: ``lstm-zoo-<dataset>``."""
-        return f"lstm-zoo-{safe_name(self.dataset_name)}"
-
-    def register(self, model_info, card) -> tuple[str, str]:
-        """Register the served model: one registered model per dataset, the
-        new version with a model card (``card``: description and tags) and
-        the alias ``best``."""
+    def choose_name(self, digest) -> model_names.Choice:
+        """The registered model's name (``--model-name``, or
+        ``lstm-zoo-<dataset>-<target>`` unless that holds other data);
+        decided once, before the model card names it."""
         import mlflow
 
-        name = self.registered_name()
+        self.identity = model_names.identity(self.task, digest)
+        default = model_names.default_name(safe_name(self.dataset_name),
+                                           self.task.params().get("targets"))
+        self.name_choice = model_names.choose(mlflow.MlflowClient(), default,
+                                              self.cfg.run.model_name, self.identity)
+        return self.name_choice
+
+    def register(self, model_info, card) -> tuple[str, str]:
+        """Register the served model as a new version of the chosen name, with
+        what it was trained on and a model card (``card``: description and
+        tags), and the alias ``best``."""
+        name = self.name_choice.name
         uri = model_info.model_uri if model_info else f"runs:/{self.parent_id}/model"
         description, tags = redact(card) if card else ("", {})
-        version = mlflow.register_model(uri, name, tags={
-            "search": self.name, "run_id": self.parent_id, **tags})
-        client = mlflow.MlflowClient()
-        if description:
-            client.update_model_version(name, version.version, description=description)
-        client.set_registered_model_alias(name, "best", version.version)
-        mlflow.set_tag("registered_model", f"{name}/{version.version}")
-        return name, str(version.version)
+        version = model_names.register(uri, name, {
+            "search": self.name, "run_id": self.parent_id, **self.identity, **tags},
+            description)
+        return name, version
 
 
 def at_epoch_cap(rows, epochs) -> list[dict]:

@@ -107,3 +107,42 @@ def guard_each_trial(tuner_class, guard):
 
     Guarded.__name__ = Guarded.__qualname__ = tuner_class.__name__
     return Guarded
+
+
+def checkpoint_path(tuner, trial) -> str:
+    """Where ``tuner`` keeps ``trial``'s best weights and reloads them from
+    (``Tuner._get_checkpoint_fname``): ``load_model`` and Hyperband's promoted
+    trials read this file."""
+    return tuner._get_checkpoint_fname(trial.trial_id)
+
+
+def copied_callbacks(tuner, callbacks) -> list:
+    """A fresh copy of ``callbacks`` for one execution of a trial, as
+    ``Tuner.run_trial`` makes (``Tuner._deepcopy_callbacks``)."""
+    return tuner._deepcopy_callbacks(callbacks)
+
+
+def trial_reporter(tuner, trial):
+    """The callback that reports each epoch's metrics to the oracle
+    (``keras_tuner.src.engine.tuner_utils.TunerCallback``; not exported)."""
+    from keras_tuner.src.engine.tuner_utils import TunerCallback
+
+    return TunerCallback(tuner, trial)
+
+
+def build_and_fit(tuner, trial, *args, **kwargs):
+    """Build ``trial``'s model through the tuner (Hyperband loads a promoted
+    trial's weights there) and fit it with ``HyperModel.fit``, saving the
+    build config as keras-tuner does (``Tuner._build_and_fit_model``)."""
+    return tuner._build_and_fit_model(trial, *args, **kwargs)
+
+
+def hyperband_trials(oracle) -> int:
+    """How many trials a Hyperband oracle runs in all: the sum over its
+    brackets and their rounds of each round's size, times its iterations
+    (``HyperbandOracle._get_num_brackets`` and ``_get_size``)."""
+    brackets = oracle._get_num_brackets()
+    per_iteration = sum(oracle._get_size(bracket, round_num)
+                        for bracket in range(brackets)
+                        for round_num in range(bracket + 1))
+    return per_iteration * int(oracle.hyperband_iterations)
