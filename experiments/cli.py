@@ -580,7 +580,7 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one model and log it to MLflow")
     p.add_argument("--model", required=True, help="family (see `lstm-zoo models`)")
-    p.add_argument("--run-name")
+    p.add_argument("--run-name", help="the MLflow run's name (default: the family)")
     _add_run_flags(p)
     if with_hyperparameters:
         _add_hp_flags(p)
@@ -606,7 +606,9 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
                    help="with --tuner hyperband: full sweeps over its brackets (default 1); "
                         "each trains about --epochs x log3(--epochs)^2 epochs in all")
     p.add_argument("--objective", default="val_loss",
-                   help="measured on the validation split (default val_loss)")
+                   help="what ranks trials, on the validation split: val_loss (default) "
+                        "or loss; when the window or transforms are searched, val_rmse "
+                        "(the validation RMSE in the data's units) instead")
     p.add_argument("--name", help="search name, also its folder under --directory; the "
                    "same name resumes it. Letters, digits, '-', '_' and '.' only")
     p.add_argument("--directory", default="tuner",

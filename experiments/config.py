@@ -212,7 +212,8 @@ class RunConfig:
                          action="store_true",
                          help="sort rows by --time-col instead of failing")
     window: int | None = setting(None, _INT_1, group="data", type=int,
-                                 help="input steps per sample")
+                                 help="input steps per sample (default: 24 for a forecast; tune "
+                                      "searches it when left out)")
     horizon: int | None = setting(None, _INT_1, group="data", type=int,
                                   help="steps to forecast")
     val_size: Any = setting(None, PartSize(), group="data",
@@ -224,7 +225,8 @@ class RunConfig:
         help="season length (default: from the time column's frequency)")
     transforms: tuple[str, ...] | None = setting(
         None, Transforms(), group="data", flag="transform", metavar="T[,T]",
-        help="log, diff, seasonal_diff, comma-separated, or none")
+        help="log, diff, seasonal_diff, comma-separated, or none (default: "
+             "chosen from the training rows; tune searches them when left out)")
     folds: int | None = setting(None, _INT_1, group="data", type=int,
                                 help="rolling-origin folds (default 1)")
     refit: bool | None = setting(
@@ -248,9 +250,10 @@ class RunConfig:
                                  help="maximum epochs (early stopping on; default: enough for "
                                       "about 3,000 batches, between 50 and 300)")
     batch_size: int | None = setting(None, _INT_1, group="training", type=int,
-                                     help="default 32")
+                                     help="default 32 (train and compare; tune searches it)")
     learning_rate: float | None = setting(None, _POSITIVE, group="training", type=float,
-                                          help="Adam's learning rate (default 0.001)")
+                                          help="Adam's learning rate (default 0.001; "
+                                               "tune searches it)")
     clipnorm: float | None = setting(None, _POSITIVE, group="training", type=float,
                                      help="clip gradients to this norm")
     patience: int | None = setting(None, _INT_1, group="training", type=int,
