@@ -396,11 +396,11 @@ def tracking_overhead(rounds=4, epochs=20):
     import mlflow
 
     import zoo
-    from experiments import tracking
+    from experiments import curves, tracking
 
     spent = []
 
-    class TimedLogger(tracking.MetricLogger):
+    class TimedLogger(curves.MetricLogger):
         def on_epoch_end(self, epoch, logs=None):
             start = time.perf_counter()
             super().on_epoch_end(epoch, logs)

@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from experiments.tracking import _OPEN_LOGGERS, raise_if_signalled
+from experiments.tracking import flush_on_close, raise_if_signalled
 
 
 class MetricLogger(keras.callbacks.Callback):
@@ -30,7 +30,7 @@ class MetricLogger(keras.callbacks.Callback):
         self._rates = []          # (epoch, time, learning rate) until it changes
         self._rate_changed = False
         self._last_flush = time.monotonic()
-        _OPEN_LOGGERS.add(self)
+        flush_on_close(self)
 
     def on_epoch_end(self, epoch, logs=None):
         from mlflow.entities import Metric

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 
 import zoo
-from experiments.errors import ConfigError, TrainingError
+from experiments.errors import ConfigError, TrainingError, check_losses, loss_problem
 from experiments.feed import fit_arguments
 from experiments.tasks.base import Task
 from experiments.tracking import device_name
@@ -132,16 +132,6 @@ def fit(model, task: Task, cfg, callbacks=()):
     return history
 
 
-def check_losses(history: dict) -> None:
-    """Raise ``TrainingError`` if the training loss became NaN or infinite."""
-    losses = history.get("loss", [])
-    if not losses or not all(math.isfinite(v) for v in losses):
-        bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)),
-                   len(losses))
-        raise TrainingError(f"training loss became {losses[bad] if losses else 'undefined'} "
-                            f"at epoch {bad + 1}; try a lower learning rate")
-
-
 def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
     """A fresh ``model_name`` fit on every window of the data (training,
     validation and test) for ``epochs`` epochs, the count early stopping
@@ -161,10 +151,10 @@ def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
                                        steps_per_execution=model.steps_per_execution),
                        epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN()],
                        verbose=0).history.get("loss", [])
-    if not losses or not all(math.isfinite(v) for v in losses):
-        last = losses[-1] if losses else "undefined"
-        raise TrainingError(f"the refit's training loss became {last}; try a lower "
-                            f"learning rate, or --no-refit")
+    problem = loss_problem(losses)
+    if problem:
+        raise TrainingError(f"the refit's {problem}; try a lower learning rate, or "
+                            f"--no-refit")
     return model
 
 

@@ -164,14 +164,14 @@ class SequenceClassifier:
         if not x:
             raise ValueError("no sequences given")
         if self.padded:
-            from experiments.tasks.classification import pad
+            from experiments.sequences import pad
 
             return ids, pad(x, self.steps)[0].astype("float64")
         return ids, np.stack(x)
 
     def predict(self, network, data) -> pd.DataFrame:
 
-        from experiments.tasks.classification import PAD_VALUE
+        from experiments.sequences import PAD_VALUE
 
         ids, x = self.sequences(data)
         # Padding is NaN until scaled, then the value the model's mask skips.
@@ -200,7 +200,7 @@ class TextGenerator:
         return cls(**config)
 
     def predict(self, network, data, length=200, temperature=0.8, seed=0) -> pd.DataFrame:
-        from experiments.tasks.language_model import generate
+        from experiments.generation import generate
 
         prompts = (data["prompt"] if isinstance(data, pd.DataFrame) and "prompt" in data
                    else None)

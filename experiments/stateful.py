@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from experiments.data import DataError
+from experiments.errors import check_losses
 
 
 def streams(ids: np.ndarray, window: int, batch_size: int, what: str = "text"):
@@ -80,8 +81,6 @@ def fit_stateful(model, task, cfg, callbacks=()) -> dict:
     """Train ``model`` on ``task`` (a language model) statefully; its weights
     end as the best epoch's (early stopping on validation loss). Returns the
     history as ``fitting.fit`` does."""
-    from experiments.fitting import check_losses
-
     batch = cfg.batch_size
     x, y = streams(task.train_ids, task.window, batch, "training")
     x_val, y_val = streams(task.val_ids, task.window, batch, "validation")

@@ -364,7 +364,7 @@ def _end(run, status, err):
 
     with signals_held():
         try:
-            for logger in list(_OPEN_LOGGERS):
+            for logger in list(_OPEN_BUFFERS):
                 if logger.run_id == run.info.run_id:
                     with contextlib.suppress(Exception):  # the status matters more
                         logger.flush()
@@ -417,18 +417,16 @@ def reap_orphans(uri: str, filter_string: str = "") -> list[str]:
     return closed
 
 
-# Loggers alive now: a run closed by an exception flushes what they hold.
-_OPEN_LOGGERS = weakref.WeakSet()
+# Metric buffers alive now (``experiments.curves.MetricLogger``): a run closed
+# by an exception first flushes what they hold for it.
+_OPEN_BUFFERS = weakref.WeakSet()
 
 
-def __getattr__(name):
-    # MetricLogger is a Keras callback: importing it imports Keras (and
-    # TensorFlow), which `lstm-zoo ui` and `runs reap` do not need.
-    if name == "MetricLogger":
-        from experiments.curves import MetricLogger
-
-        return MetricLogger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def flush_on_close(buffer) -> None:
+    """Have ``buffer`` (an object with ``run_id`` and ``flush()``) flushed
+    when its run is closed by an error or a signal, so a KILLED run keeps
+    the epochs that finished."""
+    _OPEN_BUFFERS.add(buffer)
 
 
 def run_environment() -> dict[str, str]:
@@ -572,16 +570,6 @@ def model_requirements() -> list[str]:
     return needs
 
 
-def _save_keras_model(path, **kwargs):
-    # mlflow.keras.save_model (MLflow 3.17) writes the input example into
-    # `path` before it creates `path`, so mlflow.keras.log_model, which hands
-    # it a folder that does not exist yet, fails with FileNotFoundError.
-    import mlflow
-
-    os.makedirs(path, exist_ok=True)
-    return mlflow.keras.save_model(path=path, **kwargs)
-
-
 def log_model(model, task):
     """The model through MLflow's Keras flavor, with signature and input
     example, as a logged model of the active run (``model_id`` set, so the
@@ -590,15 +578,10 @@ def log_model(model, task):
     It takes the task's model-ready inputs (frames keep array input).
     Returns MLflow's ``ModelInfo``.
     """
-    import types
-
-    import mlflow
     from mlflow.models import infer_signature
+
+    from experiments.mlflow_compat import log_keras_model
 
     example = task.test.x[:2]
     signature = infer_signature(example, model.predict(example, verbose=0))
-    # mlflow.keras with a save_model that makes its folder first (see above).
-    flavor = types.SimpleNamespace(__name__="mlflow.keras", save_model=_save_keras_model)
-    return mlflow.models.Model.log(
-        artifact_path=None, name="model", flavor=flavor, model=model, signature=signature,
-        input_example=example, pip_requirements=model_requirements())
+    return log_keras_model(model, signature, example, model_requirements())

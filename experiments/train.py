@@ -95,6 +95,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
 
     import zoo
     from experiments import plots
+    from experiments.curves import MetricLogger
 
     task = tasks[-1]
     tags = {"family": cfg.model, "dataset": tracking.redact(task.name), "task": task.kind,
@@ -115,7 +116,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
             model = zoo.build_model(cfg.model, fold.input_shape, fold.outputs, **hp)
             fitting.compile_model(model, fold, cfg.learning_rate, cfg.clipnorm,
                                   cfg.batch_size, cfg.epochs)
-            history = fitting.fit(model, fold, cfg, [tracking.MetricLogger(run_id, prefix)])
+            history = fitting.fit(model, fold, cfg, [MetricLogger(run_id, prefix)])
             scores = fold.evaluate(model)
             scores["epochs_trained"] = len(history["loss"])
             per_fold.append(scores)

@@ -131,3 +131,27 @@ def test_trial_helpers_build_fit_report_and_find_the_checkpoint(tmp_path):
     history = compat.build_and_fit(tuner, trial, np.zeros((4, 2)), np.zeros(4), epochs=2,
                                    verbose=0, callbacks=[copy])
     assert len(history.history["loss"]) == 2
+
+
+def test_mlflow_dataset_input_and_keras_model_logging(tmp_path):
+    # experiments.mlflow_compat: a trial's dataset input, the served Keras model.
+    import mlflow
+    import numpy as np
+    from mlflow.models import infer_signature
+
+    from experiments import mlflow_compat, tracking
+
+    uri = tracking.init_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tracking.use_experiment("compat", uri)
+    dataset = mlflow.data.from_numpy(np.arange(6.0).reshape(3, 2), name="tiny")
+    entry = mlflow_compat.dataset_input(dataset)
+    assert entry.dataset.digest == dataset.digest and entry.tags[0].value == "training"
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    x = np.zeros((2, 2), "float32")
+    with mlflow.start_run() as run:
+        mlflow.MlflowClient().log_inputs(run.info.run_id, datasets=[entry])
+        info = mlflow_compat.log_keras_model(
+            model, infer_signature(x, model.predict(x, verbose=0)), x, ["keras"])
+    assert mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset.name == "tiny"
+    loaded = mlflow.keras.load_model(info.model_uri)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

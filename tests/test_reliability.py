@@ -71,7 +71,7 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
 WRITER = """
 import sys, time
 import keras, mlflow
-from experiments import tracking
+from experiments import curves, tracking
 uri, start_at, i = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 tracking.init_store(uri)
 tracking.use_experiment("warm", uri)
@@ -80,7 +80,7 @@ model.compile(optimizer="adam", loss="mse")
 time.sleep(max(0.0, start_at - time.time()))  # all writers start together
 with tracking.tracked_run(run_name=f"writer{i}") as run:
     mlflow.log_params({f"p{k}": k * i for k in range(20)})
-    logger = tracking.MetricLogger(run.info.run_id, flush_seconds=0)
+    logger = curves.MetricLogger(run.info.run_id, flush_seconds=0)
     logger.set_model(model)
     for epoch in range(EPOCHS):
         logger.on_epoch_end(epoch, {"loss": i + epoch / 1000, "val_loss": -epoch})

@@ -6,7 +6,7 @@ import pytest
 
 import zoo
 from experiments.config import RunConfig
-from experiments.tasks.classification import PAD_VALUE, pad
+from experiments.sequences import PAD_VALUE, pad
 
 
 def last_step_sequences(path, count=400, seed=0):

@@ -24,6 +24,7 @@ import keras
 import keras_tuner as kt
 
 import zoo
+from experiments.errors import loss_problem
 from zoo.space import Choice, Float, Int
 
 LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
@@ -287,12 +288,9 @@ class ValidationRMSE(keras.callbacks.Callback):
 
 
 def _check_losses(losses):
-    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-    if not losses or bad:
-        epoch = bad[0] + 1 if bad else 0
-        raise kt.errors.FailedTrialError(
-            f"training loss became {losses[bad[0]] if bad else 'undefined'}"
-            f" at epoch {epoch}")
+    problem = loss_problem(losses)
+    if problem:
+        raise kt.errors.FailedTrialError(problem)
 
 
 def _metric(name, value):

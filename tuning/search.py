@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from experiments.config import RunConfig
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, TrainingError
 from tuning import folder as folder_mod
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
@@ -26,8 +26,9 @@ ENSEMBLE_OF = ("trials", "seeds")
 DEFAULT_TRIALS = 10
 
 
-class SearchError(RuntimeError):
-    """The search could not produce a model (e.g. every trial failed)."""
+class SearchError(TrainingError):
+    """The search could not produce a model (e.g. every trial failed); like
+    any ``TrainingError``, the command exits 1 and the run is FAILED."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,9 @@ import warnings
 import keras
 
 from experiments import model_names, tracking
+from experiments.curves import MetricLogger
 from experiments.memory import released_traces
-from experiments.tracking import MetricLogger, reap_orphans, redact, signals_held
+from experiments.tracking import reap_orphans, redact, signals_held
 from tuning.distributed import Heartbeat
 from tuning.folder import safe_name
 from tuning.hypermodel import split_name
@@ -229,12 +230,9 @@ class SearchTracker:
     def dataset_input(self):
         """The data as an MLflow dataset input (made once: it hashes the data)."""
         if self._dataset_input is None:
-            from mlflow.entities import DatasetInput, InputTag
-            from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+            from experiments.mlflow_compat import dataset_input
 
-            entity = self.task.dataset()._to_mlflow_entity()
-            self._dataset_input = DatasetInput(
-                entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
+            self._dataset_input = dataset_input(self.task.dataset())
         return self._dataset_input
 
     def callbacks_for(self, trial):

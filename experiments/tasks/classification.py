@@ -17,6 +17,7 @@ from experiments.data import (
     numeric_column,
     parse_times,
 )
+from experiments.sequences import PAD_VALUE, pad
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
 
@@ -26,7 +27,6 @@ TAKES = ("data", "dataset_options", "npz", "csv", "label_col", "id_col", "time_c
 # What padding steps hold in every feature once the sequences are scaled:
 # no real step can (every feature 10,000 standard deviations below its
 # mean), so the models' mask never hides one.
-PAD_VALUE = -1e4
 DEFAULTS = {"val_size": 0.15, "test_size": 0.2}
 
 
@@ -103,27 +103,6 @@ def load_long_csv(path, *, id_col, label_col, time_col=None, time_format=None,
     sequences = [g[features].to_numpy("float32") for _, g in groups]
     y = groups[label_col].first().to_numpy()
     return sequences, y, features
-
-
-def pad(sequences, max_length=None):
-    """Sequences of any lengths as one right-padded array.
-
-    Padding goes after each sequence's last step (right padding, which keeps
-    the fused cuDNN kernels usable on a GPU) and holds NaN until the task
-    scales the data. With ``max_length``, longer sequences keep their last
-    ``max_length`` steps, the ones nearest the label.
-
-    Returns:
-        ``(x, lengths, cut)``: the ``(n, longest, features)`` array, each
-        sequence's real length after truncation, and how many were cut.
-    """
-    import keras
-
-    lengths = np.array([len(seq) for seq in sequences])
-    longest = int(lengths.max()) if max_length is None else int(max_length)
-    x = keras.utils.pad_sequences(sequences, maxlen=longest, dtype="float32",
-                                  padding="post", truncating="pre", value=np.nan)
-    return x, np.minimum(lengths, longest), int((lengths > longest).sum())
 
 
 class ClassificationTask(Task):

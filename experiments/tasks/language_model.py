@@ -11,6 +11,7 @@ import numpy as np
 
 from experiments import tracking
 from experiments.data import DataError, check_input_file
+from experiments.generation import generate, one_hot
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
 from experiments.windows import resolve_part
@@ -67,10 +68,6 @@ def read_text(path, max_file_mb=None) -> str:
     if not text.strip():
         raise DataError(f"{path}: the file has no text")
     return text
-
-
-def one_hot(ids: np.ndarray, size: int) -> np.ndarray:
-    return np.eye(size, dtype="float32")[ids]
 
 
 class LanguageModelTask(Task):
@@ -220,40 +217,6 @@ def perplexity(p: np.ndarray, prefix: str) -> dict[str, float]:
     the true characters."""
     nats = float(-np.mean(np.log(np.clip(p, 1e-12, 1.0))))
     return {prefix + "perplexity": math.exp(nats), prefix + "bits_per_char": nats / math.log(2)}
-
-
-def generate(model, vocab, prompt: str, length: int = 200, temperature: float = 1.0,
-             rng=None, context: int = 64) -> str:
-    """Continue ``prompt`` by sampling ``length`` characters from ``model``.
-
-    Args:
-        model: a per-timestep softmax model over ``vocab`` (one-hot input).
-        vocab: index -> character; index 0 is the unknown token.
-        temperature: below 1 sharpens the distribution, above 1 flattens it.
-        context: how many past characters the model sees per step (the
-            training window). A fixed length keeps one compiled graph
-            instead of retracing for every new length.
-    """
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0; received {temperature}")
-    rng = rng or np.random.default_rng()
-    index = {c: i for i, c in enumerate(vocab)}
-    ids = [index.get(c, 0) for c in prompt.lower()] or [0]
-    out = []
-    window = np.zeros((1, context, len(vocab)), "float32")
-    for _ in range(length):
-        recent = ids[-context:]
-        window[:] = 0.0  # all-zero rows on the left: "no character yet"
-        window[0, context - len(recent):] = one_hot(np.array(recent), len(vocab))
-        probs = np.asarray(model.predict_on_batch(window))[0, -1].astype("float64")
-        logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-        probs = np.exp(logits - logits.max())
-        probs[0] = 0.0  # never emit the unknown token
-        probs /= probs.sum()
-        nxt = int(rng.choice(len(vocab), p=probs))
-        ids.append(nxt)
-        out.append(vocab[nxt])
-    return prompt + "".join(out)
 
 
 def claims(cfg) -> bool:
