@@ -134,13 +134,53 @@ def load_csv(path, *, target, features=(), time_col=None, time_format=None,
         DataError: naming the file, column, line and raw value.
     """
     path = os.fspath(path)
-    targets = [target] if isinstance(target, str) else list(target)
-    features = [f for f in features if f not in targets]
-    if not targets:
-        raise DataError(f"{path}: no target column given (--target COL)")
+    targets, features = _columns(path, target, features)
     raw = load_table(path, targets + features + ([time_col] if time_col else []),
                      max_file_mb=max_file_mb)
+    return _series(path, raw, targets, features, time_col, time_format, fill_missing, sort,
+                   name=os.path.splitext(os.path.basename(path))[0],
+                   source=os.path.abspath(path))
 
+
+def frame_series(frame: pd.DataFrame, *, target, features=(), time_col=None,
+                 time_format=None, fill_missing=False, sort=False,
+                 name="data") -> Series:
+    """A series from a DataFrame laid out as a CSV would be (a time column,
+    the target and feature columns), checked as ``load_csv`` checks a file;
+    messages name the ``name`` and the row's position.
+
+    Raises:
+        DataError: naming the column, row and value.
+    """
+    label = InMemory(f"DataFrame {name!r}")
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{label}: expected a pandas DataFrame; received "
+                        f"{type(frame).__name__}")
+    targets, features = _columns(label, target, features)
+    wanted = targets + features + ([time_col] if time_col else [])
+    columns = [str(c) for c in frame.columns]
+    for col in wanted:
+        if col not in columns:
+            raise DataError(f"{label}: no column {col!r}; the columns are {columns}")
+    if frame.empty:
+        raise DataError(f"{label}: no rows")
+    # As text, as a CSV's cells are read: one validation for files and frames.
+    raw = pd.DataFrame({col: [("" if pd.isna(v) else str(v)) for v in frame[col]]
+                        for col in wanted}, dtype=object)
+    return _series(label, raw, targets, features, time_col, time_format, fill_missing, sort,
+                   name=name, source=str(label))
+
+
+def _columns(path, target, features) -> tuple[list, list]:
+    targets = [target] if isinstance(target, str) else list(target)
+    if not targets:
+        raise DataError(f"{path}: no target column given (--target COL)")
+    return targets, [f for f in features if f not in targets]
+
+
+def _series(path, raw, targets, features, time_col, time_format, fill_missing, sort, *,
+            name, source) -> Series:
+    """Validate the text cells of ``raw`` into a ``Series``."""
     repairs = []
     frame = pd.DataFrame(
         {col: numeric_column(path, raw[col], col, allow_missing=fill_missing)
@@ -167,9 +207,8 @@ def load_csv(path, *, target, features=(), time_col=None, time_format=None,
                 f"information and cannot be scaled")
     season = _infer_season(frame.index)
     return Series(
-        name=os.path.splitext(os.path.basename(path))[0], frame=frame,
-        targets=tuple(targets), features=tuple(targets + features),
-        source=os.path.abspath(path), season=season, repairs=tuple(repairs),
+        name=name, frame=frame, targets=tuple(targets), features=tuple(targets + features),
+        source=source, season=season, repairs=tuple(repairs),
     )
 
 
@@ -281,6 +320,19 @@ def load_table(path, wanted, *, all_columns=False, max_file_mb=None) -> pd.DataF
     return raw
 
 
+class InMemory(str):
+    """The name a table passed as a DataFrame goes by in messages, where a
+    file's path would; its rows are named by position, not by line."""
+
+
+def _at(path, row: int) -> str:
+    """Where data row ``row`` (from 0) is, for a message: the line of a
+    CSV file, or the row of a DataFrame."""
+    if isinstance(path, InMemory):
+        return f"row {row}"
+    return f"line {_line(path, row)}"
+
+
 def _line(path, row: int) -> int:
     """The line a text editor shows for data row ``row`` (from 0) of the CSV:
     blank lines are skipped and a quoted cell may span lines, as pandas
@@ -311,17 +363,17 @@ def numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(
-            f"{path}: column {col!r}, line {_line(path, row)}: {text.iloc[row]!r} is "
+            f"{path}: column {col!r}, {_at(path, row)}: {text.iloc[row]!r} is "
             f"not a number ({int(bad.sum())} such cell(s) in the column)")
     if empty.any() and not allow_missing:
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise DataError(
-            f"{path}: column {col!r}, line {_line(path, row)}: missing value "
+            f"{path}: column {col!r}, {_at(path, row)}: missing value "
             f"{text.iloc[row]!r} ({int(empty.sum())} in the column); fix the "
             f"file or pass --fill-missing to interpolate")
     if not np.isfinite(values.dropna().to_numpy(dtype=float)).all():
         row = int(np.flatnonzero(np.isinf(values.to_numpy(dtype=float)))[0])
-        raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+        raise DataError(f"{path}: column {col!r}, {_at(path, row)}: "
                         f"{text.iloc[row]!r} is not a finite number")
     return values.astype("float64")
 
@@ -336,7 +388,7 @@ def parse_times(path, text: pd.Series, col, time_format=None) -> pd.Series:
     empty = stripped == ""
     if empty.any():
         row = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+        raise DataError(f"{path}: column {col!r}, {_at(path, row)}: "
                         f"missing timestamp")
     if time_format is None:
         periods = _parse_periods(path, text, stripped, col)
@@ -357,7 +409,7 @@ def parse_times(path, text: pd.Series, col, time_format=None) -> pd.Series:
                     "2024-01-31 12:00); give the column's format with --time-format "
                     "(e.g. '%d/%m/%Y'), or leave out --time-col to use row order "
                     "(then give --season)")
-        raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+        raise DataError(f"{path}: column {col!r}, {_at(path, row)}: "
                         f"{text.iloc[row]!r} {hint}")
     return parsed
 
@@ -381,7 +433,7 @@ def _parse_periods(path, text, stripped, col):
             continue
         if not found.all():
             row = int(np.flatnonzero(~found.to_numpy())[0])
-            raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+            raise DataError(f"{path}: column {col!r}, {_at(path, row)}: "
                             f"{text.iloc[row]!r} is not a {what} like the rows above it "
                             f"({example})")
         parts = stripped.str.extract(pattern)
@@ -390,7 +442,7 @@ def _parse_periods(path, text, stripped, col):
             try:
                 stamps.append(start([v if isinstance(v, str) else None for v in values]))
             except ValueError:  # week 53 of a year that has 52
-                raise DataError(f"{path}: column {col!r}, line {_line(path, row)}: "
+                raise DataError(f"{path}: column {col!r}, {_at(path, row)}: "
                                 f"{text.iloc[row]!r} is not a valid {what}") from None
         return pd.Series(pd.DatetimeIndex(stamps), index=text.index)
     return None
@@ -405,13 +457,13 @@ def _check_time_order(path, index: pd.DatetimeIndex, col, *, reordered):
             raise DataError(f"{path}: column {col!r}: timestamp {index[row]} "
                             f"appears more than once")
         raise DataError(
-            f"{path}: column {col!r}, line {_line(path, row)}: timestamp "
-            f"{index[row]} duplicates the one on line {_line(path, first)}")
+            f"{path}: column {col!r}, {_at(path, row)}: timestamp "
+            f"{index[row]} duplicates the one on {_at(path, first)}")
     if not index.is_monotonic_increasing:
         back = np.flatnonzero(np.diff(index.asi8) < 0)
         row = int(back[0]) + 1
         raise DataError(
-            f"{path}: column {col!r}, line {_line(path, row)}: timestamp "
+            f"{path}: column {col!r}, {_at(path, row)}: timestamp "
             f"{index[row]} comes before the previous row's {index[row - 1]}; "
             f"sort the file or pass --sort")
 

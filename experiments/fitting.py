@@ -107,6 +107,18 @@ def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
                         **task.compile_kwargs())
 
 
+def train_network(cfg, task: Task, hp: dict, callbacks=()):
+    """A fresh ``cfg.model`` with hyperparameters ``hp``, built for ``task``,
+    compiled and fit with early stopping (``fit``), from ``cfg.seed``: the
+    one path ``train`` (per fold) and ``ForecastModel.fit`` take.
+    Returns ``(model, history)``."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg.seed)
+    model = zoo.build_model(cfg.model, task.input_shape, task.outputs, **hp)
+    compile_model(model, task, cfg.learning_rate, cfg.clipnorm, cfg.batch_size, cfg.epochs)
+    return model, fit(model, task, cfg, callbacks)
+
+
 def fit(model, task: Task, cfg, callbacks=()):
     """Train on the training part with early stopping on validation loss
     (statefully for a task that asks for it: see ``experiments.stateful``).

@@ -56,6 +56,8 @@ class ServedModel(mlflow.pyfunc.PythonModel):
         import zoo  # noqa: F401  (registers the zoo's layers for loading)
 
         self.kind = context.model_config["kind"]
+        # A ForecastModel's own settings (experiments.forecast_model), if saved by one.
+        self.settings = context.model_config.get("settings") or {}
         members = int(context.model_config.get("members", 0))
         if members:  # an ensemble: the mean of its members' forecasts
             self.network = [keras.saving.load_model(context.artifacts[f"network_{i}"],
@@ -289,39 +291,64 @@ def log_served(kind: str, network, reader, example, requirements, history=None):
 
     Returns MLflow's ``ModelInfo`` (``model_uri`` is ``models:/<model id>``).
     """
+    with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pyfunc"):
+        return mlflow.pyfunc.log_model(name="model", **_bundle(
+            tmp, kind, network, reader, example, requirements, history))
+
+
+def save_served(path: str, kind: str, network, reader, example, requirements,
+                history=None, settings: dict | None = None) -> None:
+    """``ServedModel`` saved to the folder ``path`` (as ``log_served`` logs
+    it, without any run or store): ``mlflow.pyfunc.load_model(path)`` loads
+    it. ``settings``: kept in the model's config (the ``ForecastModel``'s
+    own, so that ``ForecastModel.load`` restores them)."""
+    with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pyfunc"):
+        bundle = _bundle(tmp, kind, network, reader, example, requirements, history)
+        bundle["model_config"]["settings"] = settings or {}
+        mlflow.pyfunc.save_model(path, **bundle)
+
+
+def _bundle(tmp, kind, network, reader, example, requirements, history) -> dict:
+    """The files (written under ``tmp``) and arguments of a ``ServedModel``
+    for MLflow's ``log_model``/``save_model``."""
     if kind == "forecast":
         output = reader.forecast(network, example)
     else:
         output = reader.predict(network, example, **(
             {"length": 5} if kind == "language_model" else {}))
-    with tempfile.TemporaryDirectory() as tmp, _quiet("mlflow.pyfunc"):
-        paths = {"spec": os.path.join(tmp, "spec.json")}
-        config = {"kind": kind}
-        if isinstance(network, (list, tuple)):  # an ensemble
-            config["members"] = len(network)
-            for i, member in enumerate(network):
-                paths[f"network_{i}"] = os.path.join(tmp, f"network_{i}.keras")
-                member.save(paths[f"network_{i}"])
-        else:
-            paths["network"] = os.path.join(tmp, "network.keras")
-            network.save(paths["network"])
-        with open(paths["spec"], "w") as f:
-            json.dump(reader.to_config(), f, indent=2)
-        if history is not None:
-            paths["history"] = os.path.join(tmp, "history.csv")
-            history.to_csv(paths["history"], index=False)
-        return mlflow.pyfunc.log_model(
-            name="model", python_model=CODE, artifacts=paths, model_config=config,
-            signature=_signature(reader, kind, example, output), input_example=example,
-            pip_requirements=requirements)
+    paths = {"spec": os.path.join(tmp, "spec.json")}
+    config = {"kind": kind}
+    if isinstance(network, (list, tuple)):  # an ensemble
+        config["members"] = len(network)
+        for i, member in enumerate(network):
+            paths[f"network_{i}"] = os.path.join(tmp, f"network_{i}.keras")
+            member.save(paths[f"network_{i}"])
+    else:
+        paths["network"] = os.path.join(tmp, "network.keras")
+        network.save(paths["network"])
+    with open(paths["spec"], "w") as f:
+        json.dump(reader.to_config(), f, indent=2)
+    if history is not None:
+        paths["history"] = os.path.join(tmp, "history.csv")
+        history.to_csv(paths["history"], index=False)
+    return dict(python_model=CODE, artifacts=paths, model_config=config,
+                signature=_signature(reader, kind, example, output), input_example=example,
+                pip_requirements=requirements)
 
 
 def log_forecast_model(network, forecaster: Forecaster, series, requirements):
     """The forecasting model, its example the last ``window`` (+ the rows
     differencing needs) rows of the series."""
-    history = history_frame(series, 2 * forecaster.min_rows)
-    example = history.iloc[-forecaster.min_rows:].reset_index(drop=True)
+    history, example = forecast_history(series, forecaster)
     return log_served("forecast", network, forecaster, example, requirements, history)
+
+
+def forecast_history(series, forecaster: Forecaster) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What a served forecaster keeps of its data: the end of the series
+    (continued when no history is given) and, within it, the input example
+    (the last rows the model needs)."""
+    history = history_frame(series, 2 * forecaster.min_rows)
+    return history, history.iloc[-forecaster.min_rows:].reset_index(drop=True)
 
 
 @contextlib.contextmanager

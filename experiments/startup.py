@@ -107,11 +107,27 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _NotRetracing:
+    """Drops TensorFlow's "triggered tf.function retracing" warning: a search,
+    a cross-validation or a refit builds a new model each time, and each
+    traces its own functions once, which that heuristic mistakes for a loop
+    that retraces."""
+
+    def filter(self, record) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def install() -> None:
     """Hide TensorFlow's start-up lines in this process (idempotent; does
     nothing once TensorFlow is imported). Also sets ``TF_CPP_MIN_LOG_LEVEL``
-    to 2 unless the user set it, for what TensorFlow logs later."""
+    to 2 unless the user set it, for what TensorFlow logs later, and drops
+    its retracing warning (see ``_NotRetracing``)."""
+    import logging
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", DEFAULT_LEVEL)
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NotRetracing) for f in logger.filters):
+        logger.addFilter(_NotRetracing())
     if "tensorflow" in sys.modules:
         return
     if not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):

@@ -90,7 +90,6 @@ def run_training(cfg: RunConfig) -> TrainResult:
 
 
 def _train_tracked(cfg, tasks, hp) -> TrainResult:
-    import keras
     import mlflow
 
     import zoo
@@ -111,12 +110,8 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
         per_fold = []
         for k, fold in enumerate(tasks):
             prefix = f"fold{k + 1}_" if len(tasks) > 1 else ""
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(cfg.seed)
-            model = zoo.build_model(cfg.model, fold.input_shape, fold.outputs, **hp)
-            fitting.compile_model(model, fold, cfg.learning_rate, cfg.clipnorm,
-                                  cfg.batch_size, cfg.epochs)
-            history = fitting.fit(model, fold, cfg, [MetricLogger(run_id, prefix)])
+            model, history = fitting.train_network(cfg, fold, hp,
+                                                   [MetricLogger(run_id, prefix)])
             scores = fold.evaluate(model)
             scores["epochs_trained"] = len(history["loss"])
             per_fold.append(scores)

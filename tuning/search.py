@@ -471,7 +471,6 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
 
     tuner = _make_tuner(cfg, hypermodel, project_dir, tracker.callbacks_for)
     tuner.tracker = tracker
-    _quiet_retracing()
     if cfg.tuner == "hyperband":
         from zoo.compat import hyperband_trials
 
@@ -484,24 +483,6 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
     gc.freeze()
     tracker.started = time.monotonic()
     return tuner
-
-
-class _NotRetracing:
-    """Drops TensorFlow's "triggered tf.function retracing" warning: every
-    trial builds a new model and traces its own functions once, which that
-    heuristic mistakes for a loop that retraces (short Hyperband rounds
-    trip it every few trials)."""
-
-    def filter(self, record) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-
-def _quiet_retracing() -> None:
-    import logging
-
-    logger = logging.getLogger("tensorflow")
-    if not any(isinstance(f, _NotRetracing) for f in logger.filters):
-        logger.addFilter(_NotRetracing())
 
 
 def _search_here(cfg: SearchConfig, tuner, task) -> None:

@@ -57,9 +57,11 @@ def list_datasets() -> dict[str, tuple[str, str]]:
             for module in TASKS.values() for name, loader in module.DATASETS.items()}
 
 
-def load_tasks(cfg: RunConfig, command: str = "train") -> tuple[RunConfig, list[Task]]:
+def load_tasks(cfg: RunConfig, command: str = "train",
+               series=None) -> tuple[RunConfig, list[Task]]:
     """Check ``cfg`` against its task and ``command``, fill in the defaults,
-    and load, validate and prepare the data.
+    and load, validate and prepare the data (``series``: a forecast's data
+    already in memory, as ``data.frame_series`` makes it from a DataFrame).
 
     Returns:
         The resolved configuration and the task's ``Task`` objects (one per
@@ -70,13 +72,14 @@ def load_tasks(cfg: RunConfig, command: str = "train") -> tuple[RunConfig, list[
             that cannot work.
         DataError: bad data.
     """
-    module = task_module(cfg)
+    module = forecast if series is not None else task_module(cfg)
     check_applicable(cfg, module.KIND, module.TAKES, command)
     use_precision(cfg.mixed_precision)
-    if cfg.data is None and not module.claims(cfg):
+    if cfg.data is None and series is None and not module.claims(cfg):
         cfg = dataclasses.replace(cfg, data=DEFAULT_DATASET)
     resolved = cfg.resolved(getattr(module, "TRAINING_DEFAULTS", None))
-    tasks = module.make_tasks(resolved)
+    tasks = (module.make_tasks(resolved) if series is None
+             else forecast.make_tasks(resolved, series))
     # Epochs and patience the user left out fit the data size (config.budget).
     epochs, patience = budget(len(tasks[-1].train), resolved.batch_size)
     resolved = dataclasses.replace(

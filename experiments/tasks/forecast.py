@@ -65,9 +65,10 @@ def fold_series(series, folds: int, n_test: int):
         : n - (folds - 1 - k) * n_test]) for k in range(folds)]
 
 
-def make_tasks(cfg) -> list[ForecastTask]:
-    """One ``ForecastTask`` per rolling-origin fold (``cfg.folds``)."""
-    series = load_series(cfg)
+def make_tasks(cfg, series=None) -> list[ForecastTask]:
+    """One ``ForecastTask`` per rolling-origin fold (``cfg.folds``), of
+    ``series`` or else of the data ``cfg`` names."""
+    series = load_series(cfg) if series is None else series
     chosen = settings(cfg, series)
     n_test = windows.resolve_part(chosen["test_size"], len(series), series.frame.index,
                                   "test")

@@ -1,0 +1,216 @@
+"""One object owns a forecasting model's life: fit, predict, cross-validate,
+save and load, on DataFrames laid out as the user's CSV.
+
+>>> import pandas as pd
+>>> from experiments.forecast_model import ForecastModel
+>>> df = pd.read_csv("airline-passengers.csv")          # Month, Passengers
+>>> model = ForecastModel("gru", target="Passengers", time_col="Month",
+...                       horizon=12, epochs=50).fit(df)
+>>> model.predict()                   # the 12 months after the data, with intervals
+>>> model.cross_validation(df, n_windows=3)   # truth, forecast and bounds per origin
+>>> model.save("airline-gru"); ForecastModel.load("airline-gru").predict()
+
+It runs the same stages as ``lstm-zoo train`` (``experiments.fitting``: the
+network, early stopping, the refit on all the data; the task's conformal
+intervals) and saves the same MLflow pyfunc the CLI logs, so a saved model
+serves with ``mlflow models serve -m <folder>``. Nothing is tracked unless
+asked: pass ``callbacks`` (such as ``experiments.curves.MetricLogger``) to
+``fit`` inside a run of your own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from experiments import data, fitting, served, tracking
+from experiments.config import RunConfig
+from experiments.errors import ConfigError
+from experiments.forecaster import check_levels
+from experiments.tasks import forecast, load_tasks
+
+# Settings the object takes, each checked by ``RunConfig``'s constraint.
+SETTINGS = ("target", "time_col", "features", "time_format", "fill_missing", "sort",
+            "window", "horizon", "transforms", "season", "intervals", "val_size",
+            "test_size", "epochs", "batch_size", "learning_rate", "clipnorm", "patience",
+            "seed", "autoregressive")
+
+
+class ForecastModel:
+    """A forecasting network of one zoo family, with its data's
+    preprocessing and prediction intervals.
+
+    Args:
+        family: a registered family (``zoo.list_models()``), default ``gru``.
+        target: the column (or columns) to forecast.
+        time_col: the timestamp column, if any; forecasts are dated from it.
+        features: extra input columns.
+        window, horizon, transforms, season, intervals, val_size,
+            test_size: as ``lstm-zoo train``'s flags (``None``: the same
+            defaults, chosen from the data where train chooses them).
+        epochs, batch_size, learning_rate, clipnorm, patience, seed,
+            autoregressive: training settings, as for ``train``.
+        refit: after early stopping on the validation rows, train again on
+            every row for as many epochs, and serve that network (default
+            True); the intervals keep the widths calibrated out of sample.
+        hyperparameters: the family's own (``units``, ``num_layers``...).
+        verbose: Keras' ``fit`` verbosity.
+
+    Raises:
+        ConfigError: a setting outside what it allows, naming it.
+    """
+
+    # What the object can do, declared rather than probed.
+    supports_panels = False            # one series per model
+    supports_future_covariates = False  # features enter the input window only
+    supports_intervals = True
+
+    def __init__(self, family: str = "gru", *, target, refit: bool = True,
+                 hyperparameters: dict | None = None, verbose: int = 0, **settings):
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise ConfigError(f"ForecastModel takes no setting {unknown[0]!r}; it takes "
+                              f"{sorted(SETTINGS)}, refit, hyperparameters and verbose")
+        import zoo
+
+        try:
+            zoo.get(family)
+        except KeyError as err:
+            raise ConfigError(err.args[0]) from None
+        self.family, self.refit, self.verbose = family, bool(refit), int(verbose)
+        self.hyperparameters = dict(hyperparameters or {})
+        self.settings = {"target": [target] if isinstance(target, str) else list(target),
+                         **{k: v for k, v in settings.items() if v is not None}}
+        self.config = self._run_config()  # checks every value now, before any data
+        self.network_ = self.forecaster_ = self.history_ = None
+        self.training_history_: dict = {}
+
+    def _run_config(self) -> RunConfig:
+        given = dict(self.settings)
+        for key in ("target", "features", "transforms"):
+            if key in given:
+                given[key] = tuple(given[key])
+        if "intervals" in given:
+            given["intervals"] = check_levels(given["intervals"])
+        return RunConfig(model=self.family, refit=self.refit, verbose=self.verbose,
+                         hyperparameters=self.hyperparameters, **given)
+
+    def get_params(self) -> dict:
+        """The constructor's arguments: ``ForecastModel(**m.get_params())``
+        is an unfitted copy."""
+        return {"family": self.family, "refit": self.refit, "verbose": self.verbose,
+                "hyperparameters": dict(self.hyperparameters), **self.settings}
+
+    # === Fit ===
+    def fit(self, df: pd.DataFrame, callbacks=()) -> ForecastModel:
+        """Train on ``df`` (the time column, targets and features, as the
+        CSV ``train`` reads); ``callbacks``: Keras callbacks for the fit.
+
+        Raises:
+            DataError: a bad cell, column or timestamp, naming its row.
+            TrainingError: the loss became NaN.
+        """
+        s = self.settings
+        series = data.frame_series(
+            df, target=s["target"], features=s.get("features", ()),
+            time_col=s.get("time_col"), time_format=s.get("time_format"),
+            fill_missing=s.get("fill_missing", False), sort=s.get("sort", False))
+        cfg, tasks = load_tasks(self.config, "train", series=series)
+        task = tasks[-1]
+        hp = fitting.resolve_hyperparameters(cfg.model, cfg.hyperparameters, task)
+        model, history = fitting.train_network(cfg, task, hp, callbacks)
+        network = (fitting.refit(cfg.model, task, hp, cfg, fitting.best_epochs(history))
+                   if self.refit else model)
+        # Intervals from the validation rows of the network that never saw them.
+        self.forecaster_ = task.forecaster(model, refit=self.refit)
+        self.network_, self.training_history_ = network, history
+        self.history_, _ = served.forecast_history(task.series, self.forecaster_)
+        return self
+
+    def _check_fitted(self, what: str) -> None:
+        if self.network_ is None:
+            raise ConfigError(f"ForecastModel.{what}: fit the model first (or load one)")
+
+    # === Predict ===
+    def predict(self, df: pd.DataFrame | None = None, steps: int | None = None) -> pd.DataFrame:
+        """The ``steps`` (default: the horizon) timestamps after ``df`` (default:
+        the data it was fit on), with the forecast and interval bounds in the
+        data's units: the table the served model returns."""
+        self._check_fitted("predict")
+        history = self.history_ if df is None else df
+        return self.forecaster_.forecast(self.network_, history, steps=steps)
+
+    # === Cross-validation ===
+    def cross_validation(self, df: pd.DataFrame, n_windows: int = 3,
+                         step: int | None = None) -> pd.DataFrame:
+        """Rolling-origin evaluation: for each of ``n_windows`` origins,
+        ``step`` rows apart (default: the horizon), a copy of this model is
+        fit on the rows up to the origin and forecasts the horizon after it.
+
+        Returns one row per origin and step: the forecast table's columns
+        (time, forecasts, ``lower_XX``/``upper_XX``), ``cutoff`` (the last
+        time, or row, trained on) and ``<target>_actual`` (the truth).
+        """
+        horizon = self.settings.get("horizon") or forecast.DEFAULTS["horizon"]
+        step = horizon if step is None else step
+        for name, value in (("n_windows", n_windows), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"cross_validation: {name} must be an int >= 1; "
+                                  f"received {value!r}")
+        first = len(df) - horizon - step * (n_windows - 1)
+        if first < 2:
+            raise ConfigError(f"cross_validation: {n_windows} origins {step} rows apart "
+                              f"with horizon {horizon} need more than {len(df)} rows")
+        time_col, targets = self.settings.get("time_col"), self.settings["target"]
+        tables = []
+        for cut in range(first, len(df) - horizon + 1, step):
+            train, future = df.iloc[:cut], df.iloc[cut:cut + horizon]
+            table = ForecastModel(**self.get_params()).fit(train).predict(train)
+            table.insert(1, "cutoff", train[time_col].iloc[-1] if time_col else cut - 1)
+            for t in targets:
+                table[f"{t}_actual"] = pd.to_numeric(future[t]).to_numpy(dtype=float)
+            tables.append(table)
+        return pd.concat(tables, ignore_index=True)
+
+    # === Save and load ===
+    def save(self, path: str) -> str:
+        """Save to the folder ``path`` (a new one) as the MLflow pyfunc
+        ``lstm-zoo`` logs; ``ForecastModel.load(path)`` or
+        ``mlflow.pyfunc.load_model(path)`` reads it back. No run, no store."""
+        self._check_fitted("save")
+        if os.path.exists(path):
+            raise ConfigError(f"ForecastModel.save: {path} already exists; give a new folder")
+        example = self.history_.iloc[-self.forecaster_.min_rows:].reset_index(drop=True)
+        served.save_served(path, "forecast", self.network_, self.forecaster_, example,
+                           tracking.model_requirements(), history=self.history_,
+                           settings=self.get_params())
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> ForecastModel:
+        """A model saved by ``save`` (or logged by ``train``/``tune``: a
+        folder, ``runs:/`` or ``models:/`` URI), ready to ``predict``."""
+        import mlflow
+
+        inner = mlflow.pyfunc.load_model(path).unwrap_python_model()
+        if inner.kind != "forecast":
+            raise ConfigError(f"{path} holds a {inner.kind} model, not a forecast")
+        settings = dict(inner.settings) or _settings_of(inner.forecaster)
+        model = cls(**settings)
+        model.network_, model.forecaster_ = inner.network, inner.forecaster
+        model.history_ = inner.history
+        return model
+
+
+def _settings_of(forecaster) -> dict:
+    """The settings of a model logged by ``train`` or ``tune`` (which keep
+    no ``ForecastModel`` settings): what its forecaster knows."""
+    pre = forecaster.preprocessor
+    features = [f for f in pre.features if f not in pre.targets]
+    return {"target": list(pre.targets), "time_col": forecaster.time_col,
+            "window": pre.window, "horizon": pre.horizon,
+            **({"features": features} if features else {})}
+
+
+__all__ = ["ForecastModel"]
