@@ -8,7 +8,7 @@ export KERAS_BACKEND ?= tensorflow
 # TensorFlow's C++ start-up lines are hidden by lstm-zoo itself
 # (experiments/startup.py), under make or not.
 
-.PHONY: install test lint models
+.PHONY: install test test-fast lint models
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest
+
+# Everything but the end-to-end tests that train, search, serve or start
+# processes (marked slow): a few minutes on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check zoo experiments tuning tests
