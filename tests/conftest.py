@@ -5,6 +5,10 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from experiments import startup  # noqa: E402
+
+startup.install()  # TensorFlow's C++ start-up lines off the suite's output too
+
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
