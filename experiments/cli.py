@@ -128,7 +128,7 @@ def cmd_train(args) -> int:
     print()
     print(metrics_table(result.task, result.metrics, cfg.model))
     print(skill_lines(result.task, result.metrics, "the model"))
-    for repair in getattr(result.task, "repairs", ()):
+    for repair in result.task.repairs:
         print(f"note: {repair}")
     if result.registered:
         name, version, note = result.registered
@@ -156,12 +156,10 @@ def skill_lines(task, m, who) -> str:
             against = f"the best baseline, {labels[best_baseline(m, labels, 'test_')]}"
         lines.append(f"skill vs {against}: {value:+.3f} ({who} "
                      f"{'beats' if value > 0 else 'LOSES TO'} it)")
-    notes = getattr(task, "baseline_notes", None)
-    if notes:
-        lines += [f"  {note}" for note in notes()]
+    lines += [f"  {note}" for note in task.baseline_notes()]
     from experiments.tasks.forecast import SEARCHED
 
-    reason = getattr(task, "transforms_reason", None)
+    reason = task.transforms_reason
     if reason == SEARCHED:
         p = task.prepared
         lines.append(f"window {p.window} and transforms "

@@ -125,7 +125,7 @@ def fit(model, task: Task, cfg, callbacks=()):
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
-    if getattr(task, "stateful", False):
+    if task.stateful:
         from experiments.stateful import fit_stateful
 
         return fit_stateful(model, task, cfg, callbacks)

@@ -102,7 +102,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
     with tracking.tracked_run(run_name=cfg.run_name or cfg.model, tags=tags) as run:
         run_id = run.info.run_id
         mlflow.log_params(tracking.redact(params_of(cfg, task, hp)))
-        repairs = getattr(task, "repairs", ())
+        repairs = task.repairs
         if repairs:
             mlflow.set_tag("repairs", tracking.redact("; ".join(repairs)))
         mlflow.log_input(task.dataset(), context="training")

@@ -192,7 +192,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     run, tasks = load_tasks(cfg.run, "tune")
     cfg = dataclasses.replace(cfg, run=run)
     task = tasks[-1]
-    if cfg.ensemble > 1 and not hasattr(task, "all_windows"):
+    if cfg.ensemble > 1 and not task.refits:
         raise ConfigError(f"--ensemble averages forecasts; the {task.kind} task serves "
                           f"one model (leave --ensemble out)")
     if cfg.ensemble_of not in ENSEMBLE_OF:
@@ -221,7 +221,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         n_train=len(task.train), epochs=cfg.run.epochs, patience=cfg.run.patience,
         builder_arguments={f: task.builder_arguments(f) for f in families},
         folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]],
-        data=tasks if hasattr(task, "data_space") and cfg.objective == "val_loss" else None)
+        data=tasks if task.searches_data and cfg.objective == "val_loss" else None)
     if hypermodel.objective != "val_loss" and cfg.objective == "val_loss":
         # Searched windows/transforms: losses on different scales; compare
         # trials in the data's units instead.
@@ -330,7 +330,7 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
         test_metrics = tracker.log_best(best_trial, model)
         served, refit = _refit(cfg, hypermodel, best_trial, task, model)
         calibrated, card_metrics, family = model, test_metrics, None
-        if cfg.ensemble > 1 and hasattr(task, "all_windows"):
+        if cfg.ensemble > 1 and task.refits:
             served, calibrated, card_metrics, family = _ensemble(
                 cfg, tuner, hypermodel, best[:cfg.ensemble], task, model, served, refit)
         model_info = task.log_served(served, calibrated_on=calibrated)
@@ -340,7 +340,7 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
             if choice.reason:
                 print(f"note: {choice.reason}", flush=True)
             card = None
-            if hasattr(task, "all_windows"):
+            if task.kind == "forecast":  # a model card says what the forecast is
                 from experiments.card import model_card
                 from tuning.tracked import trial_params
 
@@ -376,13 +376,14 @@ def _ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, r
     settings score 17.3 to 61.9 on the test months, and their mean 13.7.
 
     Returns ``(served members, train-only members, the ensemble's test
-    metrics, its description)``; a member that saw other data than ``task``
-    is a ``(model, its task)`` pair (see ``ForecastTask.forecast``).
+    metrics, its description)``; the members are ``Member``s (see
+    ``ForecastTask.forecast``).
     """
     import warnings
 
     import mlflow
 
+    from experiments.tasks.forecast import Member
     from tuning.tracked import trial_params
 
     top = best[0]
@@ -393,21 +394,21 @@ def _ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, r
         return hypermodel.tasks_for(trial.hyperparameters)[-1] if hypermodel.data else task
 
     def member(model, own):  # the member as ForecastTask.forecast takes it
-        return model if own is task else (model, own)
+        return Member(model, None if own is task else own)
 
-    members = [model]
+    members = [Member(model)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading")
         members += [member(tuner.load_model(t), task_of(t)) for t in trials]
-    members += [_train_again(hypermodel, top, task.train, seed) for seed in seeds]
+    members += [Member(_train_again(hypermodel, top, task.train, seed)) for seed in seeds]
     scores = task.evaluate(members)
     mlflow.log_metrics({f"ensemble_{k}": v for k, v in scores.items()})
     # Each member after the first, as (its trial, the seed it was trained from).
     origins = [(t, None) for t in trials] + [(top, seed) for seed in seeds]
-    served_members = [served]
+    served_members = [Member(served)]
     for (t, seed), m in zip(origins, members[1:], strict=True):
         own = task_of(t)
-        network = m[0] if isinstance(m, tuple) else m
+        network = m.network
         if refit:
             network = _refit(cfg, hypermodel, t, own, network, log=False, seed=seed)[0]
         served_members.append(member(network, own))
@@ -450,7 +451,7 @@ def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True, seed=Non
     import keras
     import mlflow
 
-    refit = hasattr(task, "all_windows") and cfg.run.refit is not False
+    refit = task.refits and cfg.run.refit is not False
     if log:
         mlflow.set_tags({"refit": str(refit).lower(), "test_metrics_of": (
             "the best model trained on the training split; the served model is its "

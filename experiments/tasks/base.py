@@ -54,6 +54,20 @@ class Task:
     # Gradient clipping for a search to try (a zoo Choice), for tasks that
     # need it; None: a search leaves clipping off.
     clipnorm_space = None
+    # === Capabilities, declared (train, tune and the CLI read these) ===
+    # A refit on all the data and ensembles of forecasts (``all_windows``).
+    refits = False
+    # The window and transforms can be searched (``data_space``, ``variant``).
+    searches_data = False
+    # Trains with the state carried from window to window (experiments.stateful).
+    stateful = False
+    # What loading repaired, and why the transforms were chosen (run notes).
+    repairs: tuple = ()
+    transforms_reason: str | None = None
+
+    def baseline_notes(self) -> list[str]:
+        """What each fitted baseline was, or why it was skipped."""
+        return []
 
     def predict_test(self, model) -> np.ndarray:
         """The model's raw outputs on the test part, computed once per model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,16 @@ DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
 DATASETS = {"airline": data.load_airline, "sine": data.make_sine}
 LABELS = {"ets": "ETS", "sarima": "SARIMA"}
 SEARCHED = "chosen by the search, on validation RMSE in the data's units"
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One network of an ensemble of forecasts: the Keras ``network`` and,
+    when it reads another window or transforms than the ensemble's task,
+    the task ``variant`` it was trained on (``None``: the ensemble's own)."""
+
+    network: Any
+    task: Any = None
 
 
 def claims(cfg) -> bool:
@@ -115,6 +126,9 @@ def transform_choices(default: tuple, positive: bool, season: int) -> list[tuple
 
 class ForecastTask(Task):
     """Direct multi-step forecasting of one or more columns of a series."""
+
+    refits = True          # all_windows: a refit, ensembles of forecasts
+    searches_data = True   # data_space, variant: window and transforms searched
 
     kind = KIND
     head = "forecast"
@@ -250,11 +264,10 @@ class ForecastTask(Task):
     def forecast(self, model, part):
         """Forecasts for ``part`` in original units, ``(n, horizon, targets)``.
 
-        ``model`` may be an ensemble, a list whose mean forecast this is.
-        Its members are Keras models reading this task's windows, or
-        ``(model, task)`` pairs for members that read another window or
-        transforms (a ``variant`` of this task: the same rows, so the same
-        forecast origins)."""
+        ``model`` is a Keras model reading this task's windows, or an
+        ensemble: a list of ``Member`` whose mean forecast this is (a
+        member with a ``task`` of its own reads that variant's window and
+        transforms: the same rows, so the same forecast origins)."""
         if isinstance(model, list):
             return np.mean([self._member_forecast(m, part) for m in model], axis=0)
         if part is self.prepared.test:
@@ -263,16 +276,15 @@ class ForecastTask(Task):
             raw = model.predict(part.x, verbose=0, batch_size=1024)
         return self.prepared.to_original(raw, part.origins)
 
-    def _member_forecast(self, member, part):
-        if not isinstance(member, tuple):
-            return self.forecast(member, part)
-        network, task = member
+    def _member_forecast(self, member: Member, part):
+        if member.task is None or member.task is self:
+            return self.forecast(member.network, part)
         name = next((n for n in ("train", "val", "test")
                      if part is getattr(self.prepared, n)), None)
         if name is None:
             raise ValueError("an ensemble member of another variant forecasts the "
                              "train, val or test part only")
-        return task.forecast(network, getattr(task.prepared, name))
+        return member.task.forecast(member.network, getattr(member.task.prepared, name))
 
     def evaluate(self, model):
         p = self.prepared
@@ -304,10 +316,10 @@ class ForecastTask(Task):
     def member_preprocessing(self, model) -> tuple:
         """Each ensemble member's preprocessing, when some member reads
         another window or transforms than this task's; else ``()``."""
-        if not (isinstance(model, list) and any(isinstance(m, tuple) for m in model)):
+        if not (isinstance(model, list)
+                and any(m.task not in (None, self) for m in model)):
             return ()
-        return tuple((m[1] if isinstance(m, tuple) else self).prepared.preprocessor
-                     for m in model)
+        return tuple((m.task or self).prepared.preprocessor for m in model)
 
     def all_windows(self):
         """Every window of the series, training through test: what a refit
@@ -325,7 +337,7 @@ class ForecastTask(Task):
         refit = calibrated_on is not None and calibrated_on is not model
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
         if isinstance(model, list):  # the networks; their preprocessing is the forecaster's
-            model = [m[0] if isinstance(m, tuple) else m for m in model]
+            model = [m.network for m in model]
         return served.log_forecast_model(model, forecaster, self.series,
                                          tracking.model_requirements())
 
