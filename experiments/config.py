@@ -14,67 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import numbers
 from typing import Any
 
 from experiments.errors import ConfigError
+from zoo.constraints import Interval, OfType, OneOf, message
 
 # === Constraints ===
-
-
-@dataclasses.dataclass(frozen=True)
-class Interval:
-    """A number of ``kind`` (``"int"`` or ``"float"``) in an interval;
-    ``low_open``: the low end itself is excluded."""
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-
-    def allows(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(
-                value, numbers.Integral if self.kind == "int" else numbers.Real):
-            return False
-        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            return False
-        return self.high is None or value <= self.high
-
-    def describe(self) -> str:
-        what = "an int" if self.kind == "int" else "a number"
-        if self.low is not None and self.high is not None:
-            return f"{what} in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
-        if self.low is not None:
-            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
-        return what
-
-
-@dataclasses.dataclass(frozen=True)
-class OfType:
-    """A value of one of ``types`` (``what`` names them for people)."""
-
-    types: tuple
-    what: str
-
-    def allows(self, value) -> bool:
-        return isinstance(value, self.types) and not (
-            isinstance(value, bool) and bool not in self.types)
-
-    def describe(self) -> str:
-        return self.what
-
-
-@dataclasses.dataclass(frozen=True)
-class OneOf:
-    """One of a fixed set of strings."""
-
-    values: tuple[str, ...]
-
-    def allows(self, value) -> bool:
-        return value in self.values
-
-    def describe(self) -> str:
-        return f"one of {list(self.values)}"
 
 
 PRECISIONS = ("float16", "bfloat16")
@@ -283,8 +228,7 @@ class RunConfig:
             constraint = field.metadata.get("constraint")
             value = getattr(self, field.name)
             if constraint is not None and value is not None and not constraint.allows(value):
-                raise ConfigError(f"{flag_of(field.name)} must be {constraint.describe()}; "
-                                  f"received {value!r}")
+                raise ConfigError(message(flag_of(field.name), constraint, value))
 
     def given(self) -> set[str]:
         """The settings given a value (not left at their default)."""

@@ -5,7 +5,7 @@ import pathlib
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from experiments import startup  # noqa: E402
+from zoo import startup  # noqa: E402
 
 startup.install()  # TensorFlow's C++ start-up lines off the suite's output too
 

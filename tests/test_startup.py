@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from experiments import startup
+from zoo import startup
 
 CUDA_LINES = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",

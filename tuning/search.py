@@ -20,6 +20,7 @@ from typing import Any
 from experiments.config import RunConfig
 from experiments.errors import ConfigError, TrainingError
 from tuning import folder as folder_mod
+from zoo.constraints import Interval, OneOf, message
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 ENSEMBLE_OF = ("trials", "seeds")
@@ -60,6 +61,27 @@ class SearchConfig:
     # (or connect_timeout has passed), so that the work is spread over them.
     expect_workers: int = 0
 
+    def __post_init__(self):
+        for name, constraint in SETTINGS.items():
+            value = getattr(self, name)
+            if value is not None and not constraint.allows(value):
+                raise ConfigError(message("--" + name.replace("_", "-"), constraint, value))
+
+
+# What each search setting may be (the run's own are RunConfig's), in the
+# vocabulary builders and RunConfig use; None leaves a setting to its default.
+SETTINGS = {
+    "tuner": OneOf(TUNERS), "max_trials": Interval("int", 1),
+    "hyperband_iterations": Interval("int", 1),
+    # Selection never looks at the test split: validation loss, or training loss.
+    "objective": OneOf(("val_loss", "loss")),
+    "ensemble": Interval("int", 1), "ensemble_of": OneOf(ENSEMBLE_OF),
+    "role": OneOf(("chief", "worker")),
+    "connect_timeout": Interval("float", 0, low_open=True),
+    "worker_timeout": Interval("float", 0, low_open=True),
+    "expect_workers": Interval("int", 0),
+}
+
 
 @dataclasses.dataclass
 class SearchResult:
@@ -96,17 +118,12 @@ def _check_budget(cfg: SearchConfig) -> SearchConfig:
                 "trials as its brackets hold, set by --epochs (the most a trial trains) "
                 "and --hyperband-iterations (full sweeps, default 1); leave --max-trials "
                 "out")
-        if not isinstance(cfg.hyperband_iterations, int) or cfg.hyperband_iterations < 1:
-            raise ConfigError(f"--hyperband-iterations must be an int >= 1; received "
-                              f"{cfg.hyperband_iterations!r}")
         return cfg
     if cfg.hyperband_iterations != 1:
         raise ConfigError(f"--hyperband-iterations applies to --tuner hyperband only; "
                           f"the {cfg.tuner} search runs --max-trials trials")
     if cfg.max_trials is None:
         return dataclasses.replace(cfg, max_trials=DEFAULT_TRIALS)
-    if not isinstance(cfg.max_trials, int) or cfg.max_trials < 1:
-        raise ConfigError(f"--max-trials must be an int >= 1; received {cfg.max_trials!r}")
     return cfg
 
 
@@ -120,18 +137,12 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
                   directory=os.path.dirname(project_dir),
                   project_name=os.path.basename(project_dir),
                   overwrite=False, max_consecutive_failed_trials=10 ** 6)
-    if cfg.tuner == "random":
-        base, extra = kt.RandomSearch, {"max_trials": cfg.max_trials}
-    elif cfg.tuner == "bayesian":
-        base, extra = kt.BayesianOptimization, {"max_trials": cfg.max_trials}
-    elif cfg.tuner == "grid":
-        base, extra = kt.GridSearch, {"max_trials": cfg.max_trials}
-    elif cfg.tuner == "hyperband":
-        base, extra = kt.Hyperband, {"max_epochs": cfg.run.epochs, "factor": 3,
-                                     "hyperband_iterations": cfg.hyperband_iterations}
-    else:
-        raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
-                          f"{cfg.tuner!r}")
+    # SearchConfig allows only these (TUNERS).
+    base = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization,
+            "grid": kt.GridSearch, "hyperband": kt.Hyperband}[cfg.tuner]
+    extra = ({"max_epochs": cfg.run.epochs, "factor": 3,
+              "hyperband_iterations": cfg.hyperband_iterations}
+             if cfg.tuner == "hyperband" else {"max_trials": cfg.max_trials})
     if cfg.data_parallel:
         import keras
 
@@ -176,28 +187,16 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     # === Everything that can be wrong with the input, before tracking ===
     if cfg.name is not None:
         folder_mod.check_name(cfg.name)  # first: the name decides what may be deleted
-    if cfg.tuner not in TUNERS:
-        raise ConfigError(f"--tuner must be one of {list(TUNERS)}; received "
-                          f"{cfg.tuner!r}")
     cfg = _check_budget(cfg)
     if cfg.run.folds not in (None, 1) and cfg.objective != "val_loss":
         raise ConfigError("--folds scores trials by their validation loss over the "
                           "folds; leave --objective at val_loss")
-    if cfg.objective not in ("val_loss", "loss"):
-        raise ConfigError(f"--objective must be val_loss (or loss); received "
-                          f"{cfg.objective!r}; the test split is never used "
-                          f"for selection")
-    if not isinstance(cfg.ensemble, int) or cfg.ensemble < 1:
-        raise ConfigError(f"--ensemble must be an int >= 1; received {cfg.ensemble!r}")
     run, tasks = load_tasks(cfg.run, "tune")
     cfg = dataclasses.replace(cfg, run=run)
     task = tasks[-1]
     if cfg.ensemble > 1 and not task.refits:
         raise ConfigError(f"--ensemble averages forecasts; the {task.kind} task serves "
                           f"one model (leave --ensemble out)")
-    if cfg.ensemble_of not in ENSEMBLE_OF:
-        raise ConfigError(f"--ensemble-of must be one of {list(ENSEMBLE_OF)}; received "
-                          f"{cfg.ensemble_of!r}")
     fitting = task.usable_families()
     families = list(cfg.models) or fitting
     for fam in families:
@@ -237,8 +236,6 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
                    **({"hyperband_iterations": cfg.hyperband_iterations}
                       if cfg.tuner == "hyperband" else {})}
     fingerprint = json.loads(json.dumps(fingerprint, default=str))
-    if cfg.role not in (None, "chief", "worker"):
-        raise ConfigError(f"--role must be chief or worker; received {cfg.role!r}")
     if cfg.role == "worker":
         return _run_worker(cfg, name, families, task, hypermodel, project_dir)
     if cfg.role == "chief":

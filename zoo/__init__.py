@@ -5,29 +5,45 @@
 
 Only ``keras.layers`` and ``keras.ops`` are used, so every builder runs on
 the TensorFlow, JAX and PyTorch backends.
+
+The public names below load on first use (PEP 562): ``zoo.constraints`` and
+``zoo.space``, plain data that the command line reads at start-up, import
+without Keras.
 """
 
-from zoo import families  # noqa: E402,F401  (registers the builders)
-from zoo.cudnn import CudnnStatus, cudnn_report
-from zoo.families.attention_lstm import attention_weights
-from zoo.heads import start_autoregressive
-from zoo.registry import (
-    CudnnWarning,
-    ModelInfo,
-    build_model,
-    comparable,
-    get,
-    list_models,
-    register,
-    registered,
-    search_space,
-    unregister,
-)
-from zoo.saving import ModelFileError, load_model
-from zoo.space import Choice, Float, Int
+import importlib
 
-__all__ = [
-    "Choice", "CudnnStatus", "attention_weights", "CudnnWarning", "Float", "Int", "ModelFileError",
-    "ModelInfo", "build_model", "comparable", "cudnn_report", "get", "list_models", "load_model",
-    "register", "registered", "search_space", "start_autoregressive", "unregister",
-]
+from zoo import startup
+
+# Before Keras imports TensorFlow: its C++ start-up lines stay off the terminal.
+startup.install()
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "CudnnStatus": "zoo.cudnn", "cudnn_report": "zoo.cudnn",
+    "attention_weights": "zoo.families.attention_lstm",
+    "start_autoregressive": "zoo.heads",
+    "CudnnWarning": "zoo.registry", "ModelInfo": "zoo.registry",
+    "build_model": "zoo.registry", "comparable": "zoo.registry", "get": "zoo.registry",
+    "list_models": "zoo.registry", "register": "zoo.registry",
+    "registered": "zoo.registry", "search_space": "zoo.registry",
+    "unregister": "zoo.registry",
+    "ModelFileError": "zoo.saving", "load_model": "zoo.saving",
+    "Choice": "zoo.space", "Float": "zoo.space", "Int": "zoo.space",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    # The families register themselves when imported: before any name is used.
+    importlib.import_module("zoo.families")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -9,45 +9,36 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+from zoo.constraints import Interval, OneOf
+
 
 def _where(builder: str) -> str:
     return f"{builder}: " if builder else ""
 
 
+def check(builder, name, value, constraint):
+    """Require ``constraint`` (``zoo.constraints``) to allow ``value``;
+    the message names the builder, the argument and what it received."""
+    if not constraint.allows(value):
+        raise ValueError(f"{_where(builder)}`{name}` must be {constraint.describe()}; "
+                         f"received {name}={value!r}")
+    return value
+
+
 def check_int(builder, name, value, *, low=None, high=None):
     """Require an int (not a bool) in ``[low, high]``; either bound optional."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    ok = ok and (low is None or value >= low) and (high is None or value <= high)
-    if not ok:
-        raise ValueError(
-            f"{_where(builder)}`{name}` must be an int {_range(low, high)}; "
-            f"received {name}={value!r}"
-        )
-    return int(value)
+    return int(check(builder, name, value, Interval("int", low, high)))
 
 
 def check_float(builder, name, value, *, low, high, high_inclusive=False):
     """Require a real number in ``[low, high)`` (or ``[low, high]``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        ok = low <= value and (value <= high if high_inclusive else value < high)
-    if not ok:
-        bracket = "]" if high_inclusive else ")"
-        raise ValueError(
-            f"{_where(builder)}`{name}` must be a float in [{low}, {high}"
-            f"{bracket}; received {name}={value!r}"
-        )
-    return float(value)
+    return float(check(builder, name, value,
+                       Interval("float", low, high, high_open=not high_inclusive)))
 
 
 def check_choice(builder, name, value, allowed: Sequence):
     """Require ``value`` to be one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(
-            f"{_where(builder)}`{name}` must be one of {list(allowed)}; "
-            f"received {name}={value!r}"
-        )
-    return value
+    return check(builder, name, value, OneOf(tuple(allowed)))
 
 
 def check_shape(builder, name, shape, *, rank: int, meaning: str):
@@ -75,16 +66,15 @@ def check_shape(builder, name, shape, *, rank: int, meaning: str):
 # What each shared hyperparameter may be, for every family that takes it.
 # Builders check their arguments against this one table (``check_arguments``)
 # and the search spaces are tested to lie inside it, so a range is never
-# restated in a builder. ``(kind, low, high)``: ints in [low, high] (None: no
-# bound), floats in [low, high).
+# restated in a builder.
 CONSTRAINTS = {
-    "units": ("int", 1, None),
-    "num_layers": ("int", 1, None),
-    "kernel_size": ("int", 1, 11),
-    "filters": ("int", 1, None),
-    "pool_size": ("int", 1, None),
-    "dropout": ("float", 0.0, 1.0),
-    "recurrent_dropout": ("float", 0.0, 1.0),
+    "units": Interval("int", 1),
+    "num_layers": Interval("int", 1),
+    "kernel_size": Interval("int", 1, 11),
+    "filters": Interval("int", 1),
+    "pool_size": Interval("int", 1),
+    "dropout": Interval("float", 0.0, 1.0, high_open=True),
+    "recurrent_dropout": Interval("float", 0.0, 1.0, high_open=True),
 }
 
 
@@ -92,19 +82,7 @@ def check_arguments(builder, **values):
     """Check each ``name=value`` against ``CONSTRAINTS``; the values, cast."""
     out = {}
     for name, value in values.items():
-        kind, low, high = CONSTRAINTS[name]
-        if kind == "int":
-            out[name] = check_int(builder, name, value, low=low, high=high)
-        else:
-            out[name] = check_float(builder, name, value, low=low, high=high)
+        constraint = CONSTRAINTS[name]
+        check(builder, name, value, constraint)
+        out[name] = int(value) if constraint.kind == "int" else float(value)
     return out
-
-
-def _range(low, high) -> str:
-    if low is not None and high is not None:
-        return f"in [{low}, {high}]"
-    if low is not None:
-        return f">= {low}"
-    if high is not None:
-        return f"<= {high}"
-    return ""
