@@ -15,6 +15,7 @@ import keras
 import zoo
 from experiments.errors import ConfigError, TrainingError, check_losses, loss_problem
 from experiments.feed import fit_arguments
+from experiments.fit_parts import early_stopping, make_optimizer
 from experiments.tasks.base import Task
 from experiments.tracking import device_name
 from zoo.compat import all_layers
@@ -101,7 +102,7 @@ def compile_fast(model, optimizer, loss, steps_per_epoch=None, epochs=None,
 def compile_model(model, task: Task, learning_rate: float, clipnorm=None,
                   batch_size: int = 32, epochs: int | None = None):
 
-    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    optimizer = make_optimizer(learning_rate, clipnorm)
     steps = math.ceil(len(task.train) / batch_size)
     return compile_fast(model, optimizer, task.loss, steps, epochs,
                         **task.compile_kwargs())
@@ -129,8 +130,7 @@ def fit(model, task: Task, cfg, callbacks=()):
         from experiments.stateful import fit_stateful
 
         return fit_stateful(model, task, cfg, callbacks)
-    stop = keras.callbacks.EarlyStopping(
-        patience=cfg.patience, restore_best_weights=True)
+    stop = early_stopping(cfg.patience)
     start_autoregressive(model, task.train.x, task.train.y)
     history = model.fit(
         **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
@@ -155,13 +155,24 @@ def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
     model = zoo.build_model(model_name, task.input_shape, task.outputs, **hp)
-    optimizer = keras.optimizers.Adam(cfg.learning_rate, clipnorm=cfg.clipnorm)
+    optimizer = make_optimizer(cfg.learning_rate, cfg.clipnorm)
     compile_fast(model, optimizer, task.loss, math.ceil(len(data) / cfg.batch_size),
                  epochs, **task.compile_kwargs())
+    return fit_epochs(model, data, cfg.batch_size, epochs)
+
+
+def fit_epochs(model, data, batch_size: int, epochs: int, callbacks=()):
+    """Train ``model`` on ``data`` (a ``Split``) for exactly ``epochs``
+    epochs, with no validation part to stop on: a refit on every window
+    (``train``, ``ForecastModel``, a search's best trial and its ensemble's
+    members) or an ensemble's seed member. Returns ``model``.
+
+    Raises ``TrainingError`` when the loss becomes NaN or infinite.
+    """
     start_autoregressive(model, data.x, data.y)
-    losses = model.fit(**fit_arguments(data.x, data.y, cfg.batch_size,
+    losses = model.fit(**fit_arguments(data.x, data.y, batch_size,
                                        steps_per_execution=model.steps_per_execution),
-                       epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN()],
+                       epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
                        verbose=0).history.get("loss", [])
     problem = loss_problem(losses)
     if problem:

@@ -24,6 +24,7 @@ import numpy as np
 
 from experiments.data import DataError
 from experiments.errors import check_losses
+from experiments.fit_parts import early_stopping
 
 
 def streams(ids: np.ndarray, window: int, batch_size: int, what: str = "text"):
@@ -87,7 +88,7 @@ def fit_stateful(model, task, cfg, callbacks=()) -> dict:
     trained = stateful_copy(model, batch)
     trained.compile(model.optimizer.__class__.from_config(model.optimizer.get_config()),
                     loss=task.loss)
-    stop = keras.callbacks.EarlyStopping(patience=cfg.patience, restore_best_weights=True)
+    stop = early_stopping(cfg.patience)
     history = trained.fit(
         task.one_hot(x), y, batch_size=batch, shuffle=False,  # the order is the point
         validation_data=(task.one_hot(x_val), y_val), validation_batch_size=batch,

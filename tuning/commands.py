@@ -27,9 +27,9 @@ def add_commands(sub) -> None:
                    help="with --tuner hyperband: full sweeps over its brackets (default 1); "
                         "each trains about --epochs x log3(--epochs)^2 epochs in all")
     p.add_argument("--objective", default="val_loss",
-                   help="what ranks trials, on the validation split: val_loss (default) "
-                        "or loss; when the window or transforms are searched, val_rmse "
-                        "(the validation RMSE in the data's units) instead")
+                   help="what ranks trials: val_loss (default), loss or val_rmse (the "
+                        "validation RMSE in the data's units, which a search of the window "
+                        "or transforms uses in place of val_loss); never the test split")
     p.add_argument("--name", help="search name, also its folder under --directory; the "
                    "same name resumes it. Letters, digits, '-', '_' and '.' only")
     p.add_argument("--directory", default="tuner",

@@ -25,6 +25,7 @@ import keras_tuner as kt
 
 import zoo
 from experiments.errors import loss_problem
+from experiments.fit_parts import early_stopping, make_optimizer
 from zoo.space import Choice, Float, Int
 
 LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
@@ -160,8 +161,7 @@ class ZooHyperModel(kt.HyperModel):
         # the feed to keep one pipeline (see experiments.feed).
         n_train = len(self.tasks_for(hp)[-1].train) if self.data else self.n_train
         steps = math.ceil(n_train / batch_size) if n_train else None
-        optimizer = (keras.optimizers.AdamW(lr, weight_decay=decay, clipnorm=clip) if decay
-                     else keras.optimizers.Adam(lr, clipnorm=clip))
+        optimizer = make_optimizer(lr, clip, decay)
         return compile_fast(model, optimizer, self.loss, steps, self.epochs)
 
     def schedule(self, hp, monitor=None) -> list:
@@ -221,8 +221,7 @@ class ZooHyperModel(kt.HyperModel):
         fold (arrays, or a task with searched data settings); its best
         objective."""
         callbacks = [*self.schedule(hp),
-                     keras.callbacks.EarlyStopping(monitor=self.objective, mode="min",
-                                                   patience=self.patience),
+                     early_stopping(self.patience, self.objective, restore=False),
                      keras.callbacks.TerminateOnNaN()]
         validation = None  # ValidationRMSE scores it (see fit)
         if self.data:

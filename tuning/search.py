@@ -73,8 +73,9 @@ class SearchConfig:
 SETTINGS = {
     "tuner": OneOf(TUNERS), "max_trials": Interval("int", 1),
     "hyperband_iterations": Interval("int", 1),
-    # Selection never looks at the test split: validation loss, or training loss.
-    "objective": OneOf(("val_loss", "loss")),
+    # Selection never looks at the test split: validation loss, training loss,
+    # or (what a search of windows and transforms ranks by) validation RMSE.
+    "objective": OneOf(("val_loss", "loss", "val_rmse")),
     "ensemble": Interval("int", 1), "ensemble_of": OneOf(ENSEMBLE_OF),
     "role": OneOf(("chief", "worker")),
     "connect_timeout": Interval("float", 0, low_open=True),
@@ -225,6 +226,10 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         # Searched windows/transforms: losses on different scales; compare
         # trials in the data's units instead.
         cfg = dataclasses.replace(cfg, objective=hypermodel.objective)
+    if cfg.objective == "val_rmse" and hypermodel.objective != "val_rmse":
+        raise ConfigError("--objective val_rmse ranks trials whose window or transforms "
+                          "are searched; with both given (--window, --transform), use "
+                          "val_loss")
     name = search_name(cfg, task.name, families)
     project_dir = folder_mod.folder_of(cfg.directory, name)
     dataset = task.dataset()
@@ -431,13 +436,12 @@ def _train_again(hypermodel, trial, data, seed):
     ``Split``) for as many epochs as the trial kept: a seed member, a refit."""
     import keras
 
+    from experiments.fitting import fit_epochs
+
     keras.utils.set_random_seed(seed)
-    model = hypermodel.build(trial.hyperparameters)
-    hypermodel.fit_once(trial.hyperparameters, model, data.x, data.y,
-                        epochs=int(trial.best_step or 0) + 1, verbose=0,
-                        callbacks=[*hypermodel.schedule(trial.hyperparameters, "loss"),
-                                   keras.callbacks.TerminateOnNaN()])
-    return model
+    hp = trial.hyperparameters
+    return fit_epochs(hypermodel.build(hp), data, hp.get("batch_size"),
+                      int(trial.best_step or 0) + 1, callbacks=hypermodel.schedule(hp, "loss"))
 
 
 def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True, seed=None):
@@ -484,15 +488,13 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
 
 
 def _search_here(cfg: SearchConfig, tuner, task) -> None:
-    import keras
+    from experiments.fit_parts import early_stopping
 
     tuner.search(
         task.train.x, task.train.y,
         validation_data=(task.val.x, task.val.y),
         epochs=cfg.run.epochs, shuffle=True, verbose=0,
-        callbacks=[keras.callbacks.EarlyStopping(
-            monitor=cfg.objective, mode="min", patience=cfg.run.patience,
-            restore_best_weights=True)],
+        callbacks=[early_stopping(cfg.run.patience, cfg.objective)],
     )
 
 
