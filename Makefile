@@ -22,10 +22,10 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest
 
-# Everything but the end-to-end tests that train, search, serve or start
-# processes (marked slow): a few minutes on 2 cores.
+# Everything but tests/e2e (servers, subprocesses, benchmarks) and the other
+# end-to-end tests that train or search (marked slow): about 3 minutes on 2 cores.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest --ignore=tests/e2e -m "not slow"
 
 lint: install
 	$(BIN)/ruff check zoo experiments tuning tests

@@ -48,7 +48,7 @@ TORCH_FAMILIES = ("vanilla_lstm", "stacked_lstm", "bidirectional_lstm", "gru", "
 # Rows whose "plain" side is another network: what the family costs over it.
 PLAIN_IS = {"peephole_lstm128": "a plain LSTM of the same size"}
 # What a --quick run (the test suite's smoke run) times: one large and one
-# small shape. tests/test_bench.py builds every row's models instead.
+# small shape. tests/e2e/test_bench.py builds every row's models instead.
 QUICK_SHAPES = ("lstm128", "airline_lstm32")
 # Batches per timed epoch, so that an epoch lasts a few tenths of a second
 # on a 2-core CPU (shorter epochs are mostly timer noise).
@@ -668,7 +668,7 @@ def main(argv=None):
     print("search throughput (tune vs a plain script)...", flush=True)
     from benchmarks import search_speed, serving_speed
 
-    # --quick: no --workers side (three more processes; tests/test_distributed
+    # --quick: no --workers side (three more processes; tests/e2e/test_distributed
     # runs the launcher).
     result["search"] = (search_speed.search_throughput(2, workers=(),
                                                        extra=("--epochs", "2"))

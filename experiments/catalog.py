@@ -4,7 +4,7 @@ Importing ``zoo`` imports Keras and TensorFlow (seconds); listing what is
 there should not. This reads each family module's source instead of running
 it: the ``@register(...)`` decorator's literal arguments (name, heads, input
 axes) and the builder's docstring, the same things ``zoo.get(name)``
-reports once imported (``tests/test_zoo.py`` holds the two equal).
+reports once imported (``tests/zoo/test_zoo.py`` holds the two equal).
 """
 
 from __future__ import annotations

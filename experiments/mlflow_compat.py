@@ -1,6 +1,6 @@
 """Every use of a private MLflow API, in one place (written against MLflow 3.17).
 
-``tests/test_compat.py`` exercises each, so an MLflow upgrade that moves one
+``tests/zoo/test_compat.py`` exercises each, so an MLflow upgrade that moves one
 fails there by name. The Keras, TensorFlow and keras-tuner ones are in
 ``zoo/compat.py``.
 """

@@ -1,9 +1,9 @@
 """A family that exists only in tests, to show that registering one is all it
 takes: the CLI's flags, the tuner and the registry-wide tests pick it up.
 
-Used in-process through ``zoo.registered`` (tests/test_structure.py) and as a
+Used in-process through ``zoo.registered`` (tests/experiments/test_structure.py) and as a
 pytest plugin (``-p tests.tiny_family``) that registers it before the
-registry-wide tests of tests/test_zoo.py are collected.
+registry-wide tests of tests/zoo/test_zoo.py are collected.
 """
 
 import keras

@@ -1,6 +1,6 @@
 """Every use of a private Keras, TensorFlow or keras-tuner API, in one place.
 
-Each helper names the version it was written against. ``tests/test_compat.py``
+Each helper names the version it was written against. ``tests/zoo/test_compat.py``
 exercises every one of them, so an upgrade that moves one fails there, loudly
 and by name, rather than somewhere deep in a search. Imports are lazy: the zoo
 itself needs only Keras, and keras-tuner and TensorFlow are imported only by

@@ -18,6 +18,7 @@ from experiments.config import RunConfig
 from experiments.errors import ConfigError
 from experiments.preprocessing import Preprocessor
 from tests import tiny_family
+from tests.conftest import REPO
 
 # === The configuration's constraints: one case per kind of error ===
 
@@ -147,9 +148,9 @@ def test_a_registered_family_runs_through_the_registry_wide_tests():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-         "tests.tiny_family", "tests/test_zoo.py", "-k", "tiny_test and not fresh_process"],
-        capture_output=True, text=True, timeout=600, env=env,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+         "tests.tiny_family", "tests/zoo/test_zoo.py", "-k",
+         "tiny_test and not fresh_process"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:]
     summary = done.stdout.strip().splitlines()[-1]
     passed = int(summary.split(" passed")[0].split()[-1])

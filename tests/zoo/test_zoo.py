@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import zoo
+from tests.conftest import REPO
 from zoo.space import Choice, Float, Int
 
 FAMILIES = zoo.list_models()
@@ -381,7 +382,7 @@ def test_fused_conv_lstm_computes_the_same_and_saves_as_plain_keras(dropout, tmp
 
 JAX_SCRIPT = """
 import sys, numpy as np, keras, zoo
-from tests.test_zoo import tiny_model, tiny_batch, LOSS
+from tests.zoo.test_zoo import tiny_model, tiny_batch, LOSS
 assert keras.backend.backend() == "jax"
 for name in zoo.list_models():
     head = zoo.get(name).default_head
@@ -402,7 +403,7 @@ for name in zoo.list_models():
 def test_every_family_trains_saves_and_loads_on_jax(tmp_path):
     """The same builders on Keras' JAX backend: fit, save, reload in safe
     mode, same predictions. One process for the whole registry."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(REPO)
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
                PYTHONPATH=root)
     done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path)], cwd=root,

@@ -10,7 +10,7 @@ import pytest
 import zoo
 from experiments.config import RunConfig, flag_of
 from experiments.errors import ConfigError
-from tests.test_zoo import tiny_shape
+from tests.zoo.test_zoo import tiny_shape
 from tuning.search import SETTINGS, SearchConfig
 from zoo.checks import CONSTRAINTS
 from zoo.constraints import Interval, OneOf, invalid_values, message
