@@ -1,0 +1,73 @@
+"""What the commands print: tables, test metrics beside the baselines, skill."""
+
+from __future__ import annotations
+
+
+def table(rows) -> str:
+    """Rows as aligned text; numbers right-aligned, the first row a header."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, row in enumerate(rows):
+        cells = []
+        for c, w in zip(row, widths, strict=True):
+            c = str(c)
+            numeric = c[:1].isdigit() or (c[:1] in "+-" and c[1:2].isdigit())
+            cells.append(c.rjust(w) if numeric and j else c.ljust(w))
+        lines.append("  ".join(cells).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def metrics_table(task, m, label) -> str:
+    """The model's test metrics next to the task's baselines."""
+    names = task.metrics_shown
+    rows = [("", *names)]
+    for name, prefix in ((label, "test_"), *task.baselines()):
+        rows.append((name, *(f"{m[prefix + k]:.4g}" for k in names)))
+    return (f"{task.kind} on {task.name}, test split ({len(task.test)} samples):\n"
+            + table(rows))
+
+
+def skill_lines(task, m, who) -> str:
+    """The model's skill against the seasonal naive and the best baseline,
+    and what each statistical baseline was (or why it was skipped)."""
+    lines = [""]
+    for key, against in (("test_skill_vs_seasonal_naive", "seasonal naive"),
+                         ("test_skill_vs_best_baseline", None)):
+        value = m.get(key)
+        if value is None:
+            continue
+        if against is None:
+            from experiments.metrics import best_baseline
+
+            # "test_seasonal_naive_" -> "seasonal_naive": the baselines' names
+            labels = {prefix[len("test_"):-1]: label for label, prefix in task.baselines()}
+            against = f"the best baseline, {labels[best_baseline(m, labels, 'test_')]}"
+        lines.append(f"skill vs {against}: {value:+.3f} ({who} "
+                     f"{'beats' if value > 0 else 'LOSES TO'} it)")
+    lines += [f"  {note}" for note in task.baseline_notes()]
+    from experiments.tasks.forecast import SEARCHED
+
+    reason = task.transforms_reason
+    if reason == SEARCHED:
+        p = task.prepared
+        lines.append(f"window {p.window} and transforms "
+                     f"{'+'.join(p.transforms) or 'none'} {SEARCHED}")
+    elif reason:
+        lines.append(f"transforms chosen from the training rows: {reason}")
+    return "\n".join(lines)
+
+
+def cell_text(value) -> str:
+    if hasattr(value, "strftime"):
+        return value.strftime("%Y-%m-%d %H:%M:%S").removesuffix(" 00:00:00")
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def last_time(history, forecaster) -> str:
+    if forecaster.time_col:
+        return str(history[forecaster.time_col].iloc[-1]).removesuffix("T00:00:00")
+    return f"row {len(history)}"

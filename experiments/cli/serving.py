@@ -1,0 +1,109 @@
+"""`lstm-zoo forecast`, `serve` and `generate`: a logged or registered model at work."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from experiments.cli.output import cell_text, last_time, table
+
+
+def cmd_forecast(args) -> int:
+    import mlflow
+
+    from experiments import served, tracking
+
+    if bool(args.model) == bool(args.run_id):
+        raise ValueError("give the model to forecast with: --model URI (such as "
+                         "models:/lstm-zoo-airline-passengers@best or runs:/<id>/model) "
+                         "or --run-id ID")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be an int >= 1; received {args.steps}")
+    uri = args.model or f"runs:/{args.run_id}/model"
+    if uri.startswith(("models:/", "runs:/")):
+        store = tracking.resolve_uri(args.tracking_uri)
+        tracking.check_reachable(store)
+        mlflow.set_tracking_uri(store)
+    model, inner = served.load(uri)
+    forecaster = inner.forecaster
+    if args.csv:
+        history = served.history_from_csv(
+            args.csv, forecaster, time_format=args.time_format,
+            fill_missing=args.fill_missing, sort=args.sort, max_file_mb=args.max_file_mb)
+        source = args.csv
+    else:
+        history = inner.history  # the end of the data the model was trained on
+        source = "the data it was trained on"
+    params = {"steps": args.steps} if args.steps else None
+    table_ = model.predict(history, params=params)
+    steps = len(table_)
+    pre = forecaster.preprocessor
+    rolled = (f"; steps past {pre.horizon} roll forward on the model's own forecasts"
+              if steps > pre.horizon else "")
+    print(f"forecast of {steps} step(s) after {last_time(history, forecaster)} from "
+          f"{source}{' (refit on all its data)' if forecaster.refit else ''}{rolled}:")
+    print(table([tuple(table_.columns)] + [
+        tuple(cell_text(v) for v in row) for row in table_.itertuples(index=False)]))
+    if args.out:
+        table_.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    if args.plot:
+        from experiments import plots
+
+        fig = plots.future_plot(history, table_, forecaster.time_col, pre.targets,
+                                forecaster.levels, f"forecast from {uri}")
+        fig.savefig(args.plot, dpi=100)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from experiments import tracking
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    # `mlflow models serve` finds models:/ and runs:/ URIs in this store.
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    # MLflow starts its web server (uvicorn) by name: from this environment.
+    here = os.path.dirname(sys.executable)
+    os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model,
+               "--env-manager", "local", "--host", args.host, "--port", str(args.port)]
+    print(f"serving {args.model} from {tracking.redact(uri)} at "
+          f"http://{args.host}:{args.port}/invocations (Ctrl-C stops)", flush=True)
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def cmd_generate(args) -> int:
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from experiments import served, tracking
+
+    uri = tracking.resolve_uri(args.tracking_uri)
+    tracking.check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    shown = tracking.redact(uri)
+    try:
+        run = mlflow.MlflowClient(uri).get_run(args.run_id)
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ValueError(f"no run {args.run_id!r} in {shown}; `lstm-zoo ui` lists "
+                             f"the runs, or pass --tracking-uri") from None
+        raise
+    task = run.data.tags.get("task", "unknown")
+    if task != "language_model" or not (run.outputs and run.outputs.model_outputs):
+        raise ValueError(f"run {args.run_id!r} in {shown} has no language model (it is a "
+                         f"{task} run); generate needs a run trained with --text or "
+                         f"--data timemachine")
+    if args.length < 1:
+        raise ValueError(f"--length must be >= 1; received {args.length}")
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0; received {args.temperature}")
+    model, _ = served.load(f"runs:/{args.run_id}/model", kind="language_model")
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    out = model.predict(pd.DataFrame({"prompt": [args.prompt]}), params={
+        "length": args.length, "temperature": args.temperature, "seed": seed})
+    print(out["text"].iloc[0])
+    return 0
