@@ -128,7 +128,9 @@ def install() -> None:
     logger = logging.getLogger("tensorflow")
     if not any(isinstance(f, _NotRetracing) for f in logger.filters):
         logger.addFilter(_NotRetracing())
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() == "0":
+        # Level 0 asks for everything, as TensorFlow prints it (debugging a GPU
+        # set-up; a crash inside the import is then not hidden in the filter).
         return
     if not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlow())

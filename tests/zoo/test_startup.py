@@ -53,3 +53,12 @@ def test_train_prints_no_tensorflow_start_up_line(tmp_path):
     assert not [line for line in done.stderr.splitlines()
                 if startup._CPP_LINE.match(line)], done.stderr[-2000:]
     assert "forecast on sine" in done.stdout
+
+
+def test_level_0_shows_tensorflow_as_it_prints():
+    code = ("import os, sys; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '0'\n"
+            "from zoo import startup; startup.install()\n"
+            "print(any(type(f).__name__ == '_QuietTensorFlow' for f in sys.meta_path))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
