@@ -23,12 +23,18 @@ def all_runs(db_path):
     return client.search_runs([e.experiment_id for e in exps])
 
 
-def as_from_a_terminal():
-    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT back to its
-    default. A shell starts background jobs (as CI may start this suite) with
-    SIGINT ignored, children inherit that, and Python then installs no
-    KeyboardInterrupt handler, so the test's SIGINT would never arrive."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def popen_from_a_terminal(*args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` for a child that a test will Ctrl-C: started with
+    SIGINT at its default, as from a terminal. A shell starts background jobs
+    (as CI may start this suite) with SIGINT ignored, children inherit that,
+    and Python then installs no KeyboardInterrupt handler, so the test's
+    SIGINT would never arrive. Set in this (main) thread around the start,
+    not in a ``preexec_fn``, which is not safe in a process with threads."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(*args, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_cli_process(*args, cwd, env_extra=None, timeout=600):

@@ -17,7 +17,7 @@ import mlflow
 import pytest
 
 from experiments import cli
-from tests.helpers import all_runs, as_from_a_terminal, client_for, listening_addresses
+from tests.helpers import all_runs, client_for, listening_addresses, popen_from_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -106,13 +106,12 @@ def test_an_unhealthy_tracking_server_exits_2_fast_with_no_run(kind, tmp_path, c
 def start_training(tmp_path, *extra):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen(
+    return popen_from_a_terminal(
         [sys.executable, "-u", "-m", "experiments.cli", "train", "--model", "gru", "--data",
          "sine", "--units", "4", "--window", "12", "--horizon", "3", "--epochs", "100000",
          "--patience", "100000", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
          *extra],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=as_from_a_terminal)
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def train_until_logged(tmp_path):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from experiments import cli, tracking
-from tests.helpers import all_runs, as_from_a_terminal, client_for, read_only, wait_for_training
+from tests.helpers import all_runs, client_for, popen_from_a_terminal, read_only, wait_for_training
 
 
 def orphan(client, exp_id, pid):
@@ -260,12 +260,12 @@ def test_signal_during_tune_ends_parent_and_trial_killed(signum, code, tmp_path)
     tracking.init_store(f"sqlite:///{db}")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen(
+    proc = popen_from_a_terminal(
         [sys.executable, "-m", "experiments.cli", "tune", "--data", "sine", "--models",
          "gru", "--max-trials", "3", "--epochs", "100000", "--patience", "100000",
          "--name", "stopme", "--tracking-uri", f"sqlite:///{db}"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, preexec_fn=as_from_a_terminal)
+        text=True)
     try:
         wait_for_training(db, proc, run_kind="trial")
         proc.send_signal(signum)

@@ -13,8 +13,8 @@ import pytest
 from experiments import cli
 from tests.helpers import (
     all_runs,
-    as_from_a_terminal,
     client_for,
+    popen_from_a_terminal,
     run_cli_process,
     wait_for_training,
 )
@@ -291,12 +291,12 @@ def test_signal_during_training_ends_the_run_killed(signum, code, tmp_path):
     tracking.init_store(f"sqlite:///{db}")  # we poll it while the child writes
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_TRACKING_URI", None)
-    proc = subprocess.Popen(
+    proc = popen_from_a_terminal(
         [sys.executable, "-m", "experiments.cli", "train", "--model", "gru",
          "--data", "sine", "--epochs", "100000", "--patience", "100000",
          "--units", "4", "--tracking-uri", f"sqlite:///{db}"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, preexec_fn=as_from_a_terminal)
+        text=True)
     try:
         wait_for_training(db, proc)
         proc.send_signal(signum)
