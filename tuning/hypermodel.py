@@ -80,7 +80,7 @@ class ZooHyperModel(kt.HyperModel):
         # autoregressive for forecasts.
         self.builder_arguments = dict(builder_arguments or {})
         # Gradient clipping to search (a zoo Choice; the task's or the
-        # user's, see tuning.search.clipnorm_space); ``None`` leaves it off.
+        # user's, see tuning.settings.clipnorm_space); ``None`` leaves it off.
         self.clipnorm = clipnorm
         # n_train and epochs pick the compile options (see experiments.fitting)
         self.n_train, self.epochs = n_train, epochs

@@ -15,117 +15,18 @@ import json
 import math
 import os
 import time
-from typing import Any
 
-from experiments.config import RunConfig
-from experiments.errors import ConfigError, TrainingError
+from experiments.errors import ConfigError
 from tuning import folder as folder_mod
-from zoo.constraints import Interval, OneOf, message
-
-TUNERS = ("random", "bayesian", "hyperband", "grid")
-ENSEMBLE_OF = ("trials", "seeds")
-DEFAULT_TRIALS = 10
-
-
-class SearchError(TrainingError):
-    """The search could not produce a model (e.g. every trial failed); like
-    any ``TrainingError``, the command exits 1 and the run is FAILED."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchConfig:
-    """A search: the data and training settings of a ``train`` run, plus the
-    families, tuner and budget."""
-
-    run: RunConfig = dataclasses.field(default_factory=RunConfig)
-    models: tuple[str, ...] = ()          # empty: every family that fits
-    tuner: str = "random"
-    max_trials: int | None = None        # default 10; Hyperband sets its own
-    hyperband_iterations: int = 1         # Hyperband's budget: its full sweeps
-    objective: str = "val_loss"
-    name: str | None = None               # default: dataset-tuner-models
-    directory: str = "tuner"
-    fresh: bool = False
-    register: bool = True
-    ensemble: int = 1                     # serve the mean of K models' forecasts:
-    ensemble_of: str = "trials"           # the top K trials, or K seeds of the best
-    # Several processes (see tuning/distributed.py): None runs the whole search
-    # here; "chief" serves the oracle at `address`; "worker" trains trials for
-    # the chief at `address`.
-    role: str | None = None
-    address: tuple[str, int] | None = None
-    connect_timeout: float = 60.0         # a worker gives up on its chief after this
-    worker_timeout: float = 60.0          # a silent worker's trial goes to another
-    data_parallel: bool = False           # each trial on all its GPUs (MirroredStrategy)
-    # The chief hands out no trial until this many workers have asked for one
-    # (or connect_timeout has passed), so that the work is spread over them.
-    expect_workers: int = 0
-
-    def __post_init__(self):
-        for name, constraint in SETTINGS.items():
-            value = getattr(self, name)
-            if value is not None and not constraint.allows(value):
-                raise ConfigError(message("--" + name.replace("_", "-"), constraint, value))
-
-
-# What each search setting may be (the run's own are RunConfig's), in the
-# vocabulary builders and RunConfig use; None leaves a setting to its default.
-SETTINGS = {
-    "tuner": OneOf(TUNERS), "max_trials": Interval("int", 1),
-    "hyperband_iterations": Interval("int", 1),
-    # Selection never looks at the test split: validation loss, training loss,
-    # or (what a search of windows and transforms ranks by) validation RMSE.
-    "objective": OneOf(("val_loss", "loss", "val_rmse")),
-    "ensemble": Interval("int", 1), "ensemble_of": OneOf(ENSEMBLE_OF),
-    "role": OneOf(("chief", "worker")),
-    "connect_timeout": Interval("float", 0, low_open=True),
-    "worker_timeout": Interval("float", 0, low_open=True),
-    "expect_workers": Interval("int", 0),
-}
-
-
-@dataclasses.dataclass
-class SearchResult:
-    parent_run_id: str
-    best_hyperparameters: dict
-    best_score: float
-    test_metrics: dict
-    trials: list[dict]
-    registered: tuple[str, str] | None     # (model name, version)
-    task: Any = None
-    refit: bool = False                    # the served model was refit on all the data
-    ensemble_metrics: dict = dataclasses.field(default_factory=dict)  # with --ensemble K
-    objective: str = "val_loss"            # what trials were ranked by
-    epochs: int | None = None              # each trial's epoch limit
-
-
-def search_name(cfg: SearchConfig, dataset: str, families) -> str:
-    """``--name``, checked; by default ``<dataset>-<tuner>-<models>`` made safe
-    as a folder name (a CSV's file name may hold any character)."""
-    if cfg.name is not None:
-        return folder_mod.check_name(cfg.name)
-    models = "all" if not cfg.models else "-".join(families)
-    return folder_mod.safe_name(f"{dataset}-{cfg.tuner}-{models}")
-
-
-def _check_budget(cfg: SearchConfig) -> SearchConfig:
-    """The search's budget: ``--max-trials`` (default 10) for random,
-    bayesian and grid; for Hyperband, whose brackets fix the number of
-    trials from ``--epochs``, ``--hyperband-iterations`` (full sweeps)."""
-    if cfg.tuner == "hyperband":
-        if cfg.max_trials is not None:
-            raise ConfigError(
-                "--max-trials does not apply to --tuner hyperband: Hyperband runs as many "
-                "trials as its brackets hold, set by --epochs (the most a trial trains) "
-                "and --hyperband-iterations (full sweeps, default 1); leave --max-trials "
-                "out")
-        return cfg
-    if cfg.hyperband_iterations != 1:
-        raise ConfigError(f"--hyperband-iterations applies to --tuner hyperband only; "
-                          f"the {cfg.tuner} search runs --max-trials trials")
-    if cfg.max_trials is None:
-        return dataclasses.replace(cfg, max_trials=DEFAULT_TRIALS)
-    return cfg
+from tuning.ensemble import ensemble, refit_best
+from tuning.settings import (
+    SearchConfig,
+    SearchError,
+    SearchResult,
+    check_budget,
+    clipnorm_space,
+    search_name,
+)
 
 
 def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
@@ -159,14 +60,6 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
                **common, **extra)
 
 
-def clipnorm_space(run: RunConfig, task):
-    """Gradient clipping for the search: the user's ``--clipnorm`` for every
-    trial, else what the task searches (language models), else off."""
-    from zoo.space import Choice
-
-    if run.clipnorm is not None:
-        return Choice((run.clipnorm,), default=run.clipnorm)
-    return task.clipnorm_space
 
 
 def run_search(cfg: SearchConfig) -> SearchResult:
@@ -188,7 +81,7 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     # === Everything that can be wrong with the input, before tracking ===
     if cfg.name is not None:
         folder_mod.check_name(cfg.name)  # first: the name decides what may be deleted
-    cfg = _check_budget(cfg)
+    cfg = check_budget(cfg)
     if cfg.run.folds not in (None, 1) and cfg.objective != "val_loss":
         raise ConfigError("--folds scores trials by their validation loss over the "
                           "folds; leave --objective at val_loss")
@@ -330,10 +223,10 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
         task = tracker.task = (hypermodel.tasks_for(best_trial.hyperparameters)[-1]
                                if hypermodel.data else task)
         test_metrics = tracker.log_best(best_trial, model)
-        served, refit = _refit(cfg, hypermodel, best_trial, task, model)
+        served, refit = refit_best(cfg, hypermodel, best_trial, task, model)
         calibrated, card_metrics, family = model, test_metrics, None
         if cfg.ensemble > 1 and task.refits:
-            served, calibrated, card_metrics, family = _ensemble(
+            served, calibrated, card_metrics, family = ensemble(
                 cfg, tuner, hypermodel, best[:cfg.ensemble], task, model, served, refit)
         model_info = task.log_served(served, calibrated_on=calibrated)
         registered = None
@@ -360,111 +253,6 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
                             cfg.objective, cfg.run.epochs)
 
 
-def _ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, refit):
-    """``cfg.ensemble`` models as one (the mean of their forecasts), scored
-    on the test split beside the best model (``ensemble_test_rmse``...) and,
-    with refit, each refit on all the data.
-
-    The members: the best trial's model, then (``ensemble_of="trials"``) the
-    next best trials, whatever window and transforms they saw (each member
-    reads the raw history through its own preprocessing, and the ensemble
-    averages forecasts in the data's units), then, for the places still
-    open or with ``ensemble_of="seeds"``, the best configuration trained
-    again from other seeds for as many epochs as its trial kept.
-
-    Why across windows and transforms: on a short series validation cannot
-    tell which of them will forecast best, and their errors differ. On
-    airline 12 steps ahead, the linear autoregressions of the 18 searched
-    settings score 17.3 to 61.9 on the test months, and their mean 13.7.
-
-    Returns ``(served members, train-only members, the ensemble's test
-    metrics, its description)``; the members are ``Member``s (see
-    ``ForecastTask.forecast``).
-    """
-    import warnings
-
-    import mlflow
-
-    from experiments.tasks.forecast import Member
-    from tuning.tracked import trial_params
-
-    top = best[0]
-    trials = [] if cfg.ensemble_of == "seeds" else best[1:cfg.ensemble]
-    seeds = [cfg.run.seed + i for i in range(1, cfg.ensemble - len(trials))]
-
-    def task_of(trial):
-        return hypermodel.tasks_for(trial.hyperparameters)[-1] if hypermodel.data else task
-
-    def member(model, own):  # the member as ForecastTask.forecast takes it
-        return Member(model, None if own is task else own)
-
-    members = [Member(model)]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Skipping variable loading")
-        members += [member(tuner.load_model(t), task_of(t)) for t in trials]
-    members += [Member(_train_again(hypermodel, top, task.train, seed)) for seed in seeds]
-    scores = task.evaluate(members)
-    mlflow.log_metrics({f"ensemble_{k}": v for k, v in scores.items()})
-    # Each member after the first, as (its trial, the seed it was trained from).
-    origins = [(t, None) for t in trials] + [(top, seed) for seed in seeds]
-    served_members = [Member(served)]
-    for (t, seed), m in zip(origins, members[1:], strict=True):
-        own = task_of(t)
-        network = m.network
-        if refit:
-            network = _refit(cfg, hypermodel, t, own, network, log=False, seed=seed)[0]
-        served_members.append(member(network, own))
-    families = [trial_params(t.hyperparameters.values).get(
-        "family", hypermodel.families[0]) for t in [top, *trials]]
-    families += [families[0]] * len(seeds)
-
-    def settings(trial):  # what a trial saw, where the search chose it
-        chosen = ", ".join(f"{k} {trial.hyperparameters.get(k)}"
-                           for k in hypermodel.data_space)
-        return f" ({chosen})" if chosen else ""
-
-    parts = [f"trial {t.trial_id}{settings(t)}" for t in [top, *trials]]
-    parts += [f"seed {s} of trial {top.trial_id}" for s in seeds]
-    description = f"ensemble of {len(members)} ({', '.join(families)})"
-    mlflow.set_tags({"ensemble": description, "ensemble_members": "; ".join(parts),
-                     "ensemble_trials": ",".join(t.trial_id for t in [top, *trials])})
-    return served_members, members, scores, description
-
-
-def _train_again(hypermodel, trial, data, seed):
-    """The configuration of ``trial`` trained from ``seed`` on ``data`` (a
-    ``Split``) for as many epochs as the trial kept: a seed member, a refit."""
-    import keras
-
-    from experiments.fitting import fit_epochs
-
-    keras.utils.set_random_seed(seed)
-    hp = trial.hyperparameters
-    return fit_epochs(hypermodel.build(hp), data, hp.get("batch_size"),
-                      int(trial.best_step or 0) + 1, callbacks=hypermodel.schedule(hp, "loss"))
-
-
-def _refit(cfg: SearchConfig, hypermodel, trial, task, model, log=True, seed=None):
-    """The model to serve, and whether it was refit: the best configuration
-    fit again on all the data (training, validation and test) for as many
-    epochs as its trial kept, unless ``--no-refit`` or the task has no
-    series to refit on."""
-    import keras
-    import mlflow
-
-    refit = task.refits and cfg.run.refit is not False
-    if log:
-        mlflow.set_tags({"refit": str(refit).lower(), "test_metrics_of": (
-            "the best model trained on the training split; the served model is its "
-            "refit on all the data" if refit else "the served model")})
-    if not refit:
-        return model, False
-    keras.backend.clear_session()
-    refitted = _train_again(hypermodel, trial, task.all_windows(),
-                            cfg.run.seed if seed is None else seed)
-    if log:
-        mlflow.log_metric("refit_epochs", int(trial.best_step or 0) + 1)
-    return refitted, True
 
 
 def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):

@@ -11,7 +11,7 @@ import zoo
 from experiments.config import RunConfig, flag_of
 from experiments.errors import ConfigError
 from tests.zoo.test_zoo import tiny_shape
-from tuning.search import SETTINGS, SearchConfig
+from tuning.settings import SETTINGS, SearchConfig
 from zoo.checks import CONSTRAINTS
 from zoo.constraints import Interval, OneOf, invalid_values, message
 from zoo.space import Choice
