@@ -3,7 +3,7 @@
 For each series: `train` with its defaults, then a `tune` search (fixed
 tuner, trials, epochs and seed; the top trials also served as an ensemble),
 both scored on the same test windows as naive, seasonal naive, ETS and
-SARIMA (see experiments/statistical.py). Results go to
+SARIMA (see experiments/forecasting/statistical.py). Results go to
 benchmarks/results/accuracy-latest.{json,md}; the README shows the table.
 
     python -m benchmarks.accuracy                  # the whole protocol

@@ -171,9 +171,9 @@ class EpochTimer:
 def fed_as(side, x, y, batch, model=None):
     """What ``fit`` is given: NumPy arrays, as a plain Keras user passes them,
     or for the ``product`` side (``model``) what ``train`` and ``tune`` pass
-    (``experiments.feed``)."""
+    (``experiments.training.feed``)."""
     if side == "product":
-        from experiments.feed import fit_arguments
+        from experiments.training.feed import fit_arguments
 
         return fit_arguments(x, y, batch,
                              steps_per_execution=model.steps_per_execution)
@@ -272,7 +272,7 @@ def compile_product(model, loss="mse", steps_per_epoch=None):
     import keras
 
     from experiments.config import TRAINING_DEFAULTS
-    from experiments.fitting import compile_fast
+    from experiments.training.fitting import compile_fast
 
     compile_fast(model, keras.optimizers.Adam(1e-3), loss, steps_per_epoch,
                  TRAINING_DEFAULTS["epochs"])
@@ -396,7 +396,8 @@ def tracking_overhead(rounds=4, epochs=20):
     import mlflow
 
     import zoo
-    from experiments import curves, tracking
+    from experiments import tracking
+    from experiments.training import curves
 
     spent = []
 

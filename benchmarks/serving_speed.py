@@ -62,7 +62,7 @@ def many_histories(history, n: int, seed: int = 0):
     ``unique_id`` column (each the history scaled by a random factor)."""
     import pandas as pd
 
-    from experiments.forecaster import ID_COL
+    from experiments.forecasting.forecaster import ID_COL
 
     rng = np.random.default_rng(seed)
     value_cols = [c for c in history.columns if history[c].dtype.kind in "fi"]

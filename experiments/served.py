@@ -5,7 +5,7 @@ to read raw input and write results in the user's terms:
 
 - **forecast**: raw history laid out as the training CSV in; the next
   timestamps with forecasts and interval bounds in the data's units out
-  (``experiments.forecaster.Forecaster``);
+  (``experiments.forecasting.forecaster.Forecaster``);
 - **classification**: raw sequences in (long form with the id, time and
   feature columns of the training CSV, or an array ``(n, steps, features)``
   for array data); the label and each class' probability out;
@@ -41,7 +41,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from experiments.forecaster import ID_COL, Forecaster, predict
+from experiments.forecasting.forecaster import ID_COL, Forecaster, predict
 
 # The file MLflow loads the model from ("models from code": no pickle).
 CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "served_model.py")
@@ -56,7 +56,7 @@ class ServedModel(mlflow.pyfunc.PythonModel):
         import zoo  # noqa: F401  (registers the zoo's layers for loading)
 
         self.kind = context.model_config["kind"]
-        # A ForecastModel's own settings (experiments.forecast_model), if saved by one.
+        # A ForecastModel's own settings (experiments.forecasting.forecast_model), if saved by one.
         self.settings = context.model_config.get("settings") or {}
         members = int(context.model_config.get("members", 0))
         if members:  # an ensemble: the mean of its members' forecasts

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from experiments import fitting, tracking
+from experiments import tracking
 from experiments.config import RunConfig
 from experiments.errors import ConfigError, TrainingError  # noqa: F401  (re-exported)
 from experiments.tasks import Task, load_tasks
+from experiments.training import fitting
 
 
 @dataclasses.dataclass
@@ -94,7 +95,7 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
 
     import zoo
     from experiments import plots
-    from experiments.curves import MetricLogger
+    from experiments.training.curves import MetricLogger
 
     task = tasks[-1]
     tags = {"family": cfg.model, "dataset": tracking.redact(task.name), "task": task.kind,

@@ -82,7 +82,7 @@ def train_again(hypermodel, trial, data, seed):
     ``Split``) for as many epochs as the trial kept: a seed member, a refit."""
     import keras
 
-    from experiments.fitting import fit_epochs
+    from experiments.training.fitting import fit_epochs
 
     keras.utils.set_random_seed(seed)
     hp = trial.hyperparameters

@@ -25,7 +25,7 @@ import keras_tuner as kt
 
 import zoo
 from experiments.errors import loss_problem
-from experiments.fit_parts import early_stopping, make_optimizer
+from experiments.training.fit_parts import early_stopping, make_optimizer
 from zoo.space import Choice, Float, Int
 
 LEARNING_RATE = Float(1e-4, 1e-2, default=1e-3, log=True)
@@ -82,7 +82,7 @@ class ZooHyperModel(kt.HyperModel):
         # Gradient clipping to search (a zoo Choice; the task's or the
         # user's, see tuning.settings.clipnorm_space); ``None`` leaves it off.
         self.clipnorm = clipnorm
-        # n_train and epochs pick the compile options (see experiments.fitting)
+        # n_train and epochs pick the compile options (see experiments.training.fitting)
         self.n_train, self.epochs = n_train, epochs
         # Rolling-origin folds before the last one, as (x, y, x_val, y_val):
         # a trial's score is its mean best validation loss over all folds.
@@ -154,11 +154,11 @@ class ZooHyperModel(kt.HyperModel):
                                     **self.builder_arguments.get(family, {}))
         except ValueError as err:  # an impossible combination: skip, no retry
             raise kt.errors.FailedTrialError(str(err)) from err
-        from experiments.fitting import compile_fast
+        from experiments.training.fitting import compile_fast
 
         # The trial's own windows: with a searched window the training set's
         # length differs, and steps_per_execution must divide its epoch for
-        # the feed to keep one pipeline (see experiments.feed).
+        # the feed to keep one pipeline (see experiments.training.feed).
         n_train = len(self.tasks_for(hp)[-1].train) if self.data else self.n_train
         steps = math.ceil(n_train / batch_size) if n_train else None
         optimizer = make_optimizer(lr, clip, decay)
@@ -203,7 +203,7 @@ class ZooHyperModel(kt.HyperModel):
     def fit_once(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
         """Train ``model`` on ``x``/``y`` with this trial's batch size (a
         refit, or one fold)."""
-        from experiments.feed import fit_arguments
+        from experiments.training.feed import fit_arguments
         from zoo import start_autoregressive
 
         if not kwargs.get("initial_epoch"):

@@ -276,7 +276,7 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
 
 
 def _search_here(cfg: SearchConfig, tuner, task) -> None:
-    from experiments.fit_parts import early_stopping
+    from experiments.training.fit_parts import early_stopping
 
     tuner.search(
         task.train.x, task.train.y,

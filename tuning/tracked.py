@@ -15,9 +15,9 @@ import warnings
 import keras
 
 from experiments import model_names, tracking
-from experiments.curves import MetricLogger
-from experiments.memory import released_traces
 from experiments.tracking import reap_orphans, redact, signals_held
+from experiments.training.curves import MetricLogger
+from experiments.training.memory import released_traces
 from tuning.distributed import Heartbeat
 from tuning.folder import safe_name
 from tuning.hypermodel import split_name

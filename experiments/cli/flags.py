@@ -54,7 +54,7 @@ def run_config(args, **overrides):
         if key in given:
             given[key] = tuple(given[key])
     if "intervals" in given:
-        from experiments.forecaster import check_levels
+        from experiments.forecasting.forecaster import check_levels
 
         given["intervals"] = check_levels(
             t for t in given["intervals"].split(",") if t and t != "none")

@@ -39,7 +39,7 @@ def skill_lines(task, m, who) -> str:
         if value is None:
             continue
         if against is None:
-            from experiments.metrics import best_baseline
+            from experiments.forecasting.metrics import best_baseline
 
             # "test_seasonal_naive_" -> "seasonal_naive": the baselines' names
             labels = {prefix[len("test_"):-1]: label for label, prefix in task.baselines()}

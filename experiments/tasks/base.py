@@ -59,7 +59,7 @@ class Task:
     refits = False
     # The window and transforms can be searched (``data_space``, ``variant``).
     searches_data = False
-    # Trains with the state carried from window to window (experiments.stateful).
+    # Trains with the state carried from window to window (experiments.training.stateful).
     stateful = False
     # What loading repaired, and why the transforms were chosen (run notes).
     repairs: tuple = ()

@@ -8,9 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments import data, metrics, statistical, tracking, windows
+from experiments import data, tracking
 from experiments.errors import ConfigError
-from experiments.forecaster import DEFAULT_LEVELS, Forecaster, conformal_widths, coverage
+from experiments.forecasting import metrics, statistical, windows
+from experiments.forecasting.forecaster import (
+    DEFAULT_LEVELS,
+    Forecaster,
+    conformal_widths,
+    coverage,
+)
 from experiments.tasks.base import Split, Task
 
 KIND = "forecast"
@@ -247,7 +253,7 @@ class ForecastTask(Task):
     def statistical(self):
         """ETS and SARIMA forecasts for the test windows, fitted on the
         training rows (once per task): ``(forecasts, notes)``, see
-        ``experiments.statistical.forecasts``."""
+        ``experiments.forecasting.statistical.forecasts``."""
         if self._source is not None:
             return self._source.statistical()
         if getattr(self, "_statistical", None) is None:
@@ -382,7 +388,7 @@ class ForecastTask(Task):
         return {"scaler": {"mean": p.preprocessor.mean, "std": p.preprocessor.std},
                 "transforms": list(p.transforms), "season": p.season,
                 # Everything that maps raw history to model inputs and back:
-                # experiments.preprocessing.Preprocessor.from_config(...)
+                # experiments.forecasting.preprocessing.Preprocessor.from_config(...)
                 "preprocessing": p.preprocessor.to_config()}
 
     def fingerprint(self):

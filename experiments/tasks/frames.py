@@ -8,9 +8,9 @@ import numpy as np
 
 from experiments import tracking
 from experiments.data import DataError, check_generated, check_input_file
+from experiments.forecasting.windows import resolve_part
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
-from experiments.windows import resolve_part
 
 KIND = "frames"
 TAKES = ("data", "dataset_options", "npy", "max_file_mb", "window", "horizon",

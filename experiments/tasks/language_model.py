@@ -11,10 +11,10 @@ import numpy as np
 
 from experiments import tracking
 from experiments.data import DataError, check_input_file
+from experiments.forecasting.windows import resolve_part
 from experiments.generation import generate, one_hot
 from experiments.tasks.base import Split, Task
 from experiments.tracking import numpy_dataset
-from experiments.windows import resolve_part
 from zoo.space import Choice
 
 KIND = "language_model"
@@ -84,7 +84,7 @@ class LanguageModelTask(Task):
         """``stride``: characters between the starts of consecutive training
         windows (default ``window // 4``: each character is trained on in four
         contexts); ``window`` makes them disjoint. ``stateful``: train with the
-        state carried from window to window (``experiments.stateful``)."""
+        state carried from window to window (``experiments.training.stateful``)."""
         self.stateful = bool(stateful)
 
         text = text.lower() if lower else text

@@ -17,7 +17,7 @@ One job per module, every name re-exported here (``tracking.tracked_run``):
 - ``artifacts``: figures, datasets and models as MLflow takes them;
 - ``redaction``: secrets kept out of all of it.
 
-Per-epoch metrics go through ``experiments.curves.MetricLogger``, in batches.
+Per-epoch metrics go through ``experiments.training.curves.MetricLogger``, in batches.
 """
 
 from experiments.tracking.artifacts import (

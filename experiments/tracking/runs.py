@@ -107,7 +107,7 @@ def reap_orphans(uri: str, filter_string: str = "") -> list[str]:
     return closed
 
 
-# Metric buffers alive now (``experiments.curves.MetricLogger``): a run closed
+# Metric buffers alive now (``experiments.training.curves.MetricLogger``): a run closed
 # by an exception first flushes what they hold for it.
 _OPEN_BUFFERS = weakref.WeakSet()
 

@@ -194,7 +194,7 @@ def test_a_ctrl_c_lost_in_a_finalizer_still_stops_training(tmp_path):
     import numpy as np
 
     from experiments import tracking
-    from experiments.curves import MetricLogger
+    from experiments.training.curves import MetricLogger
 
     class Finalized:
         def __del__(self):  # Ctrl-C arrives while the garbage collector runs this

@@ -71,7 +71,8 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
 WRITER = """
 import sys, time
 import keras, mlflow
-from experiments import curves, tracking
+from experiments import tracking
+from experiments.training import curves
 uri, start_at, i = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 tracking.init_store(uri)
 tracking.use_experiment("warm", uri)

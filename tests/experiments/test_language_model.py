@@ -7,8 +7,8 @@ import pytest
 import zoo
 from experiments.config import RunConfig
 from experiments.errors import ConfigError
-from experiments.stateful import ResetStates, stateful_copy, streams
 from experiments.tasks import language_model as text
+from experiments.training.stateful import ResetStates, stateful_copy, streams
 
 
 def test_training_windows_start_every_stride_characters():

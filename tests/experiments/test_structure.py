@@ -16,7 +16,7 @@ import zoo
 from experiments import cli, data
 from experiments.config import RunConfig
 from experiments.errors import ConfigError
-from experiments.preprocessing import Preprocessor
+from experiments.forecasting.preprocessing import Preprocessor
 from tests import tiny_family
 from tests.conftest import REPO
 
@@ -114,9 +114,9 @@ def test_preprocessing_round_trips_through_json_and_inverts(transforms):
 def test_preprocessing_needs_no_training_code():
     done = subprocess.run(
         [sys.executable, "-c",
-         "import sys, experiments.preprocessing\n"
+         "import sys, experiments.forecasting.preprocessing\n"
          "heavy = [m for m in ('keras', 'tensorflow', 'mlflow', 'experiments.train',"
-         " 'experiments.fitting') if m in sys.modules]\n"
+         " 'experiments.training.fitting') if m in sys.modules]\n"
          "print(heavy)"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

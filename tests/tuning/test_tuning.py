@@ -353,7 +353,7 @@ def test_finished_trials_leave_no_traced_graphs_behind(tmp_path, monkeypatch):
 
     from tensorflow.python.framework.func_graph import FuncGraph
 
-    from experiments.memory import custom_gradients_registered
+    from experiments.training.memory import custom_gradients_registered
     from tuning import tracked
 
     seen = []

@@ -27,7 +27,7 @@ def test_all_layers_reaches_into_nested_models():
 
 
 def test_tf_gradient_registry_holds_custom_gradients():
-    # experiments.memory drops the entries each trial's trace leaves behind.
+    # experiments.training.memory drops the entries each trial's trace leaves behind.
     if keras.config.backend() != "tensorflow":
         pytest.skip("the registry is TensorFlow's; the suite runs on TensorFlow")
     import tensorflow as tf

@@ -10,12 +10,12 @@ import pytest
 
 from experiments import data
 from experiments.errors import ConfigError, DataError
-from experiments.forecast_model import ForecastModel
+from experiments.forecasting.forecast_model import ForecastModel
 
 FIT = """
 import importlib.resources, sys
 import numpy as np, pandas as pd
-from experiments.forecast_model import ForecastModel
+from experiments.forecasting.forecast_model import ForecastModel
 df = pd.read_csv(importlib.resources.files("experiments") / "data/airline-passengers.csv")
 model = ForecastModel("gru", target="Passengers", time_col="Month", horizon=12, epochs=3,
                       hyperparameters={"units": 4}).fit(df)
@@ -27,7 +27,7 @@ print("fitted")
 """
 LOAD = """
 import numpy as np, pandas as pd
-from experiments.forecast_model import ForecastModel
+from experiments.forecasting.forecast_model import ForecastModel
 model = ForecastModel.load("airline-gru")
 again, before = model.predict(), pd.read_csv("forecast.csv")
 np.testing.assert_allclose(again["Passengers"], before["Passengers"], rtol=1e-6)

@@ -1,6 +1,6 @@
 """Forecasts from raw history: intervals, input checks, rolling forward.
 
-Fast tests of ``experiments.forecaster`` with a small untrained network;
+Fast tests of ``experiments.forecasting.forecaster`` with a small untrained network;
 the served model's end-to-end tests (a real run, pyfunc, `mlflow models
 serve`, `lstm-zoo forecast`) are in test_train_e2e.py.
 """
@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 
 from experiments.data import Series
-from experiments.forecaster import (
+from experiments.forecasting.forecaster import (
     Forecaster,
     check_levels,
     conformal_widths,
     coverage,
 )
-from experiments.preprocessing import Preprocessor
+from experiments.forecasting.preprocessing import Preprocessor
 
 # --- Split conformal on a series with known noise ---
 
@@ -182,7 +182,7 @@ def test_many_histories_in_one_call_equal_one_call_each():
     """A ``unique_id`` column: every series forecast in one model call, each
     exactly as alone, in the order the series first appear; steps past the
     horizon roll forward for all of them."""
-    from experiments.forecaster import ID_COL
+    from experiments.forecasting.forecaster import ID_COL
 
     series = monthly()
     forecaster, network = forecaster_for(series)
@@ -199,7 +199,7 @@ def test_many_histories_in_one_call_equal_one_call_each():
 
 
 def test_a_bad_series_in_a_batch_is_named():
-    from experiments.forecaster import ID_COL
+    from experiments.forecasting.forecaster import ID_COL
 
     series = monthly()
     forecaster, network = forecaster_for(series)

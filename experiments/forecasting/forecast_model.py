@@ -2,7 +2,7 @@
 save and load, on DataFrames laid out as the user's CSV.
 
 >>> import pandas as pd
->>> from experiments.forecast_model import ForecastModel
+>>> from experiments.forecasting.forecast_model import ForecastModel
 >>> df = pd.read_csv("airline-passengers.csv")          # Month, Passengers
 >>> model = ForecastModel("gru", target="Passengers", time_col="Month",
 ...                       horizon=12, epochs=50).fit(df)
@@ -10,11 +10,11 @@ save and load, on DataFrames laid out as the user's CSV.
 >>> model.cross_validation(df, n_windows=3)   # truth, forecast and bounds per origin
 >>> model.save("airline-gru"); ForecastModel.load("airline-gru").predict()
 
-It runs the same stages as ``lstm-zoo train`` (``experiments.fitting``: the
+It runs the same stages as ``lstm-zoo train`` (``experiments.training.fitting``: the
 network, early stopping, the refit on all the data; the task's conformal
 intervals) and saves the same MLflow pyfunc the CLI logs, so a saved model
 serves with ``mlflow models serve -m <folder>``. Nothing is tracked unless
-asked: pass ``callbacks`` (such as ``experiments.curves.MetricLogger``) to
+asked: pass ``callbacks`` (such as ``experiments.training.curves.MetricLogger``) to
 ``fit`` inside a run of your own.
 """
 
@@ -24,11 +24,12 @@ import os
 
 import pandas as pd
 
-from experiments import data, fitting, served, tracking
+from experiments import data, served, tracking
 from experiments.config import RunConfig
 from experiments.errors import ConfigError
-from experiments.forecaster import check_levels
+from experiments.forecasting.forecaster import check_levels
 from experiments.tasks import forecast, load_tasks
+from experiments.training import fitting
 
 # Settings the object takes, each checked by ``RunConfig``'s constraint.
 SETTINGS = ("target", "time_col", "features", "time_format", "fill_missing", "sort",

@@ -1,7 +1,7 @@
 """Fitting a model: how ``train`` and ``tune`` compile and fit.
 
 Compile options chosen for speed (``steps_per_execution``, XLA where it pays),
-the input feed (``experiments.feed``) and ``fit`` with early stopping.
+the input feed (``experiments.training.feed``) and ``fit`` with early stopping.
 Nothing here knows about MLflow or the command line.
 """
 
@@ -14,10 +14,10 @@ import keras
 
 import zoo
 from experiments.errors import ConfigError, TrainingError, check_losses, loss_problem
-from experiments.feed import fit_arguments
-from experiments.fit_parts import early_stopping, make_optimizer
 from experiments.tasks.base import Task
 from experiments.tracking import device_name
+from experiments.training.feed import fit_arguments
+from experiments.training.fit_parts import early_stopping, make_optimizer
 from zoo.compat import all_layers
 from zoo.fused import fuse_conv_lstm
 from zoo.heads import start_autoregressive
@@ -61,7 +61,7 @@ def compile_options(steps_per_epoch: int | None = None, model=None,
     - ``steps_per_execution``: several batches per call into the compiled
       function, removing per-batch Python overhead. Callbacks still see
       every epoch. A divisor of ``steps_per_epoch`` where there is a good
-      one, so that ``experiments.feed`` can keep one input pipeline
+      one, so that ``experiments.training.feed`` can keep one input pipeline
       through all epochs (see ``steps_per_execution``).
     - XLA (``jit_compile=True``) on a CPU-only TensorFlow when an epoch has
       at least ``XLA_MIN_STEPS_PER_EPOCH`` batches and the whole training
@@ -122,12 +122,12 @@ def train_network(cfg, task: Task, hp: dict, callbacks=()):
 
 def fit(model, task: Task, cfg, callbacks=()):
     """Train on the training part with early stopping on validation loss
-    (statefully for a task that asks for it: see ``experiments.stateful``).
+    (statefully for a task that asks for it: see ``experiments.training.stateful``).
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
     if task.stateful:
-        from experiments.stateful import fit_stateful
+        from experiments.training.stateful import fit_stateful
 
         return fit_stateful(model, task, cfg, callbacks)
     stop = early_stopping(cfg.patience)

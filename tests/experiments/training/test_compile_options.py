@@ -13,7 +13,7 @@ import pytest
 def test_xla_only_for_long_trainings_with_many_batches(steps, epochs, xla):
     import keras
 
-    from experiments.fitting import compile_options
+    from experiments.training.fitting import compile_options
 
     options = compile_options(steps, epochs=epochs)
     assert options["steps_per_execution"] >= 1
@@ -23,7 +23,7 @@ def test_xla_only_for_long_trainings_with_many_batches(steps, epochs, xla):
 
 def test_never_xla_for_conv_lstm():
     import zoo
-    from experiments.fitting import compile_options
+    from experiments.training.fitting import compile_options
 
     model = zoo.build_model("conv_lstm", (4, 8, 8, 1), 1, units=4)
     assert "jit_compile" not in compile_options(64, model, epochs=200)
@@ -32,6 +32,6 @@ def test_never_xla_for_conv_lstm():
 @pytest.mark.parametrize("steps, expected", [
     (None, 16), (3, 3), (16, 16), (64, 16), (50, 10), (96, 16), (97, 16), (26, 13)])
 def test_steps_per_execution_divides_the_epoch_where_it_can(steps, expected):
-    from experiments.fitting import steps_per_execution
+    from experiments.training.fitting import steps_per_execution
 
     assert steps_per_execution(steps) == expected

@@ -1,4 +1,4 @@
-"""experiments.feed: what train and tune give fit on TensorFlow."""
+"""experiments.training.feed: what train and tune give fit on TensorFlow."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import pytest
 def test_repeated_batches_cover_every_sample_once_per_epoch_in_a_new_order():
     import keras
 
-    from experiments.feed import batches
+    from experiments.training.feed import batches
 
     keras.utils.set_random_seed(3)
     x = np.arange(10, dtype=np.float32)[:, None]
@@ -31,7 +31,7 @@ def test_repeated_batches_cover_every_sample_once_per_epoch_in_a_new_order():
 
 
 def test_validation_batches_are_in_order_and_end():
-    from experiments.feed import batches
+    from experiments.training.feed import batches
 
     x = np.arange(5, dtype=np.float32)[:, None]
     got = [bx.numpy().ravel().tolist() for bx, _ in batches(x, x, 2, shuffle=False)]
@@ -43,7 +43,7 @@ def test_fit_arguments_train_the_same_as_arrays():
     without shuffling it ends with exactly the weights fit on arrays gives."""
     import keras
 
-    from experiments.feed import fit_arguments
+    from experiments.training.feed import fit_arguments
 
     rng = np.random.default_rng(0)
     x = rng.random((70, 6, 2), dtype=np.float32)
@@ -68,7 +68,7 @@ def test_fit_arguments_train_the_same_as_arrays():
 
 
 def test_batch_size_must_be_positive():
-    from experiments.feed import batches
+    from experiments.training.feed import batches
 
     x = np.zeros((3, 1), np.float32)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
@@ -83,8 +83,8 @@ def test_every_epoch_is_one_pass_over_the_data_as_train_compiles(samples):
     import keras
 
     import zoo
-    from experiments.feed import fit_arguments
-    from experiments.fitting import compile_fast
+    from experiments.training.feed import fit_arguments
+    from experiments.training.fitting import compile_fast
 
     steps = -(-samples // 32)
     x = np.zeros((samples, 4, 1), np.float32)
@@ -101,7 +101,7 @@ def test_fit_with_validation_runs_without_warnings():
 
     import keras
 
-    from experiments.feed import fit_arguments
+    from experiments.training.feed import fit_arguments
 
     x = np.zeros((50, 3, 1), np.float32)
     model = keras.Sequential([keras.Input((3, 1)), keras.layers.LSTM(2),

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from experiments import cli, metrics, statistical
+from experiments import cli
 from experiments.config import RunConfig
+from experiments.forecasting import metrics, statistical
 from experiments.tasks import load_tasks
 from tests.helpers import all_runs
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from experiments.data import DataError
 from experiments.errors import check_losses
-from experiments.fit_parts import early_stopping
+from experiments.training.fit_parts import early_stopping
 
 
 def streams(ids: np.ndarray, window: int, batch_size: int, what: str = "text"):

@@ -1,7 +1,7 @@
 """Forecasts past the end of the data, from raw history, with intervals.
 
 A ``Forecaster`` is what a served model needs besides the Keras network:
-the preprocessing (``experiments.preprocessing.Preprocessor``), the name of
+the preprocessing (``experiments.forecasting.preprocessing.Preprocessor``), the name of
 the time column, and the width of each prediction interval per horizon
 step (split conformal, from the validation residuals). ``forecast`` takes a
 DataFrame of raw history, laid out as the user's CSV, and returns the next
@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from experiments.preprocessing import Preprocessor
+from experiments.forecasting.preprocessing import Preprocessor
 
 DEFAULT_LEVELS = (80, 95)
 # The column that names each series when one history holds several.

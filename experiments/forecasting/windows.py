@@ -24,7 +24,7 @@ import pandas as pd
 
 from experiments.config import TRANSFORMS
 from experiments.data import DataError, Series
-from experiments.preprocessing import Preprocessor
+from experiments.forecasting.preprocessing import Preprocessor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Prepared:
     Attributes:
         series: the source data.
         preprocessor: transforms, scaler and window settings, fitted on the
-            training rows (see ``experiments.preprocessing``).
+            training rows (see ``experiments.forecasting.preprocessing``).
         n_train, n_val, n_test: rows in each part.
         train, val, test: the windows of each part.
     """

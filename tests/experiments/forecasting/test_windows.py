@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from experiments import data, metrics, windows
+from experiments import data
+from experiments.forecasting import metrics, windows
 
 
 def random_settings(rng):

@@ -90,7 +90,7 @@ def evaluate_forecasts(prepared, pred: np.ndarray, part,
 
     Args:
         statistical: more baselines' forecasts on the same windows,
-            ``{"ets": (n, horizon, targets), ...}`` (``experiments.statistical``).
+            ``{"ets": (n, horizon, targets), ...}`` (``experiments.forecasting.statistical``).
 
     Returns flat names: ``mae``..., ``naive_mae``..., ``seasonal_naive_mae``...,
     ``ets_mae``..., ``skill_vs_seasonal_naive`` and ``skill_vs_best_baseline``.
