@@ -134,8 +134,7 @@ class WorkerWatch:
         self._arrived: set[str] = set()
         self._gate = threading.Condition()
         self._expect, self._open_at = 0, 0.0
-        for method in ("create_trial", "update_trial", "end_trial", "get_trial"):
-            setattr(oracle, method, self._noting(getattr(oracle, method), method))
+        compat.wrap_oracle_calls(oracle, self._noting)
 
     def hold_until(self, workers: int, timeout: float) -> None:
         """Hand out no trial until ``workers`` distinct workers have asked for
@@ -173,7 +172,7 @@ class WorkerWatch:
         from keras_tuner.engine.trial import TrialStatus
 
         while trial.status == TrialStatus.STOPPED and any(
-                other != worker for other in list(self.oracle.ongoing_trials)):
+                other != worker for other in compat.held_trials(self.oracle)):
             time.sleep(poll)
             trial = create_trial(worker)
         return trial
@@ -181,7 +180,7 @@ class WorkerWatch:
     def _owner(self, args, kwargs):
         first = kwargs.get("trial_id", kwargs.get("trial", args[0] if args else None))
         trial_id = getattr(first, "trial_id", first)
-        for worker, trial in list(self.oracle.ongoing_trials.items()):
+        for worker, trial in compat.held_trials(self.oracle).items():
             if trial.trial_id == trial_id:
                 return worker
         return None
@@ -189,12 +188,10 @@ class WorkerWatch:
     def expire(self) -> None:
         now = time.monotonic()
         with compat.oracle_lock(self.oracle):
-            for worker, trial in list(self.oracle.ongoing_trials.items()):
+            for worker, trial in compat.held_trials(self.oracle).items():
                 seen = self.last_seen.setdefault(worker, now)
                 if now - seen > self.timeout:
-                    del self.oracle.ongoing_trials[worker]
-                    self.oracle.tuner_ids.discard(worker)
-                    compat.requeue_trial(self.oracle, trial.trial_id)
+                    compat.take_back_trial(self.oracle, worker, trial.trial_id)
                     self.requeued.append((worker, trial.trial_id))
                     print(f"worker {worker} silent for {now - seen:.0f} s: trial "
                           f"{trial.trial_id} goes to the next worker", flush=True)
@@ -241,7 +238,7 @@ class Listener:
             while True:
                 time.sleep(poll)
                 watch.expire()
-                done = not oracle.ongoing_trials and not oracle.tuner_ids
+                done = compat.search_over(oracle)
                 if servicer.stop_triggered and done:
                     break
         finally:

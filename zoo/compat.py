@@ -79,6 +79,37 @@ def requeue_trial(oracle, trial_id: str) -> None:
     oracle._retry_queue.append(trial_id)
 
 
+def held_trials(oracle) -> dict:
+    """``{worker: trial}`` of the trials workers hold now (a copy of
+    ``Oracle.ongoing_trials``, the oracle's own bookkeeping)."""
+    return dict(oracle.ongoing_trials)
+
+
+def search_over(oracle) -> bool:
+    """Whether no worker holds a trial or is still registered with the
+    oracle (``Oracle.ongoing_trials`` and ``Oracle.tuner_ids`` empty)."""
+    return not oracle.ongoing_trials and not oracle.tuner_ids
+
+
+def take_back_trial(oracle, worker: str, trial_id: str) -> None:
+    """Take ``trial_id`` from ``worker`` (gone silent) and queue it for the
+    next worker: drop it from ``Oracle.ongoing_trials`` and the worker from
+    ``Oracle.tuner_ids``, then ``requeue_trial``. Call with
+    ``oracle_lock(oracle)`` held."""
+    del oracle.ongoing_trials[worker]
+    oracle.tuner_ids.discard(worker)
+    requeue_trial(oracle, trial_id)
+
+
+def wrap_oracle_calls(oracle, wrap,
+                      methods=("create_trial", "update_trial", "end_trial", "get_trial")):
+    """Replace each of ``oracle``'s ``methods`` (the calls workers make over
+    gRPC) by ``wrap(method, name)``, on this instance only: keras-tuner has
+    no hook for "a worker called"."""
+    for name in methods:
+        setattr(oracle, name, wrap(getattr(oracle, name), name))
+
+
 def add_oracle_servicer(oracle, server):
     """Serve ``oracle`` on the gRPC ``server`` the way keras-tuner's chief does
     (``oracle_chief.OracleServicer``, ``protos.get_service_grpc``); the

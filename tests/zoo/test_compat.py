@@ -155,3 +155,24 @@ def test_mlflow_dataset_input_and_keras_model_logging(tmp_path):
     assert mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset.name == "tiny"
     loaded = mlflow.keras.load_model(info.model_uri)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_oracle_bookkeeping_of_workers(tmp_path):
+    # tuning.distributed's WorkerWatch: who holds which trial, taking one back.
+    import keras_tuner as kt
+
+    oracle = kt.oracles.RandomSearchOracle(objective="val_loss", max_trials=3)
+    oracle._set_project_dir(str(tmp_path), "p")
+    calls = []
+    compat.wrap_oracle_calls(oracle, lambda call, name: (
+        lambda *a, **k: (calls.append(name), call(*a, **k))[1]))
+    assert compat.search_over(oracle)
+    trial = oracle.create_trial("worker-a")
+    assert calls == ["create_trial"]
+    assert compat.held_trials(oracle) == {"worker-a": trial}
+    assert not compat.search_over(oracle)
+    with compat.oracle_lock(oracle):
+        compat.take_back_trial(oracle, "worker-a", trial.trial_id)
+    assert compat.held_trials(oracle) == {}
+    assert oracle.get_state()["retry_queue"] == [trial.trial_id]
+    assert compat.search_over(oracle)
