@@ -34,8 +34,11 @@ _CONTINUATION = "To enable the following instructions:"  # cpu_feature_guard's 2
 # Said at start-up on any machine without a usable NVIDIA driver: not an error.
 _NO_GPU = ("cuInit", "cuda drivers", "CUDA driver")
 _LEVELS = {"I": 0, "W": 1, "E": 2, "F": 3}
-# Default verbosity for TensorFlow's own later logging (after absl starts).
-DEFAULT_LEVEL = "2"
+# Default verbosity for TensorFlow's own later logging (after absl starts):
+# fatal only. Its E lines at run time are notes for TensorFlow's developers
+# ("oneDNN supports DT_INT32 only on platforms with AVX-512. Falling back...",
+# seen in `make demo`); a real failure raises a Python error, which always shows.
+DEFAULT_LEVEL = "3"
 
 
 def keep_line(line: str, min_level: int) -> bool:
@@ -120,7 +123,7 @@ class _NotRetracing:
 def install() -> None:
     """Hide TensorFlow's start-up lines in this process (idempotent; does
     nothing once TensorFlow is imported). Also sets ``TF_CPP_MIN_LOG_LEVEL``
-    to 2 unless the user set it, for what TensorFlow logs later, and drops
+    to 3 unless the user set it, for what TensorFlow logs later, and drops
     its retracing warning (see ``_NotRetracing``)."""
     import logging
 
