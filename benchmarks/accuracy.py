@@ -1,16 +1,29 @@
-"""`make accuracy`: the zoo against the statistical models, on a fixed protocol.
+"""`make accuracy`: lstm-zoo against the models forecasters use, on real
+series nobody tuned to (``benchmarks/public_set.py``).
 
-For each series: `train` with its defaults, then a `tune` search (fixed
-tuner, trials, epochs and seed; the top trials also served as an ensemble),
-both scored on the same test windows as naive, seasonal naive, ETS and
-SARIMA (see experiments/forecasting/statistical.py). Results go to
-benchmarks/results/accuracy-latest.{json,md}; the README shows the table.
+The protocol, fixed before anything was tuned to it:
 
-    python -m benchmarks.accuracy                  # the whole protocol
-    python -m benchmarks.accuracy --quick          # a smoke run: one series, tiny budget
-    python -m benchmarks.accuracy --series airline-h1 --trials 20
+- every cut of the public set (12 series; the last origin and up to two
+  earlier ones), the history written as the user's CSV (``period``, ``value``);
+- lstm-zoo as a new user runs it: ``lstm-zoo tune --csv history.csv --target
+  value --time-col period --horizon h --models all --tuner random
+  --max-trials TRIALS --ensemble 3`` (every other setting its default, seed
+  42), then the registered model forecasts the ``h`` steps after the history;
+- the references, fitted on the same history: statsforecast's AutoARIMA,
+  AutoETS, AutoTheta and SeasonalNaive, with their 80% and 95% intervals;
+- scores on the hidden values: sMAPE, MASE (scaled by the history's seasonal
+  naive error), OWA (the mean of sMAPE and MASE relative to seasonal naive's,
+  as M4 scores; lower is better) and interval coverage.
 
-Everything is tracked in a throwaway MLflow store, not the user's.
+A series lstm-zoo refuses (too short) is shown as refused, and the means are
+over the cuts every model forecast, with the count of refused cuts beside them.
+
+    python -m benchmarks.accuracy                      # the whole protocol
+    python -m benchmarks.accuracy --series ldeaths gas  # some series
+    python -m benchmarks.accuracy --last-origin-only   # one cut per series
+
+Everything is tracked in a throwaway MLflow store, not the user's. Results:
+``benchmarks/results/accuracy-latest.{json,md}``.
 """
 
 from __future__ import annotations
@@ -24,197 +37,167 @@ import tempfile
 import time
 
 import numpy as np
-import pandas as pd
+
+import experiments  # noqa: F401  (first: it quiets TensorFlow's start-up lines)
+from benchmarks import public_set
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
+ZOO = "lstm-zoo"
+MODELS = (ZOO, *public_set.REFERENCES)
 
 
-# === Series with known structure ===
-
-def trend_multiplicative(path):
-    """Monthly, 15 years: a linear trend times a seasonal swing that grows
-    with it, with 3% multiplicative noise."""
-    rng = np.random.default_rng(1)
-    t = np.arange(180)
-    values = (200 + 3 * t) * (1 + 0.25 * np.sin(2 * np.pi * t / 12)) * np.exp(
-        rng.normal(0, 0.03, 180))
-    _write(path, pd.date_range("2010-01-01", periods=180, freq="MS"), values, "month")
-
-
-def regime_change(path):
-    """Weekly, 5 years: a flat noisy level that shifts up and starts to
-    trend two thirds of the way through (the test period is after it)."""
-    rng = np.random.default_rng(2)
-    t = np.arange(260)
-    level = np.where(t < 170, 100.0, 130.0 + 0.4 * (t - 170))
-    values = level + 5 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 2, 260)
-    _write(path, pd.date_range("2019-01-07", periods=260, freq="W-MON"), values, "week")
-
-
-def daily_weekly(path):
-    """Hourly, 6 weeks: a daily cycle whose amplitude depends on the weekday
-    (weekly-within-daily seasonality), with noise."""
-    rng = np.random.default_rng(3)
-    t = np.arange(24 * 7 * 6)
-    hour, day = t % 24, (t // 24) % 7
-    weekday = np.where(day < 5, 1.0, 0.4)
-    values = 50 + 20 * weekday * np.sin(2 * np.pi * (hour - 6) / 24) + rng.normal(0, 3, len(t))
-    _write(path, pd.date_range("2024-01-01", periods=len(t), freq="h"), values, "hour")
-
-
-def _write(path, index, values, time_col):
-    pd.DataFrame({time_col: index.strftime("%Y-%m-%dT%H:%M:%S"), "value": values}).to_csv(
-        path, index=False)
-
-
-# name -> (data flags, how it is made)
-SERIES = {
-    "airline-h1": ({"data": "airline", "horizon": 1, "test_size": 24, "val_size": 24}, None),
-    "airline-h12": ({"data": "airline", "horizon": 12, "test_size": 24, "val_size": 24}, None),
-    "sine": ({"data": "sine", "horizon": 1}, None),
-    "trend-multiplicative": ({"target": ("value",), "time_col": "month", "horizon": 1,
-                              "test_size": 24, "val_size": 24}, trend_multiplicative),
-    "regime-change": ({"target": ("value",), "time_col": "week", "horizon": 4,
-                       "test_size": 40, "val_size": 30, "window": 26}, regime_change),
-    "daily-weekly": ({"target": ("value",), "time_col": "hour", "horizon": 24,
-                      "test_size": 168, "val_size": 168, "window": 48, "season": 24},
-                     daily_weekly),
-}
-MODELS = ("naive", "seasonal_naive", "ets", "sarima")
-
-
-def run_series(name, folder, uri, *, trials, epochs, ensemble, seed, tuner="random",
-               quick=False):
+def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ensemble: int,
+                 seed: int) -> dict:
+    """lstm-zoo's search on the cut's history and its registered model's
+    forecast: ``{"mean", "lo-80", "hi-80", "lo-95", "hi-95"}``."""
+    from experiments import serving
     from experiments.config import RunConfig
-    from experiments.train import run_training
     from tuning.search import SearchConfig, run_search
 
-    flags, make = SERIES[name]
-    flags = dict(flags)
-    if make is not None:
-        path = os.path.join(folder, f"{name}.csv")
-        make(path)
-        flags["csv"] = path
-    common = dict(flags, tracking_uri=uri, experiment=f"accuracy-{name}", seed=seed)
+    key = f"{cut.series}-o{cut.origin}"
+    path = os.path.join(folder, f"{key}.csv")
+    cut.history.to_csv(path, index=False)
+    result = run_search(SearchConfig(
+        run=RunConfig(csv=path, target=("value",), time_col="period", horizon=cut.horizon,
+                      tracking_uri=uri, experiment=f"accuracy-{key}", seed=seed,
+                      model_name=f"accuracy-{key}"),
+        tuner="random", max_trials=trials, ensemble=ensemble, name=key,
+        directory=os.path.join(folder, "tuner"), fresh=True))
+    name, version = result.registered
+    model, _ = serving.load(f"models:/{name}/{version}")
+    table = model.predict(cut.history)
+    out = {"mean": table["value"].to_numpy(dtype=float)}
+    for level in public_set.LEVELS:
+        if f"lower_{level}" in table:
+            out[f"lo-{level}"] = table[f"lower_{level}"].to_numpy(dtype=float)
+            out[f"hi-{level}"] = table[f"upper_{level}"].to_numpy(dtype=float)
+    return out
+
+
+def run_cut(cut, folder, uri, *, trials, ensemble, seed) -> dict:
+    row = {"series": cut.series, "origin": cut.origin, "horizon": cut.horizon,
+           "history": len(cut.history)}
     started = time.perf_counter()
-    # --quick caps even the default run's epochs (a smoke test of the protocol).
-    default = run_training(RunConfig(model="gru", **common,
-                                     epochs=epochs if quick else None))
-    default_s = time.perf_counter() - started
+    forecasts = public_set.reference_forecasts(cut)
+    row["reference_seconds"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
-    search = run_search(SearchConfig(
-        run=RunConfig(**common, epochs=epochs), tuner=tuner, max_trials=trials,
-        name=f"accuracy-{name}", directory=os.path.join(folder, "tuner"), fresh=True,
-        ensemble=ensemble, register=False))
-    search_s = time.perf_counter() - started
-    m, d = search.test_metrics, default.metrics
-    row = {"series": name, "horizon": search.task.prepared.horizon,
-           "test_windows": len(search.task.test),
-           "transforms": ",".join(search.task.prepared.transforms) or "none",
-           "window": search.task.prepared.window,
-           "tuned_rmse": m["test_rmse"], "default_train_rmse": d["test_rmse"],
-           "ensemble_rmse": search.ensemble_metrics.get("test_rmse"),
-           "search_seconds": round(search_s, 1), "train_seconds": round(default_s, 1),
-           "best_family": search.best_hyperparameters.get(
-               "family", next(iter(search.best_hyperparameters), "")),
-           "notes": search.task.baseline_notes()}
-    for baseline in MODELS:
-        row[f"{baseline}_rmse"] = m.get(f"test_{baseline}_rmse")
-    fitted = [b for b in MODELS if row[f"{b}_rmse"] is not None]
-    best = min(fitted, key=lambda b: row[f"{b}_rmse"])
-    row["best_baseline"] = best
-    served = row["ensemble_rmse"] or row["tuned_rmse"]
-    row["verdict"] = _verdict(row, served, best)
+    try:
+        forecasts[ZOO] = zoo_forecast(cut, folder, uri, trials=trials, ensemble=ensemble,
+                                      seed=seed)
+    except Exception as err:  # noqa: BLE001  (a refusal is a result: record it)
+        row["refused"] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+    row["zoo_seconds"] = round(time.perf_counter() - started, 1)
+    reference = forecasts["SeasonalNaive"]
+    row["scores"] = {m: public_set.scores(cut, f, reference) for m, f in forecasts.items()}
     return row
 
 
-def _verdict(row, served, best):
-    snaive = row["seasonal_naive_rmse"]
-    stats = [row[f"{b}_rmse"] for b in ("ets", "sarima") if row[f"{b}_rmse"] is not None]
-    out = []
-    out.append("beats seasonal naive" if served < snaive else "LOSES to seasonal naive")
-    if stats:
-        out.append("beats ETS and SARIMA" if served < min(stats)
-                   else f"loses to {best.upper() if best in ('ets', 'sarima') else best}")
-    if row["default_train_rmse"] >= row["naive_rmse"]:
-        out.append("default train loses to naive")
-    return "; ".join(out)
+def summary(rows) -> dict:
+    """Per model: the mean of each score over the cuts every model forecast
+    (each series weighted by its number of cuts), the mean at the last
+    origin, and the series where lstm-zoo beats each reference's OWA."""
+    scored = [r for r in rows if ZOO in r["scores"]]
+    out = {"cuts": len(rows), "cuts_scored": len(scored),
+           "refused": [f"{r['series']} (origin {r['origin']})" for r in rows
+                       if ZOO not in r["scores"]]}
+    for model in MODELS:
+        scores = [r["scores"][model] for r in scored]
+        last = [r["scores"][model] for r in scored if r["origin"] == 0]
+        out[model] = {k: float(np.mean([s[k] for s in scores if k in s]))
+                      for k in scores[0]} if scores else {}
+        out[model]["last_origin_owa"] = float(np.mean([s["owa"] for s in last])) \
+            if last else None
+        every = [r["scores"][model]["owa"] for r in rows if model in r["scores"]]
+        out[model]["owa_every_cut"] = float(np.mean(every)) if every else None
+    for ref in public_set.REFERENCES:
+        out[f"beats_{ref}"] = sorted({r["series"] for r in scored} - {
+            r["series"] for r in scored
+            if _series_owa(scored, r["series"], ZOO) >= _series_owa(scored, r["series"], ref)})
+    return out
+
+
+def _series_owa(rows, series, model) -> float:
+    return float(np.mean([r["scores"][model]["owa"] for r in rows if r["series"] == series]))
 
 
 def markdown(result) -> str:
-    b = result["budget"]
+    b, s = result["budget"], result["summary"]
     lines = [
-        f"Accuracy benchmark, {result['date']} ({result['machine']}). Budget per series: "
-        f"`tune` {b.get('tuner', 'random')} search, {b['trials']} trials of at most "
-        f"{b['epochs'] or 'the data-sized number of'} epochs (window and transforms "
-        f"searched where the series does not pin them; *chosen* shows the best "
-        f"trial's), ensemble of {b['ensemble']}, seed {b['seed']}; `train` with "
-        f"defaults (gru). Test RMSE in the data's units on the same windows for every "
-        f"model (lower is better).",
+        f"Accuracy on the public set, {result['date']} ({result['machine']}); "
+        f"{s['cuts']} cuts of {len({r['series'] for r in result['rows']})} series. "
+        f"lstm-zoo: `tune --models all --tuner random --max-trials {b['trials']} "
+        f"--ensemble {b['ensemble']}`, seed {b['seed']}, then the registered model's "
+        f"forecast; {b['zoo_minutes']:.0f} minutes of searching in all. References: "
+        f"statsforecast {', '.join(public_set.REFERENCES)} on the same histories. "
+        f"OWA relative to seasonal naive (lower is better; below 1 beats it).",
         "",
-        "| series | h | chosen | tuned | ensemble | train default | naive | seasonal naive "
-        "| ETS | SARIMA | verdict | search s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | OWA | OWA (last origin) | sMAPE | MASE | 80% covered "
+        "| 95% covered | OWA (every cut it forecast) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
-    def f(v):
-        return "skipped" if v is None else f"{v:.4g}"
+    def f(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
 
-    for r in result["series"]:
-        lines.append(
-            f"| {r['series']} | {r['horizon']} | {r.get('window', '')}, "
-            f"{r['transforms'].replace(',', '+')} | {f(r['tuned_rmse'])} | "
-            f"{f(r['ensemble_rmse'])} | {f(r['default_train_rmse'])} | "
-            f"{f(r['naive_rmse'])} | {f(r['seasonal_naive_rmse'])} | {f(r['ets_rmse'])} | "
-            f"{f(r['sarima_rmse'])} | {r['verdict']} | {r['search_seconds']} |")
+    for model in MODELS:
+        m = s[model]
+        lines.append(f"| {model} | {f(m.get('owa'))} | {f(m.get('last_origin_owa'))} | "
+                     f"{f(m.get('smape'), 2)} | {f(m.get('mase'))} | "
+                     f"{f(m.get('coverage_80'), 2)} | {f(m.get('coverage_95'), 2)} | "
+                     f"{f(m.get('owa_every_cut'))} |")
+    lines += ["", f"Means over the {s['cuts_scored']} cuts lstm-zoo forecast"
+              + (f"; refused: {', '.join(s['refused'])}." if s["refused"] else "."), "",
+              "| series | origin | rows | " + " | ".join(MODELS) + " | lstm-zoo 80% |",
+              "|---|---|---|" + "---|" * (len(MODELS) + 1)]
+    for r in result["rows"]:
+        owa = [f(r["scores"][m]["owa"]) if m in r["scores"] else "refused" for m in MODELS]
+        cover = f(r["scores"].get(ZOO, {}).get("coverage_80"), 2)
+        lines.append(f"| {r['series']} | {r['origin']} | {r['history']} | "
+                     + " | ".join(owa) + f" | {cover} |")
+    forecast = len({r["series"] for r in result["rows"] if ZOO in r["scores"]})
+    lines.append("\nSeries (of the " + str(forecast) + " lstm-zoo forecast) where its mean OWA "
+                 "beats the reference's: " + "; ".join(
+                     f"{ref} {len(s['beats_' + ref])}" for ref in public_set.REFERENCES) + ".")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--series", nargs="+", choices=list(SERIES), default=list(SERIES))
+    parser.add_argument("--series", nargs="+", choices=list(public_set.SERIES),
+                        default=list(public_set.SERIES))
     parser.add_argument("--trials", type=int, default=8)
-    # A fixed cap, not tune's data-sized default (300 for the monthly series):
-    # the protocol's searches stay within ten minutes each on 2 cores.
-    parser.add_argument("--epochs", type=int, default=100,
-                        help="each trial's limit (default 100; 0: from the data size, "
-                             "as tune)")
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--tuner", default="random", choices=("random", "bayesian"))
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: one series, 2 trials of 3 epochs")
+    parser.add_argument("--last-origin-only", action="store_true")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     import logging
 
-    # Many models in one process: TensorFlow's retracing notes say nothing here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    if args.quick:
-        args.series, args.trials, args.epochs, args.ensemble = ["sine"], 2, 3, 2
     os.makedirs(args.out, exist_ok=True)
-    rows = []
+    rows, started = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
         uri = f"sqlite:///{os.path.join(folder, 'mlflow.db')}"
         for name in args.series:
-            print(f"== {name}", flush=True)
-            row = run_series(name, folder, uri, trials=args.trials,
-                             epochs=args.epochs or None,
-                             ensemble=args.ensemble, seed=args.seed, tuner=args.tuner,
-                             quick=args.quick)
-            print(f"   tuned {row['tuned_rmse']:.4g}  ensemble {row['ensemble_rmse']}  "
-                  f"best baseline {row['best_baseline']} "
-                  f"{row[row['best_baseline'] + '_rmse']:.4g}: {row['verdict']}", flush=True)
-            rows.append(row)
+            for cut in public_set.cuts(name)[:1 if args.last_origin_only else None]:
+                row = run_cut(cut, folder, uri, trials=args.trials,
+                              ensemble=args.ensemble, seed=args.seed)
+                owa = {m: round(s["owa"], 3) for m, s in row["scores"].items()}
+                print(f"== {name} origin {cut.origin} ({row['zoo_seconds']} s): {owa}"
+                      + (f"  REFUSED {row['refused']}" if "refused" in row else ""),
+                      flush=True)
+                rows.append(row)
     result = {"date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
-              "budget": {"tuner": args.tuner, "trials": args.trials, "epochs": args.epochs,
-                         "ensemble": args.ensemble, "seed": args.seed},
-              "series": rows}
-    stem = "accuracy-quick" if args.quick else "accuracy-latest"
+              "budget": {"trials": args.trials, "ensemble": args.ensemble, "seed": args.seed,
+                         "zoo_minutes": sum(r["zoo_seconds"] for r in rows) / 60,
+                         "wall_minutes": (time.perf_counter() - started) / 60},
+              "rows": rows, "summary": summary(rows)}
+    stem = "accuracy-latest" if set(args.series) == set(public_set.SERIES) and \
+        not args.last_origin_only else "accuracy-partial"
     with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
-        json.dump(result, f, indent=2)
+        json.dump(result, f, indent=2, default=float)
     table = markdown(result)
     with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
         f.write(table)

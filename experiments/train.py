@@ -106,6 +106,8 @@ def _train_tracked(cfg, tasks, hp) -> TrainResult:
         repairs = task.repairs
         if repairs:
             mlflow.set_tag("repairs", tracking.redact("; ".join(repairs)))
+        if task.adjustments:
+            mlflow.set_tag("adjustments", "; ".join(task.adjustments))
         mlflow.log_input(task.dataset(), context="training")
 
         per_fold = []

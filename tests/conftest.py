@@ -100,8 +100,8 @@ def team_server_parts():
     import shutil
     import tempfile
 
-    from experiments import server
-    from experiments.server import free_port
+    from experiments.tracking import server
+    from experiments.tracking.server import free_port
 
     folder = tempfile.mkdtemp(prefix="lstm-zoo-pg-")
     os.chmod(folder, 0o755)  # as root, PostgreSQL runs as `postgres` and must get in

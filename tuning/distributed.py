@@ -27,7 +27,7 @@ import threading
 import time
 
 from experiments.errors import ConfigError
-from experiments.server import free_port  # noqa: F401  (the launcher's port)
+from experiments.tracking.server import free_port  # noqa: F401  (the launcher's port)
 from zoo import compat
 
 CONNECT_TIMEOUT = 60.0   # seconds a worker waits for its chief (and each call)

@@ -31,7 +31,7 @@ def ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, re
 
     import mlflow
 
-    from experiments.tasks.forecast import Member
+    from experiments.forecasting.ensembles import Member
     from tuning.tracked import trial_params
 
     top = best[0]

@@ -236,7 +236,7 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
                 print(f"note: {choice.reason}", flush=True)
             card = None
             if task.kind == "forecast":  # a model card says what the forecast is
-                from experiments.card import model_card
+                from experiments.serving.card import model_card
                 from tuning.tracked import trial_params
 
                 hp = trial_params(best_trial.hyperparameters.values)

@@ -183,6 +183,8 @@ class SearchTracker:
         }))
         mlflow.log_dict(hypermodel.space(), "search_space.json")
         mlflow.log_input(dataset, context="training")
+        if self.task.adjustments:  # a short series' settings, shrunk to fit
+            mlflow.set_tag("adjustments", "; ".join(self.task.adjustments))
 
     def reap_stale_children(self):
         """Close children left RUNNING by a process that no longer exists

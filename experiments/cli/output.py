@@ -56,6 +56,7 @@ def skill_lines(task, m, who) -> str:
                      f"{'+'.join(p.transforms) or 'none'} {SEARCHED}")
     elif reason:
         lines.append(f"transforms chosen from the training rows: {reason}")
+    lines += [f"note: {adjustment}" for adjustment in task.adjustments]
     return "\n".join(lines)
 
 

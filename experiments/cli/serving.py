@@ -11,7 +11,7 @@ from experiments.cli.output import cell_text, last_time, table
 def cmd_forecast(args) -> int:
     import mlflow
 
-    from experiments import served, tracking
+    from experiments import serving, tracking
 
     if bool(args.model) == bool(args.run_id):
         raise ValueError("give the model to forecast with: --model URI (such as "
@@ -24,10 +24,10 @@ def cmd_forecast(args) -> int:
         store = tracking.resolve_uri(args.tracking_uri)
         tracking.check_reachable(store)
         mlflow.set_tracking_uri(store)
-    model, inner = served.load(uri)
+    model, inner = serving.load(uri)
     forecaster = inner.forecaster
     if args.csv:
-        history = served.history_from_csv(
+        history = serving.history_from_csv(
             args.csv, forecaster, time_format=args.time_format,
             fill_missing=args.fill_missing, sort=args.sort, max_file_mb=args.max_file_mb)
         source = args.csv
@@ -79,7 +79,7 @@ def cmd_generate(args) -> int:
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from experiments import served, tracking
+    from experiments import serving, tracking
 
     uri = tracking.resolve_uri(args.tracking_uri)
     tracking.check_reachable(uri)
@@ -101,7 +101,7 @@ def cmd_generate(args) -> int:
         raise ValueError(f"--length must be >= 1; received {args.length}")
     if not args.temperature > 0:
         raise ValueError(f"--temperature must be > 0; received {args.temperature}")
-    model, _ = served.load(f"runs:/{args.run_id}/model", kind="language_model")
+    model, _ = serving.load(f"runs:/{args.run_id}/model", kind="language_model")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     out = model.predict(pd.DataFrame({"prompt": [args.prompt]}), params={
         "length": args.length, "temperature": args.temperature, "seed": seed})

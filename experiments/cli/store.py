@@ -25,7 +25,7 @@ def cmd_ui(args) -> int:
 
 
 def cmd_tracking_server(args) -> int:
-    from experiments import server
+    from experiments.tracking import server
 
     return server.run(args.dir, args.host, args.port)
 

@@ -20,13 +20,15 @@ asked: pass ``callbacks`` (such as ``experiments.training.curves.MetricLogger``)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pandas as pd
 
-from experiments import data, served, tracking
+from experiments import data, serving, tracking
 from experiments.config import RunConfig
 from experiments.errors import ConfigError
+from experiments.forecasting.ensembles import Member
 from experiments.forecasting.forecaster import check_levels
 from experiments.tasks import forecast, load_tasks
 from experiments.training import fitting
@@ -43,7 +45,9 @@ class ForecastModel:
     preprocessing and prediction intervals.
 
     Args:
-        family: a registered family (``zoo.list_models()``), default ``gru``.
+        family: a registered family (``zoo.list_models()``), default ``gru``;
+            or a list of them, an ensemble: each trained on the same windows,
+            the forecast the mean of theirs (intervals calibrated on it).
         target: the column (or columns) to forecast.
         time_col: the timestamp column, if any; forecasts are dated from it.
         features: extra input columns.
@@ -55,7 +59,8 @@ class ForecastModel:
         refit: after early stopping on the validation rows, train again on
             every row for as many epochs, and serve that network (default
             True); the intervals keep the widths calibrated out of sample.
-        hyperparameters: the family's own (``units``, ``num_layers``...).
+        hyperparameters: the family's own (``units``, ``num_layers``...); for
+            a list of families, a dict from family to its own.
         verbose: Keras' ``fit`` verbosity.
 
     Raises:
@@ -67,35 +72,56 @@ class ForecastModel:
     supports_future_covariates = False  # features enter the input window only
     supports_intervals = True
 
-    def __init__(self, family: str = "gru", *, target, refit: bool = True,
+    def __init__(self, family: str | list[str] = "gru", *, target, refit: bool = True,
                  hyperparameters: dict | None = None, verbose: int = 0, **settings):
         unknown = sorted(set(settings) - set(SETTINGS))
         if unknown:
             raise ConfigError(f"ForecastModel takes no setting {unknown[0]!r}; it takes "
                               f"{sorted(SETTINGS)}, refit, hyperparameters and verbose")
+        families = [family] if isinstance(family, str) else list(family)
+        if not families:
+            raise ConfigError("ForecastModel: family is an empty list; name at least one "
+                              "of zoo.list_models()")
         import zoo
 
-        try:
-            zoo.get(family)
-        except KeyError as err:
-            raise ConfigError(err.args[0]) from None
-        self.family, self.refit, self.verbose = family, bool(refit), int(verbose)
+        for name in families:
+            try:
+                zoo.get(name)
+            except KeyError as err:
+                raise ConfigError(err.args[0]) from None
+        self.family = family if isinstance(family, str) else families
+        self.families = families
+        self.refit, self.verbose = bool(refit), int(verbose)
         self.hyperparameters = dict(hyperparameters or {})
+        if len(families) > 1:  # per member: {family: {...}}
+            odd = sorted(set(self.hyperparameters) - set(families))
+            if odd:
+                raise ConfigError(
+                    f"ForecastModel: with several families, hyperparameters maps each "
+                    f"family to its own settings ({{'gru': {{'units': 32}}}}); {odd[0]!r} "
+                    f"is not one of the members {families}")
         self.settings = {"target": [target] if isinstance(target, str) else list(target),
                          **{k: v for k, v in settings.items() if v is not None}}
-        self.config = self._run_config()  # checks every value now, before any data
+        # Checks every value now, before any data: one configuration per member.
+        self.configs = [self._run_config(name) for name in families]
+        self.config = self.configs[0]
         self.network_ = self.forecaster_ = self.history_ = None
-        self.training_history_: dict = {}
+        self.training_history_: dict | list = {}
 
-    def _run_config(self) -> RunConfig:
+    def _hyperparameters_of(self, family: str) -> dict:
+        if len(self.families) == 1:
+            return self.hyperparameters
+        return dict(self.hyperparameters.get(family, {}))
+
+    def _run_config(self, family: str) -> RunConfig:
         given = dict(self.settings)
         for key in ("target", "features", "transforms"):
             if key in given:
                 given[key] = tuple(given[key])
         if "intervals" in given:
             given["intervals"] = check_levels(given["intervals"])
-        return RunConfig(model=self.family, refit=self.refit, verbose=self.verbose,
-                         hyperparameters=self.hyperparameters, **given)
+        return RunConfig(model=family, refit=self.refit, verbose=self.verbose,
+                         hyperparameters=self._hyperparameters_of(family), **given)
 
     def get_params(self) -> dict:
         """The constructor's arguments: ``ForecastModel(**m.get_params())``
@@ -117,16 +143,27 @@ class ForecastModel:
             df, target=s["target"], features=s.get("features", ()),
             time_col=s.get("time_col"), time_format=s.get("time_format"),
             fill_missing=s.get("fill_missing", False), sort=s.get("sort", False))
-        cfg, tasks = load_tasks(self.config, "train", series=series)
-        task = tasks[-1]
-        hp = fitting.resolve_hyperparameters(cfg.model, cfg.hyperparameters, task)
-        model, history = fitting.train_network(cfg, task, hp, callbacks)
-        network = (fitting.refit(cfg.model, task, hp, cfg, fitting.best_epochs(history))
-                   if self.refit else model)
-        # Intervals from the validation rows of the network that never saw them.
-        self.forecaster_ = task.forecaster(model, refit=self.refit)
-        self.network_, self.training_history_ = network, history
-        self.history_, _ = served.forecast_history(task.series, self.forecaster_)
+        resolved, tasks = load_tasks(self.config, "train", series=series)
+        task = tasks[-1]  # one task for every member: the same windows and transforms
+        trained, served, histories = [], [], []
+        for config in self.configs:
+            cfg = dataclasses.replace(resolved, model=config.model,
+                                      hyperparameters=config.hyperparameters)
+            hp = fitting.resolve_hyperparameters(cfg.model, cfg.hyperparameters, task)
+            model, history = fitting.train_network(cfg, task, hp, callbacks)
+            trained.append(model)
+            served.append(fitting.refit(cfg.model, task, hp, cfg, fitting.best_epochs(history))
+                          if self.refit else model)
+            histories.append(history)
+        one = len(self.configs) == 1
+        # An ensemble of families: one task (the same windows and transforms),
+        # the mean of the members' forecasts (experiments.forecasting.ensembles).
+        # Intervals from the validation rows of the networks that never saw them.
+        self.forecaster_ = task.forecaster(
+            trained[0] if one else [Member(m) for m in trained], refit=self.refit)
+        self.network_ = served[0] if one else served
+        self.training_history_ = histories[0] if one else histories
+        self.history_, _ = serving.forecast_history(task.series, self.forecaster_)
         return self
 
     def _check_fitted(self, what: str) -> None:
@@ -183,7 +220,7 @@ class ForecastModel:
         if os.path.exists(path):
             raise ConfigError(f"ForecastModel.save: {path} already exists; give a new folder")
         example = self.history_.iloc[-self.forecaster_.min_rows:].reset_index(drop=True)
-        served.save_served(path, "forecast", self.network_, self.forecaster_, example,
+        serving.save_served(path, "forecast", self.network_, self.forecaster_, example,
                            tracking.model_requirements(), history=self.history_,
                            settings=self.get_params())
         return path

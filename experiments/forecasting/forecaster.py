@@ -21,6 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.preprocessing import Preprocessor
 
 DEFAULT_LEVELS = (80, 95)
@@ -100,6 +101,9 @@ class Forecaster:
             transforms, each member's preprocessing, in the order of its
             networks; empty when every member reads ``preprocessor``'s.
             They share targets, features, horizon and spacing.
+        steps: how many steps a forecast gives by default: the horizon asked
+            for, when a short series' network forecasts fewer at a time
+            (``experiments.forecasting.short_series``); None: the horizon.
     """
 
     preprocessor: Preprocessor
@@ -107,6 +111,7 @@ class Forecaster:
     widths: dict = dataclasses.field(default_factory=dict)
     refit: bool = False
     members: tuple = ()
+    steps: int | None = None
 
     @property
     def levels(self) -> list[str]:
@@ -249,10 +254,11 @@ class Forecaster:
                 progress bar, no eager layer calls), or a list of them, an
                 ensemble: the mean of their forecasts.
             history: raw rows, as the user's CSV (see ``columns``).
-            steps: how many steps; default the model's horizon.
+            steps: how many steps; default ``self.steps``, else the
+                model's horizon.
         """
         pre = self.preprocessor
-        steps = pre.horizon if steps is None else steps
+        steps = (self.steps or pre.horizon) if steps is None else steps
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
             raise ValueError(f"steps must be an int >= 1; received {steps!r}")
         if steps > pre.horizon and set(pre.features) != set(pre.targets):
@@ -328,10 +334,7 @@ class Forecaster:
     def _one_block(self, model, values) -> np.ndarray:
         """One direct forecast per series, ``(series, horizon, targets)``,
         from raw ``values`` ``(series, rows, features)``."""
-        # An ensemble forecasts the mean of its members' forecasts, in the
-        # data's units (not of their transformed outputs): members may read
-        # different windows and transforms of the same history.
-        networks = model if isinstance(model, (list, tuple)) else [model]
+        networks = members_of(model)
         pres = self.members or [self.preprocessor] * len(networks)
         if len(pres) != len(networks):
             raise ValueError(f"the forecaster has {len(pres)} members' preprocessing; "
@@ -343,7 +346,7 @@ class Forecaster:
             scaled = pre.transform_values(values[:, -rows:])[:, -pre.window:]
             past = values[:, values.shape[1] - pre.lost:, cols]
             out.append(pre.inverse_transform(predict(network, scaled.astype("float32")), past))
-        return np.mean(out, axis=0)
+        return combine(out)
 
     def _table(self, ids, indexes, pred, steps) -> pd.DataFrame:
         """The output table: per series ``steps`` rows of times (or step
@@ -381,10 +384,13 @@ class Forecaster:
                   "widths": self.widths, "refit": self.refit}
         if self.members:
             config["members"] = [pre.to_config() for pre in self.members]
+        if self.steps:
+            config["steps"] = int(self.steps)
         return config
 
     @classmethod
     def from_config(cls, config: dict) -> Forecaster:
         return cls(Preprocessor.from_config(config["preprocessor"]), config["time_col"],
                    dict(config.get("widths", {})), bool(config.get("refit", False)),
-                   tuple(Preprocessor.from_config(c) for c in config.get("members", ())))
+                   tuple(Preprocessor.from_config(c) for c in config.get("members", ())),
+                   config.get("steps"))

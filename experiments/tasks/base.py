@@ -64,6 +64,8 @@ class Task:
     # What loading repaired, and why the transforms were chosen (run notes).
     repairs: tuple = ()
     transforms_reason: str | None = None
+    # Settings shrunk to fit short data, each said in a sentence (run notes).
+    adjustments: tuple = ()
 
     def baseline_notes(self) -> list[str]:
         """What each fitted baseline was, or why it was skipped."""

@@ -204,10 +204,10 @@ class ClassificationTask(Task):
 
     def log_served(self, model, calibrated_on=None):
         """The served pyfunc model: raw sequences in, label and class
-        probabilities out (see ``experiments.served``)."""
-        from experiments import served  # MLflow's pyfunc: only when logging
+        probabilities out (see ``experiments.serving``)."""
+        from experiments import serving  # MLflow's pyfunc: only when logging
 
-        reader = served.SequenceClassifier(self.classes, self.mean, self.std,
+        reader = serving.SequenceClassifier(self.classes, self.mean, self.std,
                                            self.input_shape[0], **self.layout,
                                            padded=self.lengths is not None)
         example = self.raw_test[:2].astype("float64")
@@ -219,7 +219,7 @@ class ClassificationTask(Task):
                                  **({reader.time_col: t} if reader.time_col else {}),
                                  **dict(zip(reader.features, values, strict=True))})
             example = pd.DataFrame(rows)
-        return served.log_served("classification", model, reader, example,
+        return serving.log_served("classification", model, reader, example,
                                  tracking.model_requirements())
 
     def config(self):

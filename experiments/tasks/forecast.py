@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from experiments import data, tracking
 from experiments.errors import ConfigError
-from experiments.forecasting import metrics, statistical, windows
+from experiments.forecasting import metrics, short_series, statistical, windows
+from experiments.forecasting.ensembles import Member, combine
 from experiments.forecasting.forecaster import (
     DEFAULT_LEVELS,
     Forecaster,
@@ -30,16 +30,6 @@ DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
 DATASETS = {"airline": data.load_airline, "sine": data.make_sine}
 LABELS = {"ets": "ETS", "sarima": "SARIMA"}
 SEARCHED = "chosen by the search, on validation RMSE in the data's units"
-
-
-@dataclasses.dataclass(frozen=True)
-class Member:
-    """One network of an ensemble of forecasts: the Keras ``network`` and,
-    when it reads another window or transforms than the ensemble's task,
-    the task ``variant`` it was trained on (``None``: the ensemble's own)."""
-
-    network: Any
-    task: Any = None
 
 
 def claims(cfg) -> bool:
@@ -84,9 +74,14 @@ def fold_series(series, folds: int, n_test: int):
 
 def make_tasks(cfg, series=None) -> list[ForecastTask]:
     """One ``ForecastTask`` per rolling-origin fold (``cfg.folds``), of
-    ``series`` or else of the data ``cfg`` names."""
+    ``series`` or else of the data ``cfg`` names. A series too short for the
+    default settings gets smaller ones (``fit_to_series``)."""
     series = load_series(cfg) if series is None else series
     chosen = settings(cfg, series)
+    requested, adjustments = chosen["horizon"], ()
+    if cfg.folds == 1:
+        chosen, note = fit_to_series(cfg, series, chosen)
+        adjustments = (note,) if note else ()
     n_test = windows.resolve_part(chosen["test_size"], len(series), series.frame.index,
                                   "test")
     folds = fold_series(series, cfg.folds, n_test)
@@ -101,10 +96,41 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
     # What a search may still choose: the settings the user did not name.
     searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None)
+    steps = requested if requested != chosen["horizon"] else None
     return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
                          settings=chosen, searchable=searchable,
-                         autoregressive=cfg.autoregressive)
+                         autoregressive=cfg.autoregressive, steps=steps,
+                         adjustments=adjustments)
             for s in folds]
+
+
+def fit_to_series(cfg, series, chosen) -> tuple[dict, str | None]:
+    """``chosen`` with the settings neither the user nor the dataset named
+    shrunk to fit a short series, and the sentence saying what changed
+    (see ``experiments.forecasting.short_series``); below its minimum, a
+    ``DataError`` naming it."""
+    n, index = len(series), series.frame.index
+    n_test = windows.resolve_part(chosen["test_size"], n, index, "test")
+    n_val = windows.resolve_part(chosen["val_size"], n - n_test, index, "val")
+    given = {k for k in ("window", "val_size", "test_size")
+             if getattr(cfg, k) is not None or k in series.defaults}
+    season = chosen["season"] or 1
+    # Transforms chosen from the data difference at most once (never by season).
+    lost = 1 if chosen["transforms"] is None else windows.rows_lost(chosen["transforms"],
+                                                                     season)
+    rolls = set(series.features) == set(series.targets)
+    minimum = short_series.minimum_rows(chosen["horizon"], chosen["season"], lost=lost,
+                                        rolls=rolls)
+    if n < minimum and not given:
+        raise data.DataError(
+            f"{series.label}: {n} rows are too few to forecast {chosen['horizon']} steps; "
+            f"lstm-zoo needs at least {minimum} rows (two seasons of {season} plus the "
+            f"horizon, or more where that leaves too few training windows)")
+    sized = dict(chosen, val_size=n_val, test_size=n_test)
+    fitted, note = short_series.fit_to_length(n, sized, given, lost=lost, rolls=rolls)
+    if note is not None:
+        return fitted, note
+    return chosen, None
 
 
 def window_choices(window: int, season: int) -> list[int]:
@@ -143,7 +169,8 @@ class ForecastTask(Task):
     metrics_shown = ("mae", "rmse", "mape", "smape", "mase")
 
     def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
-                 settings=None, searchable=(), autoregressive=None):
+                 settings=None, searchable=(), autoregressive=None, steps=None,
+                 adjustments=()):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -162,6 +189,11 @@ class ForecastTask(Task):
         # The linear autoregressive term under the network: on unless the
         # user said no (None: not named).
         self.autoregressive = autoregressive
+        # A short series' network may forecast fewer steps at a time than
+        # asked for (experiments.forecasting.short_series): the served model
+        # rolls forward to ``steps``; ``adjustments`` say what was shrunk.
+        self.steps = steps
+        self.adjustments = tuple(adjustments)
         self._variants = {}
         self._source = None  # the task this one is a variant of
 
@@ -211,7 +243,7 @@ class ForecastTask(Task):
                       "season": self.prepared.season}
             task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
                                 self.levels, SEARCHED, chosen, self.searchable,
-                                self.autoregressive)
+                                self.autoregressive, self.steps, self.adjustments)
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -275,7 +307,7 @@ class ForecastTask(Task):
         member with a ``task`` of its own reads that variant's window and
         transforms: the same rows, so the same forecast origins)."""
         if isinstance(model, list):
-            return np.mean([self._member_forecast(m, part) for m in model], axis=0)
+            return combine([self._member_forecast(m, part) for m in model])
         if part is self.prepared.test:
             raw = self.predict_test(model)
         else:
@@ -317,7 +349,8 @@ class ForecastTask(Task):
         widths = conformal_widths(p.truth(p.val), self.forecast(model, p.val), self.levels)
         index = self.series.frame.index
         time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
-        return Forecaster(p.preprocessor, time_col, widths, refit, self.member_preprocessing(model))
+        return Forecaster(p.preprocessor, time_col, widths, refit,
+                          self.member_preprocessing(model), self.steps)
 
     def member_preprocessing(self, model) -> tuple:
         """Each ensemble member's preprocessing, when some member reads
@@ -336,15 +369,15 @@ class ForecastTask(Task):
         return Split(x, y)
 
     def log_served(self, model, calibrated_on=None):
-        """The served pyfunc model (see ``experiments.served``): raw history
+        """The served pyfunc model (see ``experiments.serving``): raw history
         in, forecasts with intervals out."""
-        from experiments import served  # MLflow's pyfunc: only when logging
+        from experiments import serving  # MLflow's pyfunc: only when logging
 
         refit = calibrated_on is not None and calibrated_on is not model
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
         if isinstance(model, list):  # the networks; their preprocessing is the forecaster's
             model = [m.network for m in model]
-        return served.log_forecast_model(model, forecaster, self.series,
+        return serving.log_forecast_model(model, forecaster, self.series,
                                          tracking.model_requirements())
 
     def log_artifacts(self, model, scores):

@@ -190,14 +190,14 @@ class LanguageModelTask(Task):
 
     def log_served(self, model, calibrated_on=None):
         """The served pyfunc model: prompts in, generated text out (see
-        ``experiments.served``)."""
+        ``experiments.serving``)."""
         import pandas as pd
 
-        from experiments import served  # MLflow's pyfunc: only when logging
+        from experiments import serving  # MLflow's pyfunc: only when logging
 
-        reader = served.TextGenerator(self.vocab, self.window)
+        reader = serving.TextGenerator(self.vocab, self.window)
         example = pd.DataFrame({"prompt": [self.sample_prompt]})
-        return served.log_served("language_model", model, reader, example,
+        return serving.log_served("language_model", model, reader, example,
                                  tracking.model_requirements())
 
     def config(self):

@@ -69,11 +69,11 @@ def test_every_family_has_a_benchmark_row_whose_sides_build_alike():
 
 @pytest.mark.slow
 def test_accuracy_quick_run_scores_the_zoo_against_every_baseline(tmp_path):
-    """`make accuracy` (its smoke mode): the default run and a search on the
+    """`make accuracy-known` (its smoke mode): the default run and a search on the
     sine set, scored against naive, seasonal naive, ETS and SARIMA, written
     as JSON and as the README's table."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "benchmarks.accuracy", "--quick",
+    done = subprocess.run([sys.executable, "-m", "benchmarks.known_structure", "--quick",
                            "--out", str(tmp_path)], cwd=REPO, capture_output=True,
                           text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -65,8 +65,13 @@ BAD_CASES = {
                                 for line in GOOD.splitlines()[1:]),
                         ["--target", "sales", "--features", "price"],
                         r"column 'price' is constant"),
-    "too short": (GOOD, ["--target", "sales", "--window", "12", "--horizon", "6"],
+    "too short": (GOOD, ["--target", "sales", "--window", "12", "--horizon", "6",
+                         "--val-size", "6", "--test-size", "6"],
                   r"too short: 24 rows.*at least \d+ rows in all"),
+    "below the minimum": (GOOD, ["--target", "sales", "--time-col", "month",
+                                 "--horizon", "18"],
+                          r"24 rows are too few to forecast 18 steps; lstm-zoo needs at "
+                          r"least 42 rows \(two seasons of 12 plus the horizon"),
     "empty file": ("", ["--target", "sales"], r"the file is empty"),
     "header only": ("month,sales\n", ["--target", "sales"], r"header but no rows"),
 }

@@ -52,7 +52,7 @@ def test_fit_predict_cross_validate_save_and_load_in_another_process(tmp_path):
     assert forecast["Month"].iloc[0].startswith("1961-01") and len(forecast) == 12
     cv = pd.read_csv(tmp_path / "cv.csv")
     assert len(cv) == 3 * 12 and cv["cutoff"].nunique() == 3
-    truth = pd.read_csv(os.path.join(os.path.dirname(data.__file__), "data",
+    truth = pd.read_csv(os.path.join(os.path.dirname(data.__file__),
                                      "airline-passengers.csv"))
     assert cv["Passengers_actual"].tolist() == truth["Passengers"].iloc[-36:].tolist()
     assert (cv["lower_80"] <= cv["Passengers"]).all() and (
@@ -70,6 +70,10 @@ def test_settings_are_checked_when_the_model_is_made():
         ForecastModel("grux", target="y")
     with pytest.raises(ConfigError, match="fit the model first"):
         ForecastModel("gru", target="y").predict()
+    with pytest.raises(ConfigError, match="name at least one"):
+        ForecastModel([], target="y")
+    with pytest.raises(ConfigError, match=r"'units' is not one of the members"):
+        ForecastModel(["gru", "vanilla_lstm"], target="y", hyperparameters={"units": 4})
     with pytest.raises(ConfigError, match="n_windows must be an int >= 1"):
         ForecastModel("gru", target="y").cross_validation(pd.DataFrame({"y": [1.0]}), 0)
 
@@ -84,3 +88,33 @@ def test_a_bad_cell_in_a_dataframe_is_named_by_its_row():
     frame["y"] = frame["y"].fillna(3.0)
     series = data.frame_series(frame, target="y", time_col="t")
     assert series.season == 12 and series.frame["y"].tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def monthly_frame(n=72):
+    import numpy as np
+
+    t = np.arange(n)
+    return pd.DataFrame({"month": pd.date_range("2018-01-01", periods=n, freq="MS"),
+                         "sales": 100 + t + 10 * np.sin(2 * np.pi * t / 12)})
+
+
+def test_an_ensemble_of_families_forecasts_the_mean_of_its_members(tmp_path):
+    """``ForecastModel([...])``: every family trained on the same windows;
+    the forecast is the mean of the members' (one average, in
+    experiments.forecasting.ensembles), and it saves and loads as one model."""
+    import numpy as np
+
+    df = monthly_frame()
+    model = ForecastModel(["gru", "vanilla_lstm"], target="sales", time_col="month",
+                          horizon=3, window=12, epochs=2, val_size=9, test_size=9,
+                          hyperparameters={"gru": {"units": 4}, "vanilla_lstm": {"units": 3}})
+    out = model.fit(df).predict()
+    assert isinstance(model.network_, list) and len(model.network_) == 2
+    assert [len(h["loss"]) for h in model.training_history_] == [2, 2]
+    alone = [model.forecaster_.forecast(net, model.history_)["sales"]
+             for net in model.network_]
+    np.testing.assert_allclose(out["sales"], (alone[0] + alone[1]) / 2, rtol=1e-6)
+    assert not np.allclose(alone[0], alone[1])
+    loaded = ForecastModel.load(model.save(str(tmp_path / "pair")))
+    assert loaded.families == ["gru", "vanilla_lstm"]
+    pd.testing.assert_frame_equal(loaded.predict(), out, rtol=1e-6)
