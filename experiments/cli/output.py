@@ -57,6 +57,8 @@ def skill_lines(task, m, who) -> str:
     elif reason:
         lines.append(f"transforms chosen from the training rows: {reason}")
     lines += [f"note: {adjustment}" for adjustment in task.adjustments]
+    if task.interval_note:
+        lines.append(f"note: {task.interval_note}")
     return "\n".join(lines)
 
 

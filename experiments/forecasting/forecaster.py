@@ -64,6 +64,19 @@ def conformal_widths(truth, pred, levels) -> dict[str, list]:
     return out
 
 
+def calibration_note(n: int, levels) -> str | None:
+    """What to tell the user when ``n`` calibration forecasts are too few
+    for a level: its width is then the largest error seen, which covers
+    less often than the level says."""
+    short = [level for level in levels if math.ceil((n + 1) * level / 100) > n]
+    if not short:
+        return None
+    need = max(math.ceil(level / (100 - level)) for level in short)
+    return (f"intervals: {n} out-of-sample forecast(s) calibrate them, too few for "
+            f"{', '.join(f'{level}%' for level in short)} (that needs {need}); those "
+            f"bounds are the largest errors seen and likely cover less than stated")
+
+
 def coverage(truth, pred, widths) -> float:
     """The fraction of ``truth`` inside ``pred ± widths`` (``widths`` per step
     and target, as ``conformal_widths`` gives for one level)."""

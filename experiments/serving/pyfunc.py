@@ -121,7 +121,7 @@ def _signature(reader, kind, example, output):
 
     columns = list(getattr(example, "columns", []))
     if kind == "forecast":
-        params = [ParamSpec("steps", "long", reader.preprocessor.horizon)]
+        params = [ParamSpec("steps", "long", reader.steps or reader.preprocessor.horizon)]
         columns.append(ID_COL)  # optional: several series in one request
     elif kind == "classification":
         params = []

@@ -64,8 +64,10 @@ class Task:
     # What loading repaired, and why the transforms were chosen (run notes).
     repairs: tuple = ()
     transforms_reason: str | None = None
-    # Settings shrunk to fit short data, each said in a sentence (run notes).
+    # Settings shrunk to fit short data, each said in a sentence, and what to
+    # say of the served intervals' calibration (run notes).
     adjustments: tuple = ()
+    interval_note: str | None = None
 
     def baseline_notes(self) -> list[str]:
         """What each fitted baseline was, or why it was skipped."""

@@ -14,6 +14,7 @@ from experiments.forecasting.ensembles import Member, combine
 from experiments.forecasting.forecaster import (
     DEFAULT_LEVELS,
     Forecaster,
+    calibration_note,
     conformal_widths,
     coverage,
 )
@@ -194,6 +195,7 @@ class ForecastTask(Task):
         # rolls forward to ``steps``; ``adjustments`` say what was shrunk.
         self.steps = steps
         self.adjustments = tuple(adjustments)
+        self.interval_note = None  # set by forecaster(): too few calibration forecasts
         self._variants = {}
         self._source = None  # the task this one is a variant of
 
@@ -342,11 +344,19 @@ class ForecastTask(Task):
 
     def forecaster(self, model, refit: bool = False) -> Forecaster:
         """What serves ``model``: preprocessing, time column, and split-
-        conformal intervals from its validation residuals. A refit model
-        keeps the intervals of the model that had not seen the validation
-        period (its own residuals there would be too small)."""
+        conformal intervals from out-of-sample residuals per horizon step:
+        the validation forecasts of ``model``, and when the served network
+        is a refit (``refit``: ``model`` is the network trained on the
+        training rows only), its test forecasts too, which it did not see
+        either. The refit's own residuals there would be too small.
+        ``interval_note`` says when they are too few for a level."""
         p = self.prepared
-        widths = conformal_widths(p.truth(p.val), self.forecast(model, p.val), self.levels)
+        truth, pred = p.truth(p.val), self.forecast(model, p.val)
+        if refit and len(p.test):
+            truth = np.concatenate([truth, p.truth(p.test)])
+            pred = np.concatenate([pred, self.forecast(model, p.test)])
+        widths = conformal_widths(truth, pred, self.levels)
+        self.interval_note = calibration_note(len(truth), self.levels)
         index = self.series.frame.index
         time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
         return Forecaster(p.preprocessor, time_col, widths, refit,
@@ -371,10 +381,14 @@ class ForecastTask(Task):
     def log_served(self, model, calibrated_on=None):
         """The served pyfunc model (see ``experiments.serving``): raw history
         in, forecasts with intervals out."""
+        import mlflow
+
         from experiments import serving  # MLflow's pyfunc: only when logging
 
         refit = calibrated_on is not None and calibrated_on is not model
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
+        if self.interval_note:
+            mlflow.set_tag("intervals_note", self.interval_note)
         if isinstance(model, list):  # the networks; their preprocessing is the forecaster's
             model = [m.network for m in model]
         return serving.log_forecast_model(model, forecaster, self.series,

@@ -222,3 +222,13 @@ def test_transform_values_on_arrays_equals_transform_on_frames(transforms):
     expected = pre.transform(frame).to_numpy()
     got = pre.transform_values(np.stack([frame.to_numpy(), frame.to_numpy()]))
     np.testing.assert_allclose(got[1], expected, equal_nan=True)
+
+
+def test_too_few_calibration_forecasts_for_a_level_are_said():
+    from experiments.forecasting.forecaster import calibration_note
+
+    assert calibration_note(19, (80, 95)) is None  # ceil(20 * 0.95) = 19
+    note = calibration_note(8, (80, 95))
+    assert "8 out-of-sample forecast(s)" in note and "too few for 95%" in note
+    assert "80%" not in note and "(that needs 19)" in note
+    assert "80%, 95%" in calibration_note(3, (80, 95))

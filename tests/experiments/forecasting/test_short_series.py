@@ -77,3 +77,9 @@ def test_a_54_month_series_gets_an_18_month_forecast_that_survives_saving(tmp_pa
     assert (width[9:] >= width[:9] - 1e-9).all()
     again = ForecastModel.load(model.save(str(tmp_path / "short"))).predict()
     pd.testing.assert_frame_equal(again, out, rtol=1e-6)
+    # The served pyfunc, as `lstm-zoo forecast` and `mlflow models serve` call it.
+    import mlflow
+
+    served = mlflow.pyfunc.load_model(str(tmp_path / "short")).predict(df)
+    assert len(served) == 18
+    np.testing.assert_allclose(served["value"], out["value"], rtol=1e-6)
