@@ -48,7 +48,7 @@ MODELS = (ZOO, *public_set.REFERENCES)
 
 
 def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ensemble: int,
-                 seed: int) -> dict:
+                 seed: int, combine: str = "none") -> dict:
     """lstm-zoo's search on the cut's history and its registered model's
     forecast: ``{"mean", "lo-80", "hi-80", "lo-95", "hi-95"}``."""
     from experiments import serving
@@ -61,7 +61,7 @@ def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ens
     result = run_search(SearchConfig(
         run=RunConfig(csv=path, target=("value",), time_col="period", horizon=cut.horizon,
                       tracking_uri=uri, experiment=f"accuracy-{key}", seed=seed,
-                      model_name=f"accuracy-{key}"),
+                      model_name=f"accuracy-{key}", combine=combine),
         tuner="random", max_trials=trials, ensemble=ensemble, name=key,
         directory=os.path.join(folder, "tuner"), fresh=True))
     name, version = result.registered
@@ -75,7 +75,7 @@ def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ens
     return out
 
 
-def run_cut(cut, folder, uri, *, trials, ensemble, seed) -> dict:
+def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine="none") -> dict:
     row = {"series": cut.series, "origin": cut.origin, "horizon": cut.horizon,
            "history": len(cut.history)}
     started = time.perf_counter()
@@ -84,7 +84,7 @@ def run_cut(cut, folder, uri, *, trials, ensemble, seed) -> dict:
     started = time.perf_counter()
     try:
         forecasts[ZOO] = zoo_forecast(cut, folder, uri, trials=trials, ensemble=ensemble,
-                                      seed=seed)
+                                      seed=seed, combine=combine)
     except Exception as err:  # noqa: BLE001  (a refusal is a result: record it)
         row["refused"] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
     row["zoo_seconds"] = round(time.perf_counter() - started, 1)
@@ -127,7 +127,9 @@ def markdown(result) -> str:
         f"Accuracy on the public set, {result['date']} ({result['machine']}); "
         f"{s['cuts']} cuts of {len({r['series'] for r in result['rows']})} series. "
         f"lstm-zoo: `tune --models all --tuner random --max-trials {b['trials']} "
-        f"--ensemble {b['ensemble']}`, seed {b['seed']}, then the registered model's "
+        f"--ensemble {b['ensemble']}"
+        + (f" --combine {b['combine']}" if b.get("combine", "none") != "none" else "")
+        + f"`, seed {b['seed']}, then the registered model's "
         f"forecast; {b['zoo_minutes']:.0f} minutes of searching in all. References: "
         f"statsforecast {', '.join(public_set.REFERENCES)} on the same histories. "
         f"OWA relative to seasonal naive (lower is better; below 1 beats it).",
@@ -170,6 +172,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--last-origin-only", action="store_true")
+    parser.add_argument("--combine", default="none",
+                        choices=("none", "inverse_mse", "least_squares"),
+                        help="tune's --combine (default none, as tune's own default)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     import logging
@@ -182,7 +187,7 @@ def main(argv=None) -> int:
         for name in args.series:
             for cut in public_set.cuts(name)[:1 if args.last_origin_only else None]:
                 row = run_cut(cut, folder, uri, trials=args.trials,
-                              ensemble=args.ensemble, seed=args.seed)
+                              ensemble=args.ensemble, seed=args.seed, combine=args.combine)
                 owa = {m: round(s["owa"], 3) for m, s in row["scores"].items()}
                 print(f"== {name} origin {cut.origin} ({row['zoo_seconds']} s): {owa}"
                       + (f"  REFUSED {row['refused']}" if "refused" in row else ""),
@@ -191,11 +196,14 @@ def main(argv=None) -> int:
     result = {"date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
               "budget": {"trials": args.trials, "ensemble": args.ensemble, "seed": args.seed,
+                         "combine": args.combine,
                          "zoo_minutes": sum(r["zoo_seconds"] for r in rows) / 60,
                          "wall_minutes": (time.perf_counter() - started) / 60},
               "rows": rows, "summary": summary(rows)}
     stem = "accuracy-latest" if set(args.series) == set(public_set.SERIES) and \
         not args.last_origin_only else "accuracy-partial"
+    if args.combine != "none":
+        stem += f"-combine-{args.combine}"
     with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
         json.dump(result, f, indent=2, default=float)
     table = markdown(result)

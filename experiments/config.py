@@ -76,6 +76,9 @@ def setting(default=None, constraint=None, *, group=None, help=None, flag=None, 
 _INT_1 = Interval("int", 1)
 _POSITIVE = Interval("float", 0, low_open=True)
 _TEXT = OfType((str,), "a string")
+# How a forecast combines with the statistical baselines
+# (experiments.forecasting.combination.METHODS, or none).
+COMBINE = ("none", "inverse_mse", "least_squares")
 _PATH = OfType((str,), "a file path")
 _NAMES = OfType((tuple,), "column names")
 
@@ -187,6 +190,12 @@ class RunConfig:
         help="add a linear autoregression on the window to every forecasting network "
              "(all families but seq2seq_lstm), started at its least-squares fit; the "
              "network learns what it misses (default: on)")
+    combine: str | None = setting(
+        None, OneOf(COMBINE), group="forecast", choices=COMBINE,
+        help="serve the network combined with the statistical baselines (ETS, SARIMA), "
+             "weighted on the validation forecasts by inverse squared error or by "
+             "constrained least squares; a combination that does worse there than its "
+             "best member is not served, that member is (default none: the network alone)")
     intervals: tuple[int, ...] | None = setting(
         None, OfType((tuple,), "whole percentages such as 80,95"), group="forecast",
         metavar="L[,L]", help="prediction intervals of the served model, in percent "

@@ -23,7 +23,8 @@ def metrics_table(task, m, label) -> str:
     """The model's test metrics next to the task's baselines."""
     names = task.metrics_shown
     rows = [("", *names)]
-    for name, prefix in ((label, "test_"), *task.baselines()):
+    served = [("served combination", "test_combined_")] if "test_combined_rmse" in m else []
+    for name, prefix in ((label, "test_"), *served, *task.baselines()):
         rows.append((name, *(f"{m[prefix + k]:.4g}" for k in names)))
     return (f"{task.kind} on {task.name}, test split ({len(task.test)} samples):\n"
             + table(rows))
@@ -56,6 +57,12 @@ def skill_lines(task, m, who) -> str:
                      f"{'+'.join(p.transforms) or 'none'} {SEARCHED}")
     elif reason:
         lines.append(f"transforms chosen from the training rows: {reason}")
+    combined = m.get("test_combined_skill_vs_best_baseline")
+    if combined is not None:
+        lines.append(f"skill of the served combination vs the best baseline: {combined:+.3f} "
+                     f"({'beats' if combined > 0 else 'LOSES TO'} it)")
+    if task.combination_verdict:
+        lines.append(f"note: {task.combination_verdict}")
     lines += [f"note: {adjustment}" for adjustment in task.adjustments]
     if task.interval_note:
         lines.append(f"note: {task.interval_note}")

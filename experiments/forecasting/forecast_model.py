@@ -37,7 +37,7 @@ from experiments.training import fitting
 SETTINGS = ("target", "time_col", "features", "time_format", "fill_missing", "sort",
             "window", "horizon", "transforms", "season", "intervals", "val_size",
             "test_size", "epochs", "batch_size", "learning_rate", "clipnorm", "patience",
-            "seed", "autoregressive")
+            "seed", "autoregressive", "combine")
 
 
 class ForecastModel:

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from experiments.forecasting import combination
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.preprocessing import Preprocessor
 
@@ -117,6 +118,9 @@ class Forecaster:
         steps: how many steps a forecast gives by default: the horizon asked
             for, when a short series' network forecasts fewer at a time
             (``experiments.forecasting.short_series``); None: the horizon.
+        combination: the weights of the network and of the statistical
+            members fitted on each history at forecast time, and the season
+            they use (``--combine``); None: the network alone.
     """
 
     preprocessor: Preprocessor
@@ -125,6 +129,9 @@ class Forecaster:
     refit: bool = False
     members: tuple = ()
     steps: int | None = None
+    # A combination with statistical members (experiments.forecasting.combination):
+    # {"weights": {"network": w, "ets": w, ...}, "season": m}; None: the network alone.
+    combination: dict | None = None
 
     @property
     def levels(self) -> list[str]:
@@ -139,15 +146,21 @@ class Forecaster:
     @property
     def min_rows(self) -> int:
         """Rows of history the model needs: its window plus what the
-        differencing transforms consume (an ensemble's: its longest member's)."""
-        return self.longest.window + self.longest.lost
+        differencing transforms consume (an ensemble's: its longest member's),
+        or what a combination's statistical members need to be fitted."""
+        rows = self.longest.window + self.longest.lost
+        if self.combination:
+            rows = max(rows, combination.rows_needed(self.combination["weights"],
+                                                     self.combination.get("season")))
+        return rows
 
     def member(self, i: int) -> Forecaster:
         """The forecaster of an ensemble's ``i``-th network alone (its own
         preprocessing, the ensemble's intervals)."""
         if not self.members:
             return self
-        return dataclasses.replace(self, preprocessor=self.members[i], members=())
+        return dataclasses.replace(self, preprocessor=self.members[i], members=(),
+                                   combination=None)
 
     @property
     def columns(self) -> list[str]:
@@ -281,6 +294,21 @@ class Forecaster:
                 f"needs future values of the feature column(s) {extra}; forecast at "
                 f"most {pre.horizon} steps")
         ids, indexes, values = self._histories(history)
+        weights = (self.combination or {}).get("weights", {combination.NETWORK: 1.0})
+        pred = 0.0
+        if combination.NETWORK in weights:
+            pred = weights[combination.NETWORK] * self._rolled(model, values, steps)
+        statistical = [m for m in weights if m != combination.NETWORK]
+        if statistical:  # fitted on each series' whole history, at forecast time
+            series = self._target_histories(history, ids)
+            for name in statistical:
+                pred = pred + weights[name] * np.stack([combination.statistical_forecast(
+                    name, v, steps, self.combination.get("season")) for v in series])
+        return self._table(ids, indexes, pred, steps)
+
+    def _rolled(self, model, values, steps) -> np.ndarray:
+        """The network's ``steps`` forecasts: direct blocks of ``horizon``,
+        each appended to the history to forecast the next."""
         blocks = []
         while True:
             block = self._one_block(model, values)
@@ -288,8 +316,16 @@ class Forecaster:
             if sum(b.shape[1] for b in blocks) >= steps:
                 break
             values = np.concatenate([values, block], axis=1)  # features == targets here
-        pred = np.concatenate(blocks, axis=1)[:, :steps]
-        return self._table(ids, indexes, pred, steps)
+        return np.concatenate(blocks, axis=1)[:, :steps]
+
+    def _target_histories(self, history, ids) -> list[np.ndarray]:
+        """Each series' whole checked history of the targets, ``(rows, targets)``,
+        in the order of ``ids`` (one series when ``ids`` is None)."""
+        targets = list(self.preprocessor.targets)
+        if ids is None:
+            return [self.check_history(history)[targets].to_numpy(dtype="float64")]
+        return [self.check_history(history[history[ID_COL] == key])[targets]
+                .to_numpy(dtype="float64") for key in ids]
 
     def _histories(self, history):
         """``(ids, indexes, values)``: the series' ids (None for a history
@@ -399,6 +435,8 @@ class Forecaster:
             config["members"] = [pre.to_config() for pre in self.members]
         if self.steps:
             config["steps"] = int(self.steps)
+        if self.combination:
+            config["combination"] = self.combination
         return config
 
     @classmethod
@@ -406,4 +444,4 @@ class Forecaster:
         return cls(Preprocessor.from_config(config["preprocessor"]), config["time_col"],
                    dict(config.get("widths", {})), bool(config.get("refit", False)),
                    tuple(Preprocessor.from_config(c) for c in config.get("members", ())),
-                   config.get("steps"))
+                   config.get("steps"), config.get("combination"))

@@ -29,7 +29,8 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
     digest = task.dataset().digest
     hp = {k: v for k, v in hyperparameters.items() if k not in ("family", "head")}
     shown_hp = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(hp.items()))
-    rows = [("model", "test_"), *task.baselines()]
+    combined = [("served combination", "test_combined_")] if task.combination_verdict else []
+    rows = [("model", "test_"), *combined, *task.baselines()]
     metrics = [m for m in ("rmse", "mae", "mape") if f"test_{m}" in scores]
     table = ["| | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for label, prefix in rows:
@@ -48,6 +49,8 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
         "",
         f"Hyperparameters: {shown_hp}.",
         "",
+        *([f"Combined with the statistical baselines (`--combine`): "
+           f"{task.combination_verdict}.", ""] if task.combination_verdict else []),
         f"Trained on {seen}"
         + (" (refit on all the data, for the epochs early stopping chose)." if refit
            else " (the training split)."),
@@ -80,6 +83,8 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
         "trained_to": _when(index, last_seen), "refit": str(refit).lower(),
         "window": str(p.window), "horizon": str(p.horizon),
         "hyperparameters": shown_hp[:5000],
+        **({"combination": task.combination_verdict[:5000]} if task.combination_verdict
+           else {}),
         **{k: _fmt(scores[k]) for k in ("test_rmse", "test_seasonal_naive_rmse",
                                          "test_skill_vs_seasonal_naive",
                                          "test_skill_vs_best_baseline") if k in scores},

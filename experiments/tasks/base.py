@@ -68,6 +68,7 @@ class Task:
     # say of the served intervals' calibration (run notes).
     adjustments: tuple = ()
     interval_note: str | None = None
+    combination_verdict: str | None = None  # what --combine chose to serve, and why
 
     def baseline_notes(self) -> list[str]:
         """What each fitted baseline was, or why it was skipped."""

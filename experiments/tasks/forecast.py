@@ -9,7 +9,8 @@ import pandas as pd
 
 from experiments import data, tracking
 from experiments.errors import ConfigError
-from experiments.forecasting import metrics, short_series, statistical, windows
+from experiments.forecasting import combination, metrics, short_series, statistical, windows
+from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, combine
 from experiments.forecasting.forecaster import (
     DEFAULT_LEVELS,
@@ -23,7 +24,7 @@ from experiments.tasks.base import Split, Task
 KIND = "forecast"
 TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "time_format",
          "max_file_mb", "fill_missing", "sort", "window", "horizon", "val_size", "test_size",
-         "season", "transforms", "folds", "refit", "intervals", "autoregressive")
+         "season", "transforms", "folds", "refit", "intervals", "autoregressive", "combine")
 # Where neither the user nor the dataset (``Series.defaults``) says otherwise.
 # transforms None: chosen from the training rows (statistical.choose_transforms).
 DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
@@ -101,6 +102,7 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
     return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
                          settings=chosen, searchable=searchable,
                          autoregressive=cfg.autoregressive, steps=steps,
+                         combine=cfg.combine or "none",
                          adjustments=adjustments)
             for s in folds]
 
@@ -171,7 +173,7 @@ class ForecastTask(Task):
 
     def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
                  settings=None, searchable=(), autoregressive=None, steps=None,
-                 adjustments=()):
+                 adjustments=(), combine="none"):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -196,6 +198,10 @@ class ForecastTask(Task):
         self.steps = steps
         self.adjustments = tuple(adjustments)
         self.interval_note = None  # set by forecaster(): too few calibration forecasts
+        # Combine the served forecast with the statistical baselines: a
+        # combination.METHODS name, or "none".
+        self.combine = combine
+        self.combination_verdict = None  # set by forecaster()
         self._variants = {}
         self._source = None  # the task this one is a variant of
 
@@ -245,7 +251,8 @@ class ForecastTask(Task):
                       "season": self.prepared.season}
             task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
                                 self.levels, SEARCHED, chosen, self.searchable,
-                                self.autoregressive, self.steps, self.adjustments)
+                                self.autoregressive, self.steps, self.adjustments,
+                                self.combine)
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -327,6 +334,9 @@ class ForecastTask(Task):
         return member.task.forecast(member.network, getattr(member.task.prepared, name))
 
     def evaluate(self, model):
+        """Test metrics of ``model`` beside the baselines', its validation
+        metrics, and the served forecast's test coverage. With ``--combine``,
+        also the served combination's (``test_combined_*``)."""
         p = self.prepared
         pred = self.forecast(model, p.test)
         scores = {f"test_{k}": v for k, v in metrics.evaluate_forecasts(
@@ -334,13 +344,49 @@ class ForecastTask(Task):
         val_truth, val_pred = p.truth(p.val), self.forecast(model, p.val)
         val = metrics.forecast_metrics(val_truth, val_pred, metrics.scale_for(p))
         scores.update({f"val_{k}": v for k, v in val.items()})
+        chosen = self.combination_of(model, val_pred)
+        if chosen is not None:
+            val_pred = chosen.combine({NETWORK: val_pred, **self._statistical_at(p.val)})
+            pred = chosen.combine({NETWORK: pred, **self.statistical()[0]})
+            served = metrics.forecast_metrics(p.truth(p.test), pred, metrics.scale_for(p))
+            scores.update({f"test_combined_{k}": v for k, v in served.items()})
+            labels = [prefix[len("test_"):-1] for _, prefix in self.baselines()]
+            best = metrics.best_baseline(scores, labels, "test_")
+            scores["test_combined_skill_vs_best_baseline"] = metrics.skill(
+                served["rmse"], scores[f"test_{best}_rmse"])
         # How often the test values fall inside the intervals calibrated on
-        # the validation period (as forecaster() calibrates them).
+        # the validation period (as forecaster() calibrates them), around
+        # the forecast that is served.
         widths = conformal_widths(val_truth, val_pred, self.levels)
         for level in self.levels:
             scores[f"test_coverage_{level}"] = coverage(p.truth(p.test), pred,
                                                         widths[str(level)])
         return scores
+
+    def _statistical_at(self, part) -> dict:
+        """The statistical baselines' forecasts at ``part``'s origins (fitted
+        on the training rows only): ``{name: (n, horizon, targets)}``."""
+        p = self.prepared
+        if part is p.test:
+            return self.statistical()[0]
+        values = self.series.frame[list(self.series.targets)].to_numpy(dtype=float)
+        return statistical.forecasts(values, p.n_train, part.origins, p.horizon,
+                                     p.season)[0]
+
+    def combination_of(self, model, val_pred=None):
+        """With ``--combine``: the combination of ``model`` and the statistical
+        baselines to serve, weighted on the validation forecasts (see
+        ``experiments.forecasting.combination.choose``); else None."""
+        if self.combine == "none":
+            return None
+        p = self.prepared
+        statistical_val = self._statistical_at(p.val)
+        if not statistical_val:
+            return None
+        if val_pred is None:
+            val_pred = self.forecast(model, p.val)
+        return combination.choose(p.truth(p.val), {NETWORK: val_pred, **statistical_val},
+                                  self.combine)
 
     def forecaster(self, model, refit: bool = False) -> Forecaster:
         """What serves ``model``: preprocessing, time column, and split-
@@ -349,18 +395,30 @@ class ForecastTask(Task):
         is a refit (``refit``: ``model`` is the network trained on the
         training rows only), its test forecasts too, which it did not see
         either. The refit's own residuals there would be too small.
-        ``interval_note`` says when they are too few for a level."""
+        ``interval_note`` says when they are too few for a level. With
+        ``--combine``, the served forecast (and what the intervals are
+        calibrated around) is the combination chosen on validation, whose
+        verdict ``combination_verdict`` says."""
         p = self.prepared
         truth, pred = p.truth(p.val), self.forecast(model, p.val)
+        chosen = self.combination_of(model, pred)
+        if chosen is not None:
+            pred = chosen.combine({NETWORK: pred, **self._statistical_at(p.val)})
         if refit and len(p.test):
+            test = self.forecast(model, p.test)
+            if chosen is not None:
+                test = chosen.combine({NETWORK: test, **self.statistical()[0]})
             truth = np.concatenate([truth, p.truth(p.test)])
-            pred = np.concatenate([pred, self.forecast(model, p.test)])
+            pred = np.concatenate([pred, test])
         widths = conformal_widths(truth, pred, self.levels)
         self.interval_note = calibration_note(len(truth), self.levels)
+        self.combination_verdict = None if chosen is None else chosen.verdict
         index = self.series.frame.index
         time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
+        combined = None if chosen is None else {"weights": chosen.weights,
+                                                "season": p.season}
         return Forecaster(p.preprocessor, time_col, widths, refit,
-                          self.member_preprocessing(model), self.steps)
+                          self.member_preprocessing(model), self.steps, combined)
 
     def member_preprocessing(self, model) -> tuple:
         """Each ensemble member's preprocessing, when some member reads
@@ -389,6 +447,8 @@ class ForecastTask(Task):
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
         if self.interval_note:
             mlflow.set_tag("intervals_note", self.interval_note)
+        if self.combination_verdict:
+            mlflow.set_tag("combination", self.combination_verdict)
         if isinstance(model, list):  # the networks; their preprocessing is the forecaster's
             model = [m.network for m in model]
         return serving.log_forecast_model(model, forecaster, self.series,

@@ -41,8 +41,10 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
         result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
                         run={"epochs": 3, "patience": 3, "autoregressive": False})
     else:
+        # random also serves a combination with the statistical baselines.
         result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
-                        max_trials=3)
+                        max_trials=3, run={"combine": "inverse_mse"} if tuner == "random"
+                        else {})
     db = tmp_path / "mlflow.db"
     client = client_for(db)
     parent = client.get_run(result.parent_run_id)
@@ -108,6 +110,13 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
                  f'mlflow.pyfunc.load_model("models:/{name}@best")'):
         assert text in mv.description, text
     assert mv.source.startswith("models:/m-")  # a logged model, shown in the UI
+    if tuner == "random":  # --combine: what was chosen, on the run and the card
+        assert parent.data.tags["combination"].startswith("serving ")
+        assert mv.tags["combination"] == parent.data.tags["combination"]
+        assert "Combined with the statistical baselines" in mv.description
+        assert m["test_combined_rmse"] > 0
+    else:
+        assert "combination" not in parent.data.tags and "test_combined_rmse" not in m
 
 
 def test_nan_and_build_error_trials_are_failed_children(flaky_family, tmp_path):
