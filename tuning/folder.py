@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 
 from experiments.errors import ConfigError
 
@@ -99,6 +100,8 @@ def search_folder(directory: str, name: str, *, fresh: bool = False):
 
     folder = folder_of(directory, name)
     check_usable(folder, fresh)
+    if not os.path.lexists(folder):
+        _make_marked(folder)
     check_writable(folder, "tuner directory")  # read-only or full: exit 2, naming it
     with SearchLock(folder):
         if fresh:
@@ -110,12 +113,37 @@ def search_folder(directory: str, name: str, *, fresh: bool = False):
                     shutil.rmtree(path)
                 else:
                     os.remove(path)
-        marker = os.path.join(folder, MARKER)
-        if not os.path.exists(marker):
-            with open(marker, "w") as f:
-                f.write("This folder holds an lstm-zoo hyperparameter search; "
-                        "`lstm-zoo tune --fresh` may delete it.\n")
+        _write_marker(folder)
         yield folder
+
+
+def _write_marker(folder: str) -> None:
+    marker = os.path.join(folder, MARKER)
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write("This folder holds an lstm-zoo hyperparameter search; "
+                    "`lstm-zoo tune --fresh` may delete it.\n")
+
+
+def _make_marked(folder: str) -> None:
+    """Make a new search folder with its marker in one step: a marked folder
+    made beside it and renamed into place. A process starting the same
+    search at the same moment (a worker beside its chief) then sees either
+    no folder or a marked one, never one that looks like someone else's."""
+    from experiments.tracking import check_writable
+
+    parent = os.path.dirname(folder)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.new-")
+    except OSError:
+        check_writable(folder, "tuner directory")  # says what is wrong, naming it
+        raise
+    try:
+        _write_marker(staging)
+        os.rename(staging, folder)
+    except OSError:  # made meanwhile by another process: it decides below
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 class SearchLock:

@@ -177,3 +177,26 @@ def test_a_failed_search_leaves_the_garbage_collector_unfrozen(flaky_family, tmp
         run_search(SearchConfig(run=run, models=("flaky_test",), tuner="grid",
                                 max_trials=1, directory=str(tmp_path / "tuner")))
     assert gc.get_freeze_count() == 0
+
+
+def test_a_new_search_folder_appears_already_marked(tmp_path, monkeypatch):
+    """A worker starting beside its chief must never see the chief's new
+    folder unmarked (it would refuse it as someone else's): the folder is
+    made marked, elsewhere, and renamed into place."""
+    from tuning import folder as folder_mod
+
+    seen = []
+    rename = os.rename
+
+    def watch(src, dst):
+        seen.append(os.path.isfile(os.path.join(src, folder_mod.MARKER)))
+        rename(src, dst)
+
+    monkeypatch.setattr(folder_mod.os, "rename", watch)
+    target = str(tmp_path / "tuner" / "demo")
+    folder_mod._make_marked(target)
+    assert seen == [True] and folder_mod.is_search_folder(target)
+    # Made meanwhile by another process: no error, nothing left beside it.
+    folder_mod._make_marked(target)
+    assert sorted(os.listdir(tmp_path / "tuner")) == ["demo"]
+    folder_mod.check_usable(target)
