@@ -43,9 +43,11 @@ def _quiet():
 
 def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
         season: int | None):
-    """Holt-Winters on one target: additive damped trend, and a season
-    (multiplicative for a positive series, else additive) when one is known
-    and the training rows hold two of them.
+    """Exponential smoothing on one target, its form chosen by AICc on the
+    training rows among: no trend or an additive damped one, times no
+    season, an additive one, or (a positive series) a multiplicative one
+    when a season is known and the training rows hold two of them. The
+    chosen form is then run forward with its fitted parameters.
 
     Args:
         values: the target's raw values, the whole series.
@@ -58,41 +60,63 @@ def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
 
     values = np.asarray(values, float)
     train = values[:n_train]
-    seasonal = None
+    seasons = [None]
     if season and season > 1:
         if n_train < 2 * season + 2:
             raise BaselineSkipped(f"ets: {n_train} training rows hold fewer than two "
                                   f"seasons of {season}")
-        seasonal = "mul" if (train > 0).all() else "add"
+        seasons = ["add", "mul"] if (train > 0).all() else ["add"]
     elif n_train < 10:
         raise BaselineSkipped(f"ets: {n_train} training rows are too few")
-    spec = dict(trend="add", damped_trend=True, seasonal=seasonal,
-                seasonal_periods=season if seasonal else None)
+    specs = [dict(trend=trend, damped_trend=trend is not None, seasonal=seasonal,
+                  seasonal_periods=season if seasonal else None)
+             for trend in ("add", None) for seasonal in seasons]
     with _quiet():
+        fits = []
+        for spec in specs:
+            try:
+                fitted = ExponentialSmoothing(train, initialization_method="estimated",
+                                              **spec).fit()
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if np.isfinite(fitted.aicc):
+                fits.append((fitted.aicc, len(fits), spec, fitted))
+        if not fits:
+            raise BaselineSkipped("ets: no form could be fitted")
+        _, _, spec, fitted = min(fits, key=lambda f: f[:2])
         try:
-            fitted = ExponentialSmoothing(train, initialization_method="estimated",
-                                          **spec).fit()
-            params = fitted.params
-            known = dict(initialization_method="known",
-                         initial_level=params["initial_level"],
-                         initial_trend=params["initial_trend"],
-                         initial_seasonal=params["initial_seasons"] if seasonal else None)
-            fixed = {k: params[k] for k in ("smoothing_level", "smoothing_trend",
-                                             "damping_trend")}
-            if seasonal:
-                fixed["smoothing_seasonal"] = params["smoothing_seasonal"]
-            out = np.empty((len(origins), horizon))
-            for i, origin in enumerate(origins):
-                run = ExponentialSmoothing(values[: origin + 1], **spec, **known).fit(
-                    optimized=False, **fixed)
-                out[i] = run.forecast(horizon)
+            out = _ets_forward(ExponentialSmoothing, values, spec, fitted.params, origins,
+                               horizon)
         except (ValueError, np.linalg.LinAlgError) as err:
             raise BaselineSkipped(f"ets: the fit failed ({err})") from None
     if not np.isfinite(out).all():
         raise BaselineSkipped("ets: the fit gave non-finite forecasts")
-    kind = f"{'multiplicative' if seasonal == 'mul' else 'additive'} season {season}"
-    return out, f"ETS(A,Ad,{'M' if seasonal == 'mul' else 'A' if seasonal else 'N'})" + (
-        f", {kind}" if seasonal else "")
+    code = {None: "N", "add": "A", "mul": "M"}
+    label = (f"ETS(A,{'Ad' if spec['trend'] else 'N'},{code[spec['seasonal']]})"
+             f", chosen by AICc of {len(fits)}")
+    if spec["seasonal"]:
+        kind = "multiplicative" if spec["seasonal"] == "mul" else "additive"
+        label += f", {kind} season {season}"
+    return out, label
+
+
+def _ets_forward(model, values, spec, params, origins, horizon) -> np.ndarray:
+    """Forecasts from each origin with the training fit's parameters and
+    initial states: the data up to the origin, nothing after it."""
+    known = dict(initialization_method="known", initial_level=params["initial_level"])
+    fixed = {"smoothing_level": params["smoothing_level"]}
+    if spec["trend"]:
+        known["initial_trend"] = params["initial_trend"]
+        fixed.update(smoothing_trend=params["smoothing_trend"],
+                     damping_trend=params["damping_trend"])
+    if spec["seasonal"]:
+        known["initial_seasonal"] = params["initial_seasons"]
+        fixed["smoothing_seasonal"] = params["smoothing_seasonal"]
+    out = np.empty((len(origins), horizon))
+    for i, origin in enumerate(origins):
+        run = model(values[: origin + 1], **spec, **known).fit(optimized=False, **fixed)
+        out[i] = run.forecast(horizon)
+    return out
 
 
 def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,

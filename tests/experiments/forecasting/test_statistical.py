@@ -229,3 +229,20 @@ def test_forecasts_are_autoregressive_by_default_and_beat_sarima_on_airline(tmp_
     m = runs["with"].data.metrics
     assert m["test_rmse"] < min(15.3, m["test_sarima_rmse"]), m["test_rmse"]
     assert runs["without"].data.metrics["test_rmse"] > m["test_rmse"] + 2
+
+
+def test_ets_chooses_its_form_by_aicc_among_those_the_series_allows():
+    """Trend (damped or none) times season (additive, and multiplicative
+    only for a positive series): four forms for a positive seasonal series,
+    two when it has negative values."""
+    from experiments.forecasting import statistical
+
+    t = np.arange(120)
+    rng = np.random.default_rng(0)
+    seasonal = 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 120)
+    origins = np.arange(95, 108)
+    out, label = statistical.ets(100 + seasonal, 96, origins, 6, 12)
+    assert out.shape == (13, 6) and np.isfinite(out).all()
+    assert "chosen by AICc of 4" in label
+    _, label = statistical.ets(seasonal, 96, origins, 6, 12)
+    assert "chosen by AICc of 2" in label and ",M)" not in label
