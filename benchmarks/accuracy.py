@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import tempfile
@@ -39,7 +38,7 @@ import time
 import numpy as np
 
 import experiments  # noqa: F401  (first: it quiets TensorFlow's start-up lines)
-from benchmarks import public_set
+from benchmarks import public_set, report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -204,12 +203,7 @@ def main(argv=None) -> int:
         not args.last_origin_only else "accuracy-partial"
     if args.combine != "none":
         stem += f"-combine-{args.combine}"
-    with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
-    table = markdown(result)
-    with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
-        f.write(table)
-    print("\n" + table)
+    report.write(args.out, stem, result, markdown(result))
     return 0
 
 

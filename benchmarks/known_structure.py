@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import tempfile
@@ -25,6 +24,8 @@ import time
 
 import numpy as np
 import pandas as pd
+
+from benchmarks import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -213,12 +214,7 @@ def main(argv=None) -> int:
                          "ensemble": args.ensemble, "seed": args.seed},
               "series": rows}
     stem = "accuracy-quick" if args.quick else "known-structure-latest"
-    with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    table = markdown(result)
-    with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
-        f.write(table)
-    print("\n" + table)
+    report.write(args.out, stem, result, markdown(result))
     return 0
 
 
