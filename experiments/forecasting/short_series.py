@@ -33,8 +33,9 @@ def minimum_rows(horizon: int, season: int | None, *, lost: int = 1,
     start = {"window": MIN_WINDOW, "horizon": horizon, "val_size": horizon,
              "test_size": horizon}
     n = floor
-    while fit_to_length(n, start, set(), lost=lost, rolls=rolls)[0] is start and \
-            training_windows(n, MIN_WINDOW, horizon, horizon, horizon, lost) < 1:
+    # Neither fits as it is (one training window) nor shrinks to fit: one more row.
+    while (training_windows(n, MIN_WINDOW, horizon, horizon, horizon, lost) < 1
+           and fit_to_length(n, start, set(), lost=lost, rolls=rolls)[1] is None):
         n += 1
     return n
 

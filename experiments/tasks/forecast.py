@@ -131,9 +131,8 @@ def fit_to_series(cfg, series, chosen) -> tuple[dict, str | None]:
             f"horizon, or more where that leaves too few training windows)")
     sized = dict(chosen, val_size=n_val, test_size=n_test)
     fitted, note = short_series.fit_to_length(n, sized, given, lost=lost, rolls=rolls)
-    if note is not None:
-        return fitted, note
-    return chosen, None
+    # Unchanged: keep the sizes as the user wrote them (a fraction stays one).
+    return (fitted, note) if note else (chosen, None)
 
 
 def window_choices(window: int, season: int) -> list[int]:
