@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+# Builder arguments the forecast task sets from a setting of its own
+# (``ForecastTask.builder_arguments``), so a flag of theirs would be ignored.
+SET_BY_TASK = {"season_length": "--season"}
+
 
 def hyperparameter_flags() -> dict[str, type]:
     """``{name: type}`` of every hyperparameter of every registered family
     (its default's type), each a flag of `train` and `compare`: a family's
     new hyperparameter is a flag without a change here. Those a task sets
-    (``autoregressive``, a ``RunConfig`` setting of its own) are left out."""
+    (``autoregressive``, a ``RunConfig`` setting of its own; ``SET_BY_TASK``)
+    are left out."""
     import dataclasses
 
     import zoo
@@ -20,7 +25,7 @@ def hyperparameter_flags() -> dict[str, type]:
     for name in zoo.list_models():
         for key, default in zoo.get(name).defaults.items():
             if (key != "head" and key not in flags and key not in settings
-                    and default is not None):
+                    and key not in SET_BY_TASK and default is not None):
                 flags[key] = type(default)
     return flags
 

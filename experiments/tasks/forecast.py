@@ -257,7 +257,9 @@ class ForecastTask(Task):
         return self._variants[key]
 
     def builder_arguments(self, family=None):
-        """``autoregressive``: on by default for every family that takes it.
+        """What the task fixes for ``family`` rather than the search:
+        ``season_length`` (the data's season) for the families that smooth
+        it, and ``autoregressive``, on by default for every family that takes it.
 
         A linear autoregression on the window, started at its least-squares
         fit (``zoo.start_autoregressive``), is what a short series can
@@ -268,9 +270,17 @@ class ForecastTask(Task):
         """
         import zoo
 
-        if family is not None and "autoregressive" not in zoo.get(family).hyperparameters:
-            return {}  # seq2seq_lstm: its decoder forecasts step by step
-        return {"autoregressive": self.autoregressive is not False}
+        if family is None:
+            return {"autoregressive": self.autoregressive is not False}
+        takes = zoo.get(family).hyperparameters
+        arguments = {}
+        # seq2seq_lstm takes none: its decoder forecasts step by step.
+        if "autoregressive" in takes:
+            arguments["autoregressive"] = self.autoregressive is not False
+        # es_rnn smooths the data's own season.
+        if "season_length" in takes:
+            arguments["season_length"] = max(int(self.prepared.season or 1), 1)
+        return arguments
 
     def params(self):
         p = self.prepared

@@ -5,6 +5,7 @@ from zoo.families import (  # noqa: F401
     bidirectional_lstm,
     cnn_lstm,
     conv_lstm,
+    es_rnn,
     gru,
     peephole_lstm,
     seq2seq_lstm,
