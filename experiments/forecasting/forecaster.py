@@ -43,9 +43,16 @@ def conformal_widths(truth, pred, levels) -> dict[str, list]:
 
     For each level ``L`` the width is the ``ceil((n + 1) L / 100)``-th
     smallest absolute residual of the ``n`` calibration forecasts at that
-    step (the largest one when ``n`` is too small for the level), which
-    covers a new forecast with probability at least ``L``% when the errors
-    are exchangeable.
+    step, which covers a new forecast with probability at least ``L``% when
+    the errors are exchangeable.
+
+    When ``n`` is too small for a level (a short series has one or two
+    validation origins), the residuals of every step are pooled instead:
+    each divided by the square root of its step (forecast errors grow about
+    so with the horizon, as a random walk's do), the conformal quantile
+    taken over all ``n x horizon`` of them, and scaled back per step. Where
+    even those are too few, the largest pooled one is used
+    (``calibration_note`` says which).
 
     Args:
         truth, pred: ``(n, horizon, targets)`` in original units.
@@ -54,28 +61,45 @@ def conformal_widths(truth, pred, levels) -> dict[str, list]:
     Returns:
         ``{"80": [[width per target] per step], ...}``.
     """
-    errors = np.sort(np.abs(np.asarray(truth, float) - np.asarray(pred, float)), axis=0)
-    n = len(errors)
+    residuals = np.abs(np.asarray(truth, float) - np.asarray(pred, float))
+    errors = np.sort(residuals, axis=0)
+    n, horizon = errors.shape[:2]
     if n == 0:
         raise ValueError("conformal intervals need at least one calibration forecast")
+    scale = np.sqrt(np.arange(1, horizon + 1, dtype=float))[None, :, None]
+    pooled = np.sort((residuals / scale).reshape(n * horizon, -1), axis=0)
     out = {}
     for level in levels:
-        rank = min(n, math.ceil((n + 1) * level / 100))
-        out[str(level)] = errors[rank - 1].tolist()
+        rank = math.ceil((n + 1) * level / 100)
+        if rank <= n:
+            out[str(level)] = errors[rank - 1].tolist()
+            continue
+        rank = min(n * horizon, math.ceil((n * horizon + 1) * level / 100))
+        out[str(level)] = (pooled[rank - 1][None, :] * scale[0]).tolist()
     return out
 
 
-def calibration_note(n: int, levels) -> str | None:
+def calibration_note(n: int, levels, horizon: int = 1) -> str | None:
     """What to tell the user when ``n`` calibration forecasts are too few
-    for a level: its width is then the largest error seen, which covers
-    less often than the level says."""
+    for a level at each step: its widths then pool the ``n x horizon``
+    errors of every step (see ``conformal_widths``), and where even those
+    are too few, are the largest error seen, which covers less often than
+    the level says."""
     short = [level for level in levels if math.ceil((n + 1) * level / 100) > n]
     if not short:
         return None
     need = max(math.ceil(level / (100 - level)) for level in short)
-    return (f"intervals: {n} out-of-sample forecast(s) calibrate them, too few for "
-            f"{', '.join(f'{level}%' for level in short)} (that needs {need}); those "
-            f"bounds are the largest errors seen and likely cover less than stated")
+    note = (f"intervals: {n} out-of-sample forecast(s) calibrate them, too few for "
+            f"{', '.join(f'{level}%' for level in short)} at each step (that needs {need})")
+    pooled = n * horizon
+    still = [level for level in short if math.ceil((pooled + 1) * level / 100) > pooled]
+    if horizon > 1:
+        note += (f"; those widths pool the errors of all {horizon} steps ({pooled}), "
+                 f"scaled by the square root of the step")
+    if still:
+        note += (f"; for {', '.join(f'{level}%' for level in still)} the bounds are the "
+                 f"largest errors seen and likely cover less than stated")
+    return note
 
 
 def coverage(truth, pred, widths) -> float:

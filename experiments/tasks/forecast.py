@@ -420,7 +420,7 @@ class ForecastTask(Task):
             truth = np.concatenate([truth, p.truth(p.test)])
             pred = np.concatenate([pred, test])
         widths = conformal_widths(truth, pred, self.levels)
-        self.interval_note = calibration_note(len(truth), self.levels)
+        self.interval_note = calibration_note(len(truth), self.levels, p.horizon)
         self.combination_verdict = None if chosen is None else chosen.verdict
         index = self.series.frame.index
         time_col = index.name if isinstance(index, pd.DatetimeIndex) else None

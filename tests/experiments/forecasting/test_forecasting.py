@@ -52,9 +52,29 @@ def test_conformal_intervals_cover_as_stated_on_known_noise():
 def test_conformal_widths_with_few_calibration_points_use_the_largest_error():
     truth = np.array([[[1.0]], [[2.0]], [[3.0]]])
     pred = np.zeros_like(truth)
-    # ceil(4 * 0.95) = 4 > 3 points: the largest residual, not an extrapolation.
+    # ceil(4 * 0.95) = 4 > 3 points, one step: the largest residual.
     assert conformal_widths(truth, pred, (95,))["95"] == [[3.0]]
     assert conformal_widths(truth, pred, (50,))["50"] == [[2.0]]
+
+
+def test_too_few_origins_per_step_pool_the_steps_scaled_by_the_square_root():
+    """Two origins of a 9-step horizon with errors sigma * sqrt(step): too few
+    for 80% at each step, so the 18 errors are pooled, and the widths grow
+    as the square root of the step; on new draws they cover what split
+    conformal promises (at least 80%)."""
+    rng = np.random.default_rng(0)
+    horizon, sigma = 9, 3.0
+    scale = np.sqrt(np.arange(1, horizon + 1))[None, :, None]
+
+    def draw(n):
+        return rng.normal(0, sigma, size=(n, horizon, 1)) * scale, np.zeros((n, horizon, 1))
+
+    widths = np.asarray(conformal_widths(*draw(2), (80,))["80"])[:, 0]
+    np.testing.assert_allclose(widths / widths[0], scale[0, :, 0], rtol=1e-9)
+    covered = np.mean([coverage(*draw(2000), conformal_widths(*draw(2), (80,))["80"])
+                       for _ in range(200)])
+    # Split conformal's expected coverage: rank / (n + 1) = ceil(19 * 0.8) / 19.
+    assert covered == pytest.approx(16 / 19, abs=0.02)
 
 
 @pytest.mark.parametrize("given", [[0], [100], ["abc"], [80.5]])
@@ -232,3 +252,7 @@ def test_too_few_calibration_forecasts_for_a_level_are_said():
     assert "8 out-of-sample forecast(s)" in note and "too few for 95%" in note
     assert "80%" not in note and "(that needs 19)" in note
     assert "80%, 95%" in calibration_note(3, (80, 95))
+    # Pooled over 12 steps: 36 errors are enough for 95%.
+    pooled = calibration_note(3, (80, 95), horizon=12)
+    assert "pool the errors of all 12 steps (36)" in pooled and "largest" not in pooled
+    assert "largest errors seen" in calibration_note(1, (80, 95), horizon=4)
