@@ -122,9 +122,13 @@ def rows_needed(weights: dict, season: int | None) -> int:
     return max([need[m] for m in weights if m in need], default=0)
 
 
-def statistical_forecast(name: str, values, steps: int, season: int | None) -> np.ndarray:
+def statistical_forecast(name: str, values, steps: int, season: int | None,
+                         forms=None) -> np.ndarray:
     """``name``'s (``ets``, ``sarima``) forecast of the ``steps`` values after
     ``values`` (``(rows, targets)``), fitted on all of them: ``(steps, targets)``.
+    ``forms`` (one per target, as ``statistical.forecasts`` chose them in
+    training) keeps each model's form and orders and refits its parameters
+    only; None searches again.
 
     Raises:
         ValueError: the model cannot be fitted on this history, saying why.
@@ -136,8 +140,9 @@ def statistical_forecast(name: str, values, steps: int, season: int | None) -> n
     columns = []
     for j in range(values.shape[1]):
         try:
-            pred, _ = statistical.MODELS[name](values[:, j], n, np.array([n - 1]), steps,
-                                               season)
+            form = forms[j] if forms else None
+            pred, _, _ = statistical.MODELS[name](values[:, j], n, np.array([n - 1]), steps,
+                                                  season, form=form)
         except statistical.BaselineSkipped as err:
             raise ValueError(f"the {name} member of this combination cannot forecast "
                              f"this history: {err}") from None

@@ -154,7 +154,8 @@ class Forecaster:
     members: tuple = ()
     steps: int | None = None
     # A combination with statistical members (experiments.forecasting.combination):
-    # {"weights": {"network": w, "ets": w, ...}, "season": m}; None: the network alone.
+    # {"weights": {"network": w, "ets": w, ...}, "season": m, "forms": {"ets": [form
+    # per target], ...}}; None: the network alone.
     combination: dict | None = None
 
     @property
@@ -326,8 +327,9 @@ class Forecaster:
         if statistical:  # fitted on each series' whole history, at forecast time
             series = self._target_histories(history, ids)
             for name in statistical:
+                forms = self.combination.get("forms", {}).get(name)
                 pred = pred + weights[name] * np.stack([combination.statistical_forecast(
-                    name, v, steps, self.combination.get("season")) for v in series])
+                    name, v, steps, self.combination.get("season"), forms) for v in series])
         return self._table(ids, indexes, pred, steps)
 
     def _rolled(self, model, values, steps) -> np.ndarray:

@@ -22,10 +22,12 @@ import numpy as np
 # SARIMA's state grows with the season; past this a seasonal fit takes
 # minutes, so longer seasons get a non-seasonal ARIMA (and say so).
 MAX_SARIMA_SEASON = 24
-# The orders tried, the better by AIC on the training rows: the airline
-# model (Box & Jenkins) and one neighbour; each more costs a second a run.
-SARIMA_ORDERS = (((0, 1, 1), (0, 1, 1)), ((1, 1, 1), (0, 1, 1)))
-ARIMA_ORDERS = ((0, 1, 1), (2, 1, 2))
+# The automatic (S)ARIMA's search (Hyndman & Khandakar's stepwise, as R's
+# auto.arima and statsforecast's AutoARIMA do it): the orders' bounds, the
+# models it starts from, and at most this many fits (each 0.01 to 0.5 s on a
+# monthly series; a run's search takes a few seconds, measured in the README).
+MAX_ORDER, MAX_SEASONAL_ORDER, MAX_FITS = 3, 1, 30
+START_ORDERS = ((2, 2, 1, 1), (0, 0, 0, 0), (1, 0, 1, 0), (0, 1, 0, 1))  # (p, q, P, Q)
 
 
 class BaselineSkipped(Exception):
@@ -42,7 +44,7 @@ def _quiet():
 
 
 def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
-        season: int | None):
+        season: int | None, form: dict | None = None):
     """Exponential smoothing on one target, its form chosen by AICc on the
     training rows among: no trend or an additive damped one, times no
     season, an additive one, or (a positive series) a multiplicative one
@@ -55,6 +57,12 @@ def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
         origins: the rows after which to forecast.
         horizon: steps per forecast.
         season: the season length, or None/1 for none.
+        form: a form ``ets`` chose before (the ``form`` of its label's fit,
+            see ``forecasts``): fit that one only, as a served combination
+            does on new history.
+
+    Returns:
+        ``(forecasts, label, form)``.
     """
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
@@ -71,6 +79,8 @@ def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
     specs = [dict(trend=trend, damped_trend=trend is not None, seasonal=seasonal,
                   seasonal_periods=season if seasonal else None)
              for trend in ("add", None) for seasonal in seasons]
+    if form is not None:
+        specs = [dict(form)]
     with _quiet():
         fits = []
         for spec in specs:
@@ -97,7 +107,7 @@ def ets(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
     if spec["seasonal"]:
         kind = "multiplicative" if spec["seasonal"] == "mul" else "additive"
         label += f", {kind} season {season}"
-    return out, label
+    return out, label, spec
 
 
 def _ets_forward(model, values, spec, params, origins, horizon) -> np.ndarray:
@@ -120,39 +130,32 @@ def _ets_forward(model, values, spec, params, origins, horizon) -> np.ndarray:
 
 
 def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
-           season: int | None):
-    """A seasonal ARIMA on one target, on logs when the series is positive:
-    the orders of ``SARIMA_ORDERS`` (or ``ARIMA_ORDERS`` without a season,
-    or with one longer than ``MAX_SARIMA_SEASON``), the best by AIC on the
-    training rows, then filtered through the later rows with those
-    parameters. Arguments as for ``ets``."""
-    from statsmodels.tsa.statespace.sarimax import SARIMAX
-
+           season: int | None, form: dict | None = None):
+    """An automatic seasonal ARIMA on one target, on logs when the series is
+    positive: the differencing chosen by tests (``differences``), the orders
+    by a stepwise search on AICc (``stepwise_orders``), both on the training
+    rows only; then filtered through the later rows with those parameters.
+    Without a season, or with one longer than ``MAX_SARIMA_SEASON`` or than
+    the training rows can fit, a non-seasonal ARIMA. Arguments and return
+    as for ``ets``; a ``form`` holds the differencing, orders and season."""
     values = np.asarray(values, float)
     positive = bool((values[:n_train] > 0).all() and (values > 0).all())
     series = np.log(values) if positive else values
     train = series[:n_train]
-    seasonal = bool(season and 1 < season <= MAX_SARIMA_SEASON
-                    and n_train >= 3 * season + 2)
-    if seasonal:
-        candidates = [(order, (*s, season)) for order, s in SARIMA_ORDERS]
-    else:
-        candidates = [(order, (0, 0, 0, 0)) for order in ARIMA_ORDERS]
     if n_train < 12:
         raise BaselineSkipped(f"sarima: {n_train} training rows are too few")
-    best = None
+    seasonal = bool(season and 1 < season <= MAX_SARIMA_SEASON
+                    and n_train >= 3 * season + 2)
+    m = season if seasonal else 0
     with _quiet():
-        for order, seasonal_order in candidates:
-            try:
-                fit = SARIMAX(train, order=order, seasonal_order=seasonal_order).fit(
-                    disp=False)
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            if np.isfinite(fit.aic) and (best is None or fit.aic < best[0].aic):
-                best = (fit, order, seasonal_order)
-        if best is None:
-            raise BaselineSkipped("sarima: no order could be fitted")
-        fit, order, seasonal_order = best
+        if form is None:
+            d, big_d = differences(train, m)
+            fit, (p, q, big_p, big_q), tried = stepwise_orders(train, d, big_d, m)
+        else:
+            d, big_d, m = form["d"], form["D"], form["season"]
+            seasonal = bool(m)
+            fit, (p, q, big_p, big_q), tried = stepwise_orders(
+                train, d, big_d, m, starts=[tuple(form["orders"])])
         out = np.empty((len(origins), horizon))
         for i, origin in enumerate(origins):
             out[i] = fit.apply(series[: origin + 1], refit=False).forecast(horizon)
@@ -160,14 +163,93 @@ def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
         out = np.exp(out)
     if not np.isfinite(out).all():
         raise BaselineSkipped("sarima: the fit gave non-finite forecasts")
-    label = f"SARIMA{order}{seasonal_order}" if seasonal else f"ARIMA{order}"
+    label = (f"SARIMA({p},{d},{q})({big_p},{big_d},{big_q},{m})" if seasonal
+             else f"ARIMA({p},{d},{q})")
+    label += f", stepwise by AICc over {tried} fits"
     why = ""
     if season and season > MAX_SARIMA_SEASON:
         why = f" (season {season} > {MAX_SARIMA_SEASON}: non-seasonal)"
     elif season and season > 1 and not seasonal:
         why = (f" ({n_train} training rows are too few for a seasonal fit of season "
                f"{season}: non-seasonal)")
-    return out, label.replace(" ", "") + (" on logs" if positive else "") + why
+    form = {"d": d, "D": big_d, "season": m, "orders": [p, q, big_p, big_q]}
+    return out, label + (" on logs" if positive else "") + why, form
+
+
+def differences(train: np.ndarray, season: int) -> tuple[int, int]:
+    """``(d, D)``: one seasonal difference when there is a season, then as
+    many plain ones (at most two) as the KPSS test needs to stop rejecting
+    a stationary level (p < 0.05), as auto.arima decides them."""
+    from statsmodels.tsa.stattools import kpss
+
+    big_d = 1 if season else 0
+    x = train[season:] - train[:-season] if season else train
+    d = 0
+    while d < 2 and len(x) > 10:
+        try:
+            if kpss(x, regression="c", nlags="auto")[1] >= 0.05:
+                break
+        except (ValueError, np.linalg.LinAlgError):
+            break
+        x, d = np.diff(x), d + 1
+    return d, big_d
+
+
+def stepwise_orders(train: np.ndarray, d: int, big_d: int, season: int, starts=None):
+    """Hyndman & Khandakar's stepwise search over ``(p, q, P, Q)``: fit the
+    ``START_ORDERS``, then move one order (or ``p`` and ``q`` together) by
+    one from the best while that lowers the AICc, at most ``MAX_FITS``
+    fits. A constant is fitted when nothing is differenced. Given
+    ``starts`` (orders chosen before), fits those and searches no further.
+    Returns ``(fit, (p, q, P, Q), fits tried)``."""
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    seasonal_max = MAX_SEASONAL_ORDER if season else 0
+    trend = "c" if d + big_d == 0 else "n"
+    fitted: dict = {}
+
+    def fit(orders):
+        if orders in fitted:
+            return fitted[orders]
+        p, q, big_p, big_q = orders
+        try:
+            result = SARIMAX(train, order=(p, d, q), trend=trend,
+                             seasonal_order=(big_p, big_d, big_q, season) if season
+                             else (0, 0, 0, 0)).fit(disp=False)
+            score = result.aicc if np.isfinite(result.aicc) else np.inf
+        except (ValueError, np.linalg.LinAlgError):
+            result, score = None, np.inf
+        fitted[orders] = (score, result)
+        return fitted[orders]
+
+    def allowed(orders):
+        p, q, big_p, big_q = orders
+        return (0 <= p <= MAX_ORDER and 0 <= q <= MAX_ORDER
+                and 0 <= big_p <= seasonal_max and 0 <= big_q <= seasonal_max)
+
+    searching = starts is None
+    starts = dict.fromkeys(o if season else (o[0], o[1], 0, 0)
+                           for o in (START_ORDERS if searching else starts))
+    for orders in starts:
+        fit(orders)
+    best = min(fitted, key=lambda o: fitted[o][0])
+    moves = [(i, step) for i in range(4) for step in (-1, 1)]
+    improved = searching
+    while improved and len(fitted) < MAX_FITS:
+        improved = False
+        neighbours = [tuple(v + step * (j == i) for j, v in enumerate(best))
+                      for i, step in moves]
+        neighbours += [(best[0] + step, best[1] + step, *best[2:]) for step in (-1, 1)]
+        for orders in neighbours:
+            if not allowed(orders) or orders in fitted or len(fitted) >= MAX_FITS:
+                continue
+            if fit(orders)[0] < fitted[best][0]:
+                best, improved = orders, True
+                break
+    score, result = fitted[best]
+    if result is None or not np.isfinite(score):
+        raise BaselineSkipped("sarima: no order could be fitted")
+    return result, best, len(fitted)
 
 
 MODELS = {"ets": ets, "sarima": sarima}
@@ -181,29 +263,33 @@ def forecasts(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: in
         values: ``(rows, targets)`` raw values.
 
     Returns:
-        ``(forecasts, notes)``: ``{name: (origins, horizon, targets)}`` for the
-        baselines that fitted, and ``{name: description or reason skipped}``.
+        ``(forecasts, notes, forms)``: ``{name: (origins, horizon, targets)}``
+        for the baselines that fitted, ``{name: description or reason
+        skipped}``, and ``{name: [form chosen, per target]}`` (what a served
+        combination refits on new history without searching again).
     """
     values = np.asarray(values, float)
     key = (hashlib.sha256(values.tobytes()).hexdigest(), values.shape, n_train,
            tuple(int(o) for o in origins), horizon, season)
     if key in _FITTED:  # the same series and split again (compare, folds, a notebook)
         return _FITTED[key]
-    out, notes = {}, {}
+    out, notes, forms = {}, {}, {}
     for name, model in MODELS.items():
-        columns, labels = [], []
+        columns, labels, chosen = [], [], []
         try:
             for j in range(values.shape[1]):
-                pred, label = model(values[:, j], n_train, origins, horizon, season)
+                pred, label, form = model(values[:, j], n_train, origins, horizon, season)
                 columns.append(pred)
                 labels.append(label)
+                chosen.append(form)
         except BaselineSkipped as err:
             notes[name] = f"skipped: {err}"
             continue
         out[name] = np.stack(columns, axis=-1)
         notes[name] = "; ".join(dict.fromkeys(labels))
-    _FITTED[key] = (out, notes)
-    return out, notes
+        forms[name] = chosen
+    _FITTED[key] = (out, notes, forms)
+    return out, notes, forms
 
 
 # Baselines already fitted in this process, by series, split and horizon.

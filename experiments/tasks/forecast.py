@@ -424,8 +424,10 @@ class ForecastTask(Task):
         self.combination_verdict = None if chosen is None else chosen.verdict
         index = self.series.frame.index
         time_col = index.name if isinstance(index, pd.DatetimeIndex) else None
-        combined = None if chosen is None else {"weights": chosen.weights,
-                                                "season": p.season}
+        forms = self.statistical()[2]
+        combined = None if chosen is None else {
+            "weights": chosen.weights, "season": p.season,
+            "forms": {m: forms[m] for m in chosen.weights if m in forms}}
         return Forecaster(p.preprocessor, time_col, widths, refit,
                           self.member_preprocessing(model), self.steps, combined)
 

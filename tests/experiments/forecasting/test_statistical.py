@@ -22,7 +22,7 @@ def test_baselines_forecast_the_models_test_windows_from_the_past_only(airline_t
     after an origin leaves that origin's forecast as it was."""
     p = airline_task.prepared
     values = p.series.frame[["Passengers"]].to_numpy(float)
-    forecasts, notes = airline_task.statistical()
+    forecasts, notes, _ = airline_task.statistical()
     assert set(forecasts) == {"ets", "sarima"}
     assert "on logs" in notes["sarima"] and "season 12" in notes["ets"]
     for pred in forecasts.values():
@@ -30,7 +30,7 @@ def test_baselines_forecast_the_models_test_windows_from_the_past_only(airline_t
     origin = int(p.test.origins[5])
     changed = values.copy()
     changed[origin + 1:] *= 3.0
-    again, _ = statistical.forecasts(changed, p.n_train, p.test.origins[5:6], p.horizon,
+    again, _, _ = statistical.forecasts(changed, p.n_train, p.test.origins[5:6], p.horizon,
                                      p.season)
     for name, pred in forecasts.items():
         np.testing.assert_allclose(again[name][0], pred[5], rtol=1e-6, err_msg=name)
@@ -45,22 +45,47 @@ def test_baselines_forecast_the_models_test_windows_from_the_past_only(airline_t
         1 - scores["rmse"] / scores[f"{best}_rmse"])
 
 
-def test_sarima_reproduces_the_box_jenkins_airline_reference():
-    """SARIMA(0,1,1)(0,1,1)12 on logs, fitted on the first 120 months and
-    filtered through the last 24: test RMSE 15.28 (one-step forecasts)."""
+def test_automatic_sarima_matches_the_box_jenkins_airline_reference():
+    """The stepwise search on logs, fitted on the first 120 months and
+    filtered through the last 24, forecasts one step ahead as well as Box and
+    Jenkins' SARIMA(0,1,1)(0,1,1)12 (test RMSE 15.28), with one seasonal
+    difference and the orders it tried named."""
     from experiments.data import load_airline
 
     values = load_airline().frame["Passengers"].to_numpy(float)
     origins = np.arange(119, 143)
-    pred, label = statistical.sarima(values, 120, origins, 1, 12)
+    pred, label, form = statistical.sarima(values, 120, origins, 1, 12)
     rmse = np.sqrt(np.mean((pred[:, 0] - values[origins + 1]) ** 2))
-    assert label.startswith("SARIMA(0,1,1)(0,1,1,12)")
-    assert rmse == pytest.approx(15.28, abs=0.05)
+    assert label.startswith("SARIMA(") and ",1," in label.split(")(")[1]
+    assert "stepwise by AICc over" in label and label.endswith("on logs")
+    assert rmse == pytest.approx(15.28, abs=0.5)
+    # Given the form it chose, it fits those orders again and searches no further.
+    again, again_label, _ = statistical.sarima(values, 120, origins, 1, 12, form=form)
+    np.testing.assert_allclose(again, pred, rtol=1e-6)
+    assert again_label.split(",")[:-1] == label.split(",")[:-1]
+    assert "over 1 fits" in again_label
+
+
+def test_the_stepwise_search_finds_a_simulated_process():
+    """A random walk whose steps are AR(1) (phi 0.7): one difference, and
+    the AR order of one, from the four starting models and their neighbours."""
+    from statsmodels.tsa.arima_process import ArmaProcess
+
+    rng = np.random.default_rng(0)
+    steps = ArmaProcess([1, -0.7], [1]).generate_sample(400, distrvs=rng.standard_normal)
+    series = 50 + np.cumsum(steps)
+    with statistical._quiet():
+        d, big_d = statistical.differences(series, 0)
+        fit, orders, tried = statistical.stepwise_orders(series, d, big_d, 0)
+    assert (d, big_d) == (1, 0)
+    assert orders == (1, 0, 0, 0)
+    assert 4 <= tried <= statistical.MAX_FITS
+    assert fit.params[0] == pytest.approx(0.7, abs=0.1)
 
 
 def test_a_baseline_that_cannot_fit_is_reported_skipped_with_the_reason():
     values = np.linspace(10, 20, 40)[:, None] + np.sin(np.arange(40))[:, None]
-    forecasts, notes = statistical.forecasts(values, 30, np.arange(30, 38), 2, 20)
+    forecasts, notes, _ = statistical.forecasts(values, 30, np.arange(30, 38), 2, 20)
     assert "ets" not in forecasts
     assert notes["ets"] == "skipped: ets: 30 training rows hold fewer than two seasons of 20"
     assert "sarima" in forecasts and "non-seasonal" in notes["sarima"]
@@ -241,8 +266,8 @@ def test_ets_chooses_its_form_by_aicc_among_those_the_series_allows():
     rng = np.random.default_rng(0)
     seasonal = 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1, 120)
     origins = np.arange(95, 108)
-    out, label = statistical.ets(100 + seasonal, 96, origins, 6, 12)
+    out, label, _ = statistical.ets(100 + seasonal, 96, origins, 6, 12)
     assert out.shape == (13, 6) and np.isfinite(out).all()
     assert "chosen by AICc of 4" in label
-    _, label = statistical.ets(seasonal, 96, origins, 6, 12)
+    _, label, _ = statistical.ets(seasonal, 96, origins, 6, 12)
     assert "chosen by AICc of 2" in label and ",M)" not in label
