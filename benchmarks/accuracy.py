@@ -39,6 +39,7 @@ import numpy as np
 
 import experiments  # noqa: F401  (first: it quiets TensorFlow's start-up lines)
 from benchmarks import public_set, report
+from experiments.tasks.forecast import DEFAULT_COMBINE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -47,7 +48,7 @@ MODELS = (ZOO, *public_set.REFERENCES)
 
 
 def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ensemble: int,
-                 seed: int, combine: str = "none") -> dict:
+                 seed: int, combine: str | None = None) -> dict:
     """lstm-zoo's search on the cut's history and its registered model's
     forecast: ``{"mean", "lo-80", "hi-80", "lo-95", "hi-95"}``."""
     from experiments import serving
@@ -64,9 +65,16 @@ def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ens
         tuner="random", max_trials=trials, ensemble=ensemble, name=key,
         directory=os.path.join(folder, "tuner"), fresh=True))
     name, version = result.registered
-    model, _ = serving.load(f"models:/{name}/{version}")
+    model, inner = serving.load(f"models:/{name}/{version}")
     table = model.predict(cut.history)
     out = {"mean": table["value"].to_numpy(dtype=float)}
+    # What the run's own test table said of the served model, and how much
+    # of the served forecast is the networks'.
+    served = result.ensemble_metrics or result.test_metrics
+    out["served_skill"] = float(served.get("test_combined_skill_vs_best_baseline",
+                                           served["test_skill_vs_best_baseline"]))
+    weights = (inner.forecaster.combination or {}).get("weights", {"network": 1.0})
+    out["network_weight"] = float(weights.get("network", 0.0))
     for level in public_set.LEVELS:
         if f"lower_{level}" in table:
             out[f"lo-{level}"] = table[f"lower_{level}"].to_numpy(dtype=float)
@@ -74,7 +82,7 @@ def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ens
     return out
 
 
-def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine="none") -> dict:
+def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine=None) -> dict:
     row = {"series": cut.series, "origin": cut.origin, "horizon": cut.horizon,
            "history": len(cut.history)}
     started = time.perf_counter()
@@ -84,6 +92,8 @@ def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine="none") -> dict
     try:
         forecasts[ZOO] = zoo_forecast(cut, folder, uri, trials=trials, ensemble=ensemble,
                                       seed=seed, combine=combine)
+        for key in ("served_skill", "network_weight"):
+            row[key] = forecasts[ZOO].pop(key)
     except Exception as err:  # noqa: BLE001  (a refusal is a result: record it)
         row["refused"] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
     row["zoo_seconds"] = round(time.perf_counter() - started, 1)
@@ -127,7 +137,8 @@ def markdown(result) -> str:
         f"{s['cuts']} cuts of {len({r['series'] for r in result['rows']})} series. "
         f"lstm-zoo: `tune --models all --tuner random --max-trials {b['trials']} "
         f"--ensemble {b['ensemble']}"
-        + (f" --combine {b['combine']}" if b.get("combine", "none") != "none" else "")
+        + (f" --combine {b['combine']}" if b.get("combine", DEFAULT_COMBINE) != DEFAULT_COMBINE
+           else "")
         + f"`, seed {b['seed']}, then the registered model's "
         f"forecast; {b['zoo_minutes']:.0f} minutes of searching in all. References: "
         f"statsforecast {', '.join(public_set.REFERENCES)} on the same histories. "
@@ -149,13 +160,23 @@ def markdown(result) -> str:
                      f"{f(m.get('owa_every_cut'))} |")
     lines += ["", f"Means over the {s['cuts_scored']} cuts lstm-zoo forecast"
               + (f"; refused: {', '.join(s['refused'])}." if s["refused"] else "."), "",
-              "| series | origin | rows | " + " | ".join(MODELS) + " | lstm-zoo 80% |",
-              "|---|---|---|" + "---|" * (len(MODELS) + 1)]
+              "| series | origin | rows | " + " | ".join(MODELS)
+              + " | lstm-zoo 80% | networks' weight | own test skill |",
+              "|---|---|---|" + "---|" * (len(MODELS) + 3)]
     for r in result["rows"]:
         owa = [f(r["scores"][m]["owa"]) if m in r["scores"] else "refused" for m in MODELS]
         cover = f(r["scores"].get(ZOO, {}).get("coverage_80"), 2)
         lines.append(f"| {r['series']} | {r['origin']} | {r['history']} | "
-                     + " | ".join(owa) + f" | {cover} |")
+                     + " | ".join(owa) + f" | {cover} | {f(r.get('network_weight'), 2)} | "
+                     + (f"{r['served_skill']:+.3f}" if "served_skill" in r else "-") + " |")
+    own = [r for r in result["rows"] if "served_skill" in r]
+    if own:
+        wins = sum(r["served_skill"] > 0 for r in own)
+        none = sum(r["network_weight"] == 0 for r in own)
+        lines.append(f"\nThe run's own test table: the served model beats its best in-run "
+                     f"baseline on {wins} of {len(own)} cuts. The networks have no weight in "
+                     f"the served forecast on {none} of {len(own)} cuts (a statistical model "
+                     f"served alone).")
     forecast = len({r["series"] for r in result["rows"] if ZOO in r["scores"]})
     lines.append("\nSeries (of the " + str(forecast) + " lstm-zoo forecast) where its mean OWA "
                  "beats the reference's: " + "; ".join(
@@ -171,9 +192,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--last-origin-only", action="store_true")
-    parser.add_argument("--combine", default="none",
+    parser.add_argument("--combine", default=DEFAULT_COMBINE,
                         choices=("none", "inverse_mse", "least_squares"),
-                        help="tune's --combine (default none, as tune's own default)")
+                        help=f"tune's --combine (default {DEFAULT_COMBINE}, tune's own)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     import logging
@@ -201,7 +222,7 @@ def main(argv=None) -> int:
               "rows": rows, "summary": summary(rows)}
     stem = "accuracy-latest" if set(args.series) == set(public_set.SERIES) and \
         not args.last_origin_only else "accuracy-partial"
-    if args.combine != "none":
+    if args.combine != DEFAULT_COMBINE:
         stem += f"-combine-{args.combine}"
     report.write(args.out, stem, result, markdown(result))
     return 0

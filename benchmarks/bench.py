@@ -40,13 +40,15 @@ SHAPES = [
     ("seq2seq_lstm64_h12", "seq2seq_lstm", {"units": 64}, (24, 1), 32, 12),
     ("cnn_lstm128", "cnn_lstm", {"filters": 32, "kernel_size": 3, "pool_size": 2,
                                  "units": 128}, (100, 8), 128, 1),
+    ("es_rnn32_h12", "es_rnn", {"units": 32, "season_length": 12}, (24, 1), 32, 12),
 ]
 # Families benchmarks/torch_reference.py writes in PyTorch (attention,
 # seq2seq and the peephole cell have no native equivalent there).
 TORCH_FAMILIES = ("vanilla_lstm", "stacked_lstm", "bidirectional_lstm", "gru", "simple_rnn",
                   "cnn_lstm", "conv_lstm")
 # Rows whose "plain" side is another network: what the family costs over it.
-PLAIN_IS = {"peephole_lstm128": "a plain LSTM of the same size"}
+PLAIN_IS = {"peephole_lstm128": "a plain LSTM of the same size",
+            "es_rnn32_h12": "a plain LSTM of the same size"}
 # What a --quick run (the test suite's smoke run) times: one large and one
 # small shape. tests/e2e/test_bench.py builds every row's models instead.
 QUICK_SHAPES = ("lstm128", "airline_lstm32")
@@ -55,7 +57,7 @@ QUICK_SHAPES = ("lstm128", "airline_lstm32")
 BATCHES = {"lstm128": 16, "stacked_lstm128x2": 8, "bidirectional_lstm128": 12,
            "gru128": 16, "airline_lstm32": 64, "conv_lstm16": 16, "simple_rnn128": 32,
            "peephole_lstm128": 8, "attention_lstm128": 12, "seq2seq_lstm64_h12": 32,
-           "cnn_lstm128": 12}
+           "cnn_lstm128": 12, "es_rnn32_h12": 64}
 
 
 # === Arithmetic: training FLOPs per sample (forward x 3 for fwd + bwd) ===

@@ -195,7 +195,8 @@ class RunConfig:
         help="serve the network combined with the statistical baselines (ETS, SARIMA), "
              "weighted on the validation forecasts by inverse squared error or by "
              "constrained least squares; a combination that does worse there than its "
-             "best member is not served, that member is (default none: the network alone)")
+             "best member is not served, that member is (default inverse_mse; none: "
+             "the network alone)")
     intervals: tuple[int, ...] | None = setting(
         None, OfType((tuple,), "whole percentages such as 80,95"), group="forecast",
         metavar="L[,L]", help="prediction intervals of the served model, in percent "

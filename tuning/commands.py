@@ -162,8 +162,13 @@ def cmd_tune(args) -> int:
     if result.ensemble_metrics:
         m = result.ensemble_metrics
         shown = "  ".join(f"{k} {m['test_' + k]:.4g}" for k in result.task.metrics_shown)
-        print(f"ensemble of {args.ensemble} {args.ensemble_of} (served): {shown}; skill vs "
+        print(f"ensemble of {args.ensemble} {args.ensemble_of}: {shown}; skill vs "
               f"the best baseline {m['test_skill_vs_best_baseline']:+.3f}")
+    served = result.ensemble_metrics or result.test_metrics
+    if "test_combined_skill_vs_best_baseline" in served:
+        print(f"served (combined with the statistical models as weighted on validation): "
+              f"test RMSE {served['test_combined_rmse']:.4g}; skill vs the best baseline "
+              f"{served['test_combined_skill_vs_best_baseline']:+.3f}")
     if result.refit:
         print("(test metrics of the best model trained on the training split; the "
               "model served was then refit on all the data)")

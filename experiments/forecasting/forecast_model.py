@@ -56,9 +56,10 @@ class ForecastModel:
             defaults, chosen from the data where train chooses them).
         epochs, batch_size, learning_rate, clipnorm, patience, seed,
             autoregressive: training settings, as for ``train``.
-        combine: ``"inverse_mse"`` or ``"least_squares"`` to serve the
-            network combined with ETS and SARIMA, weighted on the validation
-            forecasts (``--combine``); default none.
+        combine: how the served forecast combines the network with ETS
+            and SARIMA, weighted on the validation forecasts (``--combine``):
+            ``"inverse_mse"`` (default), ``"least_squares"``, or ``"none"``
+            for the network alone.
         refit: after early stopping on the validation rows, train again on
             every row for as many epochs, and serve that network (default
             True); the intervals keep the widths calibrated out of sample.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,13 @@ class Forecaster:
         return max(self.members or [self.preprocessor], key=lambda p: p.window + p.lost)
 
     @property
+    def statistical_members(self) -> list[str]:
+        """The statistical models (``ets``, ``sarima``) the served forecast
+        combines with the network, refitted on each history."""
+        weights = (self.combination or {}).get("weights", {})
+        return [m for m in weights if m != combination.NETWORK]
+
+    @property
     def min_rows(self) -> int:
         """Rows of history the model needs: its window plus what the
         differencing transforms consume (an ensemble's: its longest member's),
@@ -226,8 +234,12 @@ class Forecaster:
             longest = self.longest
             lost = (f" + {longest.lost} lost to {'+'.join(longest.transforms)}"
                     if longest.lost else "")
+            why = f"window {longest.window}{lost}"
+            if self.min_rows > longest.window + longest.lost:
+                why += (f"; {' and '.join(m.upper() for m in self.statistical_members)}, "
+                        f"combined with it, need {self.min_rows}")
             raise ValueError(f"history has {len(history)} rows; the model needs at least "
-                             f"{self.min_rows} (window {longest.window}{lost})")
+                             f"{self.min_rows} ({why})")
         frame = pd.DataFrame(index=range(len(history)))
         for col in pre.features:
             values = pd.to_numeric(history[col].reset_index(drop=True), errors="coerce")
@@ -323,14 +335,35 @@ class Forecaster:
         pred = 0.0
         if combination.NETWORK in weights:
             pred = weights[combination.NETWORK] * self._rolled(model, values, steps)
-        statistical = [m for m in weights if m != combination.NETWORK]
-        if statistical:  # fitted on each series' whole history, at forecast time
-            series = self._target_histories(history, ids)
-            for name in statistical:
-                forms = self.combination.get("forms", {}).get(name)
-                pred = pred + weights[name] * np.stack([combination.statistical_forecast(
-                    name, v, steps, self.combination.get("season"), forms) for v in series])
+        if self.statistical_members:  # fitted on each series' whole history, now
+            pred = pred + self._statistical(history, ids, steps, weights)
         return self._table(ids, indexes, pred, steps)
+
+    def _statistical(self, history, ids, steps, weights) -> np.ndarray:
+        """The weighted sum of the statistical members' forecasts, each fitted
+        on each series' history. A member that cannot be fitted on a history
+        (too regular, too short) leaves that series' forecast to the other
+        members, their weights scaled to the same total, and a warning says so."""
+        season = self.combination.get("season")
+        out = []
+        for i, values in enumerate(self._target_histories(history, ids)):
+            forecasts = {}
+            for name in self.statistical_members:
+                forms = self.combination.get("forms", {}).get(name)
+                try:
+                    forecasts[name] = combination.statistical_forecast(name, values, steps,
+                                                                       season, forms)
+                except ValueError as err:
+                    warnings.warn(f"{err}; series {i if ids is None else ids[i]!r} is "
+                                  f"forecast without it", stacklevel=3)
+            if not forecasts:
+                raise ValueError(f"no statistical member of this combination "
+                                 f"({', '.join(self.statistical_members)}) can forecast "
+                                 f"this history")
+            total = sum(weights[m] for m in self.statistical_members)
+            scale = total / sum(weights[m] for m in forecasts)
+            out.append(sum(scale * weights[m] * f for m, f in forecasts.items()))
+        return np.stack(out)
 
     def _rolled(self, model, values, steps) -> np.ndarray:
         """The network's ``steps`` forecasts: direct blocks of ``horizon``,

@@ -214,8 +214,10 @@ def log_forecast_model(network, forecaster: Forecaster, series, requirements):
 def forecast_history(series, forecaster: Forecaster) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What a served forecaster keeps of its data: the end of the series
     (continued when no history is given) and, within it, the input example
-    (the last rows the model needs)."""
-    history = history_frame(series, 2 * forecaster.min_rows)
+    (the last rows the model needs). A combination's statistical members
+    refit on the history they are given, so they keep all of it."""
+    rows = len(series) if forecaster.statistical_members else 2 * forecaster.min_rows
+    history = history_frame(series, rows)
     return history, history.iloc[-forecaster.min_rows:].reset_index(drop=True)
 
 

@@ -32,6 +32,10 @@ DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
 DATASETS = {"airline": data.load_airline, "sine": data.make_sine}
 LABELS = {"ets": "ETS", "sarima": "SARIMA"}
 SEARCHED = "chosen by the search, on validation RMSE in the data's units"
+# The served forecast combines the networks with ETS and SARIMA unless the
+# user says otherwise: on the public set's last origin this took mean OWA
+# from 1.030 (the networks alone) to 0.765 (README, "Accuracy").
+DEFAULT_COMBINE = "inverse_mse"
 
 
 def claims(cfg) -> bool:
@@ -102,7 +106,7 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
     return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
                          settings=chosen, searchable=searchable,
                          autoregressive=cfg.autoregressive, steps=steps,
-                         combine=cfg.combine or "none",
+                         combine=cfg.combine or DEFAULT_COMBINE,
                          adjustments=adjustments)
             for s in folds]
 

@@ -60,6 +60,8 @@ def test_the_summary_counts_refusals_and_compares_on_the_same_cuts():
         return {"series": series, "origin": origin, "history": 60, "scores": scores}
 
     rows = [row("a", 0, 0.7), row("a", 1, 0.9), row("b", 0, 0.85), row("c", 0)]
+    rows[0].update(served_skill=0.2, network_weight=0.5)
+    rows[2].update(served_skill=-0.1, network_weight=0.0)
     s = accuracy.summary(rows)
     assert s["cuts"] == 4 and s["cuts_scored"] == 3 and s["refused"] == ["c (origin 0)"]
     assert s[accuracy.ZOO]["owa"] == pytest.approx((0.7 + 0.9 + 0.85) / 3)
@@ -71,3 +73,6 @@ def test_the_summary_counts_refusals_and_compares_on_the_same_cuts():
                                "budget": {"trials": 8, "ensemble": 3, "seed": 42,
                                           "zoo_minutes": 1.0}})
     assert "refused: c (origin 0)" in table and "| c | 0 | 60 | refused |" in table
+    assert "| 0.50 | +0.200 |" in table
+    assert "beats its best in-run baseline on 1 of 2 cuts" in table
+    assert "no weight in the served forecast on 1 of 2 cuts" in table

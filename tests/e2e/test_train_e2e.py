@@ -92,6 +92,10 @@ def csv_run(tmp_path_factory):
         "train", "--model", "gru", "--csv", str(path), "--target", "load", "temp",
         "--features", "price", "--time-col", "date", "--window", "14",
         "--horizon", "3", "--test-size", "20", "--val-size", "20", *TINY,
+        # The network served alone: its served path is what the logged test
+        # forecasts are (tests/experiments/forecasting/test_combination.py
+        # serves combinations).
+        "--combine", "none",
         "--tracking-uri", f"sqlite:///{db}", cwd=folder)
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = all_runs(db)

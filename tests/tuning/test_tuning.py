@@ -39,12 +39,13 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
         # three 1-epoch trials whose best goes on to epoch 3, then one of two
         # 3-epoch trials. No early stopping, no linear start: each epoch counts.
         result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
-                        run={"epochs": 3, "patience": 3, "autoregressive": False})
+                        run={"epochs": 3, "patience": 3, "autoregressive": False,
+                             "combine": "none"})
     else:
-        # random also serves a combination with the statistical baselines.
+        # random serves a combination with the statistical baselines, as by
+        # default; the others the networks alone (--combine none).
         result = search(tmp_path, models=("gru", "vanilla_lstm"), tuner=tuner,
-                        max_trials=3, run={"combine": "inverse_mse"} if tuner == "random"
-                        else {})
+                        max_trials=3, run={} if tuner == "random" else {"combine": "none"})
     db = tmp_path / "mlflow.db"
     client = client_for(db)
     parent = client.get_run(result.parent_run_id)
@@ -110,7 +111,7 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
                  f'mlflow.pyfunc.load_model("models:/{name}@best")'):
         assert text in mv.description, text
     assert mv.source.startswith("models:/m-")  # a logged model, shown in the UI
-    if tuner == "random":  # --combine: what was chosen, on the run and the card
+    if tuner == "random":  # the combination chosen, on the run and the card
         assert parent.data.tags["combination"].startswith("serving ")
         assert mv.tags["combination"] == parent.data.tags["combination"]
         assert "Combined with the statistical baselines" in mv.description
@@ -394,7 +395,7 @@ def test_ensemble_serves_the_mean_of_its_members_forecasts(tmp_path):
     import numpy as np
 
     result = search(tmp_path, models=("gru",), max_trials=3, ensemble=3,
-                    run={"window": None, "seed": 1})
+                    run={"window": None, "seed": 1, "combine": "none"})  # the mean alone
     parent = client_for(tmp_path / "mlflow.db").get_run(result.parent_run_id)
     m = parent.data.metrics
     assert np.isfinite(m["ensemble_test_rmse"]) and np.isfinite(m["test_rmse"])

@@ -110,9 +110,10 @@ def test_the_forecasting_model_fits_saves_and_loads_es_rnn(targets, tmp_path):
     from experiments.forecasting.forecast_model import ForecastModel
 
     t = np.arange(96)
+    rng = np.random.default_rng(0)
     df = pd.DataFrame({"month": pd.date_range("2000-01", periods=96, freq="MS")})
     for j, name in enumerate(targets):
-        df[name] = 100 + t * (j + 1) + 10 * np.sin(2 * np.pi * t / 12 + j)
+        df[name] = 100 + t * (j + 1) + 10 * np.sin(2 * np.pi * t / 12 + j) + rng.normal(0, 2, 96)
     model = ForecastModel("es_rnn", target=targets, time_col="month", horizon=6, epochs=2,
                           hyperparameters={"units": 4}).fit(df)
     assert model.network_.get_layer("exponential_smoothing").season_length == 12

@@ -57,10 +57,13 @@ def test_a_combination_worse_than_its_best_member_is_never_served():
 
 
 @pytest.mark.slow
-def test_a_served_combination_is_the_weighted_sum_of_its_members(tmp_path):
-    """``combine="inverse_mse"``: the served forecast equals the weights
-    times the network's forecast and the statistical members' (refitted on
-    the history given), to 1e-6, before and after saving."""
+def test_a_served_combination_is_the_weighted_sum_of_its_members(tmp_path, monkeypatch):
+    """By default (``combine="inverse_mse"``) the served forecast equals the
+    weights times the network's forecast and the statistical members'
+    (refitted on the history given, in the forms chosen in training), to
+    1e-6, before and after saving. A member that cannot be fitted on a
+    history leaves its weight to the others, with a warning; a history too
+    short for the members is refused, naming them."""
     import dataclasses
 
     import pandas as pd
@@ -73,8 +76,7 @@ def test_a_served_combination_is_the_weighted_sum_of_its_members(tmp_path):
                        "sales": 200 + 2 * t + 30 * np.sin(2 * np.pi * t / 12)
                        + rng.normal(0, 5, 96)})
     model = ForecastModel("gru", target="sales", time_col="month", horizon=6, window=12,
-                          epochs=3, combine="inverse_mse",
-                          hyperparameters={"units": 4}).fit(df)
+                          epochs=3, hyperparameters={"units": 4}).fit(df)
     forecaster = model.forecaster_
     weights = forecaster.combination["weights"]
     assert weights and sum(weights.values()) == pytest.approx(1.0)
@@ -83,11 +85,39 @@ def test_a_served_combination_is_the_weighted_sum_of_its_members(tmp_path):
         model.network_, df)["sales"].to_numpy()}
     for name in set(weights) - {"network"}:
         parts[name] = combination.statistical_forecast(
-            name, df[["sales"]].to_numpy(), 6, 12)[:, 0]
+            name, df[["sales"]].to_numpy(), 6, 12, forecaster.combination["forms"][name])[:, 0]
     expected = sum(w * parts[m] for m, w in weights.items())
     np.testing.assert_allclose(out["sales"], expected, rtol=1e-6)
     again = ForecastModel.load(model.save(str(tmp_path / "combined"))).predict(df)
     pd.testing.assert_frame_equal(again, out, rtol=1e-6)
+    # A statistical member is served: on this seasonal series with a trend
+    # they forecast better than a network trained for 3 epochs.
+    members = sorted(set(weights) - {"network"})
+    assert members
+    with pytest.raises(ValueError, match=rf"needs at least \d+ \(window 12.*; "
+                                         rf"{' and '.join(m.upper() for m in members)}, "
+                                         rf"combined with it, need"):
+        model.predict(df.iloc[-13:])
+    # With both members, SARIMA failing on this history: ETS takes its weight.
+    weights = {"network": 0.5, "ets": 0.25, "sarima": 0.25}
+    served = dataclasses.replace(forecaster, combination={**forecaster.combination,
+                                                          "weights": weights})
+    parts["ets"] = combination.statistical_forecast(
+        "ets", df[["sales"]].to_numpy(), 6, 12, served.combination["forms"].get("ets"))[:, 0]
+    real = combination.statistical_forecast
+
+    def sarima_fails(name, *args):
+        if name == "sarima":
+            raise ValueError("the sarima member of this combination cannot forecast this "
+                             "history: too regular")
+        return real(name, *args)
+
+    monkeypatch.setattr(combination, "statistical_forecast", sarima_fails)
+    with pytest.warns(UserWarning, match="too regular; series 0 is forecast without it"):
+        fallback = served.forecast(model.network_, df)
+    expected = (weights["network"] * parts["network"]
+                + (weights["ets"] + weights["sarima"]) * parts["ets"])
+    np.testing.assert_allclose(fallback["sales"], expected, rtol=1e-6)
 
 
 def test_statistical_members_need_their_history_and_say_so():

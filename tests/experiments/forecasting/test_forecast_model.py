@@ -107,6 +107,7 @@ def test_an_ensemble_of_families_forecasts_the_mean_of_its_members(tmp_path):
     df = monthly_frame()
     model = ForecastModel(["gru", "vanilla_lstm"], target="sales", time_col="month",
                           horizon=3, window=12, epochs=2, val_size=9, test_size=9,
+                          combine="none",  # the networks' mean alone
                           hyperparameters={"gru": {"units": 4}, "vanilla_lstm": {"units": 3}})
     out = model.fit(df).predict()
     assert isinstance(model.network_, list) and len(model.network_) == 2
