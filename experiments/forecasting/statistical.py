@@ -293,13 +293,12 @@ def forecasts(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: in
         try:
             for j in range(values.shape[1]):
                 # Other origins of the same training rows (validation, then
-                # test): the form chosen the first time, not a new search.
+                # test): the form chosen the first time, not a new search,
+                # and that search's description.
+                before = _CHOSEN.get((*fitted_on, name, j))
                 pred, label, form = model(values[:, j], n_train, origins, horizon, season,
-                                          form=_FORMS.get((*fitted_on, name, j)))
-                _FORMS.setdefault((*fitted_on, name, j), form)
-                if (*fitted_on, name, j) in _LABELS:
-                    label = _LABELS[(*fitted_on, name, j)]
-                _LABELS.setdefault((*fitted_on, name, j), label)
+                                          form=before and before[0])
+                form, label = _CHOSEN.setdefault((*fitted_on, name, j), (form, label))
                 columns.append(pred)
                 labels.append(label)
                 chosen.append(form)
@@ -314,10 +313,9 @@ def forecasts(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: in
 
 
 # Baselines already fitted in this process, by series, split and horizon;
-# and the forms (and their labels) chosen on each series' training rows.
+# and the form (with its description) chosen on each series' training rows.
 _FITTED: dict = {}
-_FORMS: dict = {}
-_LABELS: dict = {}
+_CHOSEN: dict = {}
 
 
 def choose_transforms(values: np.ndarray, n_train: int, season: int | None):
