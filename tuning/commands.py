@@ -166,7 +166,11 @@ def cmd_tune(args) -> int:
               f"the best baseline {m['test_skill_vs_best_baseline']:+.3f}")
     served = result.ensemble_metrics or result.test_metrics
     if "test_combined_skill_vs_best_baseline" in served:
-        print(f"served (combined with the statistical models as weighted on validation): "
+        weight = served.get("combined_network_weight", 1.0)
+        what = ("the statistical models alone: the networks added nothing on validation"
+                if weight == 0 else "the networks alone" if weight == 1
+                else f"the networks at weight {weight:.2f} with the statistical models")
+        print(f"served ({what}; weights fitted on validation): "
               f"test RMSE {served['test_combined_rmse']:.4g}; skill vs the best baseline "
               f"{served['test_combined_skill_vs_best_baseline']:+.3f}")
     if result.refit:

@@ -20,6 +20,8 @@ Two ways to weight, both measured by ``make accuracy``:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 
@@ -133,9 +135,6 @@ def statistical_forecast(name: str, values, steps: int, season: int | None,
     Raises:
         ValueError: the model cannot be fitted on this history, saying why.
     """
-    import hashlib
-    import json
-
     from experiments.forecasting import statistical
 
     values = np.asarray(values, dtype="float64")

@@ -156,7 +156,7 @@ def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
             seasonal = bool(m)
             try:
                 fit, (p, q, big_p, big_q), tried = stepwise_orders(
-                    train, d, big_d, m, starts=[tuple(form["orders"])])
+                    train, d, big_d, m, orders=tuple(form["orders"]))
             except BaselineSkipped:
                 fit, (p, q, big_p, big_q), tried = stepwise_orders(train, d, big_d, m)
         out = np.empty((len(origins), horizon))
@@ -198,18 +198,23 @@ def differences(train: np.ndarray, season: int) -> tuple[int, int]:
     return d, big_d
 
 
-def stepwise_orders(train: np.ndarray, d: int, big_d: int, season: int, starts=None):
+def stepwise_orders(train: np.ndarray, d: int, big_d: int, season: int, orders=None):
     """Hyndman & Khandakar's stepwise search over ``(p, q, P, Q)``: fit the
     ``START_ORDERS``, then move one order (or ``p`` and ``q`` together) by
     one from the best while that lowers the AICc, at most ``MAX_FITS``
     fits. A constant is fitted when nothing is differenced. Given
-    ``starts`` (orders chosen before), fits those and searches no further.
+    ``orders`` (chosen before), fits those and searches nothing.
 
     The search fits the differenced series (``simple_differencing``: about
     three times faster, and the AICc still compares orders of the same
     differencing); the orders chosen are then fitted on the series itself,
     whose forecasts are in its own units.
     Returns ``(fit, (p, q, P, Q), fits tried)``."""
+    if orders is not None:
+        result = _sarimax(train, orders, d, big_d, season, simple=False)
+        if result is None or not np.isfinite(result.aicc):
+            raise BaselineSkipped(f"sarima: the orders {orders} chosen before no longer fit")
+        return result, tuple(orders), 1
     seasonal_max = MAX_SEASONAL_ORDER if season else 0
     fitted: dict = {}
 
@@ -225,26 +230,21 @@ def stepwise_orders(train: np.ndarray, d: int, big_d: int, season: int, starts=N
         return (0 <= p <= MAX_ORDER and 0 <= q <= MAX_ORDER
                 and 0 <= big_p <= seasonal_max and 0 <= big_q <= seasonal_max)
 
-    searching = starts is None
-    starts = dict.fromkeys(o if season else (o[0], o[1], 0, 0)
-                           for o in (START_ORDERS if searching else starts))
-    if not searching:
-        fitted = dict.fromkeys(starts, 0.0)
-    for orders in starts if searching else ():
-        fit(orders)
+    for start in dict.fromkeys(o if season else (o[0], o[1], 0, 0) for o in START_ORDERS):
+        fit(start)
     best = min(fitted, key=fitted.get)
     moves = [(i, step) for i in range(4) for step in (-1, 1)]
-    improved = searching
+    improved = True
     while improved and len(fitted) < MAX_FITS:
         improved = False
         neighbours = [tuple(v + step * (j == i) for j, v in enumerate(best))
                       for i, step in moves]
         neighbours += [(best[0] + step, best[1] + step, *best[2:]) for step in (-1, 1)]
-        for orders in neighbours:
-            if not allowed(orders) or orders in fitted or len(fitted) >= MAX_FITS:
+        for candidate in neighbours:
+            if not allowed(candidate) or candidate in fitted or len(fitted) >= MAX_FITS:
                 continue
-            if fit(orders) < fitted[best]:
-                best, improved = orders, True
+            if fit(candidate) < fitted[best]:
+                best, improved = candidate, True
                 break
     result = _sarimax(train, best, d, big_d, season, simple=False)
     if result is None or not np.isfinite(fitted[best]):

@@ -367,6 +367,7 @@ class ForecastTask(Task):
             best = metrics.best_baseline(scores, labels, "test_")
             scores["test_combined_skill_vs_best_baseline"] = metrics.skill(
                 served["rmse"], scores[f"test_{best}_rmse"])
+            scores["combined_network_weight"] = float(chosen.weights.get(NETWORK, 0.0))
         # How often the test values fall inside the intervals calibrated on
         # the validation period (as forecaster() calibrates them), around
         # the forecast that is served.

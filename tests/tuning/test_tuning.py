@@ -115,7 +115,7 @@ def test_each_tuner_logs_parent_and_children(tuner, tmp_path):
         assert parent.data.tags["combination"].startswith("serving ")
         assert mv.tags["combination"] == parent.data.tags["combination"]
         assert "Combined with the statistical baselines" in mv.description
-        assert m["test_combined_rmse"] > 0
+        assert m["test_combined_rmse"] > 0 and 0 <= m["combined_network_weight"] <= 1
     else:
         assert "combination" not in parent.data.tags and "test_combined_rmse" not in m
 
