@@ -170,7 +170,9 @@ def cmd_tune(args) -> int:
         what = ("the statistical models alone: the networks added nothing on validation"
                 if weight == 0 else "the networks alone" if weight == 1
                 else f"the networks at weight {weight:.2f} with the statistical models")
-        print(f"served ({what}; weights fitted on validation): "
+        fitted = ("validation; the served model's on validation and test" if result.refit
+                  else "validation")
+        print(f"combined ({what}; weights fitted on {fitted}): "
               f"test RMSE {served['test_combined_rmse']:.4g}; skill vs the best baseline "
               f"{served['test_combined_skill_vs_best_baseline']:+.3f}")
     if result.refit:
