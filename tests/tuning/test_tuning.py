@@ -319,16 +319,16 @@ def test_bad_tuner_exits_2(tmp_path, capsys):
 
 
 def test_same_seed_random_search_proposes_the_same_trials(tmp_path):
-    def proposals(folder, seed):
+    def proposals(folder, seed, trials=2):
         result = search(folder, models=("gru", "vanilla_lstm"), tuner="random",
-                        max_trials=3, run={"seed": seed, "epochs": 1, "refit": False})
+                        max_trials=trials, run={"seed": seed, "epochs": 1, "refit": False})
         outcome = ("trial", "status", "score", "epochs", "best_epoch", "seconds")
         return [{k: v for k, v in t.items() if k not in outcome} for t in result.trials]
 
     first = proposals(tmp_path / "a", seed=7)
-    assert len(first) == 3 and len({str(t) for t in first}) == 3
+    assert len(first) == 2 and len({str(t) for t in first}) == 2
     assert proposals(tmp_path / "b", seed=7) == first
-    assert proposals(tmp_path / "c", seed=8) != first
+    assert proposals(tmp_path / "c", seed=8, trials=1) != first[:1]
 
 
 def test_data_parallel_search_trains_each_trial_under_mirrored_strategy(tmp_path):
