@@ -164,17 +164,9 @@ def cmd_tune(args) -> int:
         shown = "  ".join(f"{k} {m['test_' + k]:.4g}" for k in result.task.metrics_shown)
         print(f"ensemble of {args.ensemble} {args.ensemble_of}: {shown}; skill vs "
               f"the best baseline {m['test_skill_vs_best_baseline']:+.3f}")
-    served = result.ensemble_metrics or result.test_metrics
-    if "test_combined_skill_vs_best_baseline" in served:
-        weight = served.get("combined_network_weight", 1.0)
-        what = ("the statistical models alone: the networks added nothing on validation"
-                if weight == 0 else "the networks alone" if weight == 1
-                else f"the networks at weight {weight:.2f} with the statistical models")
-        fitted = ("validation; the served model's on validation and test" if result.refit
-                  else "validation")
-        print(f"combined ({what}; weights fitted on {fitted}): "
-              f"test RMSE {served['test_combined_rmse']:.4g}; skill vs the best baseline "
-              f"{served['test_combined_skill_vs_best_baseline']:+.3f}")
+    combined = combination_line(result)
+    if combined:
+        print(combined)
     if result.refit:
         print("(test metrics of the best model trained on the training split; the "
               "model served was then refit on all the data)")
@@ -188,6 +180,24 @@ def cmd_tune(args) -> int:
     print("Open the MLflow UI with `lstm-zoo ui` (or `make ui`) to compare "
           "the trials.")
     return 0
+
+
+def combination_line(result) -> str | None:
+    """What the test table's combination was (the networks alone, with the
+    statistical models at a weight, or the statistical models alone), and
+    how it scored; None without a combination."""
+    scores = result.ensemble_metrics or result.test_metrics
+    if "test_combined_skill_vs_best_baseline" not in scores:
+        return None
+    weight = scores.get("combined_network_weight", 1.0)
+    what = ("the statistical models alone: the networks added nothing on validation"
+            if weight == 0 else "the networks alone" if weight == 1
+            else f"the networks at weight {weight:.2f} with the statistical models")
+    fitted = ("validation; the served model's on validation and test" if result.refit
+              else "validation")
+    return (f"combined ({what}; weights fitted on {fitted}): test RMSE "
+            f"{scores['test_combined_rmse']:.4g}; skill vs the best baseline "
+            f"{scores['test_combined_skill_vs_best_baseline']:+.3f}")
 
 
 def _short(value):
