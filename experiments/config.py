@@ -193,8 +193,7 @@ class RunConfig:
     combine: str | None = setting(
         None, OneOf(COMBINE), group="forecast", choices=COMBINE,
         help="serve the network combined with the statistical baselines (ETS, SARIMA), "
-             "weighted on out-of-sample forecasts (validation, and test for a refit) by "
-             "inverse squared error or by "
+             "weighted on the validation forecasts by inverse squared error or by "
              "constrained least squares; a combination that does worse there than its "
              "best member is not served, that member is (default inverse_mse; none: "
              "the network alone)")

@@ -57,8 +57,7 @@ class ForecastModel:
         epochs, batch_size, learning_rate, clipnorm, patience, seed,
             autoregressive: training settings, as for ``train``.
         combine: how the served forecast combines the network with ETS
-            and SARIMA, weighted on out-of-sample forecasts (the validation
-            ones, and the test ones for a refit) (``--combine``):
+            and SARIMA, weighted on the validation forecasts (``--combine``):
             ``"inverse_mse"`` (default), ``"least_squares"``, or ``"none"``
             for the network alone.
         refit: after early stopping on the validation rows, train again on
