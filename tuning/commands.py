@@ -183,9 +183,9 @@ def cmd_tune(args) -> int:
 
 
 def combination_line(result) -> str | None:
-    """What the test table's combination was (the networks alone, with the
+    """What the served combination is (the networks alone, with the
     statistical models at a weight, or the statistical models alone), and
-    how it scored; None without a combination."""
+    how it scored on test; None without a combination."""
     scores = result.ensemble_metrics or result.test_metrics
     if "test_combined_skill_vs_best_baseline" not in scores:
         return None
@@ -193,9 +193,7 @@ def combination_line(result) -> str | None:
     what = ("the statistical models alone: the networks added nothing on validation"
             if weight == 0 else "the networks alone" if weight == 1
             else f"the networks at weight {weight:.2f} with the statistical models")
-    fitted = ("validation; the served model's on validation and test" if result.refit
-              else "validation")
-    return (f"combined ({what}; weights fitted on {fitted}): test RMSE "
+    return (f"served ({what}; weights fitted on validation): test RMSE "
             f"{scores['test_combined_rmse']:.4g}; skill vs the best baseline "
             f"{scores['test_combined_skill_vs_best_baseline']:+.3f}")
 

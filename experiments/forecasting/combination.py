@@ -78,12 +78,10 @@ def fit_weights(truth, forecasts: dict, method: str = "inverse_mse") -> dict:
     return dict(zip(names, (w / w.sum()).tolist(), strict=True))
 
 
-def choose(truth, forecasts: dict, method: str = "inverse_mse",
-           judged_on: str = "validation") -> Combination:
+def choose(truth, forecasts: dict, method: str = "inverse_mse") -> Combination:
     """The combination of ``forecasts`` to serve, judged on ``truth`` (the
-    out-of-sample rows the weights are fitted on, which ``judged_on`` names
-    in the verdict): the weighted one, unless its error is above its best
-    single member's, which is then served alone."""
+    out-of-sample rows the weights are fitted on): the weighted one, unless
+    its error is above its best single member's, which is then served alone."""
     truth = np.asarray(truth, dtype="float64")
 
     def rmse(pred):
@@ -100,10 +98,10 @@ def choose(truth, forecasts: dict, method: str = "inverse_mse",
     scores = {**single, "combination": combined}
     if len(weights) > 1 and combined <= single[best]:
         parts = ", ".join(f"{m} {w:.2f}" for m, w in weights.items())
-        verdict = (f"serving a combination ({parts}): {judged_on} RMSE {combined:.4g} "
+        verdict = (f"serving a combination ({parts}): validation RMSE {combined:.4g} "
                    f"against {single[best]:.4g} for {best} alone")
         return Combination(weights, scores, verdict)
-    verdict = f"serving {best} alone: {judged_on} RMSE {single[best]:.4g}"
+    verdict = f"serving {best} alone: validation RMSE {single[best]:.4g}"
     if best != NETWORK and NETWORK in single:
         verdict += (f"; the networks add nothing on this series (network "
                     f"{single[NETWORK]:.4g}, combined {combined:.4g})")

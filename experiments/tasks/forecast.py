@@ -389,9 +389,8 @@ class ForecastTask(Task):
 
     def combination_of(self, model, val_pred=None):
         """With ``--combine``: the combination of ``model`` and the statistical
-        baselines, weighted on the validation forecasts (see
-        ``experiments.forecasting.combination.choose``); else None. What the
-        test metrics score."""
+        baselines to serve, weighted on the validation forecasts (see
+        ``experiments.forecasting.combination.choose``); else None."""
         if self.combine == "none":
             return None
         p = self.prepared
@@ -405,33 +404,26 @@ class ForecastTask(Task):
 
     def forecaster(self, model, refit: bool = False) -> Forecaster:
         """What serves ``model``: preprocessing, time column, and split-
-        conformal intervals from out-of-sample residuals per horizon step.
-
-        The out-of-sample origins: the validation forecasts of ``model``,
-        and when the served network is a refit (``refit``: ``model`` is the
-        network trained on the training rows only), its test forecasts too,
-        which it did not see either (the refit's own residuals there would
-        be too small). With ``--combine``, the combination's weights are
-        fitted on the same origins, the latest ones included: the test
-        metrics keep scoring the weights fitted on validation alone.
-        ``interval_note`` says when the origins are too few for a level,
-        ``combination_verdict`` what is served and why."""
+        conformal intervals from out-of-sample residuals per horizon step:
+        the validation forecasts of ``model``, and when the served network
+        is a refit (``refit``: ``model`` is the network trained on the
+        training rows only), its test forecasts too, which it did not see
+        either. The refit's own residuals there would be too small.
+        ``interval_note`` says when they are too few for a level. With
+        ``--combine``, the served forecast (and what the intervals are
+        calibrated around) is the combination chosen on validation, whose
+        verdict ``combination_verdict`` says."""
         p = self.prepared
         truth, pred = p.truth(p.val), self.forecast(model, p.val)
-        others = self._statistical_at(p.val) if self.combine != "none" else {}
-        judged_on = "validation"
+        chosen = self.combination_of(model, pred)
+        if chosen is not None:
+            pred = chosen.combine({NETWORK: pred, **self._statistical_at(p.val)})
         if refit and len(p.test):
-            tested = self.statistical()[0]
+            test = self.forecast(model, p.test)
+            if chosen is not None:
+                test = chosen.combine({NETWORK: test, **self.statistical()[0]})
             truth = np.concatenate([truth, p.truth(p.test)])
-            pred = np.concatenate([pred, self.forecast(model, p.test)])
-            others = {m: np.concatenate([f, tested[m]]) for m, f in others.items()
-                      if m in tested}
-            judged_on = "validation and test"
-        chosen = None
-        if others:
-            forecasts = {NETWORK: pred, **others}
-            chosen = combination.choose(truth, forecasts, self.combine, judged_on)
-            pred = chosen.combine(forecasts)
+            pred = np.concatenate([pred, test])
         widths = conformal_widths(truth, pred, self.levels)
         self.interval_note = calibration_note(len(truth), self.levels, p.horizon)
         self.combination_verdict = None if chosen is None else chosen.verdict

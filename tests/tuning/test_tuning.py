@@ -570,17 +570,15 @@ def test_the_summary_says_what_the_combination_served():
 
     from tuning.commands import combination_line
 
-    def line(weight, refit=True):
+    def line(weight):
         scores = {"test_combined_rmse": 12.5, "test_combined_skill_vs_best_baseline": 0.1,
                   "combined_network_weight": weight}
-        return combination_line(types.SimpleNamespace(
-            ensemble_metrics=None, test_metrics=scores, refit=refit))
+        return combination_line(types.SimpleNamespace(ensemble_metrics=None,
+                                                      test_metrics=scores))
 
     assert "the statistical models alone: the networks added nothing" in line(0.0)
-    assert "(the networks alone;" in line(1.0)
+    assert "served (the networks alone; weights fitted on validation)" in line(1.0)
     assert "the networks at weight 0.40 with the statistical models" in line(0.4)
-    assert "the served model's on validation and test" in line(0.4)
-    assert "fitted on validation):" in line(0.4, refit=False)
     assert "test RMSE 12.5; skill vs the best baseline +0.100" in line(0.4)
     assert combination_line(types.SimpleNamespace(
-        ensemble_metrics=None, test_metrics={"test_rmse": 1.0}, refit=True)) is None
+        ensemble_metrics=None, test_metrics={"test_rmse": 1.0})) is None

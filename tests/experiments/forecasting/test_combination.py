@@ -126,35 +126,3 @@ def test_statistical_members_need_their_history_and_say_so():
     assert combination.rows_needed({"sarima": 1.0}, 12) == 38
     with pytest.raises(ValueError, match="the ets member of this combination cannot"):
         combination.statistical_forecast("ets", np.arange(1.0, 13.0)[:, None], 3, 12)
-
-
-def test_a_refit_is_served_with_weights_fitted_on_validation_and_test(monkeypatch):
-    """The test metrics score the weights fitted on validation alone; a
-    model refit on all the data is served with weights fitted on the
-    validation and the test origins (the latest out-of-sample forecasts),
-    and its verdict says so."""
-    from experiments.config import RunConfig
-    from experiments.tasks import load_tasks
-
-    _, tasks = load_tasks(RunConfig(data="airline", horizon=3, test_size=24, val_size=24))
-    task = tasks[-1]
-    p = task.prepared
-    rng = np.random.default_rng(3)
-    # A stand-in network: the truth plus noise, fixed per part.
-    made = {id(part): p.truth(part) + rng.normal(0, 15, p.truth(part).shape)
-            for part in (p.val, p.test)}
-    monkeypatch.setattr(task, "forecast", lambda model, part: made[id(part)])
-    scored = task.combination_of(None)
-    at_val = task._statistical_at(p.val)
-    assert scored.weights == combination.choose(
-        p.truth(p.val), {"network": made[id(p.val)], **at_val}).weights
-    assert task.forecaster(None).combination["weights"] == scored.weights
-    served = task.forecaster(None, refit=True)
-    at_test = task.statistical()[0]
-    both = {m: np.concatenate([at_val[m], at_test[m]]) for m in at_val}
-    expected = combination.choose(np.concatenate([p.truth(p.val), p.truth(p.test)]),
-                                  {"network": np.concatenate([made[id(p.val)],
-                                                              made[id(p.test)]]), **both})
-    assert served.combination["weights"] == pytest.approx(expected.weights)
-    assert expected.weights != scored.weights  # the test origins changed them here
-    assert "validation and test RMSE" in task.combination_verdict
