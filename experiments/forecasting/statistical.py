@@ -154,10 +154,9 @@ def sarima(values: np.ndarray, n_train: int, origins: np.ndarray, horizon: int,
         else:  # the form chosen before; searched again only if it no longer fits
             d, big_d, m = form["d"], form["D"], form["season"]
             seasonal = bool(m)
-            try:
-                fit, (p, q, big_p, big_q), tried = stepwise_orders(
-                    train, d, big_d, m, orders=tuple(form["orders"]))
-            except BaselineSkipped:
+            (p, q, big_p, big_q), tried = form["orders"], 1
+            fit = _sarimax(train, (p, q, big_p, big_q), d, big_d, m, simple=False)
+            if fit is None or not np.isfinite(fit.aicc):
                 fit, (p, q, big_p, big_q), tried = stepwise_orders(train, d, big_d, m)
         out = np.empty((len(origins), horizon))
         for i, origin in enumerate(origins):
@@ -198,23 +197,17 @@ def differences(train: np.ndarray, season: int) -> tuple[int, int]:
     return d, big_d
 
 
-def stepwise_orders(train: np.ndarray, d: int, big_d: int, season: int, orders=None):
+def stepwise_orders(train: np.ndarray, d: int, big_d: int, season: int):
     """Hyndman & Khandakar's stepwise search over ``(p, q, P, Q)``: fit the
     ``START_ORDERS``, then move one order (or ``p`` and ``q`` together) by
     one from the best while that lowers the AICc, at most ``MAX_FITS``
-    fits. A constant is fitted when nothing is differenced. Given
-    ``orders`` (chosen before), fits those and searches nothing.
+    fits. A constant is fitted when nothing is differenced.
 
     The search fits the differenced series (``simple_differencing``: about
     three times faster, and the AICc still compares orders of the same
     differencing); the orders chosen are then fitted on the series itself,
     whose forecasts are in its own units.
     Returns ``(fit, (p, q, P, Q), fits tried)``."""
-    if orders is not None:
-        result = _sarimax(train, orders, d, big_d, season, simple=False)
-        if result is None or not np.isfinite(result.aicc):
-            raise BaselineSkipped(f"sarima: the orders {orders} chosen before no longer fit")
-        return result, tuple(orders), 1
     seasonal_max = MAX_SEASONAL_ORDER if season else 0
     fitted: dict = {}
 
