@@ -130,7 +130,10 @@ class RunConfig:
         None, _TEXT, group="data", metavar="COL",
         help="with --csv: sequence classification, one label per id")
     id_col: str | None = setting(None, _TEXT, group="data", metavar="COL",
-                                 help="with --label-col: sequence id")
+                                 help="the series id: with --time-col and one --target, a "
+                                      "panel of many series in long format, one network "
+                                      "trained over all of them; with --label-col, the "
+                                      "sequence id")
     target: tuple[str, ...] = setting((), _NAMES, group="data", nargs="+", metavar="COL",
                                       help="column(s) to forecast")
     features: tuple[str, ...] = setting((), _NAMES, group="data", nargs="+",

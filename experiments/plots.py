@@ -39,6 +39,38 @@ def forecast_plot(prepared, pred: np.ndarray, baseline: np.ndarray, part,
     return fig
 
 
+def panel_plot(prepared, table, pred: np.ndarray, title: str):
+    """A global model's test forecasts of three series of a panel: the one
+    it forecast best, the median and the worst by MASE, each with the
+    seasonal naive's (``table``: the per-series scores; ``pred``:
+    ``(test windows, horizon)`` in the data's units)."""
+    ranked = table.sort_values("mase", kind="stable")["unique_id"].tolist()
+    picks = {"best": ranked[0], "median": ranked[len(ranked) // 2], "worst": ranked[-1]}
+    panel, part = prepared.panel, prepared.test
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8.5))
+    for ax, (rank, key) in zip(axes, picks.items(), strict=True):
+        s = prepared.ids.index(key)
+        rows = np.flatnonzero(part.series == s)
+        times = panel.frame.loc[panel.frame[panel.id_col] == key, panel.time_col]
+        times, values = times.to_numpy(), prepared.values[key]
+        first = int(part.origins[rows[0]])
+        context = max(0, first - 3 * prepared.horizon)
+        ax.plot(times[context:], values[context:], color="black", lw=1.2, label="actual")
+        for k, i in enumerate(rows[::prepared.horizon]):
+            o = int(part.origins[i])
+            when = times[o + 1:o + 1 + prepared.horizon]
+            ax.plot(when, pred[i][:len(when)], color="tab:blue", lw=1.6,
+                    label="model" if k == 0 else None)
+        row = table.loc[table["unique_id"] == key].iloc[0]
+        ax.set_title(f"{rank}: {key} (MASE {row['mase']:.3g}, seasonal naive "
+                     f"{row['seasonal_naive_mase']:.3g})", fontsize=9)
+        ax.axvline(times[first], color="grey", lw=0.8, ls=":")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def future_plot(history, table, time_col, targets, levels, title: str):
     """The end of the history, then the forecast with its intervals shaded
     (the widest interval lightest)."""

@@ -26,7 +26,7 @@ def metrics_table(task, m, label) -> str:
     served = [("served combination", "test_combined_")] if "test_combined_rmse" in m else []
     for name, prefix in ((label, "test_"), *served, *task.baselines()):
         rows.append((name, *(f"{m[prefix + k]:.4g}" for k in names)))
-    return (f"{task.kind} on {task.name}, test split ({len(task.test)} samples):\n"
+    return (f"{task.kind} on {task.name}, test split ({task.test_size_text()}):\n"
             + table(rows))
 
 
@@ -34,6 +34,13 @@ def skill_lines(task, m, who) -> str:
     """The model's skill against the seasonal naive and the best baseline,
     and what each statistical baseline was (or why it was skipped)."""
     lines = [""]
+    if "test_share_beats_seasonal_naive" in m:  # a panel: counted over its series
+        n = int(m["test_series_scored"])
+        for key, against in (("seasonal_naive", "the seasonal naive"),
+                             ("best_baseline", "its best baseline")):
+            wins = round(m[f"test_share_beats_{key}"] * n)
+            lines.append(f"{who} beats {against} on {wins} of {n} series (by MASE; "
+                         f"per_series.csv in the run has each series' scores)")
     for key, against in (("test_skill_vs_seasonal_naive", "seasonal naive"),
                          ("test_skill_vs_best_baseline", None)):
         value = m.get(key)

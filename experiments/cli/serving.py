@@ -35,13 +35,11 @@ def cmd_forecast(args) -> int:
         history = inner.history  # the end of the data the model was trained on
         source = "the data it was trained on"
     params = {"steps": args.steps} if args.steps else None
+    if args.plot and inner.kind == "panel":
+        raise ValueError("--plot draws one series; a panel model's forecast has many: "
+                         "write them with --out, or plot each series from that file")
     table_ = model.predict(history, params=params)
-    steps = len(table_)
-    pre = forecaster.preprocessor
-    rolled = (f"; steps past {pre.horizon} roll forward on the model's own forecasts"
-              if steps > pre.horizon else "")
-    print(f"forecast of {steps} step(s) after {last_time(history, forecaster)} from "
-          f"{source}{' (refit on all its data)' if forecaster.refit else ''}{rolled}:")
+    print(forecast_heading(table_, history, forecaster, inner.kind, source))
     print(table([tuple(table_.columns)] + [
         tuple(cell_text(v) for v in row) for row in table_.itertuples(index=False)]))
     if args.out:
@@ -50,11 +48,29 @@ def cmd_forecast(args) -> int:
     if args.plot:
         from experiments import plots
 
+        pre = forecaster.preprocessor
         fig = plots.future_plot(history, table_, forecaster.time_col, pre.targets,
                                 forecaster.levels, f"forecast from {uri}")
         fig.savefig(args.plot, dpi=100)
         print(f"wrote {args.plot}")
     return 0
+
+
+def forecast_heading(table_, history, forecaster, kind: str, source: str) -> str:
+    """The line above a forecast's table: how many steps, after when, from what."""
+    refit = " (refit on all its data)" if forecaster.refit else ""
+    if kind == "panel":
+        n = table_[forecaster.id_col].nunique()
+        steps = len(table_) // max(n, 1)
+        rolled = (f"; steps past {forecaster.horizon} roll forward on the model's own "
+                  f"forecasts" if steps > forecaster.horizon else "")
+        return (f"forecast of {steps} step(s) for each of {n} series from "
+                f"{source}{refit}{rolled}:")
+    horizon = forecaster.preprocessor.horizon
+    rolled = (f"; steps past {horizon} roll forward on the model's own forecasts"
+              if len(table_) > horizon else "")
+    return (f"forecast of {len(table_)} step(s) after {last_time(history, forecaster)} "
+            f"from {source}{refit}{rolled}:")
 
 
 def cmd_serve(args) -> int:

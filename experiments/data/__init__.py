@@ -11,6 +11,8 @@ are recorded in ``Series.repairs``.
   ``frame_series``);
 - ``files``: files before they are read (size limits, archives) and where a
   row is in them; ``cells``: text cells into numbers and timestamps;
+- ``panel``: many series in one long table (``load_panel_csv``,
+  ``frame_panel``) and a generated panel (``make_panel``);
 - ``bundled``: airline (shipped here, ``airline-passengers.csv``) and the
   generated sine.
 """
@@ -27,11 +29,13 @@ from experiments.data.files import (
     load_table,
     megabytes,
 )
+from experiments.data.panel import Panel, frame_panel, load_panel_csv, make_panel
 from experiments.data.series import Series, infer_freq
 from experiments.data.tables import frame_series, load_csv
 from experiments.errors import DataError
 
-__all__ = ["MAX_FILE_MB", "MAX_GENERATED_VALUES", "DataError", "InMemory", "Series",
+__all__ = ["MAX_FILE_MB", "MAX_GENERATED_VALUES", "DataError", "InMemory", "Panel", "Series",
            "check_archive", "check_generated", "check_input_file", "frame_series",
-           "infer_freq", "load_airline", "load_csv", "load_table", "make_sine",
-           "megabytes", "numeric_column", "parse_times"]
+           "frame_panel", "infer_freq", "load_airline", "load_csv", "load_panel_csv",
+           "load_table", "make_panel", "make_sine", "megabytes", "numeric_column",
+           "parse_times"]

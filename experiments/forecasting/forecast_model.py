@@ -30,11 +30,13 @@ from experiments.config import RunConfig
 from experiments.errors import ConfigError
 from experiments.forecasting.ensembles import Member
 from experiments.forecasting.forecaster import check_levels
+from experiments.forecasting.panel_forecaster import PanelForecaster
 from experiments.tasks import forecast, load_tasks
+from experiments.tasks.panel import panel_from_frame
 from experiments.training import fitting
 
 # Settings the object takes, each checked by ``RunConfig``'s constraint.
-SETTINGS = ("target", "time_col", "features", "time_format", "fill_missing", "sort",
+SETTINGS = ("target", "time_col", "id_col", "features", "time_format", "fill_missing", "sort",
             "window", "horizon", "transforms", "season", "intervals", "val_size",
             "test_size", "epochs", "batch_size", "learning_rate", "clipnorm", "patience",
             "seed", "autoregressive", "combine")
@@ -50,6 +52,10 @@ class ForecastModel:
             the forecast the mean of theirs (intervals calibrated on it).
         target: the column (or columns) to forecast.
         time_col: the timestamp column, if any; forecasts are dated from it.
+        id_col: a panel: the column naming each series of a long table (with
+            ``time_col`` and one ``target``, as neuralforecast's ``unique_id,
+            ds, y``). One network is trained over every series, each window
+            scaled by itself, and ``predict`` forecasts every series given.
         features: extra input columns.
         window, horizon, transforms, season, intervals, val_size,
             test_size: as ``lstm-zoo train``'s flags (``None``: the same
@@ -72,7 +78,7 @@ class ForecastModel:
     """
 
     # What the object can do, declared rather than probed.
-    supports_panels = False            # one series per model
+    supports_panels = True             # id_col: one network over many series
     supports_future_covariates = False  # features enter the input window only
     supports_intervals = True
 
@@ -142,12 +148,7 @@ class ForecastModel:
             DataError: a bad cell, column or timestamp, naming its row.
             TrainingError: the loss became NaN.
         """
-        s = self.settings
-        series = data.frame_series(
-            df, target=s["target"], features=s.get("features", ()),
-            time_col=s.get("time_col"), time_format=s.get("time_format"),
-            fill_missing=s.get("fill_missing", False), sort=s.get("sort", False))
-        resolved, tasks = load_tasks(self.config, "train", series=series)
+        resolved, tasks = load_tasks(self.config, "train", series=self._data(df))
         task = tasks[-1]  # one task for every member: the same windows and transforms
         trained, served, histories = [], [], []
         for config in self.configs:
@@ -163,12 +164,29 @@ class ForecastModel:
         # An ensemble of families: one task (the same windows and transforms),
         # the mean of the members' forecasts (experiments.forecasting.ensembles).
         # Intervals from the validation rows of the networks that never saw them.
-        self.forecaster_ = task.forecaster(
-            trained[0] if one else [Member(m) for m in trained], refit=self.refit)
+        members = trained if self.is_panel else [Member(m) for m in trained]
+        self.forecaster_ = task.forecaster(trained[0] if one else members, refit=self.refit)
         self.network_ = served[0] if one else served
         self.training_history_ = histories[0] if one else histories
-        self.history_, _ = serving.forecast_history(task.series, self.forecaster_)
+        if self.is_panel:
+            self.history_ = task.history()
+        else:
+            self.history_, _ = serving.forecast_history(task.series, self.forecaster_)
         return self
+
+    @property
+    def is_panel(self) -> bool:
+        return bool(self.settings.get("id_col"))
+
+    def _data(self, df):
+        """``df`` checked as a series, or as a panel with ``id_col``."""
+        s = self.settings
+        if self.is_panel:
+            return panel_from_frame(df, s)
+        return data.frame_series(
+            df, target=s["target"], features=s.get("features", ()),
+            time_col=s.get("time_col"), time_format=s.get("time_format"),
+            fill_missing=s.get("fill_missing", False), sort=s.get("sort", False))
 
     def _check_fitted(self, what: str) -> None:
         if self.network_ is None:
@@ -200,6 +218,8 @@ class ForecastModel:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"cross_validation: {name} must be an int >= 1; "
                                   f"received {value!r}")
+        if self.is_panel:
+            return self._panel_cross_validation(df, n_windows, step)
         first = len(df) - horizon - step * (n_windows - 1)
         if first < 2:
             raise ConfigError(f"cross_validation: {n_windows} origins {step} rows apart "
@@ -215,6 +235,31 @@ class ForecastModel:
             tables.append(table)
         return pd.concat(tables, ignore_index=True)
 
+    def _panel_cross_validation(self, df, n_windows: int, step: int | None) -> pd.DataFrame:
+        """Rolling origin over a panel's dates: at each cutoff every series is
+        cut at the same date, a copy of this model is fit on the rows up to it,
+        and every series is forecast for the horizon after it."""
+        panel = self._data(df)
+        frame = panel.frame
+        horizon = self.settings.get("horizon") or panel.season or 1
+        step = horizon if step is None else step
+        dates = pd.DatetimeIndex(sorted(frame[panel.time_col].unique()))
+        first = len(dates) - horizon - step * (n_windows - 1)
+        if first < 2:
+            raise ConfigError(f"cross_validation: {n_windows} origins {step} dates apart "
+                              f"with horizon {horizon} need more than {len(dates)} dates")
+        tables = []
+        for cut in range(first, len(dates) - horizon + 1, step):
+            cutoff = dates[cut - 1]
+            train = frame[frame[panel.time_col] <= cutoff]
+            model = ForecastModel(**self.get_params()).fit(train)
+            known = model.history_[panel.id_col].unique()
+            table = model.predict(train[train[panel.id_col].isin(known)])
+            table.insert(1, "cutoff", cutoff)
+            actual = frame.rename(columns={panel.target: f"{panel.target}_actual"})
+            tables.append(table.merge(actual, on=[panel.id_col, panel.time_col], how="left"))
+        return pd.concat(tables, ignore_index=True)
+
     # === Save and load ===
     def save(self, path: str) -> str:
         """Save to the folder ``path`` (a new one) as the MLflow pyfunc
@@ -223,8 +268,14 @@ class ForecastModel:
         self._check_fitted("save")
         if os.path.exists(path):
             raise ConfigError(f"ForecastModel.save: {path} already exists; give a new folder")
-        example = self.history_.iloc[-self.forecaster_.min_rows:].reset_index(drop=True)
-        serving.save_served(path, "forecast", self.network_, self.forecaster_, example,
+        if self.is_panel:
+            key = self.settings["id_col"]
+            example = self.history_[self.history_[key].isin(
+                self.history_[key].unique()[:3])].reset_index(drop=True)
+        else:
+            example = self.history_.iloc[-self.forecaster_.min_rows:].reset_index(drop=True)
+        kind = "panel" if self.is_panel else "forecast"
+        serving.save_served(path, kind, self.network_, self.forecaster_, example,
                            tracking.model_requirements(), history=self.history_,
                            settings=self.get_params())
         return path
@@ -236,7 +287,7 @@ class ForecastModel:
         import mlflow
 
         inner = mlflow.pyfunc.load_model(path).unwrap_python_model()
-        if inner.kind != "forecast":
+        if inner.kind not in serving.FORECASTS:
             raise ConfigError(f"{path} holds a {inner.kind} model, not a forecast")
         settings = dict(inner.settings) or _settings_of(inner.forecaster)
         model = cls(**settings)
@@ -248,6 +299,10 @@ class ForecastModel:
 def _settings_of(forecaster) -> dict:
     """The settings of a model logged by ``train`` or ``tune`` (which keep
     no ``ForecastModel`` settings): what its forecaster knows."""
+    if isinstance(forecaster, PanelForecaster):
+        return {"target": [forecaster.target], "time_col": forecaster.time_col,
+                "id_col": forecaster.id_col, "window": forecaster.window,
+                "horizon": forecaster.horizon}
     pre = forecaster.preprocessor
     features = [f for f in pre.features if f not in pre.targets]
     return {"target": list(pre.targets), "time_col": forecaster.time_col,

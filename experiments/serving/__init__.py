@@ -9,6 +9,7 @@
 
 from experiments.serving.pyfunc import (
     CODE,
+    FORECASTS,
     ServedModel,
     forecast_history,
     history_frame,
@@ -20,6 +21,6 @@ from experiments.serving.pyfunc import (
 )
 from experiments.serving.readers import READERS, SequenceClassifier, TextGenerator
 
-__all__ = ["CODE", "READERS", "SequenceClassifier", "ServedModel", "TextGenerator",
+__all__ = ["CODE", "FORECASTS", "READERS", "SequenceClassifier", "ServedModel", "TextGenerator",
            "forecast_history", "history_frame", "history_from_csv", "load",
            "log_forecast_model", "log_served", "save_served"]

@@ -42,8 +42,12 @@ import numpy as np
 import pandas as pd
 
 from experiments.forecasting.forecaster import ID_COL, Forecaster
+from experiments.forecasting.panel_forecaster import PanelForecaster
 from experiments.serving.readers import READERS
 
+# The kinds whose reader forecasts (``forecast(network, history, steps)``):
+# one series, or a panel of many (experiments.forecasting.panel_forecaster).
+FORECASTS = ("forecast", "panel")
 # The file MLflow loads the model from ("models from code": no pickle).
 CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "served_model.py")
 
@@ -78,7 +82,7 @@ class ServedModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None):
         params = dict(params or {})
-        if self.kind == "forecast":
+        if self.kind in FORECASTS:
             history = model_input
             if history is None or len(history) == 0:  # continue the training data
                 history = self.history
@@ -123,6 +127,8 @@ def _signature(reader, kind, example, output):
     if kind == "forecast":
         params = [ParamSpec("steps", "long", reader.steps or reader.preprocessor.horizon)]
         columns.append(ID_COL)  # optional: several series in one request
+    elif kind == "panel":
+        params = [ParamSpec("steps", "long", reader.horizon)]
     elif kind == "classification":
         params = []
     else:
@@ -179,7 +185,7 @@ def save_served(path: str, kind: str, network, reader, example, requirements,
 def _bundle(tmp, kind, network, reader, example, requirements, history) -> dict:
     """The files (written under ``tmp``) and arguments of a ``ServedModel``
     for MLflow's ``log_model``/``save_model``."""
-    if kind == "forecast":
+    if kind in FORECASTS:
         output = reader.forecast(network, example)
     else:
         output = reader.predict(network, example, **(
@@ -235,14 +241,15 @@ def _quiet(logger_name):
 
 # === Loading ===
 
-def load(model_uri: str, kind: str = "forecast"):
+def load(model_uri: str, kind: str | tuple[str, ...] = FORECASTS):
     """The served model at ``model_uri`` (``models:/name@alias``,
     ``runs:/<id>/model``, a folder) as ``(pyfunc model, ServedModel)``.
 
     Raises:
         ValueError: the URI names nothing, or a model that is not one of
-            lstm-zoo's served models of task ``kind``.
+            lstm-zoo's served models of task ``kind`` (or of one of them).
     """
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     from mlflow.exceptions import MlflowException
 
     try:
@@ -254,12 +261,12 @@ def load(model_uri: str, kind: str = "forecast"):
         inner = model.unwrap_python_model()
     except MlflowException:
         inner = None
-    if not isinstance(inner, ServedModel) or inner.kind != kind:
+    if not isinstance(inner, ServedModel) or inner.kind not in kinds:
         what = {"forecast": "forecasting model logged by `train` or registered by `tune` "
-                            "on a series",
+                            "on a series or a panel",
                 "language_model": "character-level language model (trained with --text "
                                   "or --data timemachine)",
-                "classification": "sequence classifier"}[kind]
+                "classification": "sequence classifier"}[kinds[0]]
         found = getattr(inner, "kind", "not an lstm-zoo served model")
         raise ValueError(f"{model_uri!r} is not a {what} ({found})")
     return model, inner
@@ -271,6 +278,13 @@ def history_from_csv(path: str, forecaster: Forecaster, *, time_format=None,
     columns, laid out as the served model takes it."""
     from experiments import data
 
+    if isinstance(forecaster, PanelForecaster):
+        panel = data.load_panel_csv(path, id_col=forecaster.id_col,
+                                    time_col=forecaster.time_col, target=forecaster.target,
+                                    time_format=time_format, max_file_mb=max_file_mb)
+        frame = panel.frame.copy()
+        frame[panel.time_col] = frame[panel.time_col].dt.strftime("%Y-%m-%dT%H:%M:%S")
+        return frame
     pre = forecaster.preprocessor
     series = data.load_csv(path, target=list(pre.targets),
                            features=[f for f in pre.features if f not in pre.targets],

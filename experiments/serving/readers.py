@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.forecasting.forecaster import Forecaster, predict
+from experiments.forecasting.panel_forecaster import PanelForecaster
 
 # === Classification: raw sequences -> label and probabilities ===
 
@@ -141,8 +142,8 @@ class TextGenerator:
         return pd.DataFrame({"prompt": list(prompts), "text": texts})
 
 
-READERS = {"forecast": Forecaster, "classification": SequenceClassifier,
-           "language_model": TextGenerator}
+READERS = {"forecast": Forecaster, "panel": PanelForecaster,
+           "classification": SequenceClassifier, "language_model": TextGenerator}
 
 
 __all__ = ["READERS", "SequenceClassifier", "TextGenerator"]

@@ -20,15 +20,17 @@ import dataclasses
 
 from experiments.config import RunConfig, budget, check_applicable
 from experiments.errors import ConfigError, DataError
-from experiments.tasks import classification, forecast, frames, language_model
+from experiments.tasks import classification, forecast, frames, language_model, panel
 from experiments.tasks.base import Split, Task
 
 # Kind -> module. The order is the one in which user files are claimed:
-# a CSV with --label-col is classification before it is a series.
+# a CSV with --label-col is classification before it is a series, and one
+# with --id-col (and no --label-col) a panel before it is one series.
 TASKS = {
     frames.KIND: frames,
     language_model.KIND: language_model,
     classification.KIND: classification,
+    panel.KIND: panel,
     forecast.KIND: forecast,
 }
 DEFAULT_DATASET = "airline"
@@ -72,14 +74,17 @@ def load_tasks(cfg: RunConfig, command: str = "train",
             that cannot work.
         DataError: bad data.
     """
-    module = forecast if series is not None else task_module(cfg)
+    if series is None:
+        module = task_module(cfg)
+    else:  # a DataFrame already read: a panel (experiments.data.panel) or one series
+        module = panel if isinstance(series, panel.Panel) else forecast
     check_applicable(cfg, module.KIND, module.TAKES, command)
     use_precision(cfg.mixed_precision)
     if cfg.data is None and series is None and not module.claims(cfg):
         cfg = dataclasses.replace(cfg, data=DEFAULT_DATASET)
     resolved = cfg.resolved(getattr(module, "TRAINING_DEFAULTS", None))
     tasks = (module.make_tasks(resolved) if series is None
-             else forecast.make_tasks(resolved, series))
+             else module.make_tasks(resolved, series))
     # Epochs and patience the user left out fit the data size (config.budget).
     epochs, patience = budget(len(tasks[-1].train), resolved.batch_size)
     resolved = dataclasses.replace(

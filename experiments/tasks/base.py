@@ -83,6 +83,10 @@ class Task:
             self._test_outputs = (model, outputs)
         return self._test_outputs[1]
 
+    def test_size_text(self) -> str:
+        """How big the test part is, in words, for printed tables."""
+        return f"{len(self.test)} samples"
+
     def params(self) -> dict[str, Any]:
         """Data settings logged as MLflow params."""
         return {}

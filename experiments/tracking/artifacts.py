@@ -18,8 +18,10 @@ def log_figure(figure, path: str) -> None:
         plt.close(figure)
 
 
-def dataset_of(series):
-    """A series as an ``mlflow.data`` dataset, so its digest is recorded."""
+def dataset_of(series, index: bool = True):
+    """A series (or a panel) as an ``mlflow.data`` dataset, so its digest is
+    recorded; ``index``: the frame's index is a column of it (a series'
+    timestamps; a panel's long table has its own time column)."""
     import os
     import warnings
 
@@ -34,7 +36,8 @@ def dataset_of(series):
     with warnings.catch_warnings():
         # "can be interpreted in multiple ways": both readings are a local file.
         warnings.filterwarnings("ignore", message="The specified dataset source")
-        return mlflow.data.from_pandas(series.frame.reset_index(), source=source,
+        frame = series.frame.reset_index() if index else series.frame
+        return mlflow.data.from_pandas(frame, source=source,
                                        name=redact(series.name),
                                        targets=series.targets[0])
 

@@ -1,0 +1,251 @@
+"""Panels: many series in one long table, one row per series and time, as
+neuralforecast takes them (``unique_id, ds, y``): an id column, a time
+column and one target column.
+
+Every problem is named by the file (or DataFrame), the series, the line (or
+row) and the raw value, as for a single series (``experiments.data.tables``).
+Rows may come in any order; each series is sorted by time, and every series
+must be spaced at the panel's one frequency, with no row missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pandas as pd
+
+from experiments.data.cells import numeric_column, parse_times
+from experiments.data.files import InMemory, at, load_table
+from experiments.data.series import infer_freq, infer_season
+from experiments.errors import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """A validated panel.
+
+    Attributes:
+        name: the dataset's name (the CSV's stem, or ``"panel"``).
+        frame: columns ``id_col`` (text), ``time_col`` (timestamps) and
+            ``target`` (float), sorted by series and then time.
+        id_col, time_col, target: the column names, as the user gave them.
+        freq: the panel's frequency (a pandas offset alias such as ``"MS"``).
+        source: where the data came from (a path or ``generated:``).
+        season: season length in steps, from the frequency (12 for monthly).
+        defaults: settings that suit this dataset where the user gives none.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    id_col: str
+    time_col: str
+    target: str
+    freq: str
+    source: str
+    season: int | None = None
+    defaults: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.frame)
+
+    @property
+    def label(self) -> str:
+        return self.source if os.path.isfile(self.source) else self.name
+
+    @property
+    def targets(self) -> tuple[str]:
+        return (self.target,)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(dict.fromkeys(self.frame[self.id_col]))
+
+    def groups(self) -> dict[str, tuple[pd.DatetimeIndex, np.ndarray]]:
+        """Each series' timestamps and values, by id."""
+        out = {}
+        for key, rows in self.frame.groupby(self.id_col, sort=False):
+            out[str(key)] = (pd.DatetimeIndex(rows[self.time_col]),
+                             rows[self.target].to_numpy(dtype="float64"))
+        return out
+
+    def subset(self, keep) -> Panel:
+        """This panel with only the series ``keep`` names."""
+        frame = self.frame[self.frame[self.id_col].isin(set(keep))].reset_index(drop=True)
+        return dataclasses.replace(self, frame=frame)
+
+
+def load_panel_csv(path, *, id_col, time_col, target, time_format=None,
+                   max_file_mb=None) -> Panel:
+    """Read and validate a long CSV of many series.
+
+    Raises:
+        DataError: a missing column, an empty id, a cell that is no number, a
+            timestamp that does not parse, a (series, time) pair given twice,
+            or a series spaced otherwise than the panel; each names the file,
+            series, line and value.
+    """
+    path = os.fspath(path)
+    _check_names(path, id_col, time_col, target)
+    raw = load_table(path, [id_col, time_col, target], max_file_mb=max_file_mb)
+    return check_panel(path, raw, id_col=id_col, time_col=time_col, target=target,
+                       time_format=time_format,
+                       name=os.path.splitext(os.path.basename(path))[0],
+                       source=os.path.abspath(path))
+
+
+def frame_panel(frame: pd.DataFrame, *, id_col, time_col, target, time_format=None,
+                name="panel", freq=None) -> Panel:
+    """A panel from a long DataFrame, checked as ``load_panel_csv`` checks
+    a file; messages name the DataFrame and the row's position. ``freq``:
+    the spacing every series must have (a served model's); default the one
+    most series have."""
+    label = InMemory(f"DataFrame {name!r}")
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"{label}: expected a pandas DataFrame; received "
+                        f"{type(frame).__name__}")
+    _check_names(label, id_col, time_col, target)
+    columns = [str(c) for c in frame.columns]
+    for col in (id_col, time_col, target):
+        if col not in columns:
+            raise DataError(f"{label}: no column {col!r}; the columns are {columns}")
+    if frame.empty:
+        raise DataError(f"{label}: no rows")
+    raw = pd.DataFrame({col: [("" if _missing(v) else _text(v)) for v in frame[col]]
+                        for col in (id_col, time_col, target)}, dtype=object)
+    return check_panel(label, raw, id_col=id_col, time_col=time_col, target=target,
+                       time_format=time_format, name=name, source=str(label), freq=freq)
+
+
+def check_panel(path, raw, *, id_col, time_col, target, time_format, name,
+                source, freq=None) -> Panel:
+    """Validate the text cells of a long table into a ``Panel``."""
+    ids = raw[id_col].astype(str).str.strip()
+    empty = ids == ""
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(f"{path}: column {id_col!r}, {at(path, row)}: missing series id")
+    blank = raw[target].astype(str).str.strip().isin(["", "NA", "NaN", "nan", "null"])
+    if blank.any():
+        row = int(np.flatnonzero(blank.to_numpy())[0])
+        raise DataError(f"{path}: series {ids.iloc[row]!r}, column {target!r}, "
+                        f"{at(path, row)}: missing value {raw[target].iloc[row]!r}; "
+                        f"every row of a panel needs its {target}")
+    values = numeric_column(path, raw[target], target, allow_missing=False)
+    times = pd.Series(parse_times(path, raw[time_col], time_col, time_format),
+                      index=raw.index)
+    frame = pd.DataFrame({id_col: ids.to_numpy(), time_col: times.to_numpy(),
+                          target: values.to_numpy(), "_row": np.arange(len(raw))})
+    _check_duplicates(path, frame, id_col, time_col)
+    frame = frame.sort_values([id_col, time_col], kind="stable")
+    freq = freq or _panel_freq(path, frame, id_col, time_col)
+    _check_spacing(path, frame, id_col, time_col, freq)
+    frame = frame.drop(columns="_row").reset_index(drop=True)
+    longest = frame.groupby(id_col)[time_col].size().idxmax()
+    season = infer_season(pd.DatetimeIndex(frame.loc[frame[id_col] == longest, time_col]))
+    return Panel(name=name, frame=frame, id_col=id_col, time_col=time_col, target=target,
+                 freq=freq, source=source, season=season)
+
+
+def _check_names(path, id_col, time_col, target):
+    given = {"--id-col": id_col, "--time-col": time_col, "--target": target}
+    missing = [flag for flag, col in given.items() if not col]
+    if missing:
+        raise DataError(f"{path}: a panel needs {', '.join(missing)} (the series id, the "
+                        f"timestamps and the value to forecast)")
+    if len({id_col, time_col, target}) < 3:
+        raise DataError(f"{path}: --id-col, --time-col and --target must name three "
+                        f"different columns; received {id_col!r}, {time_col!r}, {target!r}")
+
+
+def _check_duplicates(path, frame, id_col, time_col):
+    dup = frame.duplicated([id_col, time_col], keep="first")
+    if dup.any():
+        row = int(np.flatnonzero(dup.to_numpy())[0])
+        key, when = frame[id_col].iloc[row], frame[time_col].iloc[row]
+        first = int(np.flatnonzero(((frame[id_col] == key)
+                                    & (frame[time_col] == when)).to_numpy())[0])
+        raise DataError(f"{path}: series {key!r}, {at(path, row)}: timestamp {when} "
+                        f"duplicates the one on {at(path, first)} "
+                        f"({int(dup.sum())} duplicate (series, time) pair(s))")
+
+
+def _panel_freq(path, frame, id_col, time_col) -> str:
+    """The frequency most series are spaced at (a series of two rows or
+    fewer says nothing)."""
+    found = {}
+    for _, times in frame.groupby(id_col, sort=False)[time_col]:
+        if len(times) >= 3:
+            freq = infer_freq(pd.DatetimeIndex(times))
+            if freq is not None:
+                found[freq] = found.get(freq, 0) + 1
+    if not found:
+        raise DataError(f"{path}: no series has regularly spaced timestamps in "
+                        f"{time_col!r}, so the panel's frequency is unknown; each series "
+                        f"needs at least three rows at one spacing (monthly, daily...)")
+    return max(found, key=found.get)
+
+
+def _check_spacing(path, frame, id_col, time_col, freq):
+    for key, rows in frame.groupby(id_col, sort=False):
+        times = pd.DatetimeIndex(rows[time_col])
+        expected = pd.date_range(times[0], periods=len(times), freq=freq)
+        if len(times) and not times.equals(expected):
+            k = int(np.flatnonzero(times != expected)[0])
+            row = int(rows["_row"].iloc[k])
+            raise DataError(
+                f"{path}: series {key!r}, {at(path, row)}: {times[k]} follows "
+                f"{times[k - 1]}, but every series must be spaced {freq!r} (the next would be "
+                f"{expected[k]}); a row is missing, or this series is spaced otherwise")
+
+
+def _missing(value) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value) -> str:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def make_panel(n_series: int = 200, seed: int = 0, end: str = "2024-12-01") -> Panel:
+    """A generated monthly panel of 200 series of known structure.
+
+    The series differ in length (4 to 12 years, all ending in ``end``), scale (1 to 10,000),
+    trends and seasonal shapes (a sine, a single peak, a sawtooth), each
+    with multiplicative seasonality and noise of a few percent.
+
+    Args:
+        n_series: how many series (at least 2).
+        seed: the same seed gives the same panel.
+    """
+    if not isinstance(n_series, int) or n_series < 2:
+        raise DataError(f"panel: n_series must be an int >= 2; received {n_series!r}")
+    rng = np.random.default_rng(seed)
+    shapes = (
+        lambda m: np.sin(2 * np.pi * m / 12),
+        lambda m: 2 * np.exp(-((m - 7) ** 2) / 2) - 0.5,
+        lambda m: (m / 11) * 2 - 1,
+    )
+    rows = []
+    for i in range(n_series):
+        length = int(rng.integers(48, 145))
+        times = pd.date_range(end=end, periods=length, freq="MS")
+        level = 10 ** rng.uniform(0, 4)
+        trend = rng.uniform(-0.3, 0.6) / 120  # relative change per month
+        amplitude = rng.uniform(0.1, 0.4)
+        shape = shapes[i % len(shapes)]
+        t = np.arange(length)
+        season = 1 + amplitude * shape(times.month.to_numpy() - 1)
+        noise = 1 + rng.uniform(0.02, 0.06) * rng.standard_normal(length)
+        y = level * (1 + trend * t) * season * noise
+        rows.append(pd.DataFrame({"unique_id": f"S{i:03d}", "ds": times, "y": y}))
+    frame = pd.concat(rows, ignore_index=True)
+    return Panel(name="panel", frame=frame, id_col="unique_id", time_col="ds", target="y",
+                 freq="MS", source=f"generated:panel(n_series={n_series},seed={seed})",
+                 season=12)

@@ -1,0 +1,146 @@
+"""The served reader of a global model: a long table of many series'
+history in, each series' dated forecast and interval bounds out.
+
+Each series is forecast from its own last ``window`` values, scaled by
+themselves (``experiments.forecasting.panel_windows``), so a series never
+seen in training is forecast as well as one that was. The intervals are
+split-conformal on the validation windows of every series, measured on
+each window's own scale, so they too scale with the series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from experiments.data.panel import frame_panel
+from experiments.forecasting.ensembles import combine, members_of
+from experiments.forecasting.forecaster import conformal_widths, predict
+from experiments.forecasting.panel_windows import scaled_inputs
+
+
+def scaled_widths(prepared, pred_val_scaled: np.ndarray, levels) -> dict:
+    """Conformal half-widths per horizon step on the windows' own scale, from
+    the validation windows of every series: ``{"80": [width per step]}``."""
+    if not levels or not len(prepared.val):
+        return {}
+    truth = np.asarray(prepared.val.y, "float64")[..., None]
+    widths = conformal_widths(truth, np.asarray(pred_val_scaled, "float64")[..., None],
+                              levels)
+    return {level: [w[0] for w in steps] for level, steps in widths.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelForecaster:
+    """What a served global model needs to read a request and write its
+    answer.
+
+    Attributes:
+        id_col, time_col, target: the columns of the training data.
+        freq: the spacing of every series (a pandas offset alias).
+        window, horizon: input steps and steps forecast at once.
+        widths: ``{"80": [half-width per step]}`` on a window's scale.
+        refit: whether the network was refit on all the data.
+    """
+
+    id_col: str
+    time_col: str
+    target: str
+    freq: str
+    window: int
+    horizon: int
+    widths: dict = dataclasses.field(default_factory=dict)
+    refit: bool = False
+
+    @property
+    def levels(self) -> list[str]:
+        return sorted(self.widths, key=float)
+
+    @property
+    def min_rows(self) -> int:
+        return self.window
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.id_col, self.time_col, self.target]
+
+    def output_columns(self) -> list[str]:
+        bounds = [f"{side}_{level}" for level in self.levels for side in ("lower", "upper")]
+        return [self.id_col, self.time_col, self.target, *bounds]
+
+    def check_history(self, history):
+        """The request as a ``Panel``.
+
+        Raises:
+            ValueError (``DataError``): naming the series and row of a
+                duplicate (id, time) pair, a value that is missing or no
+                number, a series spaced otherwise than the model's data, or
+                a series shorter than the window.
+        """
+        panel = frame_panel(history, id_col=self.id_col, time_col=self.time_col,
+                            target=self.target, name="history", freq=self.freq)
+        for key, (_, values) in panel.groups().items():
+            if len(values) < self.window:
+                raise ValueError(f"history: series {key!r} has {len(values)} rows; the "
+                                 f"model reads the last {self.window} of each series")
+        return panel
+
+    def forecast(self, model, history, steps: int | None = None) -> pd.DataFrame:
+        """Each series' ``steps`` (default: the horizon) values after the end
+        of its history, with interval bounds, as a long table."""
+        steps = self.horizon if steps is None else int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; received {steps}")
+        groups = self.check_history(history).groups()
+        last = np.stack([values[-self.window:] for _, values in groups.values()])
+        pred, scale = self.rolled(model, last, steps)
+        return self._table(groups, pred, scale, steps)
+
+    def rolled(self, model, last: np.ndarray, steps: int):
+        """Forecasts ``(series, steps)`` from raw windows ``last``, a horizon
+        at a time, each block's forecasts read as history by the next; and
+        the scale of each series' own last window."""
+        _, _, scale = scaled_inputs(last)
+        window, blocks = np.asarray(last, "float64"), []
+        while sum(b.shape[1] for b in blocks) < steps:
+            block = self.direct(model, window)
+            blocks.append(block)
+            window = np.concatenate([window, block], axis=1)[:, -self.window:]
+        return np.concatenate(blocks, axis=1)[:, :steps], scale
+
+    def direct(self, model, windows: np.ndarray) -> np.ndarray:
+        """One horizon ``(series, horizon)`` from raw windows: the mean of
+        an ensemble's members, each mapped back to the data's units."""
+        x, loc, scale = scaled_inputs(windows)
+        outs = [loc[:, None] + scale[:, None] * np.asarray(predict(m, x), "float64")
+                for m in members_of(model)]
+        return combine(outs)
+
+    def _table(self, groups, pred, scale, steps) -> pd.DataFrame:
+        ids, futures = [], []
+        for key, (times, _) in groups.items():
+            ids.append(np.repeat(np.asarray([key], dtype=object), steps))
+            futures.append(pd.date_range(times[-1], periods=steps + 1,
+                                         freq=self.freq)[1:].to_numpy())
+        table = {self.id_col: np.concatenate(ids), self.time_col: np.concatenate(futures),
+                 self.target: pred.ravel()}
+        k = np.arange(steps)
+        # Past the horizon, the widths of the block's step grow with the
+        # square root of the blocks rolled (as a random walk's errors do).
+        grow = np.sqrt(k // self.horizon + 1)
+        for level in self.levels:
+            w = np.asarray(self.widths[level], float)[k % self.horizon] * grow
+            half = scale[:, None] * w[None, :]
+            table[f"lower_{level}"] = (pred - half).ravel()
+            table[f"upper_{level}"] = (pred + half).ravel()
+        return pd.DataFrame(table)[self.output_columns()]
+
+    # === Plain JSON (the served model's spec.json) ===
+    def to_config(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> PanelForecaster:
+        return cls(**config)

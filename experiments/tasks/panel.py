@@ -1,0 +1,257 @@
+"""The panel task: one network trained over many series (a global model).
+
+The data is long, as neuralforecast takes it: ``--id-col``, ``--time-col``
+and one ``--target`` (``experiments.data.panel``). Windows are cut within
+each series, each scaled by itself, and split by date for the whole panel
+(``experiments.forecasting.panel_windows``). A run is scored per series
+against per-series baselines and averaged over series
+(``experiments.forecasting.panel_scores``), and serves a model that takes
+many series' history in one request
+(``experiments.forecasting.panel_forecaster``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments import tracking
+from experiments.data.panel import Panel, frame_panel, load_panel_csv, make_panel
+from experiments.errors import ConfigError
+from experiments.forecasting import panel_scores
+from experiments.forecasting.ensembles import members_of
+from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, coverage
+from experiments.forecasting.panel_forecaster import PanelForecaster, scaled_widths
+from experiments.forecasting.panel_windows import prepare_panel
+from experiments.tasks.base import Split, Task
+
+KIND = "panel"
+TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
+         "max_file_mb", "window", "horizon", "val_size", "test_size", "intervals",
+         "autoregressive", "refit")
+# None: from the panel's season (see settings); a window at least this long.
+DEFAULTS = {"window": None, "horizon": None, "val_size": None, "test_size": None}
+MIN_DEFAULT_WINDOW = 8
+DATASETS = {"panel": make_panel}
+LABELS = {"naive": "naive", "seasonal_naive": "seasonal naive", "ets": "ETS"}
+
+
+def claims(cfg) -> bool:
+    return bool(cfg.csv and cfg.id_col and not cfg.label_col)
+
+
+def load_panel(cfg) -> Panel:
+    if cfg.csv:
+        targets = list(cfg.target or ())
+        if len(targets) != 1:
+            raise ConfigError(f"a panel forecasts one --target column; received "
+                              f"{targets or 'none'}")
+        return load_panel_csv(cfg.csv, id_col=cfg.id_col, time_col=cfg.time_col,
+                              target=targets[0], time_format=cfg.time_format,
+                              max_file_mb=cfg.max_file_mb)
+    try:
+        return DATASETS[cfg.data](**cfg.dataset_options)
+    except TypeError as err:
+        raise ConfigError(f"dataset {cfg.data!r}: bad option ({err})") from None
+
+
+def settings(cfg, panel: Panel) -> dict:
+    """Horizon: one season (one step without a season); window: two seasons
+    or two horizons, at least ``MIN_DEFAULT_WINDOW``; validation and test:
+    one horizon of dates each. The user's settings first."""
+    season = panel.season or 1
+    horizon = cfg.horizon or panel.defaults.get("horizon") or season
+    window = cfg.window or panel.defaults.get("window") or max(
+        2 * max(season, horizon), MIN_DEFAULT_WINDOW)
+    return {"window": window, "horizon": horizon,
+            "val_size": cfg.val_size if cfg.val_size is not None else horizon,
+            "test_size": cfg.test_size if cfg.test_size is not None else horizon}
+
+
+def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
+    """The panel task of ``panel``, or of the data ``cfg`` names."""
+    panel = load_panel(cfg) if panel is None else panel
+    chosen = settings(cfg, panel)
+    levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
+    return [PanelTask(prepare_panel(panel, **chosen), levels, cfg.autoregressive)]
+
+
+def panel_from_frame(df, model_settings: dict) -> Panel:
+    """A user's long DataFrame as a panel, with a ``ForecastModel``'s columns."""
+    targets = model_settings["target"]
+    if len(targets) != 1:
+        raise ConfigError(f"a panel forecasts one target column; received {targets}")
+    return frame_panel(df, id_col=model_settings["id_col"],
+                       time_col=model_settings.get("time_col"), target=targets[0],
+                       time_format=model_settings.get("time_format"), name="data")
+
+
+class PanelTask(Task):
+    """Direct multi-step forecasting of every series of a panel by one
+    network."""
+
+    refits = True  # all_windows: a refit on every window
+    kind = KIND
+    head = "forecast"
+    loss = "mse"
+    rank_by = "test_mase"
+    metrics_shown = panel_scores.SCORED
+
+    def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None):
+        self.prepared = p = prepared
+        self.panel = p.panel
+        self.name = p.panel.name
+        self.input_shape, self.outputs = p.input_shape, p.outputs
+        self.train = Split(p.train.x, p.train.y)
+        self.val = Split(p.val.x, p.val.y)
+        self.test = Split(p.test.x, p.test.y)
+        self.levels = tuple(levels)
+        self.autoregressive = autoregressive
+        # Series left out (too short), said in the run's notes.
+        self.adjustments = p.left_out
+        self._baselines = None
+
+    def test_size_text(self) -> str:
+        test = self.prepared.test
+        return f"{len(set(test.series.tolist()))} series, {len(test)} windows"
+
+    def builder_arguments(self, family=None):
+        """The linear autoregression on the (scaled) window, on unless the
+        user said no, and the season for the families that smooth it."""
+        import zoo
+
+        if family is None:
+            return {"autoregressive": self.autoregressive is not False}
+        takes = zoo.get(family).hyperparameters
+        arguments = {}
+        if "autoregressive" in takes:
+            arguments["autoregressive"] = self.autoregressive is not False
+        if "season_length" in takes:
+            arguments["season_length"] = max(int(self.panel.season or 1), 1)
+        return arguments
+
+    def all_windows(self):
+        p = self.prepared
+        return Split(np.concatenate([p.train.x, p.val.x, p.test.x]),
+                     np.concatenate([p.train.y, p.val.y, p.test.y]))
+
+    def params(self):
+        p = self.prepared
+        return {"targets": self.panel.target, "id_col": self.panel.id_col,
+                "window": p.window, "horizon": p.horizon, "freq": self.panel.freq,
+                "season": self.panel.season, "n_series": len(p.ids),
+                "n_left_out": len(p.left_out), "val_start": str(p.val_start.date()),
+                "test_start": str(p.test_start.date()), "scaling": "per window",
+                "n_train_windows": len(p.train),
+                "intervals": ",".join(map(str, self.levels)) or "none"}
+
+    def dataset(self):
+        return tracking.dataset_of(self.panel, index=False)
+
+    def baselines(self):
+        names = self.baseline_forecasts()[0]
+        return [(LABELS[n], f"test_{n}_") for n in names]
+
+    def baseline_forecasts(self):
+        """The per-series baselines' test forecasts and notes (once)."""
+        if self._baselines is None:
+            self._baselines = panel_scores.baseline_forecasts(self.prepared,
+                                                              self.prepared.test)
+        return self._baselines
+
+    def baseline_notes(self):
+        return [f"{LABELS[n]}: {note}" for n, note in self.baseline_forecasts()[1].items()]
+
+    def forecast(self, model, part) -> np.ndarray:
+        """``model``'s forecasts of ``part`` in the data's units ``(n, horizon)``."""
+        if part is self.prepared.test:
+            outputs = self.predict_test(model)
+        else:
+            outputs = model.predict(part.x, verbose=0, batch_size=256)
+        return part.to_original(outputs)
+
+    def per_series(self, model):
+        """The test table, one row per series (see ``panel_scores.per_series``)."""
+        p = self.prepared
+        return panel_scores.per_series(p, p.test, self.forecast(model, p.test),
+                                       self.baseline_forecasts()[0])
+
+    def evaluate(self, model):
+        """Means over series of the model's and the baselines' test scores,
+        the shares of series it beats them on, and its intervals' coverage."""
+        p = self.prepared
+        if not len(p.test):
+            raise ConfigError(f"{self.name}: no series has a full test horizon after "
+                              f"{p.test_start.date()}")
+        table = self.per_series(model)
+        scores = {f"test_{k}": v for k, v in panel_scores.aggregate(
+            table, self.baseline_forecasts()[0]).items()}
+        val = model.predict(p.val.x, verbose=0, batch_size=256)
+        widths = scaled_widths(p, val, self.levels)
+        test = np.asarray(self.predict_test(model), "float64")
+        for level, w in widths.items():
+            scores[f"test_coverage_{level}"] = coverage(p.test.y[..., None], test[..., None],
+                                                        np.asarray(w)[:, None])
+        scores["val_loss_scaled"] = float(np.mean((np.asarray(val) - p.val.y) ** 2))
+        return scores
+
+    def log_artifacts(self, model, scores):
+        import mlflow
+
+        from experiments import plots
+
+        table = self.per_series(model)
+        mlflow.log_text(table.to_csv(index=False), "per_series.csv")
+        if self.prepared.left_out:
+            mlflow.log_text("\n".join(self.prepared.left_out), "left_out.txt")
+        mlflow.set_tags({f"baseline_{n}": note[:5000]
+                         for n, note in self.baseline_forecasts()[1].items()})
+        p = self.prepared
+        title = f"{model.name} on {tracking.redact(self.name)}"
+        tracking.log_figure(plots.panel_plot(p, table, self.forecast(model, p.test), title),
+                            "plots/best_median_worst.png")
+
+    def forecaster(self, model, refit: bool = False) -> PanelForecaster:
+        """What serves ``model``: the panel's columns and split-conformal
+        widths from the validation windows of ``model`` (the network that
+        never saw them)."""
+        p = self.prepared
+        # An ensemble's members read the same scaled windows: their mean.
+        val = np.mean([np.asarray(m.predict(p.val.x, verbose=0, batch_size=256), "float64")
+                       for m in members_of(model)], axis=0)
+        widths = scaled_widths(p, val, self.levels)
+        self.interval_note = calibration_note(len(p.val), self.levels, p.horizon)
+        return PanelForecaster(self.panel.id_col, self.panel.time_col, self.panel.target,
+                               self.panel.freq, p.window, p.horizon, widths, refit)
+
+    def history(self, rows: int | None = None):
+        """The last ``rows`` (default: the window) of every series that has
+        that many (those left out of training too), laid out as the user's
+        long table: what the served model continues."""
+        frame, key = self.panel.frame, self.panel.id_col
+        rows = rows or self.prepared.window
+        long_enough = frame.groupby(key)[key].transform("size") >= rows
+        tail = frame[long_enough].groupby(key, sort=False).tail(rows).reset_index(drop=True)
+        tail[self.panel.time_col] = tail[self.panel.time_col].dt.strftime("%Y-%m-%dT%H:%M:%S")
+        return tail
+
+    def log_served(self, model, calibrated_on=None):
+        import mlflow
+
+        from experiments import serving
+
+        refit = calibrated_on is not None and calibrated_on is not model
+        forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
+        if self.interval_note:
+            mlflow.set_tag("intervals_note", self.interval_note)
+        history = self.history()
+        first = history[self.panel.id_col].isin(self.prepared.ids[:3])
+        example = history[first].reset_index(drop=True)
+        return serving.log_served(KIND, model, forecaster, example,
+                                  tracking.model_requirements(), history)
+
+    def config(self):
+        return {"scaling": "each window standardised by its own mean and standard "
+                           "deviation (experiments.forecasting.panel_windows)"}
+
+    def fingerprint(self):
+        return {**super().fingerprint(), "data_digest": self.dataset().digest}
