@@ -121,6 +121,12 @@ bench: $(BENCH_STAMP)
 accuracy: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.accuracy $(ARGS)
 
+# Global models on real panels (visnights, aus_accommodation) against
+# statsforecast per series: benchmarks/results/panel-accuracy-latest.{json,md}.
+.PHONY: accuracy-panels
+accuracy-panels: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.panel_accuracy $(ARGS)
+
 # Series of known structure (airline, sine, generated) against the in-run
 # ETS / SARIMA: benchmarks/results/known-structure-latest.{json,md}.
 accuracy-known: install

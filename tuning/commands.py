@@ -173,7 +173,7 @@ def cmd_tune(args) -> int:
     if result.registered:
         name, version = result.registered
         use = (f"lstm-zoo forecast --model models:/{name}@best"
-               if result.task.kind == "forecast"
+               if result.task.kind in ("forecast", "panel")
                else f"mlflow.pyfunc.load_model('models:/{name}@best')")
         print(f"\nregistered as {name} version {version} (alias 'best'); use it with\n"
               f"  {use}")

@@ -30,29 +30,35 @@ def metrics_table(task, m, label) -> str:
             + table(rows))
 
 
+def metric_of(task) -> str:
+    """The test metric skill is measured on, as the user reads it."""
+    return {"test_rmse": "RMSE", "test_mase": "mean MASE over series"}.get(
+        task.rank_by, task.rank_by)
+
+
 def skill_lines(task, m, who) -> str:
     """The model's skill against the seasonal naive and the best baseline,
     and what each statistical baseline was (or why it was skipped)."""
     lines = [""]
     if "test_share_beats_seasonal_naive" in m:  # a panel: counted over its series
         n = int(m["test_series_scored"])
-        for key, against in (("seasonal_naive", "the seasonal naive"),
-                             ("best_baseline", "its best baseline")):
-            wins = round(m[f"test_share_beats_{key}"] * n)
-            lines.append(f"{who} beats {against} on {wins} of {n} series (by MASE; "
-                         f"per_series.csv in the run has each series' scores)")
+        wins = {key: round(m[f"test_share_beats_{key}"] * n)
+                for key in ("seasonal_naive", "best_baseline")}
+        lines.append(f"by MASE, {who} beats the seasonal naive on {wins['seasonal_naive']} "
+                     f"of {n} series and its best baseline on {wins['best_baseline']} "
+                     f"(each series' scores: per_series.csv in the run)")
     for key, against in (("test_skill_vs_seasonal_naive", "seasonal naive"),
                          ("test_skill_vs_best_baseline", None)):
         value = m.get(key)
         if value is None:
             continue
         if against is None:
-            from experiments.forecasting.metrics import best_baseline
-
             # "test_seasonal_naive_" -> "seasonal_naive": the baselines' names
             labels = {prefix[len("test_"):-1]: label for label, prefix in task.baselines()}
-            against = f"the best baseline, {labels[best_baseline(m, labels, 'test_')]}"
-        lines.append(f"skill vs {against}: {value:+.3f} ({who} "
+            metric = task.rank_by[len("test_"):]
+            best = min(labels, key=lambda n: m.get(f"test_{n}_{metric}", float("inf")))
+            against = f"the best baseline, {labels[best]}"
+        lines.append(f"skill vs {against}: {value:+.3f} (on {metric_of(task)}; {who} "
                      f"{'beats' if value > 0 else 'LOSES TO'} it)")
     lines += [f"  {note}" for note in task.baseline_notes()]
     from experiments.tasks.forecast import SEARCHED

@@ -18,7 +18,7 @@ from experiments import tracking
 from experiments.data.panel import Panel, frame_panel, load_panel_csv, make_panel
 from experiments.errors import ConfigError
 from experiments.forecasting import panel_scores
-from experiments.forecasting.ensembles import members_of
+from experiments.forecasting.ensembles import Member, members_of
 from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, coverage
 from experiments.forecasting.panel_forecaster import PanelForecaster, scaled_widths
 from experiments.forecasting.panel_windows import prepare_panel
@@ -83,6 +83,19 @@ def panel_from_frame(df, model_settings: dict) -> Panel:
     return frame_panel(df, id_col=model_settings["id_col"],
                        time_col=model_settings.get("time_col"), target=targets[0],
                        time_format=model_settings.get("time_format"), name="data")
+
+
+def outputs_of(model, x) -> np.ndarray:
+    """The network's outputs on windows ``x`` (on each window's scale); for an
+    ensemble (networks, or ``Member``s of a search), the mean of its
+    members': they read the same windows, so this is their mean forecast."""
+    return np.mean([np.asarray(network.predict(x, verbose=0, batch_size=256), "float64")
+                    for network in networks_of(model)], axis=0)
+
+
+def networks_of(model) -> list:
+    """The Keras networks of ``model``: one, a list, or a search's ``Member``s."""
+    return [m.network if isinstance(m, Member) else m for m in members_of(model)]
 
 
 class PanelTask(Task):
@@ -161,12 +174,18 @@ class PanelTask(Task):
     def baseline_notes(self):
         return [f"{LABELS[n]}: {note}" for n, note in self.baseline_forecasts()[1].items()]
 
+    def predict_test(self, model) -> np.ndarray:
+        cached = getattr(self, "_test_outputs", None)
+        if cached is None or cached[0] is not model:
+            self._test_outputs = (model, outputs_of(model, self.test.x))
+        return self._test_outputs[1]
+
     def forecast(self, model, part) -> np.ndarray:
         """``model``'s forecasts of ``part`` in the data's units ``(n, horizon)``."""
         if part is self.prepared.test:
             outputs = self.predict_test(model)
         else:
-            outputs = model.predict(part.x, verbose=0, batch_size=256)
+            outputs = outputs_of(model, part.x)
         return part.to_original(outputs)
 
     def per_series(self, model):
@@ -185,7 +204,14 @@ class PanelTask(Task):
         table = self.per_series(model)
         scores = {f"test_{k}": v for k, v in panel_scores.aggregate(
             table, self.baseline_forecasts()[0]).items()}
-        val = model.predict(p.val.x, verbose=0, batch_size=256)
+        # Skill on the mean MASE over series (scale-free, unlike an RMSE
+        # pooled over series of different scales).
+        names = [prefix[len("test_"):-1] for _, prefix in self.baselines()]
+        best = min(names, key=lambda n: scores.get(f"test_{n}_mase", np.inf))
+        for key, against in (("seasonal_naive", "seasonal_naive"), ("best_baseline", best)):
+            scores[f"test_skill_vs_{key}"] = 1.0 - scores["test_mase"] / scores[
+                f"test_{against}_mase"]
+        val = outputs_of(model, p.val.x)
         widths = scaled_widths(p, val, self.levels)
         test = np.asarray(self.predict_test(model), "float64")
         for level, w in widths.items():
@@ -206,7 +232,8 @@ class PanelTask(Task):
         mlflow.set_tags({f"baseline_{n}": note[:5000]
                          for n, note in self.baseline_forecasts()[1].items()})
         p = self.prepared
-        title = f"{model.name} on {tracking.redact(self.name)}"
+        names = sorted({network.name for network in networks_of(model)})
+        title = f"{', '.join(names)} on {tracking.redact(self.name)}"
         tracking.log_figure(plots.panel_plot(p, table, self.forecast(model, p.test), title),
                             "plots/best_median_worst.png")
 
@@ -215,10 +242,7 @@ class PanelTask(Task):
         widths from the validation windows of ``model`` (the network that
         never saw them)."""
         p = self.prepared
-        # An ensemble's members read the same scaled windows: their mean.
-        val = np.mean([np.asarray(m.predict(p.val.x, verbose=0, batch_size=256), "float64")
-                       for m in members_of(model)], axis=0)
-        widths = scaled_widths(p, val, self.levels)
+        widths = scaled_widths(p, outputs_of(model, p.val.x), self.levels)
         self.interval_note = calibration_note(len(p.val), self.levels, p.horizon)
         return PanelForecaster(self.panel.id_col, self.panel.time_col, self.panel.target,
                                self.panel.freq, p.window, p.horizon, widths, refit)
@@ -243,6 +267,8 @@ class PanelTask(Task):
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
         if self.interval_note:
             mlflow.set_tag("intervals_note", self.interval_note)
+        networks = networks_of(model)
+        model = networks[0] if len(networks) == 1 else networks
         history = self.history()
         first = history[self.panel.id_col].isin(self.prepared.ids[:3])
         example = history[first].reset_index(drop=True)
