@@ -35,7 +35,15 @@ RELATIVE_SCALE_FLOOR = 1e-3
 def window_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Location and scale of each row of ``x`` ``(n, window)``: its mean and
     standard deviation, floored at ``RELATIVE_SCALE_FLOOR`` of the mean's
-    magnitude (and 1 for a window of zeros)."""
+    magnitude (and 1 for a window of zeros).
+
+    Measured against the alternatives on an origin before the accuracy
+    benchmark's (the last 8 quarters before its hidden 8; GRU, seeds 1 and
+    2, mean MASE over series): visnights 1.161 here, 1.199 scaled per series
+    (mean and standard deviation of its history up to the origin), 1.215 by
+    the window's seasonal-naive error, 1.216 by its mean absolute value;
+    aus_accommodation 1.709, 1.785, 1.786 and 2.234.
+    """
     x = np.asarray(x, dtype="float64")
     loc = x.mean(axis=1)
     scale = np.maximum(x.std(axis=1), RELATIVE_SCALE_FLOOR * np.abs(loc))
