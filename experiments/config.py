@@ -41,6 +41,20 @@ class PartSize:
 
 
 TRANSFORMS = ("log", "diff", "seasonal_diff")
+# experiments.forecasting.panel_covariates.CALENDAR's parts.
+CALENDAR_PARTS = ("month", "quarter", "dayofweek", "dayofmonth", "dayofyear",
+                  "weekofyear", "hour")
+
+
+@dataclasses.dataclass(frozen=True)
+class Calendar:
+    """A tuple of calendar parts."""
+
+    def allows(self, value) -> bool:
+        return isinstance(value, tuple) and all(p in CALENDAR_PARTS for p in value)
+
+    def describe(self) -> str:
+        return f"calendar parts among {list(CALENDAR_PARTS)} (comma-separated)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +152,19 @@ class RunConfig:
                                       help="column(s) to forecast")
     features: tuple[str, ...] = setting((), _NAMES, group="data", nargs="+",
                                         metavar="COL", help="extra input columns")
+    future_features: tuple[str, ...] = setting(
+        (), _NAMES, group="data", nargs="+", metavar="COL",
+        help="with --id-col: columns known in advance (a holiday, a promotion, a "
+             "temperature forecast), read over the forecast horizon too; a forecast then "
+             "needs their rows for the dates forecast, the target left empty")
+    static: tuple[str, ...] = setting(
+        (), _NAMES, group="data", nargs="+", metavar="COL",
+        help="with --id-col: columns with one value per series (a region, a category): "
+             "text becomes a learned embedding, numbers pass through")
+    calendar: tuple[str, ...] = setting(
+        (), Calendar(), group="data", metavar="PART[,PART]",
+        help="with --id-col: calendar inputs derived from the timestamps: "
+             + ", ".join(CALENDAR_PARTS) + " (comma-separated)")
     time_col: str | None = setting(None, _TEXT, group="data", metavar="COL",
                                    help="timestamp column")
     time_format: str | None = setting(

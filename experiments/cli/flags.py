@@ -55,9 +55,11 @@ def run_config(args, **overrides):
     if "transforms" in given:
         given["transforms"] = tuple(t for t in given["transforms"].split(",")
                                     if t and t != "none")
-    for key in ("target", "features"):
+    for key in ("target", "features", "future_features", "static"):
         if key in given:
             given[key] = tuple(given[key])
+    if "calendar" in given:
+        given["calendar"] = tuple(p.strip() for p in given["calendar"].split(",") if p.strip())
     if "intervals" in given:
         from experiments.forecasting.forecaster import check_levels
 

@@ -35,6 +35,10 @@ class Panel:
         source: where the data came from (a path or ``generated:``).
         season: season length in steps, from the frequency (12 for monthly).
         defaults: settings that suit this dataset where the user gives none.
+        past: covariates known up to each forecast origin only (numbers).
+        future: covariates known in advance, over the forecast horizon too
+            (numbers: a holiday flag, a promotion, a temperature forecast).
+        static: one value per series (a region, a category; text or numbers).
     """
 
     name: str
@@ -46,6 +50,9 @@ class Panel:
     source: str
     season: int | None = None
     defaults: dict = dataclasses.field(default_factory=dict)
+    past: tuple[str, ...] = ()
+    future: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
 
     def __len__(self):
         return len(self.frame)
@@ -77,8 +84,13 @@ class Panel:
 
 
 def load_panel_csv(path, *, id_col, time_col, target, time_format=None,
-                   max_file_mb=None) -> Panel:
+                   max_file_mb=None, past=(), future=(), static=(),
+                   future_rows=False) -> Panel:
     """Read and validate a long CSV of many series.
+
+    ``past``, ``future``, ``static``: covariate columns (see ``Panel``);
+    ``future_rows``: each series may end in rows whose target is empty,
+    carrying the future covariates of the dates to forecast.
 
     Raises:
         DataError: a missing column, an empty id, a cell that is no number, a
@@ -87,68 +99,127 @@ def load_panel_csv(path, *, id_col, time_col, target, time_format=None,
             series, line and value.
     """
     path = os.fspath(path)
-    _check_names(path, id_col, time_col, target)
-    raw = load_table(path, [id_col, time_col, target], max_file_mb=max_file_mb)
+    covariates = dict(past=tuple(past), future=tuple(future), static=tuple(static))
+    wanted = _check_names(path, id_col, time_col, target, **covariates)
+    raw = load_table(path, wanted, max_file_mb=max_file_mb)
     return check_panel(path, raw, id_col=id_col, time_col=time_col, target=target,
                        time_format=time_format,
                        name=os.path.splitext(os.path.basename(path))[0],
-                       source=os.path.abspath(path))
+                       source=os.path.abspath(path), future_rows=future_rows,
+                       **covariates)
 
 
 def frame_panel(frame: pd.DataFrame, *, id_col, time_col, target, time_format=None,
-                name="panel", freq=None) -> Panel:
+                name="panel", freq=None, past=(), future=(), static=(),
+                future_rows=False) -> Panel:
     """A panel from a long DataFrame, checked as ``load_panel_csv`` checks
     a file; messages name the DataFrame and the row's position. ``freq``:
     the spacing every series must have (a served model's); default the one
-    most series have."""
+    most series have. ``future_rows``: each series may end in rows whose
+    target is empty, which carry the future covariates of the dates to
+    forecast (a served model's request)."""
     label = InMemory(f"DataFrame {name!r}")
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"{label}: expected a pandas DataFrame; received "
                         f"{type(frame).__name__}")
-    _check_names(label, id_col, time_col, target)
+    covariates = dict(past=tuple(past), future=tuple(future), static=tuple(static))
+    wanted = _check_names(label, id_col, time_col, target, **covariates)
     columns = [str(c) for c in frame.columns]
-    for col in (id_col, time_col, target):
+    for col in wanted:
         if col not in columns:
             raise DataError(f"{label}: no column {col!r}; the columns are {columns}")
     if frame.empty:
         raise DataError(f"{label}: no rows")
     raw = pd.DataFrame({col: [("" if _missing(v) else _text(v)) for v in frame[col]]
-                        for col in (id_col, time_col, target)}, dtype=object)
+                        for col in wanted}, dtype=object)
     return check_panel(label, raw, id_col=id_col, time_col=time_col, target=target,
-                       time_format=time_format, name=name, source=str(label), freq=freq)
+                       time_format=time_format, name=name, source=str(label), freq=freq,
+                       future_rows=future_rows, **covariates)
 
 
 def check_panel(path, raw, *, id_col, time_col, target, time_format, name,
-                source, freq=None) -> Panel:
+                source, freq=None, past=(), future=(), static=(),
+                future_rows=False) -> Panel:
     """Validate the text cells of a long table into a ``Panel``."""
     ids = raw[id_col].astype(str).str.strip()
     empty = ids == ""
     if empty.any():
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise DataError(f"{path}: column {id_col!r}, {at(path, row)}: missing series id")
-    blank = raw[target].astype(str).str.strip().isin(["", "NA", "NaN", "nan", "null"])
-    if blank.any():
+    blank = raw[target].astype(str).str.strip().isin(_EMPTY)
+    if blank.any() and not future_rows:
         row = int(np.flatnonzero(blank.to_numpy())[0])
         raise DataError(f"{path}: series {ids.iloc[row]!r}, column {target!r}, "
                         f"{at(path, row)}: missing value {raw[target].iloc[row]!r}; "
                         f"every row of a panel needs its {target}")
-    values = numeric_column(path, raw[target], target, allow_missing=False)
+    values = numeric_column(path, raw[target], target, allow_missing=future_rows)
     times = pd.Series(parse_times(path, raw[time_col], time_col, time_format),
                       index=raw.index)
     frame = pd.DataFrame({id_col: ids.to_numpy(), time_col: times.to_numpy(),
                           target: values.to_numpy(), "_row": np.arange(len(raw))})
+    for col in (*past, *future):
+        frame[col] = numeric_column(path, raw[col], col, allow_missing=True).to_numpy()
+    for col in static:
+        frame[col] = _static_column(raw[col])
     _check_duplicates(path, frame, id_col, time_col)
     frame = frame.sort_values([id_col, time_col], kind="stable")
     freq = freq or _panel_freq(path, frame, id_col, time_col)
     _check_spacing(path, frame, id_col, time_col, freq)
+    _check_covariates(path, frame, id_col, target, past, future, static)
     frame = frame.drop(columns="_row").reset_index(drop=True)
     longest = frame.groupby(id_col)[time_col].size().idxmax()
     season = infer_season(pd.DatetimeIndex(frame.loc[frame[id_col] == longest, time_col]))
     return Panel(name=name, frame=frame, id_col=id_col, time_col=time_col, target=target,
-                 freq=freq, source=source, season=season)
+                 freq=freq, source=source, season=season, past=tuple(past),
+                 future=tuple(future), static=tuple(static))
 
 
-def _check_names(path, id_col, time_col, target):
+_EMPTY = ["", "NA", "NaN", "nan", "null"]
+
+
+def _static_column(text: pd.Series) -> np.ndarray:
+    """A static covariate: numbers where every cell is one, else text."""
+    stripped = text.astype(str).str.strip()
+    numbers = pd.to_numeric(stripped, errors="coerce")
+    if numbers.notna().all():
+        return numbers.to_numpy(dtype="float64")
+    return stripped.to_numpy(dtype=object)
+
+
+def _check_covariates(path, frame, id_col, target, past, future, static):
+    """Rows with a target need every covariate; rows without one (a
+    request's future rows) come after all of their series' rows with one,
+    and need the future covariates; a static value never changes within a
+    series."""
+    has_target = frame[target].notna().to_numpy()
+    key = frame[id_col].to_numpy()
+    later = pd.Series(has_target[::-1]).groupby(key[::-1]).cummax().to_numpy()[::-1]
+    gap = ~has_target & later
+    if gap.any():
+        i = int(np.flatnonzero(gap)[0])
+        raise DataError(f"{path}: series {key[i]!r}, {at(path, int(frame['_row'].iloc[i]))}: "
+                        f"missing {target}; only the rows after a series' history (its "
+                        f"future covariates) may leave it empty")
+    for col, needed in [*((c, has_target) for c in past),
+                        *((c, np.ones(len(frame), bool)) for c in future)]:
+        missing = frame[col].isna().to_numpy() & needed
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise DataError(f"{path}: series {key[i]!r}, column {col!r}, "
+                            f"{at(path, int(frame['_row'].iloc[i]))}: missing value")
+    for col in static:
+        first = frame.groupby(id_col, sort=False)[col].transform("first")
+        changed = (frame[col] != first).to_numpy()
+        if changed.any():
+            i = int(np.flatnonzero(changed)[0])
+            raise DataError(f"{path}: series {key[i]!r}, column {col!r}, "
+                            f"{at(path, int(frame['_row'].iloc[i]))}: {frame[col].iloc[i]!r} "
+                            f"differs from the series' first value {first.iloc[i]!r}; a "
+                            f"static covariate has one value per series")
+
+
+def _check_names(path, id_col, time_col, target, past=(), future=(), static=()) -> list:
+    """The columns to read: id, time, target and covariates, each once."""
     given = {"--id-col": id_col, "--time-col": time_col, "--target": target}
     missing = [flag for flag, col in given.items() if not col]
     if missing:
@@ -157,6 +228,12 @@ def _check_names(path, id_col, time_col, target):
     if len({id_col, time_col, target}) < 3:
         raise DataError(f"{path}: --id-col, --time-col and --target must name three "
                         f"different columns; received {id_col!r}, {time_col!r}, {target!r}")
+    wanted = [id_col, time_col, target, *past, *future, *static]
+    twice = sorted({c for c in wanted if wanted.count(c) > 1})
+    if twice:
+        raise DataError(f"{path}: column {twice[0]!r} is named twice among the id, time, "
+                        f"target, --features, --future-features and --static columns")
+    return wanted
 
 
 def _check_duplicates(path, frame, id_col, time_col):

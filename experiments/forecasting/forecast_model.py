@@ -36,7 +36,8 @@ from experiments.tasks.panel import panel_from_frame
 from experiments.training import fitting
 
 # Settings the object takes, each checked by ``RunConfig``'s constraint.
-SETTINGS = ("target", "time_col", "id_col", "features", "time_format", "fill_missing", "sort",
+SETTINGS = ("target", "time_col", "id_col", "features", "future_features", "static",
+            "calendar", "time_format", "fill_missing", "sort",
             "window", "horizon", "transforms", "season", "intervals", "val_size",
             "test_size", "epochs", "batch_size", "learning_rate", "clipnorm", "patience",
             "seed", "autoregressive", "combine")
@@ -56,7 +57,14 @@ class ForecastModel:
             ``time_col`` and one ``target``, as neuralforecast's ``unique_id,
             ds, y``). One network is trained over every series, each window
             scaled by itself, and ``predict`` forecasts every series given.
-        features: extra input columns.
+        features: extra input columns (for a panel: known up to each
+            forecast origin only).
+        future_features, static, calendar: a panel's covariates (known in
+            advance over the horizon; one value per series; parts of the
+            timestamps), as ``--future-features``, ``--static`` and
+            ``--calendar`` (see ``experiments.forecasting.panel_covariates``).
+            With future features, ``predict(df)`` needs each series' rows for
+            the dates forecast, the target left empty.
         window, horizon, transforms, season, intervals, val_size,
             test_size: as ``lstm-zoo train``'s flags (``None``: the same
             defaults, chosen from the data where train chooses them).
@@ -79,7 +87,8 @@ class ForecastModel:
 
     # What the object can do, declared rather than probed.
     supports_panels = True             # id_col: one network over many series
-    supports_future_covariates = False  # features enter the input window only
+    # future_features (known over the horizon), static and calendar: panels only.
+    supports_future_covariates = True
     supports_intervals = True
 
     def __init__(self, family: str | list[str] = "gru", *, target, refit: bool = True,
@@ -125,7 +134,8 @@ class ForecastModel:
 
     def _run_config(self, family: str) -> RunConfig:
         given = dict(self.settings)
-        for key in ("target", "features", "transforms"):
+        for key in ("target", "features", "transforms", "future_features", "static",
+                    "calendar"):
             if key in given:
                 given[key] = tuple(given[key])
         if "intervals" in given:

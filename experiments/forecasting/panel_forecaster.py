@@ -18,6 +18,7 @@ import pandas as pd
 from experiments.data.panel import frame_panel
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.forecaster import conformal_widths, predict
+from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.panel_windows import scaled_inputs
 
 
@@ -43,6 +44,9 @@ class PanelForecaster:
         window, horizon: input steps and steps forecast at once.
         widths: ``{"80": [half-width per step]}`` on a window's scale.
         refit: whether the network was refit on all the data.
+        covariates: ``Covariates.to_config()``, or empty without any. With
+            future covariates, a request gives each series' future rows
+            (the target empty) after its history.
     """
 
     id_col: str
@@ -53,6 +57,11 @@ class PanelForecaster:
     horizon: int
     widths: dict = dataclasses.field(default_factory=dict)
     refit: bool = False
+    covariates: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def encoder(self) -> Covariates | None:
+        return Covariates.from_config(self.covariates) if self.covariates else None
 
     @property
     def levels(self) -> list[str]:
@@ -64,7 +73,9 @@ class PanelForecaster:
 
     @property
     def columns(self) -> list[str]:
-        return [self.id_col, self.time_col, self.target]
+        c = self.encoder
+        extra = [*c.past, *c.future, *c.static] if c else []
+        return [self.id_col, self.time_col, self.target, *extra]
 
     def output_columns(self) -> list[str]:
         bounds = [f"{side}_{level}" for level in self.levels for side in ("lower", "upper")]
@@ -79,11 +90,15 @@ class PanelForecaster:
                 number, a series spaced otherwise than the model's data, or
                 a series shorter than the window.
         """
+        c = self.encoder or Covariates()
         panel = frame_panel(history, id_col=self.id_col, time_col=self.time_col,
-                            target=self.target, name="history", freq=self.freq)
+                            target=self.target, name="history", freq=self.freq,
+                            past=c.past, future=c.future, static=c.static,
+                            future_rows=bool(c.future))
         for key, (_, values) in panel.groups().items():
-            if len(values) < self.window:
-                raise ValueError(f"history: series {key!r} has {len(values)} rows; the "
+            known = int(np.isfinite(values).sum())
+            if known < self.window:
+                raise ValueError(f"history: series {key!r} has {known} rows; the "
                                  f"model reads the last {self.window} of each series")
         return panel
 
@@ -93,10 +108,60 @@ class PanelForecaster:
         steps = self.horizon if steps is None else int(steps)
         if steps < 1:
             raise ValueError(f"steps must be >= 1; received {steps}")
-        groups = self.check_history(history).groups()
+        panel = self.check_history(history)
+        if self.covariates:
+            return self._with_covariates(model, panel, steps)
+        groups = panel.groups()
         last = np.stack([values[-self.window:] for _, values in groups.values()])
         pred, scale = self.rolled(model, last, steps)
         return self._table(groups, pred, scale, steps)
+
+    def _with_covariates(self, model, panel, steps: int) -> pd.DataFrame:
+        """Each series forecast a horizon at a time from its window and the
+        covariates of the window and the horizon: the future covariates
+        from the request's future rows, the calendar from the dates, static
+        values from the history."""
+        encoder, h = self.encoder, self.horizon
+        blocks = -(-steps // h)
+        channels, windows, groups = [], [], {}
+        for key, rows in panel.frame.groupby(self.id_col, sort=False):
+            known = rows[rows[self.target].notna()]
+            dates = pd.date_range(known[self.time_col].iloc[-1], periods=blocks * h + 1,
+                                  freq=self.freq)[1:]
+            future = rows[rows[self.target].isna()].set_index(self.time_col)
+            self._check_future(key, future, dates[:steps], encoder)
+            ahead = pd.DataFrame({self.time_col: dates, self.id_col: key})
+            for col in (*encoder.past, *encoder.future):
+                ahead[col] = future[col].reindex(dates).ffill().to_numpy() \
+                    if col in encoder.future else np.nan
+            for col in encoder.static:
+                ahead[col] = known[col].iloc[0]
+            span = pd.concat([known.tail(self.window), ahead], ignore_index=True)
+            channels.append(encoder.rows(span, self.time_col))
+            windows.append(known[self.target].to_numpy(dtype="float64")[-self.window:])
+            groups[str(key)] = (pd.DatetimeIndex(known[self.time_col]), None)
+        channels, window = np.stack(channels), np.stack(windows)
+        _, _, scale = scaled_inputs(window)
+        out = []
+        for b in range(blocks):
+            rows = channels[:, b * h:b * h + self.window + h]
+            block = self.direct(model, window, rows)
+            out.append(block)
+            window = np.concatenate([window, block], axis=1)[:, -self.window:]
+        return self._table(groups, np.concatenate(out, axis=1)[:, :steps], scale, steps)
+
+    def _check_future(self, key, future, dates, encoder) -> None:
+        """A request's future rows hold every future covariate of every date
+        forecast; the first missing one is named."""
+        if not encoder.future:
+            return
+        have = future.index
+        for date in dates:
+            if date not in have:
+                raise ValueError(
+                    f"history: series {key!r} has no row for {date.date()} with its future "
+                    f"covariates {list(encoder.future)}; give a row for each date forecast "
+                    f"after the history, its {self.target} left empty")
 
     def rolled(self, model, last: np.ndarray, steps: int):
         """Forecasts ``(series, steps)`` from raw windows ``last``, a horizon
@@ -110,10 +175,13 @@ class PanelForecaster:
             window = np.concatenate([window, block], axis=1)[:, -self.window:]
         return np.concatenate(blocks, axis=1)[:, :steps], scale
 
-    def direct(self, model, windows: np.ndarray) -> np.ndarray:
-        """One horizon ``(series, horizon)`` from raw windows: the mean of
-        an ensemble's members, each mapped back to the data's units."""
+    def direct(self, model, windows: np.ndarray, channels=None) -> np.ndarray:
+        """One horizon ``(series, horizon)`` from raw windows (and with
+        covariates, their channels over the window and the horizon): the
+        mean of an ensemble's members, each mapped back to the data's units."""
         x, loc, scale = scaled_inputs(windows)
+        if channels is not None:
+            x = self.encoder.samples(x[..., 0], channels, self.window)
         outs = [loc[:, None] + scale[:, None] * np.asarray(predict(m, x), "float64")
                 for m in members_of(model)]
         return combine(outs)

@@ -42,13 +42,15 @@ def baseline_forecasts(prepared, part) -> tuple[dict, dict]:
     if n_series > MAX_ETS_SERIES:
         notes["ets"] = f"skipped: {n_series} series, over {MAX_ETS_SERIES}"
         return out, notes
-    out["ets"], notes["ets"] = _ets(prepared, part)
+    ets, notes["ets"] = _ets(prepared, part)
+    if np.isfinite(ets).any():
+        out["ets"] = ets
     return out, notes
 
 
 def _ets(prepared, part) -> tuple[np.ndarray, str]:
     ets = np.full((len(part), prepared.horizon), np.nan)
-    failed = []
+    failed, why = [], None
     for s in np.unique(part.series):
         key, mask = prepared.ids[s], part.series == s
         times = prepared.panel.frame.loc[prepared.panel.frame[prepared.panel.id_col] == key,
@@ -57,11 +59,14 @@ def _ets(prepared, part) -> tuple[np.ndarray, str]:
         try:
             ets[mask] = statistical.ets(prepared.values[key], n_train, part.origins[mask],
                                         prepared.horizon, prepared.panel.season)[0]
-        except statistical.BaselineSkipped:
+        except statistical.BaselineSkipped as err:
             failed.append(key)
+            why = why or str(err)
+    if len(failed) == len(np.unique(part.series)):
+        return ets, f"skipped on every series ({why})"
     note = "statsmodels ETS per series, form chosen by AICc on its training rows"
     if failed:
-        note += f"; not fitted on {len(failed)} series (first: {failed[0]!r})"
+        note += f"; not fitted on {len(failed)} series (first: {failed[0]!r}: {why})"
     return ets, note
 
 

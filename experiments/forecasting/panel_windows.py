@@ -25,6 +25,7 @@ import pandas as pd
 
 from experiments.data.panel import Panel
 from experiments.errors import DataError
+from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.windows import resolve_part
 
 # A window's scale is at least this fraction of its mean level, so a flat
@@ -96,6 +97,8 @@ class PreparedPanel:
         values: each kept series' values, by id.
         left_out: a sentence per series left out, naming it and why.
         train, val, test: the windows of each part.
+        covariates: how covariates become input channels, or None without
+            any (``experiments.forecasting.panel_covariates``).
     """
 
     panel: Panel
@@ -109,10 +112,13 @@ class PreparedPanel:
     train: PanelWindows
     val: PanelWindows
     test: PanelWindows
+    covariates: Covariates | None = None
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.window, 1)
+        if self.covariates is None:
+            return (self.window, 1)
+        return (self.window + self.horizon, 2 + self.covariates.channels)
 
     @property
     def outputs(self) -> int:
@@ -135,10 +141,20 @@ def _windows_of(values: np.ndarray, window: int, horizon: int):
     return cut[:, :window], cut[:, window:], np.arange(len(cut)) + window - 1
 
 
-def _part(x, y, series, origins, mask) -> PanelWindows:
+def _part(x, y, series, origins, mask, covariates=None, channels=None) -> PanelWindows:
     inputs, loc, scale = scaled_inputs(x[mask])
+    if covariates is not None:
+        inputs = covariates.samples(inputs[..., 0], channels[mask], x.shape[1])
     targets = ((y[mask] - loc[:, None]) / scale[:, None]).astype("float32")
     return PanelWindows(inputs, targets, loc, scale, series[mask], origins[mask])
+
+
+def _channel_windows(channels: np.ndarray, span: int) -> np.ndarray:
+    """Every ``span`` consecutive rows of one series' covariate channels
+    ``(rows, C)``, as ``(k, span, C)``."""
+    if len(channels) < span:
+        return np.zeros((0, span, channels.shape[1]))
+    return np.lib.stride_tricks.sliding_window_view(channels, span, axis=0).transpose(0, 2, 1)
 
 
 def date_split(panel: Panel, val_size, test_size) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -155,9 +171,11 @@ def date_split(panel: Panel, val_size, test_size) -> tuple[pd.Timestamp, pd.Time
 
 
 def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
-                  test_size) -> PreparedPanel:
+                  test_size, calendar=()) -> PreparedPanel:
     """Split the panel by date, cut each series into windows and scale each
-    window by itself.
+    window by itself; with covariates (the panel's, and ``calendar``
+    parts), each sample spans the window and the horizon (see
+    ``experiments.forecasting.panel_covariates``).
 
     Raises:
         DataError: no series is long enough for one training window (the
@@ -167,8 +185,13 @@ def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise DataError(f"--{name} must be an int >= 1; received {value!r}")
     val_start, test_start = date_split(panel, val_size, test_size)
+    covariates = None
+    if panel.past or panel.future or panel.static or calendar:
+        train_rows = (panel.frame[panel.time_col] < val_start).to_numpy()
+        covariates = Covariates.fit(panel, train_rows, calendar)
+        frames = dict(iter(panel.frame.groupby(panel.id_col, sort=False)))
     xs, ys, series, origins, first_targets, last_targets = [], [], [], [], [], []
-    ids, values, left_out = [], {}, []
+    ids, values, left_out, channels = [], {}, [], []
     for key, (times, y) in panel.groups().items():
         x_k, y_k, o_k = _windows_of(y, window, horizon)
         if not (len(o_k) and times[o_k[0] + horizon] < val_start):
@@ -181,6 +204,9 @@ def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
         ids.append(key)
         values[key] = y
         xs.append(x_k), ys.append(y_k), origins.append(o_k)
+        if covariates is not None:
+            channels.append(_channel_windows(
+                covariates.rows(frames[key], panel.time_col), window + horizon))
         series.append(np.full(len(o_k), index))
         first_targets.append(times[o_k + 1].to_numpy())
         last_targets.append(times[o_k + horizon].to_numpy())
@@ -192,11 +218,13 @@ def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
     x, y = np.concatenate(xs), np.concatenate(ys)
     series, origins = np.concatenate(series), np.concatenate(origins)
     first, last = np.concatenate(first_targets), np.concatenate(last_targets)
+    channels = np.concatenate(channels) if covariates is not None else None
     train = last < val_start.to_datetime64()
     val = (first >= val_start.to_datetime64()) & (last < test_start.to_datetime64())
     test = first >= test_start.to_datetime64()
     return PreparedPanel(
         panel=panel, window=window, horizon=horizon, val_start=val_start,
         test_start=test_start, ids=tuple(ids), values=values, left_out=tuple(left_out),
-        train=_part(x, y, series, origins, train), val=_part(x, y, series, origins, val),
-        test=_part(x, y, series, origins, test))
+        train=_part(x, y, series, origins, train, covariates, channels),
+        val=_part(x, y, series, origins, val, covariates, channels),
+        test=_part(x, y, series, origins, test, covariates, channels), covariates=covariates)

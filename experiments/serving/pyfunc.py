@@ -279,9 +279,13 @@ def history_from_csv(path: str, forecaster: Forecaster, *, time_format=None,
     from experiments import data
 
     if isinstance(forecaster, PanelForecaster):
+        c = forecaster.encoder
+        covariates = dict(past=c.past, future=c.future, static=c.static,
+                          future_rows=bool(c.future)) if c else {}
         panel = data.load_panel_csv(path, id_col=forecaster.id_col,
                                     time_col=forecaster.time_col, target=forecaster.target,
-                                    time_format=time_format, max_file_mb=max_file_mb)
+                                    time_format=time_format, max_file_mb=max_file_mb,
+                                    **covariates)
         frame = panel.frame.copy()
         frame[panel.time_col] = frame[panel.time_col].dt.strftime("%Y-%m-%dT%H:%M:%S")
         return frame

@@ -27,7 +27,7 @@ from experiments.tasks.base import Split, Task
 KIND = "panel"
 TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
          "max_file_mb", "window", "horizon", "val_size", "test_size", "intervals",
-         "autoregressive", "refit")
+         "autoregressive", "refit", "features", "future_features", "static", "calendar")
 # None: from the panel's season (see settings); a window at least this long.
 DEFAULTS = {"window": None, "horizon": None, "val_size": None, "test_size": None}
 MIN_DEFAULT_WINDOW = 8
@@ -47,7 +47,8 @@ def load_panel(cfg) -> Panel:
                               f"{targets or 'none'}")
         return load_panel_csv(cfg.csv, id_col=cfg.id_col, time_col=cfg.time_col,
                               target=targets[0], time_format=cfg.time_format,
-                              max_file_mb=cfg.max_file_mb)
+                              max_file_mb=cfg.max_file_mb, past=cfg.features,
+                              future=cfg.future_features, static=cfg.static)
     try:
         return DATASETS[cfg.data](**cfg.dataset_options)
     except TypeError as err:
@@ -72,7 +73,8 @@ def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
     panel = load_panel(cfg) if panel is None else panel
     chosen = settings(cfg, panel)
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
-    return [PanelTask(prepare_panel(panel, **chosen), levels, cfg.autoregressive)]
+    return [PanelTask(prepare_panel(panel, **chosen, calendar=cfg.calendar), levels,
+                      cfg.autoregressive)]
 
 
 def panel_from_frame(df, model_settings: dict) -> Panel:
@@ -82,7 +84,10 @@ def panel_from_frame(df, model_settings: dict) -> Panel:
         raise ConfigError(f"a panel forecasts one target column; received {targets}")
     return frame_panel(df, id_col=model_settings["id_col"],
                        time_col=model_settings.get("time_col"), target=targets[0],
-                       time_format=model_settings.get("time_format"), name="data")
+                       time_format=model_settings.get("time_format"), name="data",
+                       past=model_settings.get("features", ()),
+                       future=model_settings.get("future_features", ()),
+                       static=model_settings.get("static", ()))
 
 
 def outputs_of(model, x) -> np.ndarray:
@@ -244,8 +249,10 @@ class PanelTask(Task):
         p = self.prepared
         widths = scaled_widths(p, outputs_of(model, p.val.x), self.levels)
         self.interval_note = calibration_note(len(p.val), self.levels, p.horizon)
+        covariates = p.covariates.to_config() if p.covariates is not None else {}
         return PanelForecaster(self.panel.id_col, self.panel.time_col, self.panel.target,
-                               self.panel.freq, p.window, p.horizon, widths, refit)
+                               self.panel.freq, p.window, p.horizon, widths, refit,
+                               covariates)
 
     def history(self, rows: int | None = None):
         """The last ``rows`` (default: the window) of every series that has
@@ -269,11 +276,20 @@ class PanelTask(Task):
             mlflow.set_tag("intervals_note", self.interval_note)
         networks = networks_of(model)
         model = networks[0] if len(networks) == 1 else networks
-        history = self.history()
-        first = history[self.panel.id_col].isin(self.prepared.ids[:3])
-        example = history[first].reset_index(drop=True)
-        return serving.log_served(KIND, model, forecaster, example,
-                                  tracking.model_requirements(), history)
+        return serving.log_served(KIND, model, forecaster, self.example(),
+                                  tracking.model_requirements(), self.history())
+
+    def example(self):
+        """Real input for the served model's signature: three series' last
+        rows; with future covariates, their last horizon given as the
+        future rows (the target left empty)."""
+        p = self.prepared
+        rows = self.history(p.window + (p.horizon if self.panel.future else 0))
+        rows = rows[rows[self.panel.id_col].isin(p.ids[:3])].copy()
+        if self.panel.future:
+            future = rows.groupby(self.panel.id_col).cumcount(ascending=False) < p.horizon
+            rows[self.panel.target] = rows[self.panel.target].where(~future)
+        return rows.reset_index(drop=True)
 
     def config(self):
         return {"scaling": "each window standardised by its own mean and standard "

@@ -172,3 +172,39 @@ def test_tune_searches_a_panel_and_registers_its_model(tmp_path):
     model = mlflow.pyfunc.load_model("models:/lstm-zoo-stores-sales@best")
     table = model.predict(pd.read_csv(path))
     assert table.groupby("store").size().eq(6).all() and table["store"].nunique() == 7
+
+
+def test_train_and_forecast_with_future_static_and_calendar_covariates(tmp_path):
+    from tests.experiments.forecasting.test_panel import promotions
+
+    frame = promotions(n_series=4, weeks=80)
+    last = frame["week"].unique()[-6:]
+    history = frame[~frame["week"].isin(last)]
+    history.to_csv(tmp_path / "promos.csv", index=False)
+    db = tmp_path / "mlflow.db"
+    flags = ["--id-col", "store", "--time-col", "week", "--target", "sales"]
+    done = run_cli_process("train", "--model", "gru", "--csv", str(tmp_path / "promos.csv"),
+                           *flags, "--future-features", "promo", "--static", "region",
+                           "--calendar", "month,weekofyear", "--window", "12",
+                           "--horizon", "6", *TINY, "--tracking-uri", f"sqlite:///{db}",
+                           cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(db)
+    assert run.info.status == "FINISHED"
+    # The next six weeks' plan, the sales left empty: forecast them.
+    request = pd.concat([history, frame[frame["week"].isin(last)].assign(sales="")])
+    request.to_csv(tmp_path / "plan.csv", index=False)
+    out = tmp_path / "forecast.csv"
+    done = run_cli_process("forecast", "--run-id", run.info.run_id, "--csv",
+                           str(tmp_path / "plan.csv"), "--out", str(out),
+                           "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(out)
+    assert table.groupby("store").size().eq(6).all() and table["store"].nunique() == 4
+    assert set(pd.to_datetime(table["week"])) == set(pd.to_datetime(last))
+    # Without the plan's rows there is nothing to read over the horizon.
+    bare = run_cli_process("forecast", "--run-id", run.info.run_id, "--csv",
+                           str(tmp_path / "promos.csv"), "--tracking-uri", f"sqlite:///{db}",
+                           cwd=tmp_path)
+    assert bare.returncode == 2 and "has no row for" in bare.stderr
+    assert "future covariates ['promo']" in bare.stderr

@@ -236,3 +236,86 @@ def test_panel_cross_validation_cuts_every_series_at_the_same_date(panel_model):
     assert sorted(cv["cutoff"].astype(str).unique()) == ["2024-03-01", "2024-06-01"]
     assert cv.groupby(["cutoff", "unique_id"]).size().eq(6).all()
     assert cv["y_actual"].notna().all() and (cv["ds"] > cv["cutoff"]).all()
+
+
+def promotions(n_series=6, weeks=120, seed=0):
+    """y = 50 + 10 x + noise (sd 1), x random but known in advance (a promotion
+    plan): the issue's known-answer panel, weekly, with a static region."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2020-01-06", periods=weeks, freq="W-MON")
+    return pd.concat([pd.DataFrame({
+        "store": f"s{k}", "week": dates, "promo": (x := rng.normal(size=weeks)),
+        "sales": 50 + 5 * k + 10 * x + rng.normal(size=weeks),
+        "region": "north" if k % 2 else "south"}) for k in range(n_series)],
+        ignore_index=True)
+
+
+COVARIATE_MODEL = dict(target="sales", time_col="week", id_col="store", window=12,
+                       horizon=6, epochs=60, seed=1, hyperparameters={"units": 16},
+                       static=["region"], calendar=["month"])
+
+
+@pytest.fixture(scope="module")
+def promo_models():
+    from experiments.forecasting.forecast_model import ForecastModel
+
+    frame = promotions()
+    last = frame["week"].unique()[-6:]
+    train, future = frame[~frame.week.isin(last)], frame[frame.week.isin(last)]
+    known = ForecastModel("gru", future_features=["promo"], **COVARIATE_MODEL).fit(train)
+    past = ForecastModel("gru", features=["promo"], **COVARIATE_MODEL).fit(train)
+    return known, past, train, future
+
+
+def rmse_on(table, future):
+    got = table.merge(future[["store", "week", "sales"]], on=["store", "week"],
+                      suffixes=("", "_true"))
+    assert len(got) == len(future)
+    return float(np.sqrt(np.mean((got["sales"] - got["sales_true"]) ** 2)))
+
+
+@pytest.mark.slow
+def test_a_future_feature_is_read_over_the_horizon_and_a_past_one_is_not(promo_models):
+    """The issue's known-answer test: with x as a future feature the error
+    is near the noise (sd 1); with x as a past-only feature the model
+    cannot know it (an error near 10, x's effect)."""
+    known, past, train, future = promo_models
+    request = pd.concat([train, future.assign(sales=np.nan)])
+    with_future = rmse_on(known.predict(request), future)
+    without = rmse_on(past.predict(train), future)
+    assert with_future < 2.5 and without > 7 and without > 3 * with_future
+    # Past the horizon, each block reads its own future rows.
+    cut = train[train.week < train.week.unique()[-6]]
+    rest = pd.concat([train[train.week >= cut.week.max()].iloc[0:0],
+                      train[~train.index.isin(cut.index)], future])
+    rolled = known.predict(pd.concat([cut, rest.assign(sales=np.nan)]), steps=12)
+    assert rmse_on(rolled, pd.concat([train[~train.index.isin(cut.index)], future])) < 3.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("break_it, message", [
+    (lambda r: r[~((r.store == "s2") & (r.week == r.week.max()))],
+     r"series 's2' has no row for 2022-04-18 with its future covariates \['promo'\]"),
+    (lambda r: r.assign(promo=r.promo.where(~((r.store == "s1") & r.sales.isna()
+                                              & (r.week == r.week.max())))),
+     r"series 's1', column 'promo', row \d+: missing value"),
+    (lambda r: r.assign(region=r.region.where(r.index != 7, "west")),
+     r"series 's0', column 'region', row 7: 'west' differs from the series' first value"),
+    (lambda r: r.assign(sales=r.sales.where(r.index != 30)),
+     r"series 's0', row 30: missing sales; only the rows after a series' history"),
+])
+def test_bad_covariate_requests_are_named_by_series_and_row(promo_models, break_it, message):
+    known, _, train, future = promo_models
+    request = pd.concat([train, future.assign(sales=np.nan)], ignore_index=True)
+    with pytest.raises(ValueError, match=message):
+        known.predict(break_it(request))
+
+
+@pytest.mark.slow
+def test_an_unknown_static_category_is_forecast_as_the_unknown_one(promo_models, caplog):
+    known, _, train, future = promo_models
+    request = pd.concat([train, future.assign(sales=np.nan)], ignore_index=True)
+    request.loc[request.store == "s3", "region"] = "east"
+    table = known.predict(request)
+    assert table["store"].nunique() == 6 and np.isfinite(table["sales"]).all()
+    assert "'east' was not seen in training" in caplog.text
