@@ -16,10 +16,22 @@ import numpy as np
 import pandas as pd
 
 from experiments.data.panel import frame_panel
+from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.forecaster import conformal_widths, predict
 from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.panel_windows import scaled_inputs
+
+SEASONAL_NAIVE = "seasonal_naive"
+
+
+def seasonal_naive(windows: np.ndarray, season: int, horizon: int) -> np.ndarray:
+    """The seasonal naive forecast ``(n, horizon)`` from windows ``(n, window)``
+    (any units: it picks values, so it commutes with each window's scaling):
+    step ``k`` repeats the value one or more whole seasons before it."""
+    k = np.arange(1, horizon + 1)
+    back = season * np.ceil(k / season).astype(int)
+    return np.asarray(windows)[:, windows.shape[1] - 1 + k - back]
 
 
 def scaled_widths(prepared, pred_val_scaled: np.ndarray, levels) -> dict:
@@ -47,6 +59,9 @@ class PanelForecaster:
         covariates: ``Covariates.to_config()``, or empty without any. With
             future covariates, a request gives each series' future rows
             (the target empty) after its history.
+        combination: the weights of the network and of the seasonal naive
+            (``{"network": w, "seasonal_naive": w}``, chosen on validation),
+            or empty for the network alone; ``season``: the seasonal naive's.
     """
 
     id_col: str
@@ -58,6 +73,8 @@ class PanelForecaster:
     widths: dict = dataclasses.field(default_factory=dict)
     refit: bool = False
     covariates: dict = dataclasses.field(default_factory=dict)
+    combination: dict = dataclasses.field(default_factory=dict)
+    season: int = 1
 
     @property
     def encoder(self) -> Covariates | None:
@@ -184,7 +201,12 @@ class PanelForecaster:
             x = self.encoder.samples(x[..., 0], channels, self.window)
         outs = [loc[:, None] + scale[:, None] * np.asarray(predict(m, x), "float64")
                 for m in members_of(model)]
-        return combine(outs)
+        network = combine(outs)
+        if not self.combination:
+            return network
+        naive = seasonal_naive(np.asarray(windows, "float64"), self.season, self.horizon)
+        return (self.combination.get(NETWORK, 0.0) * network
+                + self.combination.get(SEASONAL_NAIVE, 0.0) * naive)
 
     def _table(self, groups, pred, scale, steps) -> pd.DataFrame:
         ids, futures = [], []

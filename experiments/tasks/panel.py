@@ -17,22 +17,32 @@ import numpy as np
 from experiments import tracking
 from experiments.data.panel import Panel, frame_panel, load_panel_csv, make_panel
 from experiments.errors import ConfigError
-from experiments.forecasting import panel_scores
+from experiments.forecasting import combination, panel_scores
+from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, members_of
 from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, coverage
-from experiments.forecasting.panel_forecaster import PanelForecaster, scaled_widths
+from experiments.forecasting.panel_forecaster import (
+    SEASONAL_NAIVE,
+    PanelForecaster,
+    scaled_widths,
+    seasonal_naive,
+)
 from experiments.forecasting.panel_windows import prepare_panel
 from experiments.tasks.base import Split, Task
 
 KIND = "panel"
 TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
          "max_file_mb", "window", "horizon", "val_size", "test_size", "intervals",
-         "autoregressive", "refit", "features", "future_features", "static", "calendar")
+         "autoregressive", "refit", "features", "future_features", "static", "calendar",
+         "combine")
 # None: from the panel's season (see settings); a window at least this long.
 DEFAULTS = {"window": None, "horizon": None, "val_size": None, "test_size": None}
 MIN_DEFAULT_WINDOW = 8
 DATASETS = {"panel": make_panel}
 LABELS = {"naive": "naive", "seasonal_naive": "seasonal naive", "ets": "ETS"}
+# The served forecast combines the network with the seasonal naive, weighted
+# on the validation windows, unless --combine none (see PanelTask.combination_of).
+DEFAULT_COMBINE = "inverse_mse"
 
 
 def claims(cfg) -> bool:
@@ -74,7 +84,7 @@ def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
     chosen = settings(cfg, panel)
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
     return [PanelTask(prepare_panel(panel, **chosen, calendar=cfg.calendar), levels,
-                      cfg.autoregressive)]
+                      cfg.autoregressive, cfg.combine or DEFAULT_COMBINE)]
 
 
 def panel_from_frame(df, model_settings: dict) -> Panel:
@@ -114,7 +124,8 @@ class PanelTask(Task):
     rank_by = "test_mase"
     metrics_shown = panel_scores.SCORED
 
-    def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None):
+    def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None,
+                 combine=DEFAULT_COMBINE):
         self.prepared = p = prepared
         self.panel = p.panel
         self.name = p.panel.name
@@ -127,6 +138,10 @@ class PanelTask(Task):
         # Series left out (too short), said in the run's notes.
         self.adjustments = p.left_out
         self._baselines = None
+        # How the served forecast combines the network with the seasonal
+        # naive (a combination.METHODS name, or "none"), and what it chose.
+        self.combine = combine
+        self.combination_verdict = None
 
     def test_size_text(self) -> str:
         test = self.prepared.test
@@ -185,13 +200,45 @@ class PanelTask(Task):
             self._test_outputs = (model, outputs_of(model, self.test.x))
         return self._test_outputs[1]
 
-    def forecast(self, model, part) -> np.ndarray:
-        """``model``'s forecasts of ``part`` in the data's units ``(n, horizon)``."""
+    def network_outputs(self, model, part) -> np.ndarray:
+        """The network's outputs on ``part``, on each window's scale."""
         if part is self.prepared.test:
-            outputs = self.predict_test(model)
-        else:
-            outputs = outputs_of(model, part.x)
-        return part.to_original(outputs)
+            return np.asarray(self.predict_test(model), "float64")
+        return outputs_of(model, part.x)
+
+    def naive_outputs(self, part) -> np.ndarray:
+        """The seasonal naive's forecasts of ``part``, on each window's scale."""
+        p = self.prepared
+        windows = part.x[..., 0] if p.covariates is None else part.x[:, :p.window, 0]
+        return seasonal_naive(np.asarray(windows, "float64"), self.season, p.horizon)
+
+    @property
+    def season(self) -> int:
+        return int(self.panel.season or 1)
+
+    def combination_of(self, model):
+        """The combination of the network and the seasonal naive to serve,
+        weighted on the validation windows of every series, each on its own
+        scale (``combination.choose``: never one worse there than its best
+        member); None with ``--combine none`` or a window shorter than a
+        season."""
+        p = self.prepared
+        if self.combine == "none" or self.season < 2 or p.window < self.season:
+            return None
+        members = {NETWORK: self.network_outputs(model, p.val)[..., None],
+                   SEASONAL_NAIVE: self.naive_outputs(p.val)[..., None]}
+        return combination.choose(p.val.y[..., None], members, self.combine)
+
+    def served_outputs(self, model, part, chosen) -> np.ndarray:
+        network = self.network_outputs(model, part)
+        if chosen is None:
+            return network
+        return chosen.combine({NETWORK: network, SEASONAL_NAIVE: self.naive_outputs(part)})
+
+    def forecast(self, model, part) -> np.ndarray:
+        """The served forecasts of ``part`` (the network, combined with the
+        seasonal naive where validation chose it) in the data's units."""
+        return part.to_original(self.served_outputs(model, part, self.combination_of(model)))
 
     def per_series(self, model):
         """The test table, one row per series (see ``panel_scores.per_series``)."""
@@ -216,13 +263,18 @@ class PanelTask(Task):
         for key, against in (("seasonal_naive", "seasonal_naive"), ("best_baseline", best)):
             scores[f"test_skill_vs_{key}"] = 1.0 - scores["test_mase"] / scores[
                 f"test_{against}_mase"]
-        val = outputs_of(model, p.val.x)
+        chosen = self.combination_of(model)
+        val, test = (self.served_outputs(model, part, chosen) for part in (p.val, p.test))
         widths = scaled_widths(p, val, self.levels)
-        test = np.asarray(self.predict_test(model), "float64")
         for level, w in widths.items():
             scores[f"test_coverage_{level}"] = coverage(p.test.y[..., None], test[..., None],
                                                         np.asarray(w)[:, None])
         scores["val_loss_scaled"] = float(np.mean((np.asarray(val) - p.val.y) ** 2))
+        if chosen is not None:  # the network alone, for comparison
+            alone = panel_scores.per_series(p, p.test, p.test.to_original(
+                self.network_outputs(model, p.test)), self.baseline_forecasts()[0])
+            scores["test_network_mase"] = float(alone["mase"].mean())
+            scores["combined_network_weight"] = float(chosen.weights.get(NETWORK, 0.0))
         return scores
 
     def log_artifacts(self, model, scores):
@@ -247,12 +299,17 @@ class PanelTask(Task):
         widths from the validation windows of ``model`` (the network that
         never saw them)."""
         p = self.prepared
-        widths = scaled_widths(p, outputs_of(model, p.val.x), self.levels)
+        chosen = self.combination_of(model)
+        widths = scaled_widths(p, self.served_outputs(model, p.val, chosen), self.levels)
         self.interval_note = calibration_note(len(p.val), self.levels, p.horizon)
+        # combination.choose's words are about one series; here it is the panel.
+        self.combination_verdict = None if chosen is None else chosen.verdict.replace(
+            "this series", "this panel")
         covariates = p.covariates.to_config() if p.covariates is not None else {}
         return PanelForecaster(self.panel.id_col, self.panel.time_col, self.panel.target,
                                self.panel.freq, p.window, p.horizon, widths, refit,
-                               covariates)
+                               covariates, dict(chosen.weights) if chosen else {},
+                               self.season)
 
     def history(self, rows: int | None = None):
         """The last ``rows`` (default: the window) of every series that has
@@ -274,6 +331,8 @@ class PanelTask(Task):
         forecaster = self.forecaster(calibrated_on if refit else model, refit=refit)
         if self.interval_note:
             mlflow.set_tag("intervals_note", self.interval_note)
+        if self.combination_verdict:
+            mlflow.set_tag("combination", self.combination_verdict)
         networks = networks_of(model)
         model = networks[0] if len(networks) == 1 else networks
         return serving.log_served(KIND, model, forecaster, self.example(),

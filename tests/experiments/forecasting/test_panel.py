@@ -319,3 +319,26 @@ def test_an_unknown_static_category_is_forecast_as_the_unknown_one(promo_models,
     table = known.predict(request)
     assert table["store"].nunique() == 6 and np.isfinite(table["sales"]).all()
     assert "'east' was not seen in training" in caplog.text
+
+
+def test_a_served_combination_is_the_weighted_sum_of_network_and_seasonal_naive():
+    import dataclasses
+
+    reader = dataclasses.replace(served(), combination={"network": 0.3,
+                                                        "seasonal_naive": 0.7}, season=4)
+    table = reader.forecast(Last(3), history())
+    network = served().forecast(Last(3), history())
+    # The history repeats 10, 11, 12, 13: the seasonal naive continues it.
+    for key, scale in (("a", 1.0), ("b", 100.0)):
+        naive = scale * np.array([10.0, 11.0, 12.0])
+        mine = table.loc[table.store == key, "sales"].to_numpy()
+        alone = network.loc[network.store == key, "sales"].to_numpy()
+        np.testing.assert_allclose(mine, 0.3 * alone + 0.7 * naive, rtol=1e-6)
+
+
+def test_the_panel_combination_is_chosen_on_validation_and_logged(panel_model):
+    model, _ = panel_model
+    weights = model.forecaster_.combination
+    assert set(weights) <= {"network", "seasonal_naive"} and sum(weights.values()) == \
+        pytest.approx(1.0)
+    assert model.forecaster_.season == 12
