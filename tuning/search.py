@@ -235,16 +235,17 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
             if choice.reason:
                 print(f"note: {choice.reason}", flush=True)
             card = None
-            if task.kind == "forecast":  # a model card says what the forecast is
-                from experiments.serving.card import model_card
+            if task.kind in ("forecast", "panel"):  # a model card says what it forecasts
+                from experiments.serving.card import model_card, panel_card
                 from tuning.tracked import trial_params
 
                 hp = trial_params(best_trial.hyperparameters.values)
-                card = model_card(
-                    name=choice.name,
-                    family=family or hp.get("family", hypermodel.families[0]),
-                    hyperparameters=hp, task=task, scores=card_metrics, refit=refit,
-                    run_id=parent.info.run_id, members=task.member_preprocessing(calibrated))
+                common = dict(name=choice.name,
+                              family=family or hp.get("family", hypermodel.families[0]),
+                              hyperparameters=hp, task=task, scores=card_metrics,
+                              refit=refit, run_id=parent.info.run_id)
+                card = (panel_card(**common) if task.kind == "panel" else model_card(
+                    **common, members=task.member_preprocessing(calibrated)))
             registered = tracker.register(model_info, card)
         return SearchResult(parent.info.run_id, dict(best_trial.hyperparameters.values),
                             float(best_trial.score), test_metrics, trials,

@@ -92,6 +92,60 @@ def model_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
     return description, tags
 
 
+def panel_card(*, name: str, family: str, hyperparameters: dict, task, scores: dict,
+               refit: bool, run_id: str) -> tuple[str, dict[str, str]]:
+    """``(description in Markdown, tags)`` for a registered global model: the
+    panel's test scores averaged over series, beside the per-series
+    baselines', and the shares of series it beats them on."""
+    p, panel = task.prepared, task.panel
+    hp = {k: v for k, v in hyperparameters.items() if k not in ("family", "head")}
+    shown_hp = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(hp.items()))
+    rows = [("model", "test_"), *task.baselines()]
+    table = ["| | mean MASE | mean sMAPE |", "|---|---|---|"]
+    table += [f"| {label} | {_fmt(scores[prefix + 'mase'])} | {_fmt(scores[prefix + 'smape'])}"
+              " |" for label, prefix in rows if prefix + "mase" in scores]
+    covariates = [f"{what}: {', '.join(cols)}" for what, cols in (
+        ("past features", panel.past), ("future features", panel.future),
+        ("static", panel.static),
+        ("calendar", p.covariates.calendar if p.covariates else ())) if cols]
+    n = int(scores.get("test_series_scored", len(p.ids)))
+    shares = {k: round(scores.get(f"test_share_beats_{k}", float("nan")) * n)
+              for k in ("seasonal_naive", "best_baseline")}
+    columns = [panel.id_col, panel.time_col, panel.target, *panel.past, *panel.future,
+               *panel.static]
+    description = "\n".join([
+        f"**{family}**, one network over {len(p.ids)} series of `{task.name}` "
+        f"({panel.freq}), {p.horizon} step(s) ahead from each series' last {p.window}, "
+        f"each window scaled by itself.",
+        "", f"Hyperparameters: {shown_hp}.", "",
+        *([f"Covariates: {'; '.join(covariates)}.", ""] if covariates else []),
+        *([f"Combined with the seasonal naive (`--combine`): {task.combination_verdict}.",
+           ""] if task.combination_verdict else []),
+        "Trained on every date" + (" (refit on all the data)." if refit else
+                                   f" before {p.val_start.date()}."),
+        f"Test ({p.test_start.date()} on, {n} series; scores averaged over series, of the "
+        f"model trained before validation):", "", *table, "",
+        f"Beats the seasonal naive on {shares['seasonal_naive']} of {n} series and its best "
+        f"baseline on {shares['best_baseline']} (per_series.csv in run `{run_id}`).", "",
+        f"How to call it (a long table: {', '.join(columns)}; at least {p.window} rows "
+        "per series" + ("; and each series' rows for the dates forecast, "
+                        f"{panel.target} empty" if panel.future else "") + "):",
+        "", "```python", "import mlflow, pandas as pd",
+        f"model = mlflow.pyfunc.load_model(\"models:/{name}@best\")",
+        "print(model.predict(pd.read_csv(\"panel.csv\")))  # every series' forecast",
+        "```", "", f"Or: `lstm-zoo forecast --model models:/{name}@best --csv panel.csv`."])
+    tags = {"family": family, "task": task.kind, "dataset": task.name,
+            "n_series": str(len(p.ids)), "window": str(p.window), "horizon": str(p.horizon),
+            "refit": str(refit).lower(), "hyperparameters": shown_hp[:5000],
+            **({"combination": task.combination_verdict[:5000]}
+               if task.combination_verdict else {}),
+            **{k: _fmt(scores[k]) for k in ("test_mase", "test_seasonal_naive_mase",
+                                             "test_share_beats_seasonal_naive",
+                                             "test_share_beats_best_baseline")
+               if k in scores}}
+    return description, tags
+
+
 def _when(index, row: int) -> str:
     value = index[row]
     if not hasattr(value, "isoformat"):

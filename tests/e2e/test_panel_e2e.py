@@ -169,6 +169,12 @@ def test_tune_searches_a_panel_and_registers_its_model(tmp_path):
     assert all(r.info.status == "FINISHED" for r in runs)
     assert np.isfinite(parent[0].data.metrics["test_mase"])
     mlflow.set_tracking_uri(f"sqlite:///{db}")
+    version = client_for(db).get_model_version_by_alias("lstm-zoo-stores-sales", "best")
+    assert "one network over 6 series of `stores`" in version.description
+    assert "| seasonal naive |" in version.description
+    assert version.tags["task"] == "panel" and version.tags["n_series"] == "6"
+    assert float(version.tags["test_mase"]) == pytest.approx(
+        parent[0].data.metrics["test_mase"], rel=1e-3)
     model = mlflow.pyfunc.load_model("models:/lstm-zoo-stores-sales@best")
     table = model.predict(pd.read_csv(path))
     assert table.groupby("store").size().eq(6).all() and table["store"].nunique() == 7

@@ -342,3 +342,26 @@ def test_the_panel_combination_is_chosen_on_validation_and_logged(panel_model):
     assert set(weights) <= {"network", "seasonal_naive"} and sum(weights.values()) == \
         pytest.approx(1.0)
     assert model.forecaster_.season == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(__import__("zoo").list_models()))
+def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family, tmp_path):
+    """One network over several series, reading the calendar and a static
+    column beside the target: every family of the registry that can serve a
+    forecast trains, forecasts and round-trips; one that cannot says why."""
+    from experiments.errors import ConfigError
+    from experiments.forecasting.forecast_model import ForecastModel
+
+    frame = promotions(n_series=3, weeks=60)
+    settings = dict(target="sales", time_col="week", id_col="store", window=8, horizon=3,
+                    epochs=1, static=["region"], calendar=["month"], refit=False)
+    try:
+        model = ForecastModel(family, **settings).fit(frame)
+    except ConfigError as err:
+        assert family == "conv_lstm" and "cannot serve the panel task" in str(err)
+        return
+    table = model.predict()
+    assert table.groupby("store").size().eq(3).all() and np.isfinite(table["sales"]).all()
+    loaded = ForecastModel.load(model.save(str(tmp_path / family)))
+    np.testing.assert_allclose(loaded.predict()["sales"], table["sales"], rtol=1e-5)
