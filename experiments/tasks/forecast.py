@@ -162,6 +162,25 @@ def transform_choices(default: tuple, positive: bool, season: int) -> list[tuple
                   key=lambda t: (len(t), t))
 
 
+def forecaster_arguments(family, autoregressive, season) -> dict:
+    """What a forecasting task fixes for ``family`` (see
+    ``ForecastTask.builder_arguments``): ``autoregressive`` unless the user
+    said no, and ``season_length`` for the families that smooth a season."""
+    import zoo
+
+    if family is None:
+        return {"autoregressive": autoregressive is not False}
+    takes = zoo.get(family).hyperparameters
+    arguments = {}
+    # seq2seq_lstm takes none: its decoder forecasts step by step.
+    if "autoregressive" in takes:
+        arguments["autoregressive"] = autoregressive is not False
+    # es_rnn smooths the data's own season.
+    if "season_length" in takes:
+        arguments["season_length"] = max(int(season or 1), 1)
+    return arguments
+
+
 class ForecastTask(Task):
     """Direct multi-step forecasting of one or more columns of a series."""
 
@@ -272,19 +291,7 @@ class ForecastTask(Task):
         the 24 validation months best (RMSE 9.6) and the test months worst
         (18.2); with it, 13.5 (SARIMA 14.9).
         """
-        import zoo
-
-        if family is None:
-            return {"autoregressive": self.autoregressive is not False}
-        takes = zoo.get(family).hyperparameters
-        arguments = {}
-        # seq2seq_lstm takes none: its decoder forecasts step by step.
-        if "autoregressive" in takes:
-            arguments["autoregressive"] = self.autoregressive is not False
-        # es_rnn smooths the data's own season.
-        if "season_length" in takes:
-            arguments["season_length"] = max(int(self.prepared.season or 1), 1)
-        return arguments
+        return forecaster_arguments(family, self.autoregressive, self.prepared.season)
 
     def params(self):
         p = self.prepared

@@ -29,6 +29,7 @@ from experiments.forecasting.panel_forecaster import (
 )
 from experiments.forecasting.panel_windows import prepare_panel
 from experiments.tasks.base import Split, Task
+from experiments.tasks.forecast import forecaster_arguments
 
 KIND = "panel"
 TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
@@ -150,17 +151,7 @@ class PanelTask(Task):
     def builder_arguments(self, family=None):
         """The linear autoregression on the (scaled) window, on unless the
         user said no, and the season for the families that smooth it."""
-        import zoo
-
-        if family is None:
-            return {"autoregressive": self.autoregressive is not False}
-        takes = zoo.get(family).hyperparameters
-        arguments = {}
-        if "autoregressive" in takes:
-            arguments["autoregressive"] = self.autoregressive is not False
-        if "season_length" in takes:
-            arguments["season_length"] = max(int(self.panel.season or 1), 1)
-        return arguments
+        return forecaster_arguments(family, self.autoregressive, self.panel.season)
 
     def all_windows(self):
         p = self.prepared
