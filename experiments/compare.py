@@ -58,21 +58,31 @@ def leaderboard(entries, task) -> list[tuple]:
     rank = task.rank_by[len("test_"):]
     order = [rank, *[k for k in shown if k != rank]]
     done = [e for e in entries if not e.error]
-    # Forecasts: each model's skill against the best baseline (by RMSE).
+    # Forecasts: each model's skill against the best baseline (by the
+    # ranking metric); a panel's: the series it beats that baseline on too.
     skill = bool(done) and "test_skill_vs_best_baseline" in done[0].metrics
-    header = ("rank", "model", *order, *(("skill",) if skill else ()), "run")
-    rows = [(e.model, *(e.metrics[f"test_{k}"] for k in order),
-             *((f"{e.metrics['test_skill_vs_best_baseline']:+.3f}",) if skill else ()),
+    won = bool(done) and "test_share_beats_best_baseline" in done[0].metrics
+    extra = (("skill",) if skill else ()) + (("series won",) if won else ())
+
+    def extras(m):
+        cells = (f"{m['test_skill_vs_best_baseline']:+.3f}",) if skill else ()
+        if won:
+            n = int(m["test_series_scored"])
+            cells += (f"{round(m['test_share_beats_best_baseline'] * n)}/{n}",)
+        return cells
+
+    header = ("rank", "model", *order, *extra, "run")
+    rows = [(e.model, *(e.metrics[f"test_{k}"] for k in order), *extras(e.metrics),
              e.run_id[:8]) for e in done]
     if done:
         m = done[0].metrics  # baselines are the same test data for every run
         for label, prefix in task.baselines():
             rows.append((f"({label})", *(m[prefix + k] for k in order),
-                         *(("",) if skill else ()), "baseline"))
+                         *("" for _ in extra), "baseline"))
     rows.sort(key=lambda r: r[1])
     out = [header]
     for i, r in enumerate(rows, 1):
-        tail = 2 if skill else 1
+        tail = 1 + len(extra)
         out.append((str(i), r[0], *(f"{v:.4g}" for v in r[1:-tail]), *r[-tail:]))
     for e in entries:
         if e.error:

@@ -19,7 +19,8 @@ import pytest
 from experiments.data import make_panel
 from tests.helpers import all_runs, client_for, run_cli_process
 
-pytestmark = pytest.mark.slow
+# One worker runs them all: the trained panel_run fixture is trained once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("panel_e2e")]
 PANEL = ["--id-col", "store", "--time-col", "month", "--target", "sales"]
 TINY = ["--epochs", "3", "--units", "4", "--batch-size", "32"]
 

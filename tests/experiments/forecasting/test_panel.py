@@ -188,6 +188,7 @@ def panel_model():
     return model, frame
 
 
+@pytest.mark.xdist_group("panel_models")
 def test_a_panel_model_forecasts_each_series_on_its_own_scale(panel_model):
     """The issue's scale test: one series times 1,000 before predict, its
     forecast times 1,000 (relative 1e-4), every other series' unchanged; and
@@ -215,6 +216,7 @@ def test_a_panel_model_forecasts_each_series_on_its_own_scale(panel_model):
     np.testing.assert_array_equal(others["y_after"], others["y"])
 
 
+@pytest.mark.xdist_group("panel_models")
 def test_a_panel_model_saves_and_loads_as_the_served_pyfunc(panel_model, tmp_path):
     import mlflow
 
@@ -230,6 +232,7 @@ def test_a_panel_model_saves_and_loads_as_the_served_pyfunc(panel_model, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("panel_models")
 def test_panel_cross_validation_cuts_every_series_at_the_same_date(panel_model):
     model, frame = panel_model
     cv = model.cross_validation(frame, n_windows=2, step=3)
@@ -275,6 +278,7 @@ def rmse_on(table, future):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("promo_models")
 def test_a_future_feature_is_read_over_the_horizon_and_a_past_one_is_not(promo_models):
     """The issue's known-answer test: with x as a future feature the error
     is near the noise (sd 1); with x as a past-only feature the model
@@ -293,6 +297,7 @@ def test_a_future_feature_is_read_over_the_horizon_and_a_past_one_is_not(promo_m
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("promo_models")
 @pytest.mark.parametrize("break_it, message", [
     (lambda r: r[~((r.store == "s2") & (r.week == r.week.max()))],
      r"series 's2' has no row for 2022-04-18 with its future covariates \['promo'\]"),
@@ -312,6 +317,7 @@ def test_bad_covariate_requests_are_named_by_series_and_row(promo_models, break_
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("promo_models")
 def test_an_unknown_static_category_is_forecast_as_the_unknown_one(promo_models, caplog):
     known, _, train, future = promo_models
     request = pd.concat([train, future.assign(sales=np.nan)], ignore_index=True)
@@ -336,6 +342,7 @@ def test_a_served_combination_is_the_weighted_sum_of_network_and_seasonal_naive(
         np.testing.assert_allclose(mine, 0.3 * alone + 0.7 * naive, rtol=1e-6)
 
 
+@pytest.mark.xdist_group("panel_models")
 def test_the_panel_combination_is_chosen_on_validation_and_logged(panel_model):
     model, _ = panel_model
     weights = model.forecaster_.combination
@@ -365,3 +372,24 @@ def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family, t
     assert table.groupby("store").size().eq(3).all() and np.isfinite(table["sales"]).all()
     loaded = ForecastModel.load(model.save(str(tmp_path / family)))
     np.testing.assert_allclose(loaded.predict()["sales"], table["sales"], rtol=1e-5)
+
+
+def test_compare_ranks_panel_runs_with_the_series_each_wins():
+    from types import SimpleNamespace
+
+    from experiments.compare import Entry, leaderboard
+
+    task = SimpleNamespace(metrics_shown=("mase", "smape", "rmse"), rank_by="test_mase",
+                           baselines=lambda: [("seasonal naive", "test_seasonal_naive_")])
+
+    def scores(mase, won):
+        return {"test_mase": mase, "test_smape": 10 * mase, "test_rmse": 5 * mase,
+                "test_skill_vs_best_baseline": 1 - mase, "test_series_scored": 20.0,
+                "test_share_beats_best_baseline": won / 20, "test_seasonal_naive_mase": 1.0,
+                "test_seasonal_naive_smape": 10.0, "test_seasonal_naive_rmse": 5.0}
+
+    rows = leaderboard([Entry("gru", scores(1.2, 6), "a" * 32),
+                        Entry("simple_rnn", scores(0.9, 13), "b" * 32)], task)
+    assert rows[0] == ("rank", "model", "mase", "smape", "rmse", "skill", "series won", "run")
+    assert rows[1][:3] == ("1", "simple_rnn", "0.9") and rows[1][-2:] == ("13/20", "bbbbbbbb")
+    assert rows[2][1] == "(seasonal naive)" and rows[3][1] == "gru" and rows[3][-2] == "6/20"
