@@ -23,9 +23,7 @@ $(STAMP): pyproject.toml
 # subprocesses much of the time. On 2 cores it measured 14 minutes against
 # 21 run in one process. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
-# loadgroup: tests marked with one xdist_group share a worker, so a module's
-# trained fixture is trained once, not once per worker.
-XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS))
 
 test: install
 	$(BIN)/python -m pytest $(XDIST)

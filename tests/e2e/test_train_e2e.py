@@ -102,7 +102,6 @@ def csv_run(tmp_path_factory):
     return db, run, path, done.stdout
 
 
-@pytest.mark.xdist_group("csv_run")
 def test_train_user_csv_with_two_targets(csv_run):
     db, run, path, stdout = csv_run
     check_complete_run(db, run, family="gru", dataset="energy")
@@ -115,7 +114,6 @@ def test_train_user_csv_with_two_targets(csv_run):
     assert set(config["scaler"]["mean"]) == {"load", "temp", "price"}
 
 
-@pytest.mark.xdist_group("csv_run")
 def test_served_model_from_raw_history_equals_the_runs_test_forecasts(csv_run, tmp_path):
     """In a fresh process, elsewhere than the run's folder: the logged pyfunc
     model, given the CSV's rows up to each test origin, returns the forecasts
@@ -168,7 +166,6 @@ def test_served_model_from_raw_history_equals_the_runs_test_forecasts(csv_run, t
     assert "types ok" in done.stdout
 
 
-@pytest.mark.xdist_group("csv_run")
 def test_forecast_command_continues_a_csv_and_writes_table_and_plot(csv_run, tmp_path,
                                                                    capsys):
     db, run, path, _ = csv_run
@@ -196,7 +193,6 @@ def test_forecast_command_continues_a_csv_and_writes_table_and_plot(csv_run, tmp
     assert "['price']" in capsys.readouterr().err
 
 
-@pytest.mark.xdist_group("csv_run")
 def test_mlflow_models_serve_answers_raw_history_as_pyfunc_does(csv_run, tmp_path):
     """The real server (`lstm-zoo serve`, i.e. `mlflow models serve
     --env-manager local`): a POST of raw CSV rows returns the numbers of

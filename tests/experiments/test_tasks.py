@@ -99,7 +99,6 @@ def lm_run(tmp_path_factory, timemachine):
     return folder, db, only_run(db), done.stdout
 
 
-@pytest.mark.xdist_group("lm_run")
 def test_language_model_run(lm_run):
     folder, db, run, stdout = lm_run
     m = run.data.metrics
@@ -126,7 +125,6 @@ def test_language_model_run(lm_run):
     assert list(again["text"]) == list(out["text"])  # a seed repeats the sample
 
 
-@pytest.mark.xdist_group("lm_run")
 def test_generate_prints_text_from_a_logged_model(lm_run):
     folder, db, run, _ = lm_run
     done = run_cli_process("generate", "--run-id", run.info.run_id, "--prompt",

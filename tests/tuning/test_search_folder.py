@@ -79,7 +79,6 @@ def finished_search(tmp_path_factory):
     return root
 
 
-@pytest.mark.xdist_group("finished_search")
 def test_fresh_starts_over_in_a_folder_lstm_zoo_made(finished_search, tmp_path, capsys):
     import shutil
 
@@ -101,7 +100,6 @@ def test_fresh_starts_over_in_a_folder_lstm_zoo_made(finished_search, tmp_path, 
 
 @pytest.mark.parametrize("damage", ["state-truncated", "state-not-object", "oracle-truncated",
                                     "trial-garbage", "oracle-wrong-shape"])
-@pytest.mark.xdist_group("finished_search")
 def test_damaged_search_state_exits_2_naming_the_file(damage, finished_search, tmp_path,
                                                      capsys):
     import shutil

@@ -188,7 +188,6 @@ def panel_model():
     return model, frame
 
 
-@pytest.mark.xdist_group("panel_models")
 def test_a_panel_model_forecasts_each_series_on_its_own_scale(panel_model):
     """The issue's scale test: one series times 1,000 before predict, its
     forecast times 1,000 (relative 1e-4), every other series' unchanged; and
@@ -216,7 +215,6 @@ def test_a_panel_model_forecasts_each_series_on_its_own_scale(panel_model):
     np.testing.assert_array_equal(others["y_after"], others["y"])
 
 
-@pytest.mark.xdist_group("panel_models")
 def test_a_panel_model_saves_and_loads_as_the_served_pyfunc(panel_model, tmp_path):
     import mlflow
 
@@ -232,7 +230,6 @@ def test_a_panel_model_saves_and_loads_as_the_served_pyfunc(panel_model, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("panel_models")
 def test_panel_cross_validation_cuts_every_series_at_the_same_date(panel_model):
     model, frame = panel_model
     cv = model.cross_validation(frame, n_windows=2, step=3)
@@ -278,7 +275,6 @@ def rmse_on(table, future):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("promo_models")
 def test_a_future_feature_is_read_over_the_horizon_and_a_past_one_is_not(promo_models):
     """The issue's known-answer test: with x as a future feature the error
     is near the noise (sd 1); with x as a past-only feature the model
@@ -297,7 +293,6 @@ def test_a_future_feature_is_read_over_the_horizon_and_a_past_one_is_not(promo_m
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("promo_models")
 @pytest.mark.parametrize("break_it, message", [
     (lambda r: r[~((r.store == "s2") & (r.week == r.week.max()))],
      r"series 's2' has no row for 2022-04-18 with its future covariates \['promo'\]"),
@@ -317,7 +312,6 @@ def test_bad_covariate_requests_are_named_by_series_and_row(promo_models, break_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("promo_models")
 def test_an_unknown_static_category_is_forecast_as_the_unknown_one(promo_models, caplog):
     known, _, train, future = promo_models
     request = pd.concat([train, future.assign(sales=np.nan)], ignore_index=True)
@@ -342,7 +336,6 @@ def test_a_served_combination_is_the_weighted_sum_of_network_and_seasonal_naive(
         np.testing.assert_allclose(mine, 0.3 * alone + 0.7 * naive, rtol=1e-6)
 
 
-@pytest.mark.xdist_group("panel_models")
 def test_the_panel_combination_is_chosen_on_validation_and_logged(panel_model):
     model, _ = panel_model
     weights = model.forecaster_.combination
@@ -353,10 +346,11 @@ def test_the_panel_combination_is_chosen_on_validation_and_logged(panel_model):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(__import__("zoo").list_models()))
-def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family, tmp_path):
+def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family):
     """One network over several series, reading the calendar and a static
     column beside the target: every family of the registry that can serve a
-    forecast trains, forecasts and round-trips; one that cannot says why."""
+    forecast trains and forecasts every series; one that cannot says why.
+    (The saved round trip is the gru's, above: saving is the zoo's, shared.)"""
     from experiments.errors import ConfigError
     from experiments.forecasting.forecast_model import ForecastModel
 
@@ -370,8 +364,6 @@ def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family, t
         return
     table = model.predict()
     assert table.groupby("store").size().eq(3).all() and np.isfinite(table["sales"]).all()
-    loaded = ForecastModel.load(model.save(str(tmp_path / family)))
-    np.testing.assert_allclose(loaded.predict()["sales"], table["sales"], rtol=1e-5)
 
 
 def test_compare_ranks_panel_runs_with_the_series_each_wins():
