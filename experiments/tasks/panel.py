@@ -44,6 +44,8 @@ LABELS = {"naive": "naive", "seasonal_naive": "seasonal naive", "ets": "ETS"}
 # The served forecast combines the network with the seasonal naive, weighted
 # on the validation windows, unless --combine none (see PanelTask.combination_of).
 DEFAULT_COMBINE = "inverse_mse"
+# Series left out named one by one, up to this many.
+MAX_NOTES = 3
 
 
 def claims(cfg) -> bool:
@@ -136,8 +138,13 @@ class PanelTask(Task):
         self.test = Split(p.test.x, p.test.y)
         self.levels = tuple(levels)
         self.autoregressive = autoregressive
-        # Series left out (too short), said in the run's notes.
-        self.adjustments = p.left_out
+        # Series left out (too short), said in the run's notes: each by name,
+        # or past a few, counted (left_out.txt in the run names every one).
+        self.adjustments = p.left_out if len(p.left_out) <= MAX_NOTES else (
+            f"{len(p.left_out)} series have fewer than window {p.window} + horizon "
+            f"{p.horizon} rows before the validation period ({p.val_start.date()}); "
+            f"left out of training (left_out.txt in the run names them): "
+            + ", ".join(note.split("'")[1] for note in p.left_out[:MAX_NOTES]) + ", ...",)
         self._baselines = None
         # How the served forecast combines the network with the seasonal
         # naive (a combination.METHODS name, or "none"), and what it chose.

@@ -385,3 +385,14 @@ def test_compare_ranks_panel_runs_with_the_series_each_wins():
     assert rows[0] == ("rank", "model", "mase", "smape", "rmse", "skill", "series won", "run")
     assert rows[1][:3] == ("1", "simple_rnn", "0.9") and rows[1][-2:] == ("13/20", "bbbbbbbb")
     assert rows[2][1] == "(seasonal naive)" and rows[3][1] == "gru" and rows[3][-2] == "6/20"
+
+
+def test_many_series_left_out_are_counted_in_one_note():
+    from experiments.tasks.panel import PanelTask
+
+    prepared = prepare_panel(make_panel(40, seed=0), window=24, horizon=12, val_size=12,
+                             test_size=12)
+    assert len(prepared.left_out) > 3
+    (note,) = PanelTask(prepared).adjustments
+    assert note.startswith(f"{len(prepared.left_out)} series have fewer than window 24")
+    assert "left_out.txt in the run names them" in note
