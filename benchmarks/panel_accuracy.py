@@ -12,6 +12,10 @@ The protocol, fixed before anything was tuned to it:
   panel.csv --id-col unique_id --time-col ds --target y --horizon 8
   --models all --tuner random --max-trials TRIALS --ensemble 3`` (seed 42),
   then the registered model forecasts every series' next 8 quarters;
+- lstm-zoo's ES-RNN across series as Smyl ran it in M4, one LSTM for every
+  series and smoothing coefficients per series:
+  ``ForecastModel("es_rnn", id_col="unique_id", horizon=8,
+  id_embedding=True)`` on the whole panel (its defaults otherwise);
 - lstm-zoo's one network per series, for what learning across series buys:
   ``ForecastModel("gru", horizon=8, combine="none")`` fitted on each
   series alone (its defaults otherwise);
@@ -50,7 +54,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 HORIZON, SEASON = 8, 4
 GLOBAL, LOCAL = "lstm-zoo global", "lstm-zoo per series"
-MODELS = (GLOBAL, LOCAL, *public_set.REFERENCES)
+ES_RNN = "lstm-zoo es_rnn global, smoothing per series"
+MODELS = (GLOBAL, ES_RNN, LOCAL, *public_set.REFERENCES)
 # The neural peer as measured by the issue (neuralforecast 3.3, PyTorch CPU:
 # input size 2h, 500 steps, robust scaler, seed 1); not run here.
 NEURALFORECAST = {"visnights": {"LSTM": 1.548, "NHITS": 1.368},
@@ -178,6 +183,17 @@ def zoo_global(history, folder, uri, *, trials, ensemble, seed, name) -> tuple:
              "own_share_beats_best_baseline": own["test_share_beats_best_baseline"]})
 
 
+def zoo_es_rnn(history, seed) -> pd.DataFrame:
+    """ES-RNN over the whole panel: one LSTM, smoothing per series."""
+    from experiments.forecasting.forecast_model import ForecastModel
+
+    frame = history.assign(ds=history["ds"].dt.strftime("%Y-%m-%d"))
+    model = ForecastModel("es_rnn", target="y", time_col="ds", id_col="unique_id",
+                          horizon=HORIZON, id_embedding=True, seed=seed).fit(frame)
+    got = model.predict(frame)
+    return got.rename(columns={"y": "mean", "lower_80": "lo-80", "upper_80": "hi-80"})
+
+
 def zoo_local(history, seed) -> pd.DataFrame:
     """One network per series: ``ForecastModel`` on each series alone."""
     from experiments.forecasting.forecast_model import ForecastModel
@@ -222,6 +238,9 @@ def run_panel(name, folder, uri, *, trials, ensemble, seed) -> dict:
                                                ensemble=ensemble, seed=seed, name=name)
     seconds[GLOBAL] = time.perf_counter() - started
     started = time.perf_counter()
+    forecasts[ES_RNN] = zoo_es_rnn(history, seed)
+    seconds[ES_RNN] = time.perf_counter() - started
+    started = time.perf_counter()
     forecasts[LOCAL] = zoo_local(history, seed)
     seconds[LOCAL] = time.perf_counter() - started
     tables = {m: scores(history, future, f) for m, f in forecasts.items()}
@@ -244,12 +263,14 @@ def markdown(result) -> str:
              f"Last {HORIZON} quarters of every series hidden. lstm-zoo global: `tune "
              f"--id-col unique_id --time-col ds --target y --horizon {HORIZON} --models all "
              f"--tuner random --max-trials {b['trials']} --ensemble {b['ensemble']}`, seed "
-             f"{b['seed']}. lstm-zoo per series: `ForecastModel('gru', horizon={HORIZON}, "
+             f"{b['seed']}. lstm-zoo es_rnn: `ForecastModel('es_rnn', id_col='unique_id', "
+             f"horizon={HORIZON}, id_embedding=True)` on the whole panel. lstm-zoo per series: `ForecastModel('gru', horizon={HORIZON}, "
              f"combine='none')` on each series alone. References: statsforecast per series. "
              f"Mean MASE over series (lower is better).", ""]
     for row in result["rows"]:
         lines += [f"**{row['panel']}** ({row['series']} series; search and forecast "
-                  f"{row['seconds'][GLOBAL] / 60:.1f} min, per-series networks "
+                  f"{row['seconds'][GLOBAL] / 60:.1f} min, es_rnn "
+                  f"{row['seconds'][ES_RNN] / 60:.1f} min, per-series networks "
                   f"{row['seconds'][LOCAL] / 60:.1f} min)", "",
                   "| model | MASE | sMAPE | 80% covered |", "|---|---|---|---|"]
         ranked = sorted(row["mean"], key=lambda m: row["mean"][m]["mase"])

@@ -161,6 +161,11 @@ class RunConfig:
         (), _NAMES, group="data", nargs="+", metavar="COL",
         help="with --id-col: columns with one value per series (a region, a category): "
              "text becomes a learned embedding, numbers pass through")
+    id_embedding: bool = setting(
+        False, OfType((bool,), "true or false"), group="data", action="store_true",
+        help="with --id-col: the series id as one more static input, so each series "
+             "gets a learned embedding (and es_rnn smoothing coefficients of its own); a "
+             "series not seen in training is forecast with the shared 'unknown' one")
     calendar: tuple[str, ...] = setting(
         (), Calendar(), group="data", metavar="PART[,PART]",
         help="with --id-col: calendar inputs derived from the timestamps: "

@@ -6,6 +6,17 @@ from __future__ import annotations
 from tuning.settings import SearchConfig
 
 
+def candidates(hypermodel, best, task) -> list:
+    """The trials an ensemble may take, best first: all of them, or, for a
+    task whose members must read the same windows (``ensembles_mix_data``
+    false: a panel's one served reader), those with the best trial's data
+    settings."""
+    if not hypermodel.data or task.ensembles_mix_data:
+        return list(best)
+    chosen = hypermodel.data_of(best[0].hyperparameters)
+    return [t for t in best if hypermodel.data_of(t.hyperparameters) == chosen]
+
+
 def ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, refit):
     """``cfg.ensemble`` models as one (the mean of their forecasts), scored
     on the test split beside the best model (``ensemble_test_rmse``...) and,

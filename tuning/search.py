@@ -18,7 +18,7 @@ import time
 
 from experiments.errors import ConfigError
 from tuning import folder as folder_mod
-from tuning.ensemble import ensemble, refit_best
+from tuning.ensemble import candidates, ensemble, refit_best
 from tuning.settings import (
     SearchConfig,
     SearchError,
@@ -227,7 +227,8 @@ def _run_tracked(cfg, name, task, hypermodel, dataset, fingerprint, state, proje
         calibrated, card_metrics, family = model, test_metrics, None
         if cfg.ensemble > 1 and task.refits:
             served, calibrated, card_metrics, family = ensemble(
-                cfg, tuner, hypermodel, best[:cfg.ensemble], task, model, served, refit)
+                cfg, tuner, hypermodel, candidates(hypermodel, best, task)[:cfg.ensemble],
+                task, model, served, refit)
         model_info = task.log_served(served, calibrated_on=calibrated)
         registered = None
         if cfg.register:

@@ -6,7 +6,8 @@ import argparse
 
 # Builder arguments the forecast task sets from a setting of its own
 # (``ForecastTask.builder_arguments``), so a flag of theirs would be ignored.
-SET_BY_TASK = {"season_length": "--season"}
+SET_BY_TASK = {"season_length": "--season", "history": "--window",
+               "series_channels": "--static, --id-embedding"}
 
 
 def hyperparameter_flags() -> dict[str, type]:

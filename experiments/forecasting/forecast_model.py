@@ -37,7 +37,7 @@ from experiments.training import fitting
 
 # Settings the object takes, each checked by ``RunConfig``'s constraint.
 SETTINGS = ("target", "time_col", "id_col", "features", "future_features", "static",
-            "calendar", "time_format", "fill_missing", "sort",
+            "calendar", "id_embedding", "time_format", "fill_missing", "sort",
             "window", "horizon", "transforms", "season", "intervals", "val_size",
             "test_size", "epochs", "batch_size", "learning_rate", "clipnorm", "patience",
             "seed", "autoregressive", "combine")

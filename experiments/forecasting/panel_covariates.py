@@ -16,7 +16,10 @@ channel per input:
 - static covariates (``--static``): numbers standardised, text one-hot,
   every row; the network's first layer weights the one-hot columns, so each
   category gets a learned embedding. A category not seen in training is all
-  zeros: the "unknown" embedding.
+  zeros: the "unknown" embedding;
+- the series id (``--id-embedding``): one-hot like a static text column, so
+  each series seen in training gets an embedding of its own, and one it has
+  not seen the "unknown" one.
 
 Numbers are standardised with the mean and standard deviation of the
 training rows (covariates keep one scale for every series: a temperature
@@ -55,6 +58,8 @@ class Covariates:
         static: static columns; ``categories`` maps each text one to the
             categories seen in training (numbers have none).
         mean, std: of each numeric column on the training rows.
+        series_id: the id column, read as one more static text column
+            (``--id-embedding``), or None.
     """
 
     past: tuple[str, ...] = ()
@@ -64,31 +69,47 @@ class Covariates:
     categories: dict = dataclasses.field(default_factory=dict)
     mean: dict = dataclasses.field(default_factory=dict)
     std: dict = dataclasses.field(default_factory=dict)
+    series_id: str | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.past or self.future or self.calendar or self.static)
+        return not (self.past or self.future or self.calendar or self.describing)
+
+    @property
+    def describing(self) -> tuple[str, ...]:
+        """The columns that describe a series, each row the same: the static
+        ones, then the id under ``--id-embedding``."""
+        return (*self.static, *((self.series_id,) if self.series_id else ()))
+
+    @property
+    def static_channels(self) -> int:
+        """How many channels the series-describing columns take (the last)."""
+        return sum(len(self.categories.get(c, ())) or 1 for c in self.describing)
 
     @property
     def channels(self) -> int:
         """Channels per row beside the target and the horizon flag."""
         return (len(self.past) + len(self.future) + 2 * len(self.calendar)
-                + sum(len(self.categories.get(c, ())) or 1 for c in self.static))
+                + self.static_channels)
 
     @classmethod
-    def fit(cls, panel, train_rows: np.ndarray, calendar=()) -> Covariates:
-        """Scales and categories from the panel's training rows (a mask)."""
+    def fit(cls, panel, train_rows: np.ndarray, calendar=(), id_embedding=False
+            ) -> Covariates:
+        """Scales and categories from the panel's training rows (a mask);
+        with ``id_embedding``, the series ids of those rows as categories."""
         frame = panel.frame[train_rows]
         mean, std, categories = {}, {}, {}
-        for col in (*panel.past, *panel.future, *panel.static):
-            if not pd.api.types.is_numeric_dtype(frame[col]):  # text: categories
+        series_id = panel.id_col if id_embedding else None
+        for col in (*panel.past, *panel.future, *panel.static,
+                    *((series_id,) if series_id else ())):
+            if not pd.api.types.is_numeric_dtype(frame[col]) or col == series_id:
                 categories[col] = sorted(map(str, frame[col].unique()))
                 continue
             values = frame[col].to_numpy(dtype="float64")
             mean[col] = float(np.mean(values))
             std[col] = float(np.std(values)) or 1.0
         return cls(tuple(panel.past), tuple(panel.future), tuple(calendar),
-                   tuple(panel.static), categories, mean, std)
+                   tuple(panel.static), categories, mean, std, series_id)
 
     def rows(self, rows: pd.DataFrame, time_col: str) -> np.ndarray:
         """The covariate channels of a series' ``rows`` ``(len, channels)``:
@@ -99,7 +120,7 @@ class Covariates:
             value, period = CALENDAR[part]
             angle = 2 * np.pi * np.asarray(value(times), dtype="float64") / period
             parts += [np.sin(angle), np.cos(angle)]
-        for col in self.static:
+        for col in self.describing:
             if col in self.categories:
                 known = self.categories[col]
                 hot = np.zeros((len(rows), len(known)))

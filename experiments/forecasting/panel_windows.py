@@ -171,11 +171,11 @@ def date_split(panel: Panel, val_size, test_size) -> tuple[pd.Timestamp, pd.Time
 
 
 def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
-                  test_size, calendar=()) -> PreparedPanel:
+                  test_size, calendar=(), id_embedding=False) -> PreparedPanel:
     """Split the panel by date, cut each series into windows and scale each
-    window by itself; with covariates (the panel's, and ``calendar``
-    parts), each sample spans the window and the horizon (see
-    ``experiments.forecasting.panel_covariates``).
+    window by itself; with covariates (the panel's, ``calendar`` parts and,
+    with ``id_embedding``, the series id), each sample spans the window and
+    the horizon (see ``experiments.forecasting.panel_covariates``).
 
     Raises:
         DataError: no series is long enough for one training window (the
@@ -186,9 +186,9 @@ def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
             raise DataError(f"--{name} must be an int >= 1; received {value!r}")
     val_start, test_start = date_split(panel, val_size, test_size)
     covariates = None
-    if panel.past or panel.future or panel.static or calendar:
+    if panel.past or panel.future or panel.static or calendar or id_embedding:
         train_rows = (panel.frame[panel.time_col] < val_start).to_numpy()
-        covariates = Covariates.fit(panel, train_rows, calendar)
+        covariates = Covariates.fit(panel, train_rows, calendar, bool(id_embedding))
         frames = dict(iter(panel.frame.groupby(panel.id_col, sort=False)))
     xs, ys, series, origins, first_targets, last_targets = [], [], [], [], [], []
     ids, values, left_out, channels = [], {}, [], []

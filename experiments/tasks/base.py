@@ -57,8 +57,13 @@ class Task:
     # === Capabilities, declared (train, tune and the CLI read these) ===
     # A refit on all the data and ensembles of forecasts (``all_windows``).
     refits = False
-    # The window and transforms can be searched (``data_space``, ``variant``).
+    # The window and transforms can be searched (``data_space``, ``variant``,
+    # ``validation_rmse``).
     searches_data = False
+    # An ensemble may mix members of different data settings (each forecast
+    # in the data's units, then averaged); False: a search's ensemble keeps
+    # to its best trial's.
+    ensembles_mix_data = False
     # Trains with the state carried from window to window (experiments.training.stateful).
     stateful = False
     # What loading repaired, and why the transforms were chosen (run notes).

@@ -162,10 +162,13 @@ def transform_choices(default: tuple, positive: bool, season: int) -> list[tuple
                   key=lambda t: (len(t), t))
 
 
-def forecaster_arguments(family, autoregressive, season) -> dict:
+def forecaster_arguments(family, autoregressive, season, history=None,
+                         series_channels=0) -> dict:
     """What a forecasting task fixes for ``family`` (see
     ``ForecastTask.builder_arguments``): ``autoregressive`` unless the user
-    said no, and ``season_length`` for the families that smooth a season."""
+    said no, ``season_length`` for the families that smooth a season and,
+    for a panel's inputs with covariates, the ``history`` steps they smooth
+    and the ``series_channels`` that describe each series."""
     import zoo
 
     if family is None:
@@ -178,6 +181,10 @@ def forecaster_arguments(family, autoregressive, season) -> dict:
     # es_rnn smooths the data's own season.
     if "season_length" in takes:
         arguments["season_length"] = max(int(season or 1), 1)
+    if history is not None and "history" in takes:
+        arguments["history"] = int(history)
+    if series_channels and "series_channels" in takes:
+        arguments["series_channels"] = int(series_channels)
     return arguments
 
 
@@ -186,6 +193,7 @@ class ForecastTask(Task):
 
     refits = True          # all_windows: a refit, ensembles of forecasts
     searches_data = True   # data_space, variant: window and transforms searched
+    ensembles_mix_data = True  # members' forecasts averaged in the data's units
 
     kind = KIND
     head = "forecast"
@@ -278,6 +286,16 @@ class ForecastTask(Task):
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
+
+    def validation_rmse(self, raw) -> float:
+        """The RMSE, in the data's units, of the network's outputs ``raw`` on
+        the validation windows: what trials of other windows and transforms
+        are compared on."""
+        p = self.prepared
+        if getattr(self, "_val_truth", None) is None:
+            self._val_truth = p.truth(p.val)
+        pred = p.to_original(raw, p.val.origins)
+        return float(np.sqrt(np.mean((pred - self._val_truth) ** 2)))
 
     def builder_arguments(self, family=None):
         """What the task fixes for ``family`` rather than the search:

@@ -16,8 +16,8 @@ import numpy as np
 
 from experiments import tracking
 from experiments.data.panel import Panel, frame_panel, load_panel_csv, make_panel
-from experiments.errors import ConfigError
-from experiments.forecasting import combination, panel_scores
+from experiments.errors import ConfigError, DataError
+from experiments.forecasting import combination, metrics, panel_scores
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, members_of
 from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, coverage
@@ -35,7 +35,7 @@ KIND = "panel"
 TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
          "max_file_mb", "window", "horizon", "val_size", "test_size", "intervals",
          "autoregressive", "refit", "features", "future_features", "static", "calendar",
-         "combine")
+         "id_embedding", "combine")
 # None: from the panel's season (see settings); a window at least this long.
 DEFAULTS = {"window": None, "horizon": None, "val_size": None, "test_size": None}
 MIN_DEFAULT_WINDOW = 8
@@ -86,8 +86,12 @@ def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
     panel = load_panel(cfg) if panel is None else panel
     chosen = settings(cfg, panel)
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
-    return [PanelTask(prepare_panel(panel, **chosen, calendar=cfg.calendar), levels,
-                      cfg.autoregressive, cfg.combine or DEFAULT_COMBINE)]
+    chosen.update(calendar=tuple(cfg.calendar), id_embedding=bool(cfg.id_embedding))
+    # What a search may vary: the window unless given, the id embedding
+    # unless asked for.
+    searchable = tuple(k for k in ("window", "id_embedding") if not getattr(cfg, k))
+    return [PanelTask(prepare_panel(panel, **chosen), levels, cfg.autoregressive,
+                      cfg.combine or DEFAULT_COMBINE, settings=chosen, searchable=searchable)]
 
 
 def panel_from_frame(df, model_settings: dict) -> Panel:
@@ -121,6 +125,10 @@ class PanelTask(Task):
     network."""
 
     refits = True  # all_windows: a refit on every window
+    # data_space, variant: the window and the id embedding searched; an
+    # ensemble's members read the same windows (one served reader).
+    searches_data = True
+    ensembles_mix_data = False
     kind = KIND
     head = "forecast"
     loss = "mse"
@@ -128,8 +136,15 @@ class PanelTask(Task):
     metrics_shown = panel_scores.SCORED
 
     def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None,
-                 combine=DEFAULT_COMBINE):
+                 combine=DEFAULT_COMBINE, settings=None, searchable=()):
         self.prepared = p = prepared
+        # prepare_panel's arguments, and those a search may vary.
+        self.settings = dict(settings or {"window": p.window, "horizon": p.horizon,
+                                          "val_size": p.horizon, "test_size": p.horizon})
+        self.searchable = tuple(searchable)
+        self._variants = {}
+        self._source = None  # the task this one is a variant of
+        self._series_scale = None
         self.panel = p.panel
         self.name = p.panel.name
         self.input_shape, self.outputs = p.input_shape, p.outputs
@@ -151,14 +166,82 @@ class PanelTask(Task):
         self.combine = combine
         self.combination_verdict = None
 
+    def data_space(self) -> dict:
+        """The data settings a search varies, as zoo search-space specs: the
+        window (one to three seasons) where every series kept by this task's
+        is kept with it, so trials are scored on the same validation series;
+        and whether the series id is an input (``--id-embedding``)."""
+        from zoo.space import Choice
+
+        from experiments.tasks.forecast import window_choices
+
+        space = {}
+        if "window" in self.searchable:
+            kept = [w for w in window_choices(self.prepared.window, self.panel.season or 1)
+                    if self._keeps_every_series(w)]
+            space["window"] = Choice(tuple(kept), default=self.prepared.window)
+        if "id_embedding" in self.searchable:
+            space["id_embedding"] = Choice((False, True), default=False)
+        return {k: v for k, v in space.items() if len(v.values) > 1}
+
+    def _keeps_every_series(self, window) -> bool:
+        try:
+            other = self.variant(window=window)
+        except DataError:
+            return False
+        return other.prepared.ids == self.prepared.ids and len(other.train) > 0
+
+    def variant(self, window=None, id_embedding=None) -> PanelTask:
+        """This task with another window or id embedding, prepared from the
+        same panel; made once per setting and kept."""
+        chosen = dict(self.settings)
+        if window is not None:
+            chosen["window"] = int(window)
+        if id_embedding is not None:
+            chosen["id_embedding"] = bool(id_embedding)
+        key = (chosen["window"], bool(chosen.get("id_embedding")))
+        if key == (self.settings["window"], bool(self.settings.get("id_embedding"))):
+            return self
+        if key not in self._variants:
+            task = PanelTask(prepare_panel(self.panel, **chosen), self.levels,
+                             self.autoregressive, self.combine, chosen, self.searchable)
+            task._source = self  # the same series and test dates: the same baselines
+            self._variants[key] = task
+        return self._variants[key]
+
+    def validation_rmse(self, raw) -> float:
+        """The RMSE of the network's outputs ``raw`` on the validation
+        windows, each series' errors divided by its in-sample seasonal-naive
+        error (the MASE scale; M5's RMSSE): every series weighs the same, and
+        trials with other windows compare on the same numbers."""
+        p = self.prepared
+        if self._series_scale is None:
+            season = self.panel.season or 1
+            groups = self.panel.groups()
+            scale = np.array([metrics.mase_scale(
+                values[:int((times < p.val_start).sum())][:, None], season)[0]
+                for times, values in (groups[k] for k in p.ids)])
+            self._series_scale = (p.truth(p.val), np.where(scale > 0, scale, 1.0))
+        truth, scale = self._series_scale
+        errors = (p.val.to_original(raw) - truth) / scale[p.val.series][:, None]
+        return float(np.sqrt(np.mean(errors ** 2)))
+
     def test_size_text(self) -> str:
         test = self.prepared.test
         return f"{len(set(test.series.tolist()))} series, {len(test)} windows"
 
     def builder_arguments(self, family=None):
         """The linear autoregression on the (scaled) window, on unless the
-        user said no, and the season for the families that smooth it."""
-        return forecaster_arguments(family, self.autoregressive, self.panel.season)
+        user said no, and the season for the families that smooth it; with
+        covariates, es_rnn smooths the window (not the horizon's rows after
+        it), each series with its own coefficients when static inputs (or
+        ``--id-embedding``) describe it."""
+        covariates = self.prepared.covariates
+        if covariates is None:
+            return forecaster_arguments(family, self.autoregressive, self.panel.season)
+        return forecaster_arguments(family, self.autoregressive, self.panel.season,
+                                    history=self.prepared.window,
+                                    series_channels=covariates.static_channels)
 
     def all_windows(self):
         p = self.prepared
@@ -184,6 +267,8 @@ class PanelTask(Task):
 
     def baseline_forecasts(self):
         """The per-series baselines' test forecasts and notes (once)."""
+        if self._source is not None:
+            return self._source.baseline_forecasts()
         if self._baselines is None:
             self._baselines = panel_scores.baseline_forecasts(self.prepared,
                                                               self.prepared.test)

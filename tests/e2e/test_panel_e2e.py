@@ -168,6 +168,10 @@ def test_tune_searches_a_panel_and_registers_its_model(tmp_path):
     assert len(parent) == 1 and len(runs) == 3
     assert all(r.info.status == "FINISHED" for r in runs)
     assert np.isfinite(parent[0].data.metrics["test_mase"])
+    # With --window given, the search varies whether the series id is an input.
+    trials = [r for r in runs if r is not parent[0]]
+    assert {r.data.params["id_embedding"] for r in trials} <= {"False", "True"}
+    assert all(np.isfinite(r.data.metrics["val_rmse"]) for r in trials)
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     version = client_for(db).get_model_version_by_alias("lstm-zoo-stores-sales", "best")
     assert "one network over 6 series of `stores`" in version.description

@@ -582,3 +582,24 @@ def test_the_summary_says_what_the_combination_served():
     assert "test RMSE 12.5; skill vs the best baseline +0.100" in line(0.4)
     assert combination_line(types.SimpleNamespace(
         ensemble_metrics=None, test_metrics={"test_rmse": 1.0})) is None
+
+
+def test_an_ensemble_of_a_panel_keeps_to_the_best_trials_data_settings():
+    """A panel's served reader reads one window: its ensemble takes the next
+    best trials with the best one's window and id embedding only; a single
+    series' ensemble may mix windows (forecasts averaged in its units)."""
+    from types import SimpleNamespace
+
+    from experiments.tasks.forecast import ForecastTask
+    from experiments.tasks.panel import PanelTask
+    from tuning.ensemble import candidates
+    from tuning.hypermodel import ZooHyperModel
+
+    def trial(window, id_embedding):
+        return SimpleNamespace(hyperparameters={"window": window, "id_embedding": id_embedding})
+
+    best = [trial(8, True), trial(4, True), trial(8, False), trial(8, True)]
+    hypermodel = SimpleNamespace(data=[object()], data_space={"window": 0, "id_embedding": 0})
+    hypermodel.data_of = lambda hp: ZooHyperModel.data_of(hypermodel, hp)
+    assert candidates(hypermodel, best, PanelTask) == [best[0], best[3]]
+    assert candidates(hypermodel, best, ForecastTask) == best

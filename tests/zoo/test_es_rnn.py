@@ -62,6 +62,40 @@ def test_without_a_season_it_smooths_a_level_only():
     assert set(layer.coefficients()) == {"alpha"}
 
 
+def test_across_series_each_smooths_with_its_own_coefficients_and_only_its_history():
+    """Smyl's panel form: the series' trailing one-hot picks its own alpha,
+    gamma and initial season (shared plus a learned offset); an unseen series
+    (all zeros) keeps the shared ones; rows after ``history`` (the horizon's
+    known covariates) are never smoothed."""
+    rng = np.random.default_rng(2)
+    layer = ExponentialSmoothing(targets=1, season_length=4, horizon=3, history=10,
+                                 series_channels=2)
+    x = rng.normal(size=(3, 13, 4)).astype("float32")
+    x[:, :, 2:] = np.array([[1, 0], [0, 1], [0, 0]], "float32")[:, None, :]
+    layer.build(x.shape)
+    shared_initial = rng.normal(size=(4, 1)).astype("float32")
+    layer.level_logit.assign([logit(0.5)])
+    layer.season_logit.assign([logit(0.4)])
+    layer.initial_season.assign(shared_initial)
+    # Per series: [alpha logit, gamma logit, initial season (4)] offsets.
+    offsets = np.zeros((2, 6), "float32")
+    offsets[0, :2] = [logit(0.2) - logit(0.5), logit(0.7) - logit(0.4)]
+    offsets[1, :2] = [logit(0.9) - logit(0.5), 0.0]
+    offsets[1, 2:] = [1.0, -1.0, 0.5, 0.0]
+    layer.series_kernel.assign(offsets)
+    normalised, base = (keras.ops.convert_to_numpy(t) for t in layer(x))
+    for b, (alpha, gamma) in enumerate([(0.2, 0.7), (0.9, 0.4), (0.5, 0.4)]):
+        initial = shared_initial[:, 0] + (offsets[1, 2:] if b == 1 else 0.0)
+        want_window, want_future = holt_winters(x[b, :10, 0], alpha, gamma, initial, 3)
+        np.testing.assert_allclose(normalised[b, :10, 0], want_window, atol=1e-5)
+        np.testing.assert_allclose(base[b, :, 0], want_future, atol=1e-5)
+        own = layer.coefficients(x[b, 0, 2:])
+        assert own["alpha"] + own["gamma"] == pytest.approx([alpha, gamma], abs=1e-5)
+    # The horizon's targets are unknown: read as 0, whatever the input holds.
+    np.testing.assert_allclose(normalised[:, 10:, 0], 0.0)
+    np.testing.assert_allclose(normalised[:, :, 1:], x[:, :, 1:])
+
+
 def test_an_untrained_model_forecasts_the_smoothing():
     model = zoo.build_model("es_rnn", (12, 1), 5, season_length=4, units=4)
     x = np.random.default_rng(1).normal(size=(2, 12, 1)).astype("float32")
@@ -77,6 +111,10 @@ def test_it_refuses_a_window_of_no_fixed_length_and_other_heads():
         zoo.build_model("es_rnn", (8, 1), 3, head="classification")
     with pytest.raises(ValueError, match="season_length"):
         zoo.build_model("es_rnn", (8, 1), 3, season_length=0)
+    with pytest.raises(ValueError, match="history"):
+        zoo.build_model("es_rnn", (8, 3), 3, history=9)
+    with pytest.raises(ValueError, match="series_channels"):
+        zoo.build_model("es_rnn", (8, 3), 3, series_channels=3)
 
 
 @pytest.mark.parametrize("outputs", [6, (6, 2)], ids=["one series", "two series"])

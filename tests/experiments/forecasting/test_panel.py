@@ -115,6 +115,38 @@ def test_window_scaling_is_exactly_equivariant():
     assert np.isfinite(flat).all() and scale[0] > 0
 
 
+def searched_task(frame):
+    from experiments.tasks.panel import PanelTask, frame_panel
+
+    panel = frame_panel(frame, **COLUMNS, name="p")
+    settings = dict(window=24, horizon=12, val_size=12, test_size=12, id_embedding=False)
+    return PanelTask(prepare_panel(panel, **settings), settings=settings,
+                     searchable=("window", "id_embedding"))
+
+
+def test_a_panel_search_varies_window_and_id_embedding_on_the_same_series():
+    """What tune searches on a panel: windows that keep every series the
+    task keeps (so trials are scored on the same validation series), and
+    the id as an input; trials compare on an error each series weighs the
+    same in, whatever its scale."""
+    frame = make_panel(4, seed=5).frame
+    task = searched_task(frame)
+    space = task.data_space()
+    assert space["id_embedding"].values == (False, True)
+    for window in space["window"].values:
+        assert task.variant(window=window).prepared.ids == task.prepared.ids
+    with_id = task.variant(id_embedding=True)
+    assert with_id.input_shape == (36, 2 + 4) and task.variant(id_embedding=False) is task
+    assert with_id.builder_arguments("es_rnn")["series_channels"] == 4
+    perfect = task.validation_rmse(task.val.y)
+    off = task.validation_rmse(task.val.y + 0.5)
+    assert perfect == pytest.approx(0.0, abs=1e-5) and off > 0.1
+    # One series a thousand times larger: the same score for the same outputs.
+    bigger = searched_task(frame.assign(y=frame.y.where(frame.unique_id != "S001",
+                                                        1000 * frame.y)))
+    assert bigger.validation_rmse(task.val.y + 0.5) == pytest.approx(off, rel=1e-6)
+
+
 def test_per_series_scores_pick_the_best_baseline_and_share_of_wins():
     panel = make_panel(5, seed=2)
     prepared = prepare_panel(panel, window=24, horizon=12, val_size=12, test_size=12)
@@ -347,8 +379,8 @@ def test_the_panel_combination_is_chosen_on_validation_and_logged(panel_model):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(__import__("zoo").list_models()))
 def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family):
-    """One network over several series, reading the calendar and a static
-    column beside the target: every family of the registry that can serve a
+    """One network over several series, reading the calendar, a static
+    column and the series id beside the target: every family of the registry that can serve a
     forecast trains and forecasts every series; one that cannot says why.
     (The saved round trip is the gru's, above: saving is the zoo's, shared.)"""
     from experiments.errors import ConfigError
@@ -356,7 +388,8 @@ def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family):
 
     frame = promotions(n_series=3, weeks=60)
     settings = dict(target="sales", time_col="week", id_col="store", window=8, horizon=3,
-                    epochs=1, static=["region"], calendar=["month"], refit=False)
+                    epochs=1, static=["region"], calendar=["month"], id_embedding=True,
+                    refit=False)
     try:
         model = ForecastModel(family, **settings).fit(frame)
     except ConfigError as err:
@@ -364,6 +397,32 @@ def test_every_family_that_forecasts_trains_on_a_panel_with_covariates(family):
         return
     table = model.predict()
     assert table.groupby("store").size().eq(3).all() and np.isfinite(table["sales"]).all()
+
+
+@pytest.mark.slow
+def test_es_rnn_smooths_each_series_with_coefficients_of_its_own(tmp_path, caplog):
+    """Smyl's M4 form on a panel: one LSTM, smoothing per series (the id's
+    embedding, --id-embedding); it saves and loads, and a series never seen
+    in training is forecast with the shared smoothing and a note."""
+    from experiments.data.panel import make_panel
+    from experiments.forecasting.forecast_model import ForecastModel
+
+    frame = make_panel(n_series=4).frame
+    model = ForecastModel("es_rnn", target="y", time_col="ds", id_col="unique_id", horizon=6,
+                          epochs=3, id_embedding=True, refit=False, combine="none",
+                          hyperparameters={"units": 8}).fit(frame)
+    layer = model.network_.get_layer("exponential_smoothing")
+    assert layer.series_channels == 4 and layer.history == model.forecaster_.window
+    shared = layer.coefficients()
+    for own in (layer.coefficients(np.eye(4)[k]) for k in range(4)):
+        assert own["alpha"] != pytest.approx(shared["alpha"], abs=1e-6)
+    table = model.predict(frame)
+    model.save(str(tmp_path / "es"))
+    again = ForecastModel.load(str(tmp_path / "es")).predict(frame)
+    np.testing.assert_allclose(again["y"].to_numpy(), table["y"].to_numpy(), rtol=1e-6)
+    stranger = frame[frame.unique_id == "S000"].assign(unique_id="new")
+    assert np.isfinite(model.predict(stranger)["y"]).all()
+    assert "'new' was not seen in training" in caplog.text
 
 
 def test_compare_ranks_panel_runs_with_the_series_each_wins():
