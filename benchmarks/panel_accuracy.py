@@ -264,7 +264,8 @@ def markdown(result) -> str:
              f"--id-col unique_id --time-col ds --target y --horizon {HORIZON} --models all "
              f"--tuner random --max-trials {b['trials']} --ensemble {b['ensemble']}`, seed "
              f"{b['seed']}. lstm-zoo es_rnn: `ForecastModel('es_rnn', id_col='unique_id', "
-             f"horizon={HORIZON}, id_embedding=True)` on the whole panel. lstm-zoo per series: `ForecastModel('gru', horizon={HORIZON}, "
+             f"horizon={HORIZON}, id_embedding=True)` on the whole panel. lstm-zoo per "
+             f"series: `ForecastModel('gru', horizon={HORIZON}, "
              f"combine='none')` on each series alone. References: statsforecast per series. "
              f"Mean MASE over series (lower is better).", ""]
     for row in result["rows"]:

@@ -171,9 +171,8 @@ class PanelTask(Task):
         window (one to three seasons) where every series kept by this task's
         is kept with it, so trials are scored on the same validation series;
         and whether the series id is an input (``--id-embedding``)."""
-        from zoo.space import Choice
-
         from experiments.tasks.forecast import window_choices
+        from zoo.space import Choice
 
         space = {}
         if "window" in self.searchable:
