@@ -107,7 +107,9 @@ def panel_card(*, name: str, family: str, hyperparameters: dict, task, scores: d
     covariates = [f"{what}: {', '.join(cols)}" for what, cols in (
         ("past features", panel.past), ("future features", panel.future),
         ("static", panel.static),
-        ("calendar", p.covariates.calendar if p.covariates else ())) if cols]
+        ("calendar", p.covariates.calendar if p.covariates else ()),
+        ("the series id, embedded", (panel.id_col,) if p.covariates and p.covariates.series_id
+         else ())) if cols]
     n = int(scores.get("test_series_scored", len(p.ids)))
     shares = {k: round(scores.get(f"test_share_beats_{k}", float("nan")) * n)
               for k in ("seasonal_naive", "best_baseline")}

@@ -254,6 +254,7 @@ class PanelTask(Task):
                 "season": self.panel.season, "n_series": len(p.ids),
                 "n_left_out": len(p.left_out), "val_start": str(p.val_start.date()),
                 "test_start": str(p.test_start.date()), "scaling": "per window",
+                "id_embedding": bool(p.covariates and p.covariates.series_id),
                 "n_train_windows": len(p.train),
                 "intervals": ",".join(map(str, self.levels)) or "none"}
 

@@ -57,6 +57,7 @@ def test_train_on_a_panel_records_per_series_scores(panel_run):
     p, m, t = run.data.params, run.data.metrics, run.data.tags
     assert p["task"] == "panel" and p["n_series"] == "8" and p["n_left_out"] == "1"
     assert p["scaling"] == "per window" and p["id_col"] == "store"
+    assert p["id_embedding"] == "False"
     for key in ("test_mase", "test_smape", "test_rmse", "test_seasonal_naive_mase",
                 "test_ets_mase", "test_naive_mase", "test_coverage_80"):
         assert np.isfinite(m[key]), key
