@@ -62,13 +62,21 @@ def leaderboard(entries, task) -> list[tuple]:
     # ranking metric); a panel's: the series it beats that baseline on too.
     skill = bool(done) and "test_skill_vs_best_baseline" in done[0].metrics
     won = bool(done) and "test_share_beats_best_baseline" in done[0].metrics
-    extra = (("skill",) if skill else ()) + (("series won",) if won else ())
+    # Intervals: coverage and M4's MSIS at the lowest level scored.
+    levels = sorted(int(k.rsplit("_", 1)[1]) for k in (done[0].metrics if done else {})
+                    if k.startswith("test_msis_"))
+    level = levels[0] if levels else None
+    extra = ((("skill",) if skill else ()) + (("series won",) if won else ())
+             + ((f"{level}% covered", f"MSIS {level}%") if level else ()))
 
     def extras(m):
         cells = (f"{m['test_skill_vs_best_baseline']:+.3f}",) if skill else ()
         if won:
             n = int(m["test_series_scored"])
             cells += (f"{round(m['test_share_beats_best_baseline'] * n)}/{n}",)
+        if level:
+            cells += (f"{m.get(f'test_coverage_{level}', float('nan')):.2f}",
+                      f"{m.get(f'test_msis_{level}', float('nan')):.4g}")
         return cells
 
     header = ("rank", "model", *order, *extra, "run")

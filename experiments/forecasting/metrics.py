@@ -74,6 +74,24 @@ def forecast_metrics(truth: np.ndarray, pred: np.ndarray,
     }
 
 
+def interval_scores(truth, lower, upper, level, scale) -> dict[str, float]:
+    """How an interval forecast at ``level`` percent did, as forecasters
+    score one: the fraction of ``truth`` inside ``[lower, upper]``
+    (``coverage``), the mean width (``width``) and M4's mean scaled interval
+    score (``msis``: the width plus ``2 / (1 - level/100)`` times each miss
+    beyond a bound, lower is better), the last two divided by ``scale`` (the
+    MASE scale, broadcast against the arrays: per target, or per window)."""
+    truth, lower, upper = (np.asarray(a, dtype="float64") for a in (truth, lower, upper))
+    scale = np.asarray(scale, dtype="float64")
+    alpha = 1.0 - level / 100.0
+    width = upper - lower
+    penalty = (2.0 / alpha) * (np.maximum(lower - truth, 0.0)
+                               + np.maximum(truth - upper, 0.0))
+    return {"coverage": float(np.mean((truth >= lower) & (truth <= upper))),
+            "width": float(np.mean(width / scale)),
+            "msis": float(np.mean((width + penalty) / scale))}
+
+
 def skill(model_rmse: float, baseline_rmse: float) -> float:
     """``1 - rmse / baseline_rmse``: above 0 beats the baseline, below 0
     loses to it."""

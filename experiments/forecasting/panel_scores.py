@@ -70,21 +70,30 @@ def _ets(prepared, part) -> tuple[np.ndarray, str]:
     return ets, note
 
 
+def series_scale(prepared, part, s: int) -> float:
+    """Series ``s``'s MASE scale for ``part``: its in-sample seasonal-naive
+    error on everything before its first window's targets there."""
+    values = prepared.values[prepared.ids[s]]
+    seen = values[: int(part.origins[part.series == s].min()) + 1]
+    return float(metrics.mase_scale(seen[:, None], prepared.panel.season or 1)[0])
+
+
+def series_scales(prepared, part) -> np.ndarray:
+    """Each window's series' MASE scale (``series_scale``), ``(n,)``."""
+    scales = {s: series_scale(prepared, part, s) for s in np.unique(part.series)}
+    return np.array([scales[s] for s in part.series], dtype="float64")
+
+
 def per_series(prepared, part, pred: np.ndarray, baselines: dict) -> pd.DataFrame:
     """One row per series with windows in ``part``: its MASE, sMAPE and RMSE,
     each baseline's, the best baseline (lowest MASE) and whether the model
     beats the seasonal naive and the best baseline."""
     truth = prepared.truth(part)
-    season = prepared.panel.season or 1
     rows = []
     for s in np.unique(part.series):
         key, mask = prepared.ids[s], part.series == s
-        values = prepared.values[key]
-        # The MASE scale: the series' in-sample seasonal-naive error on
-        # everything before its first window's targets.
-        seen = values[: int(part.origins[mask].min()) + 1]
-        scale = metrics.mase_scale(seen[:, None], season)
-        row = {"unique_id": key, "rows": len(seen)}
+        scale = np.array([series_scale(prepared, part, s)])
+        row = {"unique_id": key, "rows": int(part.origins[mask].min()) + 1}
         for name, guess in {"model": pred, **baselines}.items():
             if not np.isfinite(guess[mask]).all():
                 continue

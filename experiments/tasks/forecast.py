@@ -17,7 +17,6 @@ from experiments.forecasting.forecaster import (
     Forecaster,
     calibration_note,
     conformal_widths,
-    coverage,
 )
 from experiments.tasks.base import Split, Task
 
@@ -397,9 +396,11 @@ class ForecastTask(Task):
         # the validation period (as forecaster() calibrates them), around
         # the forecast that is served.
         widths = conformal_widths(val_truth, val_pred, self.levels)
+        truth, scale = p.truth(p.test), metrics.scale_for(p)
         for level in self.levels:
-            scores[f"test_coverage_{level}"] = coverage(p.truth(p.test), pred,
-                                                        widths[str(level)])
+            w = np.asarray(widths[str(level)], dtype="float64")[None, : truth.shape[1]]
+            scored = metrics.interval_scores(truth, pred - w, pred + w, level, scale)
+            scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
         return scores
 
     def _statistical_at(self, part) -> dict:

@@ -20,7 +20,7 @@ from experiments.errors import ConfigError, DataError
 from experiments.forecasting import combination, metrics, panel_scores
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, members_of
-from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, coverage
+from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note
 from experiments.forecasting.panel_forecaster import (
     SEASONAL_NAIVE,
     PanelForecaster,
@@ -348,10 +348,15 @@ class PanelTask(Task):
                 f"test_{against}_mase"]
         chosen = self.combination_of(model)
         val, test = (self.served_outputs(model, part, chosen) for part in (p.val, p.test))
-        widths = scaled_widths(p, val, self.levels)
-        for level, w in widths.items():
-            scores[f"test_coverage_{level}"] = coverage(p.test.y[..., None], test[..., None],
-                                                        np.asarray(w)[:, None])
+        # The intervals as served: each window's widths on its own scale;
+        # widths and MSIS per series' MASE scale.
+        truth, scale = p.truth(p.test), panel_scores.series_scales(p, p.test)
+        for level, w in scaled_widths(p, val, self.levels).items():
+            w = np.asarray(w, dtype="float64")[None, :]
+            scored = metrics.interval_scores(truth, p.test.to_original(test - w),
+                                             p.test.to_original(test + w), int(level),
+                                             scale[:, None])
+            scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
         scores["val_loss_scaled"] = float(np.mean((np.asarray(val) - p.val.y) ** 2))
         if chosen is not None:  # the network alone, for comparison
             alone = panel_scores.per_series(p, p.test, p.test.to_original(

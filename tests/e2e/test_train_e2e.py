@@ -58,6 +58,8 @@ def check_complete_run(db, run, *, family, dataset):
     assert {"MLmodel", "input_example.json", "artifacts"} <= model_files, model_files
     for level in (80, 95):
         assert 0 <= m[f"test_coverage_{level}"] <= 1
+        # M4's interval score is at least the width (misses only add to it).
+        assert 0 < m[f"test_width_{level}"] <= m[f"test_msis_{level}"]
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.digest
 
@@ -358,12 +360,15 @@ def test_compare_prints_leaderboard_with_baselines_and_skips_conv_lstm(tmp_path,
     rmse = [float(line.split()[3] if line.split()[1] == "(seasonal"
                   else line.split()[2]) for line in lines]
     assert rmse == sorted(rmse)
-    # Each model's skill against the best baseline, in its own column.
+    # Each model's skill against the best baseline, then its 80% intervals'
+    # coverage and MSIS, in columns of their own.
     header = next(line for line in out.splitlines() if line.startswith("rank"))
-    assert "skill" in header.split()
+    assert "skill" in header.split() and header.split()[-4:] == ["covered", "MSIS", "80%",
+                                                                 "run"]
     for line in lines:
         if line.split()[1] in ("gru", "vanilla_lstm"):
-            assert line.split()[-2][0] in "+-", line
+            skill, covered, msis = line.split()[-4:-1]
+            assert skill[0] in "+-" and 0 <= float(covered) <= 1 and float(msis) > 0, line
     assert len(all_runs(db)) == 2
 
 

@@ -83,3 +83,13 @@ def test_metrics_and_baselines_on_known_numbers():
     snaive = metrics.seasonal_naive(values, np.array([9]), 5, 4)[0, :, 0]
     np.testing.assert_array_equal(snaive, [6, 7, 8, 9, 6])
     assert metrics.skill(5.0, 10.0) == 0.5 and metrics.skill(20.0, 10.0) == -1.0
+
+
+def test_interval_scores_are_m4s_msis_worked_by_hand():
+    """80% bounds [8, 12] around three values: one inside, one 2 below, one 1
+    above. Each miss costs 2 / 0.2 = 10 times its distance (M4's MSIS)."""
+    truth = np.array([10.0, 6.0, 13.0])
+    got = metrics.interval_scores(truth, np.full(3, 8.0), np.full(3, 12.0), 80, scale=2.0)
+    assert got["coverage"] == pytest.approx(1 / 3)
+    assert got["width"] == pytest.approx(4 / 2)
+    assert got["msis"] == pytest.approx((4 + (4 + 10 * 2) + (4 + 10 * 1)) / 3 / 2)
