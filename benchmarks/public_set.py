@@ -93,11 +93,16 @@ def smape(truth, pred) -> float:
     return float(np.mean(200 * np.abs(truth - pred) / (np.abs(truth) + np.abs(pred))))
 
 
-def mase(truth, pred, history, season) -> float:
-    """Mean absolute error over the in-sample seasonal naive one's."""
+def mase_scale(history, season) -> float:
+    """The in-sample seasonal naive's mean absolute error (MASE's scale)."""
     history = np.asarray(history, float)
     lag = season if len(history) > season else 1
-    scale = np.mean(np.abs(history[lag:] - history[:-lag]))
+    return float(np.mean(np.abs(history[lag:] - history[:-lag])))
+
+
+def mase(truth, pred, history, season) -> float:
+    """Mean absolute error over the in-sample seasonal naive one's."""
+    scale = mase_scale(history, season)
     return float(np.mean(np.abs(np.asarray(truth, float) - np.asarray(pred, float))) / scale)
 
 
