@@ -46,6 +46,10 @@ LABELS = {"naive": "naive", "seasonal_naive": "seasonal naive", "ets": "ETS"}
 DEFAULT_COMBINE = "inverse_mse"
 # Series left out named one by one, up to this many.
 MAX_NOTES = 3
+# The id embedding is a one-hot channel per series on every input row: a
+# search offers it up to this many series (200 series would make the
+# generated panel's inputs about 350 MB); above, --id-embedding asks for it.
+MAX_SEARCHED_ID_SERIES = 100
 
 
 def claims(cfg) -> bool:
@@ -170,7 +174,8 @@ class PanelTask(Task):
         """The data settings a search varies, as zoo search-space specs: the
         window (one to three seasons) where every series kept by this task's
         is kept with it, so trials are scored on the same validation series;
-        and whether the series id is an input (``--id-embedding``)."""
+        and whether the series id is an input (``--id-embedding``), for up
+        to ``MAX_SEARCHED_ID_SERIES`` series."""
         from experiments.tasks.forecast import window_choices
         from zoo.space import Choice
 
@@ -179,7 +184,8 @@ class PanelTask(Task):
             kept = [w for w in window_choices(self.prepared.window, self.panel.season or 1)
                     if self._keeps_every_series(w)]
             space["window"] = Choice(tuple(kept), default=self.prepared.window)
-        if "id_embedding" in self.searchable:
+        if "id_embedding" in self.searchable and len(self.prepared.ids) <= \
+                MAX_SEARCHED_ID_SERIES:
             space["id_embedding"] = Choice((False, True), default=False)
         return {k: v for k, v in space.items() if len(v.values) > 1}
 

@@ -124,7 +124,7 @@ def searched_task(frame):
                      searchable=("window", "id_embedding"))
 
 
-def test_a_panel_search_varies_window_and_id_embedding_on_the_same_series():
+def test_a_panel_search_varies_window_and_id_embedding_on_the_same_series(monkeypatch):
     """What tune searches on a panel: windows that keep every series the
     task keeps (so trials are scored on the same validation series), and
     the id as an input; trials compare on an error each series weighs the
@@ -145,6 +145,11 @@ def test_a_panel_search_varies_window_and_id_embedding_on_the_same_series():
     bigger = searched_task(frame.assign(y=frame.y.where(frame.unique_id != "S001",
                                                         1000 * frame.y)))
     assert bigger.validation_rmse(task.val.y + 0.5) == pytest.approx(off, rel=1e-6)
+    # Past a hundred series the embedding is asked for, not searched.
+    import experiments.tasks.panel as panel_task
+
+    monkeypatch.setattr(panel_task, "MAX_SEARCHED_ID_SERIES", len(task.prepared.ids) - 1)
+    assert "id_embedding" not in task.data_space()
 
 
 def test_per_series_scores_pick_the_best_baseline_and_share_of_wins():
