@@ -48,7 +48,7 @@ MODELS = (ZOO, *public_set.REFERENCES)
 
 
 def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ensemble: int,
-                 seed: int, combine: str | None = None) -> dict:
+                 seed: int, combine: str | None = None, loss: str = "mse") -> dict:
     """lstm-zoo's search on the cut's history and its registered model's
     forecast: ``{"mean", "lo-80", "hi-80", "lo-95", "hi-95"}``."""
     from experiments import serving
@@ -61,7 +61,8 @@ def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ens
     result = run_search(SearchConfig(
         run=RunConfig(csv=path, target=("value",), time_col="period", horizon=cut.horizon,
                       tracking_uri=uri, experiment=f"accuracy-{key}", seed=seed,
-                      model_name=f"accuracy-{key}", combine=combine),
+                      model_name=f"accuracy-{key}", combine=combine,
+                      loss=None if loss == "mse" else loss),
         tuner="random", max_trials=trials, ensemble=ensemble, name=key,
         directory=os.path.join(folder, "tuner"), fresh=True))
     name, version = result.registered
@@ -82,7 +83,7 @@ def zoo_forecast(cut: public_set.Cut, folder: str, uri: str, *, trials: int, ens
     return out
 
 
-def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine=None) -> dict:
+def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine=None, loss="mse") -> dict:
     row = {"series": cut.series, "origin": cut.origin, "horizon": cut.horizon,
            "history": len(cut.history)}
     started = time.perf_counter()
@@ -91,7 +92,7 @@ def run_cut(cut, folder, uri, *, trials, ensemble, seed, combine=None) -> dict:
     started = time.perf_counter()
     try:
         forecasts[ZOO] = zoo_forecast(cut, folder, uri, trials=trials, ensemble=ensemble,
-                                      seed=seed, combine=combine)
+                                      seed=seed, combine=combine, loss=loss)
         for key in ("served_skill", "network_weight"):
             row[key] = forecasts[ZOO].pop(key)
     except Exception as err:  # noqa: BLE001  (a refusal is a result: record it)
@@ -139,14 +140,16 @@ def markdown(result) -> str:
         f"--ensemble {b['ensemble']}"
         + (f" --combine {b['combine']}" if b.get("combine", DEFAULT_COMBINE) != DEFAULT_COMBINE
            else "")
+        + (f" --loss {b['loss']}" if b.get("loss", "mse") != "mse" else "")
         + f"`, seed {b['seed']}, then the registered model's "
         f"forecast; {b['zoo_minutes']:.0f} minutes of searching in all. References: "
         f"statsforecast {', '.join(public_set.REFERENCES)} on the same histories. "
-        f"OWA relative to seasonal naive (lower is better; below 1 beats it).",
+        f"OWA relative to seasonal naive (lower is better; below 1 beats it). Width and "
+        f"MSIS (M4's interval score) are divided by the history's seasonal-naive error.",
         "",
         "| model | OWA | OWA (last origin) | sMAPE | MASE | 80% covered "
-        "| 95% covered | OWA (every cut it forecast) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| 95% covered | width 95% | MSIS 95% | OWA (every cut it forecast) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(value, digits=3):
@@ -157,6 +160,7 @@ def markdown(result) -> str:
         lines.append(f"| {model} | {f(m.get('owa'))} | {f(m.get('last_origin_owa'))} | "
                      f"{f(m.get('smape'), 2)} | {f(m.get('mase'))} | "
                      f"{f(m.get('coverage_80'), 2)} | {f(m.get('coverage_95'), 2)} | "
+                     f"{f(m.get('width_95'), 2)} | {f(m.get('msis_95'), 2)} | "
                      f"{f(m.get('owa_every_cut'))} |")
     lines += ["", f"Means over the {s['cuts_scored']} cuts lstm-zoo forecast"
               + (f"; refused: {', '.join(s['refused'])}." if s["refused"] else "."), "",
@@ -195,6 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("--combine", default=DEFAULT_COMBINE,
                         choices=("none", "inverse_mse", "least_squares"),
                         help=f"tune's --combine (default {DEFAULT_COMBINE}, tune's own)")
+    parser.add_argument("--loss", default="mse", choices=("mse", "quantile"),
+                        help="tune's --loss (default mse, tune's own)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     import logging
@@ -207,7 +213,8 @@ def main(argv=None) -> int:
         for name in args.series:
             for cut in public_set.cuts(name)[:1 if args.last_origin_only else None]:
                 row = run_cut(cut, folder, uri, trials=args.trials,
-                              ensemble=args.ensemble, seed=args.seed, combine=args.combine)
+                              ensemble=args.ensemble, seed=args.seed, combine=args.combine,
+                              loss=args.loss)
                 owa = {m: round(s["owa"], 3) for m, s in row["scores"].items()}
                 print(f"== {name} origin {cut.origin} ({row['zoo_seconds']} s): {owa}"
                       + (f"  REFUSED {row['refused']}" if "refused" in row else ""),
@@ -216,7 +223,7 @@ def main(argv=None) -> int:
     result = {"date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
               "budget": {"trials": args.trials, "ensemble": args.ensemble, "seed": args.seed,
-                         "combine": args.combine,
+                         "combine": args.combine, "loss": args.loss,
                          "zoo_minutes": sum(r["zoo_seconds"] for r in rows) / 60,
                          "wall_minutes": (time.perf_counter() - started) / 60},
               "rows": rows, "summary": summary(rows)}
@@ -224,6 +231,8 @@ def main(argv=None) -> int:
         not args.last_origin_only else "accuracy-partial"
     if args.combine != DEFAULT_COMBINE:
         stem += f"-combine-{args.combine}"
+    if args.loss != "mse":
+        stem += f"-loss-{args.loss}"
     report.write(args.out, stem, result, markdown(result))
     return 0
 

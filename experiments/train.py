@@ -74,6 +74,8 @@ def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
     import zoo
 
     # Every family's hyperparameter names, so runs of different families compare.
+    # (The quantiles, a head's setting the task fixes, are among the task's params.)
+    hp = {k: v for k, v in hp.items() if k != "quantiles"}
     params.update(zoo.comparable(hp, zoo.list_models(head=task.head)))
     return params
 

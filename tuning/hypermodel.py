@@ -121,7 +121,11 @@ class ZooHyperModel(kt.HyperModel):
             "learning_rate": LEARNING_RATE.as_dict(),
             "batch_size": BATCH_SIZE.as_dict(),
             "lr_schedule": LR_SCHEDULE.as_dict(), "weight_decay": WEIGHT_DECAY.as_dict(),
-            "head": self.head, "loss": getattr(self.loss, "__name__", self.loss),
+            "head": self.head,
+            # A loss object (the quantile head's) as its plain config: no address.
+            "loss": (keras.saving.serialize_keras_object(self.loss)
+                     if isinstance(self.loss, keras.losses.Loss)
+                     else getattr(self.loss, "__name__", self.loss)),
             "builder_arguments": self.builder_arguments,
             **{k: spec.as_dict() for k, spec in self.data_space.items()},
             **({"clipnorm": self.clipnorm.as_dict()} if self.clipnorm else {}),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from zoo import checks
 from zoo.cudnn import cudnn_report
+from zoo.quantiles import with_quantiles
 from zoo.space import Spec
 
 # An input each kind of family can be shown with (``lstm-zoo models``):
@@ -102,16 +103,18 @@ def register(
         axes = "(" + ", ".join(input_axes) + ")"
 
         @functools.wraps(fn)
-        def builder(input_shape, outputs, *, head=heads[0], **hyperparameters):
+        def builder(input_shape, outputs, *, head=heads[0], quantiles=None,
+                    **hyperparameters):
             input_shape = checks.check_shape(
                 where, "input_shape", input_shape,
                 rank=len(input_axes), meaning=axes,
             )
             checks.check_choice(where, "head", head, heads)
             outputs = _check_outputs(where, head, outputs)
+            _check_quantile_head(where, head, quantiles)
             model = fn(input_shape, outputs, head=head, **hyperparameters)
             _warn_if_not_fused(where, model, hyperparameters)
-            return model
+            return model if quantiles is None else with_quantiles(model, quantiles, where)
 
         _REGISTRY[name] = ModelInfo(
             name=name,
@@ -192,12 +195,18 @@ def build_model(name: str, input_shape, outputs, **hyperparameters):
             ``"language_model"``, the number of future frames for ``"frames"``.
         **hyperparameters: the family's keyword arguments, including
             ``head``; see ``search_space(name)`` and the builder's docstring.
+            A forecasting family also takes ``quantiles``, e.g.
+            ``(0.1, 0.5, 0.9)``: the model then forecasts those quantiles,
+            ``(batch, *outputs, quantiles)``, ordered by construction, the
+            median its point forecast (``zoo.quantiles``).
 
     Returns:
         An uncompiled ``keras.Model``.
     """
     info = get(name)
     allowed = set(info.hyperparameters) | {"head"}
+    if "forecast" in info.heads:
+        allowed.add("quantiles")  # the quantile head (zoo.quantiles)
     for key in hyperparameters:
         if key not in allowed:
             near = difflib.get_close_matches(key, allowed, n=1)
@@ -243,6 +252,12 @@ def _neutral(spec):
     if isinstance(default, (int, float)):
         return type(default)(0)
     return "none"
+
+
+def _check_quantile_head(where, head, quantiles):
+    if quantiles is not None and head != "forecast":
+        raise ValueError(f"{where}: `quantiles` takes head='forecast' only; "
+                         f"received quantiles={quantiles!r} with head={head!r}")
 
 
 def _check_outputs(where, head, outputs):

@@ -66,6 +66,8 @@ def run_config(args, **overrides):
 
         given["intervals"] = check_levels(
             t for t in given["intervals"].split(",") if t and t != "none")
+    if "quantiles" in given:
+        given["quantiles"] = check_quantile_text(given["quantiles"])
     for key in ("val_size", "test_size"):
         if key in given:
             given[key] = _literal(given[key])
@@ -76,6 +78,21 @@ def run_config(args, **overrides):
         given["hyperparameters"] = hp
     given.update(overrides)
     return RunConfig(**{k: v for k, v in given.items() if v is not None})
+
+
+def check_quantile_text(text) -> tuple[float, ...]:
+    """'0.1,0.5,0.9' -> (0.1, 0.5, 0.9), or a ``ConfigError`` naming the flag."""
+    from experiments.errors import ConfigError
+    from zoo.quantile_levels import check_quantiles
+
+    try:
+        return check_quantiles("--quantiles", tuple(float(t) for t in str(text).split(",")
+                                                    if t.strip()))
+    except ValueError as err:
+        detail = str(err).removeprefix("--quantiles: ")
+        if "could not convert" in detail:
+            detail = f"levels in (0, 1) such as 0.1,0.5,0.9; received {text!r}"
+        raise ConfigError(f"--quantiles: {detail}") from None
 
 
 def _literal(value):

@@ -40,7 +40,7 @@ SETTINGS = ("target", "time_col", "id_col", "features", "future_features", "stat
             "calendar", "id_embedding", "time_format", "fill_missing", "sort",
             "window", "horizon", "transforms", "season", "intervals", "val_size",
             "test_size", "epochs", "batch_size", "learning_rate", "clipnorm", "patience",
-            "seed", "autoregressive", "combine")
+            "seed", "autoregressive", "combine", "loss", "quantiles")
 
 
 class ForecastModel:
@@ -135,7 +135,7 @@ class ForecastModel:
     def _run_config(self, family: str) -> RunConfig:
         given = dict(self.settings)
         for key in ("target", "features", "transforms", "future_features", "static",
-                    "calendar"):
+                    "calendar", "quantiles"):
             if key in given:
                 given[key] = tuple(given[key])
         if "intervals" in given:

@@ -25,6 +25,7 @@ import pandas as pd
 from experiments.forecasting import combination
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.preprocessing import Preprocessor
+from zoo.quantile_levels import column_name, interval_ends, median_index
 
 DEFAULT_LEVELS = (80, 95)
 # The column that names each series when one history holds several.
@@ -40,12 +41,42 @@ def predict(model, x) -> np.ndarray:
 
 
 def conformal_widths(truth, pred, levels) -> dict[str, list]:
-    """Split-conformal half-widths per horizon step and target.
+    """Split-conformal half-widths per horizon step and target: the
+    conformal quantiles (``conformal_quantiles``) of the absolute errors."""
+    residuals = np.abs(np.asarray(truth, float) - np.asarray(pred, float))
+    return conformal_quantiles(residuals, levels)
 
-    For each level ``L`` the width is the ``ceil((n + 1) L / 100)``-th
-    smallest absolute residual of the ``n`` calibration forecasts at that
-    step, which covers a new forecast with probability at least ``L``% when
-    the errors are exchangeable.
+
+def quantile_corrections(truth, bands: dict) -> dict[str, list]:
+    """Conformalized quantile regression (Romano et al., 2019): for each
+    level, how far to move a quantile model's interval outward (inward,
+    when negative) for it to cover as stated.
+
+    The score of a calibration forecast is ``max(lower - y, y - upper)``,
+    how far the truth falls outside its interval (negative inside); the
+    correction is those scores' conformal quantile per step
+    (``conformal_quantiles``), and the interval ``[lower - c, upper + c]``.
+
+    Args:
+        truth: ``(n, horizon, targets)`` in original units.
+        bands: ``{level: (lower, upper)}``, each ``(n, horizon, targets)``.
+    """
+    truth = np.asarray(truth, float)
+    out = {}
+    for level, (lower, upper) in bands.items():
+        scores = np.maximum(np.asarray(lower, float) - truth, truth - np.asarray(upper, float))
+        out.update(conformal_quantiles(scores, [level]))
+    return out
+
+
+def conformal_quantiles(scores, levels) -> dict[str, list]:
+    """Split-conformal quantiles of nonconformity ``scores`` per horizon
+    step and target.
+
+    For each level ``L`` it is the ``ceil((n + 1) L / 100)``-th
+    smallest score of the ``n`` calibration forecasts at that step: for
+    absolute errors, a half-width that covers a new forecast with
+    probability at least ``L``% when the errors are exchangeable.
 
     When ``n`` is too small for a level (a short series has one or two
     validation origins), the residuals of every step are pooled instead:
@@ -56,13 +87,13 @@ def conformal_widths(truth, pred, levels) -> dict[str, list]:
     (``calibration_note`` says which).
 
     Args:
-        truth, pred: ``(n, horizon, targets)`` in original units.
+        scores: ``(n, horizon, targets)``, e.g. absolute errors in original units.
         levels: coverage levels in percent, e.g. ``(80, 95)``.
 
     Returns:
-        ``{"80": [[width per target] per step], ...}``.
+        ``{"80": [[quantile per target] per step], ...}``.
     """
-    residuals = np.abs(np.asarray(truth, float) - np.asarray(pred, float))
+    residuals = np.asarray(scores, float)
     errors = np.sort(residuals, axis=0)
     n, horizon = errors.shape[:2]
     if n == 0:
@@ -146,6 +177,12 @@ class Forecaster:
         combination: the weights of the network and of the statistical
             members fitted on each history at forecast time, and the season
             they use (``--combine``); None: the network alone.
+        quantiles: the levels a quantile network forecasts (``--loss
+            quantile``; ``zoo.quantiles``), or ``()`` for a point network.
+            Its median is the network's forecast; each interval is the
+            quantiles at its ends, moved around the served forecast and
+            widened by ``widths``, which are then conformal corrections
+            (``quantile_corrections``), not half-widths.
     """
 
     preprocessor: Preprocessor
@@ -158,6 +195,7 @@ class Forecaster:
     # {"weights": {"network": w, "ets": w, ...}, "season": m, "forms": {"ets": [form
     # per target], ...}}; None: the network alone.
     combination: dict | None = None
+    quantiles: tuple = ()
 
     @property
     def levels(self) -> list[str]:
@@ -207,6 +245,7 @@ class Forecaster:
             prefix = f"{target}_" if len(pre.targets) > 1 else ""
             for level in self.levels:
                 cols += [f"{prefix}lower_{level}", f"{prefix}upper_{level}"]
+            cols += [f"{prefix}{column_name(q)}" for q in self.quantiles]
         return cols
 
     # === Checking the history ===
@@ -332,12 +371,18 @@ class Forecaster:
                 f"most {pre.horizon} steps")
         ids, indexes, values = self._histories(history)
         weights = (self.combination or {}).get("weights", {combination.NETWORK: 1.0})
-        pred = 0.0
-        if combination.NETWORK in weights:
-            pred = weights[combination.NETWORK] * self._rolled(model, values, steps)
+        pred, spread = 0.0, None
+        if combination.NETWORK in weights or self.quantiles:
+            network = self._rolled(model, values, steps)
+            if self.quantiles:  # each quantile's distance from the median
+                network, spread = self._median(network), network - self._median(network)[..., None]
+            pred = weights.get(combination.NETWORK, 0.0) * network
         if self.statistical_members:  # fitted on each series' whole history, now
             pred = pred + self._statistical(history, ids, steps, weights)
-        return self._table(ids, indexes, pred, steps)
+        return self._table(ids, indexes, pred, steps, spread)
+
+    def _median(self, quantile_forecasts) -> np.ndarray:
+        return quantile_forecasts[..., median_index(self.quantiles)]
 
     def _statistical(self, history, ids, steps, weights) -> np.ndarray:
         """The weighted sum of the statistical members' forecasts, each fitted
@@ -374,7 +419,9 @@ class Forecaster:
             blocks.append(block)
             if sum(b.shape[1] for b in blocks) >= steps:
                 break
-            values = np.concatenate([values, block], axis=1)  # features == targets here
+            # features == targets here; a quantile network rolls on its median
+            values = np.concatenate([values, self._median(block) if self.quantiles else block],
+                                    axis=1)
         return np.concatenate(blocks, axis=1)[:, :steps]
 
     def _target_histories(self, history, ids) -> list[np.ndarray]:
@@ -441,7 +488,9 @@ class Forecaster:
 
     def _one_block(self, model, values) -> np.ndarray:
         """One direct forecast per series, ``(series, horizon, targets)``,
-        from raw ``values`` ``(series, rows, features)``."""
+        from raw ``values`` ``(series, rows, features)``; a quantile
+        network's, ``(series, horizon, targets, quantiles)``, each quantile
+        mapped to the data's units on its own."""
         networks = members_of(model)
         pres = self.members or [self.preprocessor] * len(networks)
         if len(pres) != len(networks):
@@ -453,13 +502,20 @@ class Forecaster:
             rows = pre.window + pre.lost
             scaled = pre.transform_values(values[:, -rows:])[:, -pre.window:]
             past = values[:, values.shape[1] - pre.lost:, cols]
-            out.append(pre.inverse_transform(predict(network, scaled.astype("float32")), past))
+            raw = predict(network, scaled.astype("float32"))
+            if self.quantiles:
+                out.append(np.stack([pre.inverse_transform(raw[..., k], past)
+                                     for k in range(raw.shape[-1])], axis=-1))
+            else:
+                out.append(pre.inverse_transform(raw, past))
         return combine(out)
 
-    def _table(self, ids, indexes, pred, steps) -> pd.DataFrame:
+    def _table(self, ids, indexes, pred, steps, spread=None) -> pd.DataFrame:
         """The output table: per series ``steps`` rows of times (or step
         numbers), forecasts and interval bounds; with ``ids``, an
-        ``ID_COL`` column first."""
+        ``ID_COL`` column first. ``spread``: a quantile network's distance
+        of each quantile from its median, ``(series, steps, targets,
+        quantiles)``, placed around ``pred``."""
         pre = self.preprocessor
         if self.time_col:
             # (last time, spacing) per series; series ending together share
@@ -471,16 +527,25 @@ class Forecaster:
         else:
             table = {"step": np.concatenate([np.arange(rows, rows + steps)
                                              for rows in indexes])}
-        blocks = np.arange(steps) // pre.horizon
+        # Past the horizon, every width grows with the square root of the block.
+        grow = np.sqrt(np.arange(steps) // pre.horizon + 1)
         for j, target in enumerate(pre.targets):
             table[target] = pred[:, :, j].ravel()
         for j, target in enumerate(pre.targets):
             prefix = f"{target}_" if len(pre.targets) > 1 else ""
             for level in self.levels:
                 width = np.asarray(self.widths[level], float)[:, j]
-                w = width[np.arange(steps) % pre.horizon] * np.sqrt(blocks + 1)
-                table[f"{prefix}lower_{level}"] = (pred[:, :, j] - w).ravel()
-                table[f"{prefix}upper_{level}"] = (pred[:, :, j] + w).ravel()
+                w = width[np.arange(steps) % pre.horizon] * grow
+                below = above = w
+                if spread is not None:
+                    low, high = (self.quantiles.index(q) for q in interval_ends(level))
+                    below = w - spread[:, :, j, low] * grow
+                    above = w + spread[:, :, j, high] * grow
+                table[f"{prefix}lower_{level}"] = (pred[:, :, j] - below).ravel()
+                table[f"{prefix}upper_{level}"] = (pred[:, :, j] + above).ravel()
+            for k, q in enumerate(self.quantiles):
+                table[f"{prefix}{column_name(q)}"] = (pred[:, :, j]
+                                                      + spread[:, :, j, k] * grow).ravel()
         out = pd.DataFrame(table)[self.output_columns()]
         if ids is not None:
             out.insert(0, ID_COL, np.repeat(np.asarray(ids, dtype=object), steps))
@@ -496,6 +561,8 @@ class Forecaster:
             config["steps"] = int(self.steps)
         if self.combination:
             config["combination"] = self.combination
+        if self.quantiles:
+            config["quantiles"] = list(self.quantiles)
         return config
 
     @classmethod
@@ -503,4 +570,5 @@ class Forecaster:
         return cls(Preprocessor.from_config(config["preprocessor"]), config["time_col"],
                    dict(config.get("widths", {})), bool(config.get("refit", False)),
                    tuple(Preprocessor.from_config(c) for c in config.get("members", ())),
-                   config.get("steps"), config.get("combination"))
+                   config.get("steps"), config.get("combination"),
+                   tuple(config.get("quantiles", ())))

@@ -138,3 +138,14 @@ def best_baseline(scores: dict, names, prefix: str = "") -> str:
     """The baseline with the lowest RMSE in ``scores`` (``prefix`` before
     each name, e.g. ``"test_"``)."""
     return min(names, key=lambda n: scores.get(f"{prefix}{n}_rmse", float("inf")))
+
+
+def pinball(truth, quantile_forecasts, quantiles) -> np.ndarray:
+    """The pinball loss of each quantile, in NumPy: ``truth`` ``(..., )``,
+    ``quantile_forecasts`` ``(..., quantiles)``; the mean over everything
+    but the quantile axis."""
+    truth = np.asarray(truth, float)[..., None]
+    error = truth - np.asarray(quantile_forecasts, float)
+    levels = np.asarray(quantiles, float)
+    return np.mean(np.maximum(levels * error, (levels - 1.0) * error),
+                   axis=tuple(range(error.ndim - 1)))

@@ -58,7 +58,7 @@ class ServedModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         import keras
 
-        import zoo  # noqa: F401  (registers the zoo's layers for loading)
+        import zoo.families  # noqa: F401  (registers the zoo's layers for loading)
 
         self.kind = context.model_config["kind"]
         # A ForecastModel's own settings (experiments.forecasting.forecast_model), if saved by one.

@@ -17,13 +17,16 @@ from experiments.forecasting.forecaster import (
     Forecaster,
     calibration_note,
     conformal_widths,
+    quantile_corrections,
 )
 from experiments.tasks.base import Split, Task
+from zoo.quantile_levels import check_quantiles, interval_ends, median_index
 
 KIND = "forecast"
 TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "time_format",
          "max_file_mb", "fill_missing", "sort", "window", "horizon", "val_size", "test_size",
-         "season", "transforms", "folds", "refit", "intervals", "autoregressive", "combine")
+         "season", "transforms", "folds", "refit", "intervals", "autoregressive", "combine",
+         "loss", "quantiles")
 # Where neither the user nor the dataset (``Series.defaults``) says otherwise.
 # transforms None: chosen from the training rows (statistical.choose_transforms).
 DEFAULTS = {"window": 24, "horizon": 1, "val_size": 0.15, "test_size": 0.15,
@@ -99,6 +102,7 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
             first.frame[list(series.targets)].to_numpy(dtype=float),
             max(len(first) - n_test - n_val, 1), chosen["season"])
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
+    quantiles, levels = quantile_settings(cfg, levels)
     # What a search may still choose: the settings the user did not name.
     searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None)
     steps = requested if requested != chosen["horizon"] else None
@@ -106,8 +110,42 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
                          settings=chosen, searchable=searchable,
                          autoregressive=cfg.autoregressive, steps=steps,
                          combine=cfg.combine or DEFAULT_COMBINE,
-                         adjustments=adjustments)
+                         adjustments=adjustments, quantiles=quantiles)
             for s in folds]
+
+
+def quantile_settings(cfg, levels) -> tuple[tuple, tuple]:
+    """``(quantiles, levels)``: the quantiles a ``--loss quantile`` network
+    forecasts (``()`` for a point network), and the interval levels served.
+
+    Left out, the quantiles are the median and the two ends of every
+    interval. Given, they decide the intervals when ``--intervals`` is not
+    named (80% from 0.1 and 0.9); an interval named whose ends are not
+    among them is an error naming the missing quantile."""
+    if cfg.loss != "quantile":
+        if cfg.quantiles is not None:
+            raise ConfigError("--quantiles needs --loss quantile (a network that forecasts "
+                              "quantiles); received --quantiles without it")
+        return (), levels
+    if cfg.quantiles is None:
+        ends = [q for level in levels for q in interval_ends(level)]
+        return check_quantiles("--quantiles", [*ends, 0.5]), levels
+    try:
+        quantiles = check_quantiles("--quantiles", cfg.quantiles)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    covered = tuple(level for level in range(1, 100)
+                    if set(interval_ends(level)) <= set(quantiles))
+    if cfg.intervals is None:
+        return quantiles, covered
+    for level in levels:
+        missing = [q for q in interval_ends(level) if q not in quantiles]
+        if missing:
+            raise ConfigError(
+                f"--intervals {level} needs the quantiles {interval_ends(level)}; "
+                f"--quantiles {','.join(f'{q:g}' for q in quantiles)} lacks {missing[0]:g} "
+                f"(add it, or leave --intervals out for {list(covered) or 'none'})")
+    return quantiles, levels
 
 
 def fit_to_series(cfg, series, chosen) -> tuple[dict, str | None]:
@@ -202,7 +240,7 @@ class ForecastTask(Task):
 
     def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
                  settings=None, searchable=(), autoregressive=None, steps=None,
-                 adjustments=(), combine="none"):
+                 adjustments=(), combine="none", quantiles=()):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -231,6 +269,13 @@ class ForecastTask(Task):
         # combination.METHODS name, or "none".
         self.combine = combine
         self.combination_verdict = None  # set by forecaster()
+        # A quantile network's levels (zoo.quantiles), trained by the pinball
+        # loss; () for a point network trained by squared error.
+        self.quantiles = tuple(quantiles)
+        if self.quantiles:
+            from zoo.quantiles import QuantileLoss
+
+            self.loss = QuantileLoss(self.quantiles)
         self._variants = {}
         self._source = None  # the task this one is a variant of
 
@@ -281,7 +326,7 @@ class ForecastTask(Task):
             task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
                                 self.levels, SEARCHED, chosen, self.searchable,
                                 self.autoregressive, self.steps, self.adjustments,
-                                self.combine)
+                                self.combine, self.quantiles)
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -293,7 +338,7 @@ class ForecastTask(Task):
         p = self.prepared
         if getattr(self, "_val_truth", None) is None:
             self._val_truth = p.truth(p.val)
-        pred = p.to_original(raw, p.val.origins)
+        pred = p.to_original(self.point(raw), p.val.origins)
         return float(np.sqrt(np.mean((pred - self._val_truth) ** 2)))
 
     def builder_arguments(self, family=None):
@@ -308,7 +353,15 @@ class ForecastTask(Task):
         the 24 validation months best (RMSE 9.6) and the test months worst
         (18.2); with it, 13.5 (SARIMA 14.9).
         """
-        return forecaster_arguments(family, self.autoregressive, self.prepared.season)
+        arguments = forecaster_arguments(family, self.autoregressive, self.prepared.season)
+        if self.quantiles:
+            arguments["quantiles"] = self.quantiles
+        return arguments
+
+    def point(self, outputs):
+        """The point forecast among a network's ``outputs``: a quantile
+        network's median, else the outputs themselves."""
+        return outputs[..., median_index(self.quantiles)] if self.quantiles else outputs
 
     def params(self):
         p = self.prepared
@@ -318,7 +371,9 @@ class ForecastTask(Task):
                 "n_train": p.n_train, "n_val": p.n_val, "n_test": p.n_test,
                 "transforms": ",".join(p.transforms) or "none",
                 "season": p.season,
-                "intervals": ",".join(map(str, self.levels)) or "none"}
+                "intervals": ",".join(map(str, self.levels)) or "none",
+                "loss": "quantile" if self.quantiles else "mse",
+                "quantiles": ",".join(f"{q:g}" for q in self.quantiles) or "none"}
 
     def dataset(self):
         return tracking.dataset_of(self.series)
@@ -351,24 +406,64 @@ class ForecastTask(Task):
         ``model`` is a Keras model reading this task's windows, or an
         ensemble: a list of ``Member`` whose mean forecast this is (a
         member with a ``task`` of its own reads that variant's window and
-        transforms: the same rows, so the same forecast origins)."""
+        transforms: the same rows, so the same forecast origins). A
+        quantile network's forecast is its median."""
+        return self.point(self.forecasts(model, part))
+
+    def spread(self, model, part):
+        """A quantile network's distance of each quantile from its median
+        at ``part``'s origins, ``(n, horizon, targets, quantiles)``, in
+        original units; None for a point network."""
+        if not self.quantiles:
+            return None
+        out = self.forecasts(model, part)
+        return out - self.point(out)[..., None]
+
+    def forecasts(self, model, part):
+        """As ``forecast``, with a quantile network's every quantile:
+        ``(n, horizon, targets, quantiles)``, each mapped to the data's
+        units on its own (with differencing, a sum of quantiles, which
+        the conformal correction then calibrates)."""
         if isinstance(model, list):
             return combine([self._member_forecast(m, part) for m in model])
         if part is self.prepared.test:
             raw = self.predict_test(model)
         else:
             raw = model.predict(part.x, verbose=0, batch_size=1024)
+        if self.quantiles:
+            return np.stack([self.prepared.to_original(raw[..., k], part.origins)
+                             for k in range(raw.shape[-1])], axis=-1)
         return self.prepared.to_original(raw, part.origins)
+
+    def calibrate(self, truth, pred, spread) -> dict:
+        """Each level's interval calibration on out-of-sample forecasts
+        ``pred`` of ``truth``: split-conformal half-widths, or for a
+        quantile network the corrections of its quantile intervals placed
+        around ``pred`` (conformalized quantile regression)."""
+        if not self.quantiles:
+            return conformal_widths(truth, pred, self.levels)
+        return quantile_corrections(truth, {level: self.bounds(pred, spread, level)
+                                            for level in self.levels})
+
+    def bounds(self, pred, spread, level, widths=None):
+        """The ``level``% interval around ``pred``: ``pred ± width``, or a
+        quantile network's quantiles at its ends moved by ``widths``
+        (both ``calibrate``'s, per step and target; None: unmoved)."""
+        w = 0.0 if widths is None else np.asarray(widths[str(level)], float)[None]
+        if not self.quantiles:
+            return pred - w, pred + w
+        low, high = (self.quantiles.index(q) for q in interval_ends(level))
+        return pred + spread[..., low] - w, pred + spread[..., high] + w
 
     def _member_forecast(self, member: Member, part):
         if member.task is None or member.task is self:
-            return self.forecast(member.network, part)
+            return self.forecasts(member.network, part)
         name = next((n for n in ("train", "val", "test")
                      if part is getattr(self.prepared, n)), None)
         if name is None:
             raise ValueError("an ensemble member of another variant forecasts the "
                              "train, val or test part only")
-        return member.task.forecast(member.network, getattr(member.task.prepared, name))
+        return member.task.forecasts(member.network, getattr(member.task.prepared, name))
 
     def evaluate(self, model):
         """Test metrics of ``model`` beside the baselines', its validation
@@ -395,12 +490,18 @@ class ForecastTask(Task):
         # How often the test values fall inside the intervals calibrated on
         # the validation period (as forecaster() calibrates them), around
         # the forecast that is served.
-        widths = conformal_widths(val_truth, val_pred, self.levels)
+        val_spread, spread = self.spread(model, p.val), self.spread(model, p.test)
+        widths = self.calibrate(val_truth, val_pred, val_spread)
         truth, scale = p.truth(p.test), metrics.scale_for(p)
         for level in self.levels:
-            w = np.asarray(widths[str(level)], dtype="float64")[None, : truth.shape[1]]
-            scored = metrics.interval_scores(truth, pred - w, pred + w, level, scale)
+            lower, upper = self.bounds(pred, spread, level, widths)
+            scored = metrics.interval_scores(truth, lower, upper, level, scale)
             scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
+        if self.quantiles:  # the quantiles as the network gives them, uncalibrated
+            scale = np.asarray(scale, dtype="float64")
+            scores["test_scaled_pinball"] = float(np.mean(metrics.pinball(
+                truth / scale, (pred[..., None] + spread) / scale[..., None],
+                self.quantiles)))
         return scores
 
     def _statistical_at(self, part) -> dict:
@@ -441,6 +542,7 @@ class ForecastTask(Task):
         verdict ``combination_verdict`` says."""
         p = self.prepared
         truth, pred = p.truth(p.val), self.forecast(model, p.val)
+        spread = self.spread(model, p.val)
         chosen = self.combination_of(model, pred)
         if chosen is not None:
             pred = chosen.combine({NETWORK: pred, **self._statistical_at(p.val)})
@@ -450,7 +552,9 @@ class ForecastTask(Task):
                 test = chosen.combine({NETWORK: test, **self.statistical()[0]})
             truth = np.concatenate([truth, p.truth(p.test)])
             pred = np.concatenate([pred, test])
-        widths = conformal_widths(truth, pred, self.levels)
+            if spread is not None:
+                spread = np.concatenate([spread, self.spread(model, p.test)])
+        widths = self.calibrate(truth, pred, spread)
         self.interval_note = calibration_note(len(truth), self.levels, p.horizon)
         self.combination_verdict = None if chosen is None else chosen.verdict
         index = self.series.frame.index
@@ -460,7 +564,8 @@ class ForecastTask(Task):
             "weights": chosen.weights, "season": p.season,
             "forms": {m: forms[m] for m in chosen.weights if m in forms}}
         return Forecaster(p.preprocessor, time_col, widths, refit,
-                          self.member_preprocessing(model), self.steps, combined)
+                          self.member_preprocessing(model), self.steps, combined,
+                          self.quantiles)
 
     def member_preprocessing(self, model) -> tuple:
         """Each ensemble member's preprocessing, when some member reads

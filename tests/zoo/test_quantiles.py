@@ -1,0 +1,74 @@
+"""The quantile head (zoo.quantiles): ordered by construction, for every
+forecasting family, and the pinball loss it trains with."""
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from experiments.forecasting import metrics
+from zoo.quantiles import QuantileLoss
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+@pytest.mark.parametrize("family", zoo.list_models(head="forecast"))
+def test_quantiles_never_cross_for_any_weights_and_inputs(family):
+    """Random inputs far outside the training range, and every weight of the
+    network redrawn at random (the spread's too): the quantiles stay ordered."""
+    shape, _ = zoo.get(family).example_input
+    block = (3, 1) if family == "es_rnn" else (3, 2)
+    model = zoo.build_model(family, shape, block, quantiles=(0.95, 0.5, 0.05, 0.25, 0.75))
+    assert model.output_shape == (None, *block, len(QUANTILES))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 3, w.shape).astype(w.dtype)
+                       for w in model.get_weights()])
+    x = rng.normal(0, 10, (64, *shape)).astype("float32")
+    out = model.predict_on_batch(x)
+    assert np.isfinite(out).all()
+    assert (np.diff(out, axis=-1) >= 0).all(), family
+    keras.backend.clear_session()
+
+
+def test_pinball_loss_is_numpys_and_is_least_at_the_quantiles():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(4000, 2, 1)).astype("float32")
+    levels = (0.1, 0.5, 0.9)
+    loss = QuantileLoss(levels)
+    at = np.quantile(y, levels)  # the empirical quantiles, as constant forecasts
+    pred = np.broadcast_to(at, (*y.shape, 3)).astype("float32")
+    value = float(keras.ops.convert_to_numpy(loss(y, pred)))
+    np.testing.assert_allclose(value, metrics.pinball(y, pred, levels).mean(), rtol=1e-5)
+    for shift in (-0.2, 0.2):  # anywhere else scores worse
+        assert float(keras.ops.convert_to_numpy(loss(y, pred + shift))) > value
+
+
+def test_a_quantile_model_saves_and_loads_with_its_head(tmp_path):
+    model = zoo.build_model("gru", (8, 1), 2, quantiles=(0.1, 0.5, 0.9), units=4)
+    model.compile("adam", loss=QuantileLoss((0.1, 0.5, 0.9)))
+    x = np.random.default_rng(2).normal(size=(16, 8, 1)).astype("float32")
+    model.fit(x, x[:, -2:, 0], epochs=1, verbose=0)
+    model.save(tmp_path / "q.keras")
+    again = zoo.load_model(tmp_path / "q.keras")
+    np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x),
+                               rtol=1e-6)
+    assert again.loss.quantiles == (0.1, 0.5, 0.9)
+
+
+@pytest.mark.parametrize("quantiles, said", [
+    ((0.1, 0.9), "must include the median, 0.5"),
+    ((0.0, 0.5), "strictly between 0 and 1"),
+    ((0.5, 1.2), "`quantiles` must be"),
+    ("0.5", "must be a sequence of levels"),
+])
+def test_bad_quantiles_are_named(quantiles, said):
+    with pytest.raises(ValueError, match="build_gru: ") as err:
+        zoo.build_model("gru", (8, 1), 2, quantiles=quantiles)
+    assert said in str(err.value)
+
+
+def test_quantiles_take_the_forecast_head_only():
+    with pytest.raises(ValueError, match="`quantiles` takes head='forecast' only"):
+        zoo.build_model("gru", (8, 3), 4, head="classification", quantiles=(0.1, 0.5, 0.9))
+    with pytest.raises(ValueError, match="unknown hyperparameter 'quantiles'"):
+        zoo.build_model("conv_lstm", (4, 8, 8, 1), 1, quantiles=(0.1, 0.5, 0.9))
