@@ -94,8 +94,9 @@ _TEXT = OfType((str,), "a string")
 # (experiments.forecasting.combination.METHODS, or none).
 COMBINE = ("none", "inverse_mse", "least_squares")
 # What a forecasting network trains with: squared error (a mean forecast, with
-# conformal intervals around it) or the pinball loss of a quantile head.
-LOSSES = ("mse", "quantile")
+# conformal intervals around it), the pinball loss of a quantile head, or the
+# likelihood of a distribution head (zoo.quantile_levels.DISTRIBUTIONS).
+LOSSES = ("mse", "quantile", "normal", "student_t")
 _PATH = OfType((str,), "a file path")
 _NAMES = OfType((tuple,), "column names")
 
@@ -244,10 +245,13 @@ class RunConfig:
         help="mse: forecast the mean, intervals from its validation errors; quantile: "
              "forecast quantiles (pinball loss, never crossing), the median served as the "
              "forecast, each interval its quantiles calibrated on the validation errors "
-             "(conformalized quantile regression) (default mse)")
+             "(conformalized quantile regression); normal, student_t: forecast a "
+             "distribution (likelihood), its quantiles served and calibrated as "
+             "quantile's (default mse)")
     quantiles: tuple[float, ...] | None = setting(
         None, OfType((tuple,), "levels in (0, 1) such as 0.1,0.5,0.9"), group="forecast",
-        metavar="Q[,Q]", help="the quantiles of --loss quantile, comma-separated, the "
+        metavar="Q[,Q]", help="the quantiles a --loss other than mse serves, "
+        "comma-separated, the "
         "median among them; served as q10, q50, ... columns (default: 0.5 and the two "
         "ends of each interval, 0.025,0.1,0.5,0.9,0.975 for 80,95)")
     epochs: int | None = setting(None, _INT_1, group="training", type=int,

@@ -6,7 +6,15 @@ Without Keras, so that reading flags and serving tables need not import it
 
 from __future__ import annotations
 
+import numpy as np
+
 from zoo import checks
+
+# The distribution heads (zoo.distributions) and their parameters, in the
+# order a model outputs them; the smallest scale and degrees of freedom.
+DISTRIBUTIONS = {"normal": ("loc", "scale"), "student_t": ("loc", "scale", "df")}
+MIN_SCALE = 1e-3
+MIN_DF = 2.0
 
 
 def check_quantiles(where, quantiles) -> tuple[float, ...]:
@@ -41,3 +49,21 @@ def interval_ends(level) -> tuple[float, float]:
 def column_name(q) -> str:
     """How a served table names quantile ``q``: 0.1 -> 'q10', 0.025 -> 'q2.5'."""
     return f"q{round(100 * float(q), 4):g}"
+
+
+def distribution_quantiles(parameters, distribution, quantiles) -> np.ndarray:
+    """A distribution head's outputs ``(..., parameters)`` as its
+    ``quantiles``, ``(..., len(quantiles))``: location + scale times the
+    standard Normal's (or Student-t's, at each output's degrees of freedom)."""
+    parameters = np.asarray(parameters, dtype="float64")
+    loc, scale = parameters[..., :1], parameters[..., 1:2]
+    levels = np.asarray(quantiles, dtype="float64")
+    if distribution == "normal":
+        from statistics import NormalDist
+
+        z = np.array([NormalDist().inv_cdf(q) for q in levels])
+    else:
+        from scipy.stats import t
+
+        z = t.ppf(levels, parameters[..., 2:3])
+    return loc + scale * z

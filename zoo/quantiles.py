@@ -100,22 +100,27 @@ def with_quantiles(model, quantiles, where="with_quantiles"):
     if len(quantiles) == 1:  # the median alone: the model trained by absolute error
         out = keras.layers.Reshape((*block, 1), name=QUANTILE_LAYER, dtype="float32")(point)
         return keras.Model(model.inputs, out, name=model.name)
-    try:
-        features = model.get_layer(FORECAST_LAYER)
-        features = features.input if isinstance(features, keras.layers.Dense) else None
-    except ValueError:
-        features = None
-    if features is None:
-        features = keras.layers.Flatten(name="spread_window")(model.inputs[0])
     gaps = _normal_gaps(quantiles)
     raw = keras.layers.Dense(
         math.prod(block) * (len(quantiles) - 1), name=SPREAD_LAYER,
         kernel_initializer="zeros",
         bias_initializer=keras.initializers.Constant(np.tile(gaps, math.prod(block))),
-    )(features)
+    )(spread_features(model))
     raw = keras.layers.Reshape((*block, len(quantiles) - 1), name="spread_shape")(raw)
     out = OrderedQuantiles(quantiles, name=QUANTILE_LAYER, dtype="float32")([point, raw])
     return keras.Model(model.inputs, out, name=model.name)
+
+
+def spread_features(model):
+    """What a head's spread reads: the input of the family's dense forecast
+    layer (its encoder state), or else the flattened input window."""
+    try:
+        layer = model.get_layer(FORECAST_LAYER)
+    except ValueError:
+        layer = None
+    if isinstance(layer, keras.layers.Dense):
+        return layer.input
+    return keras.layers.Flatten(name="spread_window")(model.inputs[0])
 
 
 def _normal_gaps(quantiles) -> np.ndarray:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from zoo import checks
 from zoo.cudnn import cudnn_report
+from zoo.distributions import with_distribution
 from zoo.quantiles import with_quantiles
 from zoo.space import Spec
 
@@ -104,17 +105,17 @@ def register(
 
         @functools.wraps(fn)
         def builder(input_shape, outputs, *, head=heads[0], quantiles=None,
-                    **hyperparameters):
+                    distribution=None, **hyperparameters):
             input_shape = checks.check_shape(
                 where, "input_shape", input_shape,
                 rank=len(input_axes), meaning=axes,
             )
             checks.check_choice(where, "head", head, heads)
             outputs = _check_outputs(where, head, outputs)
-            _check_quantile_head(where, head, quantiles)
+            _check_probabilistic_head(where, head, quantiles, distribution)
             model = fn(input_shape, outputs, head=head, **hyperparameters)
             _warn_if_not_fused(where, model, hyperparameters)
-            return model if quantiles is None else with_quantiles(model, quantiles, where)
+            return _probabilistic(where, model, quantiles, distribution)
 
         _REGISTRY[name] = ModelInfo(
             name=name,
@@ -198,7 +199,10 @@ def build_model(name: str, input_shape, outputs, **hyperparameters):
             A forecasting family also takes ``quantiles``, e.g.
             ``(0.1, 0.5, 0.9)``: the model then forecasts those quantiles,
             ``(batch, *outputs, quantiles)``, ordered by construction, the
-            median its point forecast (``zoo.quantiles``).
+            median its point forecast (``zoo.quantiles``); or
+            ``distribution``, ``"normal"`` or ``"student_t"``: the model then
+            forecasts its parameters, ``(batch, *outputs, parameters)``
+            (``zoo.distributions``).
 
     Returns:
         An uncompiled ``keras.Model``.
@@ -206,7 +210,8 @@ def build_model(name: str, input_shape, outputs, **hyperparameters):
     info = get(name)
     allowed = set(info.hyperparameters) | {"head"}
     if "forecast" in info.heads:
-        allowed.add("quantiles")  # the quantile head (zoo.quantiles)
+        # the quantile and distribution heads (zoo.quantiles, zoo.distributions)
+        allowed |= {"quantiles", "distribution"}
     for key in hyperparameters:
         if key not in allowed:
             near = difflib.get_close_matches(key, allowed, n=1)
@@ -254,10 +259,21 @@ def _neutral(spec):
     return "none"
 
 
-def _check_quantile_head(where, head, quantiles):
-    if quantiles is not None and head != "forecast":
-        raise ValueError(f"{where}: `quantiles` takes head='forecast' only; "
-                         f"received quantiles={quantiles!r} with head={head!r}")
+def _check_probabilistic_head(where, head, quantiles, distribution):
+    for name, value in (("quantiles", quantiles), ("distribution", distribution)):
+        if value is not None and head != "forecast":
+            raise ValueError(f"{where}: `{name}` takes head='forecast' only; "
+                             f"received {name}={value!r} with head={head!r}")
+    if quantiles is not None and distribution is not None:
+        raise ValueError(f"{where}: give `quantiles` or `distribution`, not both; received "
+                         f"quantiles={quantiles!r}, distribution={distribution!r}")
+
+
+def _probabilistic(where, model, quantiles, distribution):
+    """``model`` with its quantile or distribution head, if it takes one."""
+    if distribution is not None:
+        return with_distribution(model, distribution, where)
+    return model if quantiles is None else with_quantiles(model, quantiles, where)
 
 
 def _check_outputs(where, head, outputs):

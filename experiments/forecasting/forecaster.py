@@ -25,7 +25,12 @@ import pandas as pd
 from experiments.forecasting import combination
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.preprocessing import Preprocessor
-from zoo.quantile_levels import column_name, interval_ends, median_index
+from zoo.quantile_levels import (
+    column_name,
+    distribution_quantiles,
+    interval_ends,
+    median_index,
+)
 
 DEFAULT_LEVELS = (80, 95)
 # The column that names each series when one history holds several.
@@ -183,6 +188,9 @@ class Forecaster:
             quantiles at its ends, moved around the served forecast and
             widened by ``widths``, which are then conformal corrections
             (``quantile_corrections``), not half-widths.
+        distribution: a distribution network's (``--loss normal`` or
+            ``student_t``; ``zoo.distributions``), whose parameters are
+            served as ``quantiles``; None otherwise.
     """
 
     preprocessor: Preprocessor
@@ -196,6 +204,7 @@ class Forecaster:
     # per target], ...}}; None: the network alone.
     combination: dict | None = None
     quantiles: tuple = ()
+    distribution: str | None = None
 
     @property
     def levels(self) -> list[str]:
@@ -503,6 +512,8 @@ class Forecaster:
             scaled = pre.transform_values(values[:, -rows:])[:, -pre.window:]
             past = values[:, values.shape[1] - pre.lost:, cols]
             raw = predict(network, scaled.astype("float32"))
+            if self.distribution:
+                raw = distribution_quantiles(raw, self.distribution, self.quantiles)
             if self.quantiles:
                 out.append(np.stack([pre.inverse_transform(raw[..., k], past)
                                      for k in range(raw.shape[-1])], axis=-1))
@@ -563,6 +574,8 @@ class Forecaster:
             config["combination"] = self.combination
         if self.quantiles:
             config["quantiles"] = list(self.quantiles)
+        if self.distribution:
+            config["distribution"] = self.distribution
         return config
 
     @classmethod
@@ -571,4 +584,4 @@ class Forecaster:
                    dict(config.get("widths", {})), bool(config.get("refit", False)),
                    tuple(Preprocessor.from_config(c) for c in config.get("members", ())),
                    config.get("steps"), config.get("combination"),
-                   tuple(config.get("quantiles", ())))
+                   tuple(config.get("quantiles", ())), config.get("distribution"))

@@ -20,7 +20,13 @@ from experiments.forecasting.forecaster import (
     quantile_corrections,
 )
 from experiments.tasks.base import Split, Task
-from zoo.quantile_levels import check_quantiles, interval_ends, median_index
+from zoo.quantile_levels import (
+    DISTRIBUTIONS,
+    check_quantiles,
+    distribution_quantiles,
+    interval_ends,
+    median_index,
+)
 
 KIND = "forecast"
 TAKES = ("data", "dataset_options", "csv", "target", "features", "time_col", "time_format",
@@ -110,22 +116,25 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
                          settings=chosen, searchable=searchable,
                          autoregressive=cfg.autoregressive, steps=steps,
                          combine=cfg.combine or DEFAULT_COMBINE,
-                         adjustments=adjustments, quantiles=quantiles)
+                         adjustments=adjustments, quantiles=quantiles,
+                         distribution=cfg.loss if cfg.loss in DISTRIBUTIONS else None)
             for s in folds]
 
 
 def quantile_settings(cfg, levels) -> tuple[tuple, tuple]:
     """``(quantiles, levels)``: the quantiles a ``--loss quantile`` network
-    forecasts (``()`` for a point network), and the interval levels served.
+    forecasts, or a distribution network's served (``()`` for a point
+    network), and the interval levels served.
 
     Left out, the quantiles are the median and the two ends of every
     interval. Given, they decide the intervals when ``--intervals`` is not
     named (80% from 0.1 and 0.9); an interval named whose ends are not
     among them is an error naming the missing quantile."""
-    if cfg.loss != "quantile":
+    if cfg.loss in (None, "mse"):
         if cfg.quantiles is not None:
-            raise ConfigError("--quantiles needs --loss quantile (a network that forecasts "
-                              "quantiles); received --quantiles without it")
+            raise ConfigError("--quantiles needs --loss quantile, normal or student_t (a "
+                              "network that forecasts quantiles or a distribution); "
+                              "received --quantiles without it")
         return (), levels
     if cfg.quantiles is None:
         ends = [q for level in levels for q in interval_ends(level)]
@@ -240,7 +249,7 @@ class ForecastTask(Task):
 
     def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
                  settings=None, searchable=(), autoregressive=None, steps=None,
-                 adjustments=(), combine="none", quantiles=()):
+                 adjustments=(), combine="none", quantiles=(), distribution=None):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -270,9 +279,14 @@ class ForecastTask(Task):
         self.combine = combine
         self.combination_verdict = None  # set by forecaster()
         # A quantile network's levels (zoo.quantiles), trained by the pinball
-        # loss; () for a point network trained by squared error.
-        self.quantiles = tuple(quantiles)
-        if self.quantiles:
+        # loss, or those a distribution network (zoo.distributions; trained by
+        # likelihood) serves; () for a point network trained by squared error.
+        self.quantiles, self.distribution = tuple(quantiles), distribution
+        if self.distribution:
+            from zoo.distributions import DistributionLoss
+
+            self.loss = DistributionLoss(self.distribution)
+        elif self.quantiles:
             from zoo.quantiles import QuantileLoss
 
             self.loss = QuantileLoss(self.quantiles)
@@ -326,7 +340,7 @@ class ForecastTask(Task):
             task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
                                 self.levels, SEARCHED, chosen, self.searchable,
                                 self.autoregressive, self.steps, self.adjustments,
-                                self.combine, self.quantiles)
+                                self.combine, self.quantiles, self.distribution)
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -338,7 +352,7 @@ class ForecastTask(Task):
         p = self.prepared
         if getattr(self, "_val_truth", None) is None:
             self._val_truth = p.truth(p.val)
-        pred = p.to_original(self.point(raw), p.val.origins)
+        pred = p.to_original(self.raw_point(raw), p.val.origins)
         return float(np.sqrt(np.mean((pred - self._val_truth) ** 2)))
 
     def builder_arguments(self, family=None):
@@ -354,13 +368,21 @@ class ForecastTask(Task):
         (18.2); with it, 13.5 (SARIMA 14.9).
         """
         arguments = forecaster_arguments(family, self.autoregressive, self.prepared.season)
-        if self.quantiles:
+        if self.distribution:
+            arguments["distribution"] = self.distribution
+        elif self.quantiles:
             arguments["quantiles"] = self.quantiles
         return arguments
 
+    def raw_point(self, raw):
+        """The point forecast among a network's raw outputs: a quantile
+        network's median, a distribution network's location."""
+        return raw[..., 0] if self.distribution else self.point(raw)
+
     def point(self, outputs):
-        """The point forecast among a network's ``outputs``: a quantile
-        network's median, else the outputs themselves."""
+        """The point forecast among quantile forecasts ``outputs`` (as
+        ``forecasts`` gives them): their median; a point network's
+        outputs are themselves."""
         return outputs[..., median_index(self.quantiles)] if self.quantiles else outputs
 
     def params(self):
@@ -372,7 +394,7 @@ class ForecastTask(Task):
                 "transforms": ",".join(p.transforms) or "none",
                 "season": p.season,
                 "intervals": ",".join(map(str, self.levels)) or "none",
-                "loss": "quantile" if self.quantiles else "mse",
+                "loss": self.distribution or ("quantile" if self.quantiles else "mse"),
                 "quantiles": ",".join(f"{q:g}" for q in self.quantiles) or "none"}
 
     def dataset(self):
@@ -430,6 +452,8 @@ class ForecastTask(Task):
             raw = self.predict_test(model)
         else:
             raw = model.predict(part.x, verbose=0, batch_size=1024)
+        if self.distribution:
+            raw = distribution_quantiles(raw, self.distribution, self.quantiles)
         if self.quantiles:
             return np.stack([self.prepared.to_original(raw[..., k], part.origins)
                              for k in range(raw.shape[-1])], axis=-1)
@@ -565,7 +589,7 @@ class ForecastTask(Task):
             "forms": {m: forms[m] for m in chosen.weights if m in forms}}
         return Forecaster(p.preprocessor, time_col, widths, refit,
                           self.member_preprocessing(model), self.steps, combined,
-                          self.quantiles)
+                          self.quantiles, self.distribution)
 
     def member_preprocessing(self, model) -> tuple:
         """Each ensemble member's preprocessing, when some member reads

@@ -1,5 +1,6 @@
-"""The quantile head (zoo.quantiles): ordered by construction, for every
-forecasting family, and the pinball loss it trains with."""
+"""The quantile and distribution heads (zoo.quantiles, zoo.distributions):
+ordered by construction, for every forecasting family, and the losses they
+train with."""
 
 import keras
 import numpy as np
@@ -7,27 +8,50 @@ import pytest
 
 import zoo
 from experiments.forecasting import metrics
+from zoo.distributions import DistributionLoss
+from zoo.quantile_levels import DISTRIBUTIONS, MIN_DF, MIN_SCALE, distribution_quantiles
 from zoo.quantiles import QuantileLoss
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
+@pytest.mark.parametrize("head", ["quantiles", "normal", "student_t"])
 @pytest.mark.parametrize("family", zoo.list_models(head="forecast"))
-def test_quantiles_never_cross_for_any_weights_and_inputs(family):
+def test_quantiles_never_cross_for_any_weights_and_inputs(family, head):
     """Random inputs far outside the training range, and every weight of the
-    network redrawn at random (the spread's too): the quantiles stay ordered."""
+    network redrawn at random (the spread's too): the quantiles stay ordered,
+    a distribution's scale positive and Student-t's degrees of freedom above 2."""
     shape, _ = zoo.get(family).example_input
     block = (3, 1) if family == "es_rnn" else (3, 2)
-    model = zoo.build_model(family, shape, block, quantiles=(0.95, 0.5, 0.05, 0.25, 0.75))
-    assert model.output_shape == (None, *block, len(QUANTILES))
+    probabilistic = ({"quantiles": (0.95, 0.5, 0.05, 0.25, 0.75)} if head == "quantiles"
+                     else {"distribution": head})
+    model = zoo.build_model(family, shape, block, **probabilistic)
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(0, 3, w.shape).astype(w.dtype)
                        for w in model.get_weights()])
-    x = rng.normal(0, 10, (64, *shape)).astype("float32")
-    out = model.predict_on_batch(x)
+    out = model.predict_on_batch(rng.normal(0, 10, (64, *shape)).astype("float32"))
     assert np.isfinite(out).all()
+    if head != "quantiles":
+        assert model.output_shape == (None, *block, len(DISTRIBUTIONS[head]))
+        assert (out[..., 1] >= MIN_SCALE).all()
+        assert head == "normal" or (out[..., 2] >= MIN_DF).all()
+        out = distribution_quantiles(out, head, QUANTILES)
+    assert out.shape[-1] == len(QUANTILES)
     assert (np.diff(out, axis=-1) >= 0).all(), family
     keras.backend.clear_session()
+
+
+def test_the_distribution_losses_are_scipys_negative_log_likelihoods():
+    from scipy import stats
+
+    y = np.random.default_rng(3).standard_t(3, (2000, 2, 1)).astype("float32")
+    ones = np.ones_like(y)
+    for name, params, logpdf in (
+            ("normal", [0 * ones, 2 * ones], stats.norm.logpdf(y, 0, 2)),
+            ("student_t", [0 * ones, 2 * ones, 3 * ones], stats.t.logpdf(y, 3, 0, 2))):
+        value = DistributionLoss(name)(y, np.stack(params, -1))
+        np.testing.assert_allclose(float(keras.ops.convert_to_numpy(value)), -logpdf.mean(),
+                                   rtol=1e-5)
 
 
 def test_pinball_loss_is_numpys_and_is_least_at_the_quantiles():
@@ -43,16 +67,21 @@ def test_pinball_loss_is_numpys_and_is_least_at_the_quantiles():
         assert float(keras.ops.convert_to_numpy(loss(y, pred + shift))) > value
 
 
-def test_a_quantile_model_saves_and_loads_with_its_head(tmp_path):
-    model = zoo.build_model("gru", (8, 1), 2, quantiles=(0.1, 0.5, 0.9), units=4)
-    model.compile("adam", loss=QuantileLoss((0.1, 0.5, 0.9)))
+@pytest.mark.parametrize("head", ["quantiles", "student_t"])
+def test_a_probabilistic_model_saves_and_loads_with_its_head(tmp_path, head):
+    if head == "quantiles":
+        model = zoo.build_model("gru", (8, 1), 2, quantiles=(0.1, 0.5, 0.9), units=4)
+        model.compile("adam", loss=QuantileLoss((0.1, 0.5, 0.9)))
+    else:
+        model = zoo.build_model("gru", (8, 1), 2, distribution=head, units=4)
+        model.compile("adam", loss=DistributionLoss(head))
     x = np.random.default_rng(2).normal(size=(16, 8, 1)).astype("float32")
     model.fit(x, x[:, -2:, 0], epochs=1, verbose=0)
     model.save(tmp_path / "q.keras")
     again = zoo.load_model(tmp_path / "q.keras")
     np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x),
                                rtol=1e-6)
-    assert again.loss.quantiles == (0.1, 0.5, 0.9)
+    assert again.loss.get_config() == model.loss.get_config()
 
 
 @pytest.mark.parametrize("quantiles, said", [
@@ -72,3 +101,7 @@ def test_quantiles_take_the_forecast_head_only():
         zoo.build_model("gru", (8, 3), 4, head="classification", quantiles=(0.1, 0.5, 0.9))
     with pytest.raises(ValueError, match="unknown hyperparameter 'quantiles'"):
         zoo.build_model("conv_lstm", (4, 8, 8, 1), 1, quantiles=(0.1, 0.5, 0.9))
+    with pytest.raises(ValueError, match="not both"):
+        zoo.build_model("gru", (8, 1), 2, quantiles=(0.1, 0.5, 0.9), distribution="normal")
+    with pytest.raises(ValueError, match="`distribution` must be one of"):
+        zoo.build_model("gru", (8, 1), 2, distribution="poisson")

@@ -28,6 +28,7 @@ def noisy_ar(noise: str, n: int, seed: int = 0) -> pd.DataFrame:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("loss, noise", [("quantile", "normal"), ("quantile", "student_t3"),
+                                         ("normal", "normal"), ("student_t", "student_t3"),
                                          ("mse", "student_t3")])
 def test_intervals_cover_as_stated_on_5000_new_points(loss, noise):
     """Trained on 2,000 steps, calibrated on the next 2,000, scored on 5,000
