@@ -51,7 +51,7 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
     procs = [subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "train", "--model", "gru", "--data",
          "sine", "--epochs", "3", "--patience", "3", "--units", "4", "--seed", str(i),
-         "--tracking-uri", f"sqlite:///{db}"],
+         "--combine", "none", "--tracking-uri", f"sqlite:///{db}"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True) for i in range(4)]
     errors = [p.communicate(timeout=600)[1] for p in procs]

@@ -170,7 +170,9 @@ def test_resume_after_sigkill(tmp_path):
     command = [sys.executable, "-m", "experiments.cli", "tune", "--data", "sine",
                "--models", "gru", "--max-trials", "4", "--epochs", "40",
                "--patience", "40", "--window", "12", "--horizon", "3",
-               "--name", "resumable", "--tracking-uri", f"sqlite:///{db}"]
+               "--name", "resumable", "--tracking-uri", f"sqlite:///{db}",
+               # What follows the trials (a refit, the combination) is not at stake here.
+               "--no-refit", "--combine", "none"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("MLFLOW_TRACKING_URI", None)
     from experiments import tracking
@@ -278,11 +280,13 @@ def test_registered_names_never_mix_two_datasets(tmp_path, capsys):
     """Two series with one file name and target (here: two sine waves) do
     not become versions of one registered model; `train --model-name`
     registers where it is told."""
-    first = search(tmp_path, models=("gru",), max_trials=1)
+    # No refit and no combination: only the names registered are at stake.
+    lean = {"refit": False, "combine": "none"}
+    first = search(tmp_path, models=("gru",), max_trials=1, run=lean)
     assert first.registered == ("lstm-zoo-sine-value", "1")
     capsys.readouterr()
     other = search(tmp_path, models=("gru",), max_trials=1, name="noisier",
-                   run={"dataset_options": {"noise": 0.3}})
+                   run={**lean, "dataset_options": {"noise": 0.3}})
     assert other.registered == ("lstm-zoo-sine-value-2", "1")
     out = capsys.readouterr().out
     assert "note: lstm-zoo-sine-value already holds models of other data (data digest" in out
@@ -292,7 +296,7 @@ def test_registered_names_never_mix_two_datasets(tmp_path, capsys):
         first_digest
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert cli.main(["train", "--model", "gru", "--data", "sine", "--epochs", "1",
-                     "--units", "4", "--model-name", "lstm-zoo-sine-value",
+                     "--units", "4", "--combine", "none", "--model-name", "lstm-zoo-sine-value",
                      "--tracking-uri", uri]) == 0
     assert "registered as lstm-zoo-sine-value version 2" in capsys.readouterr().out
     assert client.get_model_version("lstm-zoo-sine-value", "2").tags["data_digest"] == \
