@@ -15,6 +15,7 @@ from zoo.quantiles import QuantileLoss
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
+@pytest.mark.slow  # thirty models built: the full suite's, not test-fast's
 @pytest.mark.parametrize("head", ["quantiles", "normal", "student_t"])
 @pytest.mark.parametrize("family", zoo.list_models(head="forecast"))
 def test_quantiles_never_cross_for_any_weights_and_inputs(family, head):
