@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from experiments.forecasting import combination
+from experiments.forecasting import combination, quantile_paths
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.preprocessing import Preprocessor
 from zoo.quantile_levels import (
@@ -498,8 +498,8 @@ class Forecaster:
     def _one_block(self, model, values) -> np.ndarray:
         """One direct forecast per series, ``(series, horizon, targets)``,
         from raw ``values`` ``(series, rows, features)``; a quantile
-        network's, ``(series, horizon, targets, quantiles)``, each quantile
-        mapped to the data's units on its own."""
+        network's, ``(series, horizon, targets, quantiles)``
+        (``experiments.forecasting.quantile_paths``)."""
         networks = members_of(model)
         pres = self.members or [self.preprocessor] * len(networks)
         if len(pres) != len(networks):
@@ -515,8 +515,9 @@ class Forecaster:
             if self.distribution:
                 raw = distribution_quantiles(raw, self.distribution, self.quantiles)
             if self.quantiles:
-                out.append(np.stack([pre.inverse_transform(raw[..., k], past)
-                                     for k in range(raw.shape[-1])], axis=-1))
+                out.append(quantile_paths.to_original(
+                    lambda z, copies, pre=pre, past=past: pre.inverse_transform(
+                        z, np.tile(past, (copies, 1, 1))), raw, self.quantiles))
             else:
                 out.append(pre.inverse_transform(raw, past))
         return combine(out)
@@ -548,10 +549,10 @@ class Forecaster:
                 width = np.asarray(self.widths[level], float)[:, j]
                 w = width[np.arange(steps) % pre.horizon] * grow
                 below = above = w
-                if spread is not None:
+                if spread is not None:  # never inward past the forecast
                     low, high = (self.quantiles.index(q) for q in interval_ends(level))
-                    below = w - spread[:, :, j, low] * grow
-                    above = w + spread[:, :, j, high] * grow
+                    below = np.maximum(w - spread[:, :, j, low] * grow, 0.0)
+                    above = np.maximum(w + spread[:, :, j, high] * grow, 0.0)
                 table[f"{prefix}lower_{level}"] = (pred[:, :, j] - below).ravel()
                 table[f"{prefix}upper_{level}"] = (pred[:, :, j] + above).ravel()
             for k, q in enumerate(self.quantiles):

@@ -9,7 +9,14 @@ import pandas as pd
 
 from experiments import data, tracking
 from experiments.errors import ConfigError
-from experiments.forecasting import combination, metrics, short_series, statistical, windows
+from experiments.forecasting import (
+    combination,
+    metrics,
+    quantile_paths,
+    short_series,
+    statistical,
+    windows,
+)
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, combine
 from experiments.forecasting.forecaster import (
@@ -443,9 +450,8 @@ class ForecastTask(Task):
 
     def forecasts(self, model, part):
         """As ``forecast``, with a quantile network's every quantile:
-        ``(n, horizon, targets, quantiles)``, each mapped to the data's
-        units on its own (with differencing, a sum of quantiles, which
-        the conformal correction then calibrates)."""
+        ``(n, horizon, targets, quantiles)`` in the data's units (see
+        ``experiments.forecasting.quantile_paths``)."""
         if isinstance(model, list):
             return combine([self._member_forecast(m, part) for m in model])
         if part is self.prepared.test:
@@ -455,8 +461,9 @@ class ForecastTask(Task):
         if self.distribution:
             raw = distribution_quantiles(raw, self.distribution, self.quantiles)
         if self.quantiles:
-            return np.stack([self.prepared.to_original(raw[..., k], part.origins)
-                             for k in range(raw.shape[-1])], axis=-1)
+            return quantile_paths.to_original(
+                lambda out, copies: self.prepared.to_original(out, np.tile(part.origins, copies)),
+                raw, self.quantiles)
         return self.prepared.to_original(raw, part.origins)
 
     def calibrate(self, truth, pred, spread) -> dict:
@@ -477,7 +484,9 @@ class ForecastTask(Task):
         if not self.quantiles:
             return pred - w, pred + w
         low, high = (self.quantiles.index(q) for q in interval_ends(level))
-        return pred + spread[..., low] - w, pred + spread[..., high] + w
+        # A correction inward stops at the forecast: an interval never excludes it.
+        return (np.minimum(pred + spread[..., low] - w, pred),
+                np.maximum(pred + spread[..., high] + w, pred))
 
     def _member_forecast(self, member: Member, part):
         if member.task is None or member.task is self:
