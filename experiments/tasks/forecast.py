@@ -401,7 +401,7 @@ class ForecastTask(Task):
                 "transforms": ",".join(p.transforms) or "none",
                 "season": p.season,
                 "intervals": ",".join(map(str, self.levels)) or "none",
-                "loss": self.distribution or ("quantile" if self.quantiles else "mse"),
+                "loss_function": self.distribution or ("quantile" if self.quantiles else "mse"),
                 "quantiles": ",".join(f"{q:g}" for q in self.quantiles) or "none"}
 
     def dataset(self):
