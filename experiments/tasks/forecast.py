@@ -439,14 +439,14 @@ class ForecastTask(Task):
         quantile network's forecast is its median."""
         return self.point(self.forecasts(model, part))
 
-    def spread(self, model, part):
-        """A quantile network's distance of each quantile from its median
-        at ``part``'s origins, ``(n, horizon, targets, quantiles)``, in
-        original units; None for a point network."""
-        if not self.quantiles:
-            return None
+    def forecast_and_spread(self, model, part):
+        """``(forecast, spread)`` at ``part``'s origins from one run of the
+        network: ``forecast``'s, and a quantile network's distance of each
+        quantile from its median, ``(n, horizon, targets, quantiles)``, in
+        original units (None for a point network)."""
         out = self.forecasts(model, part)
-        return out - self.point(out)[..., None]
+        pred = self.point(out)
+        return pred, (out - pred[..., None] if self.quantiles else None)
 
     def forecasts(self, model, part):
         """As ``forecast``, with a quantile network's every quantile:
@@ -503,10 +503,11 @@ class ForecastTask(Task):
         metrics, and the served forecast's test coverage. With ``--combine``,
         also the served combination's (``test_combined_*``)."""
         p = self.prepared
-        pred = self.forecast(model, p.test)
+        pred, spread = self.forecast_and_spread(model, p.test)
         scores = {f"test_{k}": v for k, v in metrics.evaluate_forecasts(
             p, pred, p.test, self.statistical()[0]).items()}
-        val_truth, val_pred = p.truth(p.val), self.forecast(model, p.val)
+        val_truth = p.truth(p.val)
+        val_pred, val_spread = self.forecast_and_spread(model, p.val)
         val = metrics.forecast_metrics(val_truth, val_pred, metrics.scale_for(p))
         scores.update({f"val_{k}": v for k, v in val.items()})
         chosen = self.combination_of(model, val_pred)
@@ -523,7 +524,6 @@ class ForecastTask(Task):
         # How often the test values fall inside the intervals calibrated on
         # the validation period (as forecaster() calibrates them), around
         # the forecast that is served.
-        val_spread, spread = self.spread(model, p.val), self.spread(model, p.test)
         widths = self.calibrate(val_truth, val_pred, val_spread)
         truth, scale = p.truth(p.test), metrics.scale_for(p)
         for level in self.levels:
@@ -574,19 +574,19 @@ class ForecastTask(Task):
         calibrated around) is the combination chosen on validation, whose
         verdict ``combination_verdict`` says."""
         p = self.prepared
-        truth, pred = p.truth(p.val), self.forecast(model, p.val)
-        spread = self.spread(model, p.val)
+        truth = p.truth(p.val)
+        pred, spread = self.forecast_and_spread(model, p.val)
         chosen = self.combination_of(model, pred)
         if chosen is not None:
             pred = chosen.combine({NETWORK: pred, **self._statistical_at(p.val)})
         if refit and len(p.test):
-            test = self.forecast(model, p.test)
+            test, test_spread = self.forecast_and_spread(model, p.test)
             if chosen is not None:
                 test = chosen.combine({NETWORK: test, **self.statistical()[0]})
             truth = np.concatenate([truth, p.truth(p.test)])
             pred = np.concatenate([pred, test])
             if spread is not None:
-                spread = np.concatenate([spread, self.spread(model, p.test)])
+                spread = np.concatenate([spread, test_spread])
         widths = self.calibrate(truth, pred, spread)
         self.interval_note = calibration_note(len(truth), self.levels, p.horizon)
         self.combination_verdict = None if chosen is None else chosen.verdict

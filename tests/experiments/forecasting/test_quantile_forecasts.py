@@ -42,9 +42,9 @@ def test_intervals_cover_as_stated_on_5000_new_points(loss, noise):
     model, _ = fitting.train_network(resolved, task, hp)
     p = task.prepared
     assert len(p.test) == 5000
-    widths = task.calibrate(p.truth(p.val), task.forecast(model, p.val),
-                            task.spread(model, p.val))
-    truth, pred, spread = p.truth(p.test), task.forecast(model, p.test), task.spread(model, p.test)
+    widths = task.calibrate(p.truth(p.val), *task.forecast_and_spread(model, p.val))
+    truth = p.truth(p.test)
+    pred, spread = task.forecast_and_spread(model, p.test)
     for level in (80, 95):
         lower, upper = task.bounds(pred, spread, level, widths)
         covered = np.mean((lower <= truth) & (truth <= upper))
