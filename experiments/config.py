@@ -96,7 +96,7 @@ COMBINE = ("none", "inverse_mse", "least_squares")
 # What a forecasting network trains with: squared error (a mean forecast, with
 # conformal intervals around it), the pinball loss of a quantile head, or the
 # likelihood of a distribution head (zoo.quantile_levels.DISTRIBUTIONS).
-LOSSES = ("mse", "quantile", "normal", "student_t")
+LOSSES = ("mse", "quantile", "normal", "student_t", "negative_binomial")
 _PATH = OfType((str,), "a file path")
 _NAMES = OfType((tuple,), "column names")
 
@@ -247,7 +247,8 @@ class RunConfig:
              "forecast, each interval its quantiles calibrated on the validation errors "
              "(conformalized quantile regression); normal, student_t: forecast a "
              "distribution (likelihood), its quantiles served and calibrated as "
-             "quantile's (default mse)")
+             "quantile's; negative_binomial: the same for counts (whole numbers >= 0, "
+             "neither logged nor differenced), intervals in whole numbers (default mse)")
     quantiles: tuple[float, ...] | None = setting(
         None, OfType((tuple,), "levels in (0, 1) such as 0.1,0.5,0.9"), group="forecast",
         metavar="Q[,Q]", help="the quantiles a --loss other than mse serves, "

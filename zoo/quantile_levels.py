@@ -11,10 +11,17 @@ import numpy as np
 from zoo import checks
 
 # The distribution heads (zoo.distributions) and their parameters, in the
-# order a model outputs them; the smallest scale and degrees of freedom.
-DISTRIBUTIONS = {"normal": ("loc", "scale"), "student_t": ("loc", "scale", "df")}
+# order a model outputs them; the smallest scale, degrees of freedom and
+# dispersion. A count distribution's first parameter is the location of its
+# mean count, ``softplus(center + scale * loc)`` (see ``count_mean``).
+DISTRIBUTIONS = {"normal": ("loc", "scale"), "student_t": ("loc", "scale", "df"),
+                 "negative_binomial": ("loc", "dispersion")}
+COUNT_DISTRIBUTIONS = ("negative_binomial",)
 MIN_SCALE = 1e-3
 MIN_DF = 2.0
+# Above Poisson (dispersion 0) by a little: 1 / dispersion enters lgamma,
+# whose differences lose float32 precision as it grows.
+MIN_DISPERSION = 1e-3
 
 
 def check_quantiles(where, quantiles) -> tuple[float, ...]:
@@ -51,13 +58,33 @@ def column_name(q) -> str:
     return f"q{round(100 * float(q), 4):g}"
 
 
-def distribution_quantiles(parameters, distribution, quantiles) -> np.ndarray:
+def count_mean(loc, center=0.0, scale=1.0):
+    """A count head's mean count from its location ``loc``, given in units
+    ``(count - center) / scale`` (a standardised target's): positive by a
+    softplus, which is the identity well above zero."""
+    return np.logaddexp(0.0, center + scale * np.asarray(loc, dtype="float64"))
+
+
+def distribution_quantiles(parameters, distribution, quantiles, center=0.0,
+                           scale=1.0) -> np.ndarray:
     """A distribution head's outputs ``(..., parameters)`` as its
-    ``quantiles``, ``(..., len(quantiles))``: location + scale times the
-    standard Normal's (or Student-t's, at each output's degrees of freedom)."""
+    ``quantiles``, ``(..., len(quantiles))``, in the units of its location:
+    location + scale times the standard Normal's (or Student-t's, at each
+    output's degrees of freedom); a negative binomial's quantile counts
+    (whole numbers), as ``(count - center) / scale``. ``center`` and
+    ``scale``: a count head's standardisation, one per target (the axis
+    before the parameters) or one for all."""
     parameters = np.asarray(parameters, dtype="float64")
-    loc, scale = parameters[..., :1], parameters[..., 1:2]
+    loc, spread = parameters[..., :1], parameters[..., 1:2]
     levels = np.asarray(quantiles, dtype="float64")
+    if distribution in COUNT_DISTRIBUTIONS:
+        from scipy.stats import nbinom
+
+        center, scale = (np.asarray(v, dtype="float64") for v in (center, scale))
+        center, scale = (v[..., None] if v.ndim else v for v in (center, scale))
+        mean, size = count_mean(loc, center, scale), 1.0 / spread
+        counts = nbinom.ppf(levels, size, size / (size + mean))
+        return (counts - center) / scale
     if distribution == "normal":
         from statistics import NormalDist
 
@@ -66,4 +93,4 @@ def distribution_quantiles(parameters, distribution, quantiles) -> np.ndarray:
         from scipy.stats import t
 
         z = t.ppf(levels, parameters[..., 2:3])
-    return loc + scale * z
+    return loc + spread * z

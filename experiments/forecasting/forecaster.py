@@ -22,10 +22,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from experiments.forecasting import combination, quantile_paths
+from experiments.forecasting import combination, counts, quantile_paths
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.preprocessing import Preprocessor
 from zoo.quantile_levels import (
+    COUNT_DISTRIBUTIONS,
     column_name,
     distribution_quantiles,
     interval_ends,
@@ -188,9 +189,11 @@ class Forecaster:
             quantiles at its ends, moved around the served forecast and
             widened by ``widths``, which are then conformal corrections
             (``quantile_corrections``), not half-widths.
-        distribution: a distribution network's (``--loss normal`` or
-            ``student_t``; ``zoo.distributions``), whose parameters are
-            served as ``quantiles``; None otherwise.
+        distribution: a distribution network's (``--loss normal``,
+            ``student_t`` or ``negative_binomial``; ``zoo.distributions``),
+            whose parameters are served as ``quantiles``; a count
+            distribution's quantiles and interval ends as whole numbers
+            (``experiments.forecasting.counts``). None otherwise.
     """
 
     preprocessor: Preprocessor
@@ -513,7 +516,8 @@ class Forecaster:
             past = values[:, values.shape[1] - pre.lost:, cols]
             raw = predict(network, scaled.astype("float32"))
             if self.distribution:
-                raw = distribution_quantiles(raw, self.distribution, self.quantiles)
+                raw = distribution_quantiles(raw, self.distribution, self.quantiles,
+                                             *pre.target_scaling())
             if self.quantiles:
                 out.append(quantile_paths.to_original(
                     lambda z, copies, pre=pre, past=past: pre.inverse_transform(
@@ -553,11 +557,16 @@ class Forecaster:
                     low, high = (self.quantiles.index(q) for q in interval_ends(level))
                     below = np.maximum(w - spread[:, :, j, low] * grow, 0.0)
                     above = np.maximum(w + spread[:, :, j, high] * grow, 0.0)
-                table[f"{prefix}lower_{level}"] = (pred[:, :, j] - below).ravel()
-                table[f"{prefix}upper_{level}"] = (pred[:, :, j] + above).ravel()
+                lower, upper = pred[:, :, j] - below, pred[:, :, j] + above
+                if self.distribution in COUNT_DISTRIBUTIONS:
+                    lower, upper = counts.whole_bounds(lower, upper)
+                table[f"{prefix}lower_{level}"] = lower.ravel()
+                table[f"{prefix}upper_{level}"] = upper.ravel()
             for k, q in enumerate(self.quantiles):
-                table[f"{prefix}{column_name(q)}"] = (pred[:, :, j]
-                                                      + spread[:, :, j, k] * grow).ravel()
+                value = pred[:, :, j] + spread[:, :, j, k] * grow
+                if self.distribution in COUNT_DISTRIBUTIONS:
+                    value = counts.whole(value)
+                table[f"{prefix}{column_name(q)}"] = value.ravel()
         out = pd.DataFrame(table)[self.output_columns()]
         if ids is not None:
             out.insert(0, ID_COL, np.repeat(np.asarray(ids, dtype=object), steps))

@@ -154,6 +154,12 @@ class Preprocessor:
         std = np.array([self.std[c] for c in self.features])
         return (out - mean) / std
 
+    def target_scaling(self) -> tuple[list[float], list[float]]:
+        """``(means, deviations)`` of the targets' standardisation, in
+        ``targets`` order: what a count head's loss needs to recover the
+        counts (``zoo.distributions``)."""
+        return ([self.mean[t] for t in self.targets], [self.std[t] for t in self.targets])
+
     # === Model -> raw ===
     def inverse_transform(self, z, past) -> np.ndarray:
         """Model outputs -> forecasts in the data's own units.

@@ -11,6 +11,7 @@ from experiments import data, tracking
 from experiments.errors import ConfigError
 from experiments.forecasting import (
     combination,
+    counts,
     metrics,
     quantile_paths,
     short_series,
@@ -28,6 +29,7 @@ from experiments.forecasting.forecaster import (
 )
 from experiments.tasks.base import Split, Task
 from zoo.quantile_levels import (
+    COUNT_DISTRIBUTIONS,
     DISTRIBUTIONS,
     check_quantiles,
     distribution_quantiles,
@@ -107,6 +109,8 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
                                   "test")
     folds = fold_series(series, cfg.folds, n_test)
     reason = None
+    if cfg.loss in COUNT_DISTRIBUTIONS:
+        chosen["transforms"], reason = count_transforms(cfg, series)
     if chosen["transforms"] is None:  # neither the user nor the dataset named any
         first = folds[0]  # the fewest training rows: no fold decides on data it tests
         n_val = windows.resolve_part(chosen["val_size"], len(first) - n_test,
@@ -117,7 +121,8 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
     quantiles, levels = quantile_settings(cfg, levels)
     # What a search may still choose: the settings the user did not name.
-    searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None)
+    searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None
+                       and not (k == "transforms" and cfg.loss in COUNT_DISTRIBUTIONS))
     steps = requested if requested != chosen["horizon"] else None
     return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
                          settings=chosen, searchable=searchable,
@@ -126,6 +131,17 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
                          adjustments=adjustments, quantiles=quantiles,
                          distribution=cfg.loss if cfg.loss in DISTRIBUTIONS else None)
             for s in folds]
+
+
+def count_transforms(cfg, series) -> tuple[tuple, str]:
+    """A count head's transforms, none, and why; transforms the user named
+    are a ``ConfigError``, targets that are not counts a ``DataError``."""
+    if cfg.transforms:
+        raise ConfigError(f"--loss {cfg.loss} models the counts as they are; --transform "
+                          f"{','.join(cfg.transforms)} would log or difference them (leave "
+                          f"--transform out, or give none)")
+    counts.check_counts(series)
+    return (), "none: a count distribution models the counts as they are"
 
 
 def quantile_settings(cfg, levels) -> tuple[tuple, tuple]:
@@ -139,7 +155,8 @@ def quantile_settings(cfg, levels) -> tuple[tuple, tuple]:
     among them is an error naming the missing quantile."""
     if cfg.loss in (None, "mse"):
         if cfg.quantiles is not None:
-            raise ConfigError("--quantiles needs --loss quantile, normal or student_t (a "
+            raise ConfigError("--quantiles needs --loss quantile, normal, student_t or "
+                              "negative_binomial (a "
                               "network that forecasts quantiles or a distribution); "
                               "received --quantiles without it")
         return (), levels
@@ -289,10 +306,15 @@ class ForecastTask(Task):
         # loss, or those a distribution network (zoo.distributions; trained by
         # likelihood) serves; () for a point network trained by squared error.
         self.quantiles, self.distribution = tuple(quantiles), distribution
+        self.counts = distribution in COUNT_DISTRIBUTIONS  # whole-number intervals
         if self.distribution:
             from zoo.distributions import DistributionLoss
 
-            self.loss = DistributionLoss(self.distribution)
+            scaling = {}
+            if self.distribution in COUNT_DISTRIBUTIONS:  # the counts from scaled targets
+                scaling = dict(zip(("center", "scale"),
+                                   prepared.preprocessor.target_scaling(), strict=True))
+            self.loss = DistributionLoss(self.distribution, **scaling)
         elif self.quantiles:
             from zoo.quantiles import QuantileLoss
 
@@ -459,7 +481,8 @@ class ForecastTask(Task):
         else:
             raw = model.predict(part.x, verbose=0, batch_size=1024)
         if self.distribution:
-            raw = distribution_quantiles(raw, self.distribution, self.quantiles)
+            raw = distribution_quantiles(raw, self.distribution, self.quantiles,
+                                         *self.prepared.preprocessor.target_scaling())
         if self.quantiles:
             return quantile_paths.to_original(
                 lambda out, copies: self.prepared.to_original(out, np.tile(part.origins, copies)),
@@ -485,8 +508,9 @@ class ForecastTask(Task):
             return pred - w, pred + w
         low, high = (self.quantiles.index(q) for q in interval_ends(level))
         # A correction inward stops at the forecast: an interval never excludes it.
-        return (np.minimum(pred + spread[..., low] - w, pred),
-                np.maximum(pred + spread[..., high] + w, pred))
+        bounds = (np.minimum(pred + spread[..., low] - w, pred),
+                  np.maximum(pred + spread[..., high] + w, pred))
+        return counts.whole_bounds(*bounds) if self.counts else bounds
 
     def _member_forecast(self, member: Member, part):
         if member.task is None or member.task is self:

@@ -9,19 +9,26 @@ import pytest
 import zoo
 from experiments.forecasting import metrics
 from zoo.distributions import DistributionLoss
-from zoo.quantile_levels import DISTRIBUTIONS, MIN_DF, MIN_SCALE, distribution_quantiles
+from zoo.quantile_levels import (
+    DISTRIBUTIONS,
+    MIN_DF,
+    MIN_DISPERSION,
+    MIN_SCALE,
+    distribution_quantiles,
+)
 from zoo.quantiles import QuantileLoss
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-@pytest.mark.slow  # thirty models built: the full suite's, not test-fast's
-@pytest.mark.parametrize("head", ["quantiles", "normal", "student_t"])
+@pytest.mark.slow  # forty models built: the full suite's, not test-fast's
+@pytest.mark.parametrize("head", ["quantiles", "normal", "student_t", "negative_binomial"])
 @pytest.mark.parametrize("family", zoo.list_models(head="forecast"))
 def test_quantiles_never_cross_for_any_weights_and_inputs(family, head):
     """Random inputs far outside the training range, and every weight of the
     network redrawn at random (the spread's too): the quantiles stay ordered,
-    a distribution's scale positive and Student-t's degrees of freedom above 2."""
+    a distribution's scale positive, Student-t's degrees of freedom above 2,
+    a negative binomial's dispersion positive and its quantiles whole counts."""
     shape, _ = zoo.get(family).example_input
     block = (3, 1) if family == "es_rnn" else (3, 2)
     probabilistic = ({"quantiles": (0.95, 0.5, 0.05, 0.25, 0.75)} if head == "quantiles"
@@ -34,9 +41,14 @@ def test_quantiles_never_cross_for_any_weights_and_inputs(family, head):
     assert np.isfinite(out).all()
     if head != "quantiles":
         assert model.output_shape == (None, *block, len(DISTRIBUTIONS[head]))
-        assert (out[..., 1] >= MIN_SCALE).all()
-        assert head == "normal" or (out[..., 2] >= MIN_DF).all()
-        out = distribution_quantiles(out, head, QUANTILES)
+        assert (out[..., 1] >= (MIN_DISPERSION if head == "negative_binomial"
+                                else MIN_SCALE)).all()
+        assert head != "student_t" or (out[..., 2] >= MIN_DF).all()
+        out = distribution_quantiles(out, head, QUANTILES, center=20.0, scale=5.0)
+        if head == "negative_binomial":
+            counts = 20.0 + 5.0 * out
+            np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
+            assert (np.round(counts) >= 0).all()
     assert out.shape[-1] == len(QUANTILES)
     assert (np.diff(out, axis=-1) >= 0).all(), family
     keras.backend.clear_session()
@@ -55,6 +67,27 @@ def test_the_distribution_losses_are_scipys_negative_log_likelihoods():
                                    rtol=1e-5)
 
 
+@pytest.mark.parametrize("dispersion", [0.002, 0.3, 4.0])  # near Poisson to very wide
+def test_the_count_loss_is_scipys_negative_binomial_on_standardised_counts(dispersion):
+    """Counts given standardised (as the network reads them, (y - 30) / 12)
+    and the mean's location in the same units: the loss is scipy's
+    negative log-likelihood of the counts themselves."""
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(30, (500, 3, 1)).astype("float64")
+    loc = rng.normal(0, 0.5, counts.shape)
+    mean = np.logaddexp(0, 30 + 12 * loc)  # softplus
+    size = 1 / dispersion
+    expected = -stats.nbinom.logpmf(counts, size, size / (size + mean)).mean()
+    y_pred = np.stack([loc, np.full_like(loc, dispersion)], -1).astype("float32")
+    loss = DistributionLoss("negative_binomial", center=30.0, scale=12.0)
+    value = loss(((counts - 30) / 12).astype("float32"), y_pred)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(value)), expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="`center` is for a count distribution"):
+        DistributionLoss("normal", center=30.0)
+
+
 def test_pinball_loss_is_numpys_and_is_least_at_the_quantiles():
     rng = np.random.default_rng(1)
     y = rng.normal(size=(4000, 2, 1)).astype("float32")
@@ -68,14 +101,15 @@ def test_pinball_loss_is_numpys_and_is_least_at_the_quantiles():
         assert float(keras.ops.convert_to_numpy(loss(y, pred + shift))) > value
 
 
-@pytest.mark.parametrize("head", ["quantiles", "student_t"])
+@pytest.mark.parametrize("head", ["quantiles", "student_t", "negative_binomial"])
 def test_a_probabilistic_model_saves_and_loads_with_its_head(tmp_path, head):
     if head == "quantiles":
         model = zoo.build_model("gru", (8, 1), 2, quantiles=(0.1, 0.5, 0.9), units=4)
         model.compile("adam", loss=QuantileLoss((0.1, 0.5, 0.9)))
     else:
         model = zoo.build_model("gru", (8, 1), 2, distribution=head, units=4)
-        model.compile("adam", loss=DistributionLoss(head))
+        scaling = {"center": [3.0], "scale": [2.0]} if head == "negative_binomial" else {}
+        model.compile("adam", loss=DistributionLoss(head, **scaling))
     x = np.random.default_rng(2).normal(size=(16, 8, 1)).astype("float32")
     model.fit(x, x[:, -2:, 0], epochs=1, verbose=0)
     model.save(tmp_path / "q.keras")

@@ -85,3 +85,76 @@ def test_bad_quantile_settings_exit_2_naming_the_problem(tmp_path, capsys, flags
     assert code == 2
     assert said in capsys.readouterr().err
     assert not db.exists()
+
+
+def poisson_counts(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Poisson counts whose mean is 3 + half the last count (6 on average),
+    and each count's mean: a count series whose true distribution given its
+    past is known."""
+    rng = np.random.default_rng(seed)
+    y, mean = np.zeros(n), np.full(n, 6.0)
+    for t in range(1, n):
+        mean[t] = 3 + 0.5 * y[t - 1]
+        y[t] = rng.poisson(mean[t])
+    return pd.DataFrame({"y": y}), mean
+
+
+@pytest.mark.slow
+def test_count_intervals_are_whole_and_cover_as_the_true_distributions_do():
+    """A negative binomial head on Poisson counts, scored on 5,000 new points
+    one step ahead. Whole-number intervals cannot cover exactly 80%: each
+    end holds a whole count's probability. So the reference is what the
+    true Poisson's own 10%-90% (2.5%-97.5%) quantiles cover of the same
+    points; ours are within 3 points of it, and never below nominal by more."""
+    from scipy.stats import poisson
+
+    frame, mean = poisson_counts(9012 + 1)
+    series = data.frame_series(frame, target=["y"], name="counts")
+    cfg = RunConfig(model="gru", loss="negative_binomial", window=12, horizon=1,
+                    val_size=2000, test_size=5000, combine="none", epochs=4,
+                    batch_size=128, hyperparameters={"units": 4})
+    resolved, (task,) = load_tasks(cfg, "train", series=series)
+    assert task.prepared.transforms == ()
+    hp = fitting.resolve_hyperparameters("gru", {"units": 4}, task)
+    model, _ = fitting.train_network(resolved, task, hp)
+    p = task.prepared
+    widths = task.calibrate(p.truth(p.val), *task.forecast_and_spread(model, p.val))
+    truth = p.truth(p.test)
+    pred, spread = task.forecast_and_spread(model, p.test)
+    true_mean = mean[p.test.origins + 1][:, None, None]
+    for level in (80, 95):
+        lower, upper = task.bounds(pred, spread, level, widths)
+        assert (lower == np.round(lower)).all() and (upper == np.round(upper)).all()
+        assert (lower >= 0).all()
+        covered = np.mean((lower <= truth) & (truth <= upper))
+        low = poisson.ppf((1 - level / 100) / 2, true_mean)
+        high = poisson.ppf((1 + level / 100) / 2, true_mean)
+        reference = np.mean((low <= truth) & (truth <= high))
+        assert abs(covered - reference) <= 0.03, (level, covered, reference)
+        assert covered >= level / 100 - 0.03, (level, covered)
+
+
+def test_a_count_model_serves_whole_numbers_and_refuses_what_are_not_counts(tmp_path,
+                                                                            capsys):
+    frame, _ = poisson_counts(96)
+    frame.insert(0, "Month", pd.date_range("2015-01", periods=96, freq="MS"))
+    model = ForecastModel("gru", target="y", time_col="Month", horizon=3, epochs=2,
+                          loss="negative_binomial", hyperparameters={"units": 4}).fit(frame)
+    out = model.predict(steps=5)
+    assert list(out.columns) == ["Month", "y", "lower_80", "upper_80", "lower_95",
+                                 "upper_95", "q2.5", "q10", "q50", "q90", "q97.5"]
+    bounds = out.drop(columns=["Month", "y"]).to_numpy()
+    np.testing.assert_array_equal(bounds, np.round(bounds))
+    assert (bounds >= 0).all()
+    assert (out["lower_95"] <= out["lower_80"]).all()
+    assert (out["upper_80"] <= out["upper_95"]).all()
+    db = tmp_path / "mlflow.db"
+    for flags, said in (
+            (["--data", "sine"], "forecasts counts (whole numbers >= 0); column 'value', row 1"),
+            (["--data", "airline", "--transform", "log"],
+             "--loss negative_binomial models the counts as they are; --transform log")):
+        code = cli.main(["train", "--model", "gru", "--epochs", "1", "--loss",
+                         "negative_binomial", "--tracking-uri", f"sqlite:///{db}", *flags])
+        assert code == 2
+        assert said in capsys.readouterr().err
+        assert not db.exists()
