@@ -212,7 +212,8 @@ def test_mlflow_models_serve_answers_raw_history_as_pyfunc_does(csv_run, tmp_pat
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     rows = pd.read_csv(path).tail(30)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # A small request limit, so that a request over it stays small here.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", LSTM_ZOO_MAX_REQUEST_ROWS="100")
     server = subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "serve", "--model",
          f"runs:/{run.info.run_id}/model", "--port", str(port),
@@ -229,22 +230,30 @@ def test_mlflow_models_serve_answers_raw_history_as_pyfunc_does(csv_run, tmp_pat
                 assert server.poll() is None, server.stderr.read()[-3000:]
                 assert time.monotonic() < deadline, "the server did not start in 240 s"
                 time.sleep(1)
-        body = {"dataframe_split": rows.to_dict(orient="split", index=False)}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
-            {"Content-Type": "application/json"})
-        served = pd.DataFrame(json.loads(urllib.request.urlopen(request, timeout=60).read())[
-            "predictions"])
-        # Too few rows: the server answers 400 with the model's own message.
-        short = {"dataframe_split": rows.tail(3).to_dict(orient="split", index=False)}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", json.dumps(short).encode(),
-            {"Content-Type": "application/json"})
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=60)
-        assert refused.value.code == 400
-        assert "history has 3 rows; the model needs at least 14" in refused.value.read(
-            ).decode()
+        def post(frame):
+            body = {"dataframe_split": frame.to_dict(orient="split", index=False)}
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", json.dumps(body).encode(),
+                {"Content-Type": "application/json"})
+            return urllib.request.urlopen(request, timeout=60)
+
+        served = pd.DataFrame(json.loads(post(rows).read())["predictions"])
+        # Bad requests: HTTP 400 with the model's own message, and nothing of
+        # the server (no stack trace, file paths or source lines); a request
+        # over the size limit is refused naming it; the server goes on.
+        for bad, said in ((rows.tail(3), "history has 3 rows; the model needs at least 14"),
+                          (rows.drop(columns=["price"]), "history is missing column 'price'"),
+                          (pd.concat([rows] * 4), "the request holds 120 rows; one request "
+                                                  "may hold at most 100")):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                post(bad)
+            assert refused.value.code == 400
+            answer = json.loads(refused.value.read().decode())
+            assert said in answer["message"]
+            assert "stack_trace" not in answer and answer["error_code"] == "INVALID_PARAMETER_VALUE"
+            assert "Traceback" not in answer["message"] and ".py" not in answer["message"]
+        again = pd.DataFrame(json.loads(post(rows).read())["predictions"])
+        pd.testing.assert_frame_equal(again, served)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
