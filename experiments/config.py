@@ -272,6 +272,11 @@ class RunConfig:
         None, OneOf(PRECISIONS), group="training", choices=PRECISIONS,
         help="compute in float16 or bfloat16 on a GPU, keeping float32 weights, "
              "outputs and loss (refused on a CPU, where it is slower)")
+    data_parallel: bool | None = setting(
+        None, OfType((bool,), "true or false"), group="training", action="store_true",
+        help="train on every GPU this process sees (on a CPU-only machine, its logical "
+             "CPU devices), one copy of the model on each, gradients averaged "
+             "(tf.distribute.MirroredStrategy); tune: each trial so")
     seed: int | None = setting(None, Interval("int", 0), group="training", type=int,
                                help="seeds Python, NumPy and Keras (default 42)")
     hyperparameters: dict = setting({}, OfType((dict,), "the family's hyperparameters"))
@@ -310,9 +315,9 @@ class RunConfig:
 # Training settings every task shares, and their defaults (a task may change
 # them in its own DEFAULTS, as the language model does for clipnorm).
 TRAINING = ("epochs", "batch_size", "learning_rate", "clipnorm", "patience",
-            "mixed_precision", "seed")
+            "mixed_precision", "data_parallel", "seed")
 TRAINING_DEFAULTS = {"epochs": 200, "batch_size": 32, "learning_rate": 1e-3,
-                     "patience": 20, "seed": 42, "folds": 1}
+                     "patience": 20, "seed": 42, "folds": 1, "data_parallel": False}
 TRACKING = ("experiment", "tracking_uri", "model_name")
 
 

@@ -69,6 +69,10 @@ def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
               "epochs": cfg.epochs, "batch_size": cfg.batch_size,
               "learning_rate": cfg.learning_rate, "clipnorm": cfg.clipnorm,
               "patience": cfg.patience, "seed": cfg.seed}
+    if cfg.data_parallel:  # the copies of the model that trained, one per device
+        from experiments.training.strategy import devices
+
+        params.update(data_parallel=True, replicas=len(devices()))
     if cfg.csv and cfg.label_col is None:  # the repairs a series from a CSV may ask for
         params.update(fill_missing=cfg.fill_missing, sort=cfg.sort)
     import zoo

@@ -69,9 +69,6 @@ def add_commands(sub) -> None:
                         "saw (each reads the history through its own; seeds of the best "
                         "configuration fill any place left); seeds: the best "
                         "configuration from K seeds (default trials)")
-    d.add_argument("--data-parallel", action="store_true",
-                   help="train each trial on all the GPUs its process sees "
-                        "(tf.distribute.MirroredStrategy)")
     add_run_flags(p)
     p.set_defaults(func=cmd_tune)
 
@@ -130,7 +127,7 @@ def cmd_tune(args) -> int:
         objective=args.objective,
         name=args.name, directory=args.directory, fresh=args.fresh,
         role=args.role, address=address, connect_timeout=args.connect_timeout,
-        worker_timeout=args.worker_timeout, data_parallel=args.data_parallel,
+        worker_timeout=args.worker_timeout, data_parallel=bool(args.data_parallel),
         ensemble=args.ensemble, ensemble_of=args.ensemble_of,
         expect_workers=args.expect_workers or 0)
     result = run_search(cfg)

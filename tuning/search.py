@@ -46,15 +46,10 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
               "hyperband_iterations": cfg.hyperband_iterations}
              if cfg.tuner == "hyperband" else {"max_trials": cfg.max_trials})
     if cfg.data_parallel:
-        import keras
-
-        if keras.config.backend() != "tensorflow":
-            raise ConfigError("--data-parallel uses tf.distribute.MirroredStrategy and "
-                              "needs the TensorFlow backend; unset KERAS_BACKEND")
-        import tensorflow as tf
+        from experiments.training.strategy import mirrored_strategy
 
         # keras-tuner builds and trains each trial's model inside the strategy.
-        common["distribution_strategy"] = tf.distribute.MirroredStrategy()
+        common["distribution_strategy"] = mirrored_strategy()
     cls = tracked_tuner_class(base)
     return cls(hypermodel=hypermodel, callbacks_for=callbacks_for,
                **common, **extra)

@@ -18,6 +18,7 @@ from experiments.tasks.base import Task
 from experiments.tracking import device_name
 from experiments.training.feed import fit_arguments
 from experiments.training.fit_parts import early_stopping, make_optimizer
+from experiments.training.strategy import data_parallel_scope, distributed
 from zoo.compat import all_layers
 from zoo.distributions import start_dispersion
 from zoo.fused import fuse_conv_lstm
@@ -73,6 +74,10 @@ def compile_options(steps_per_epoch: int | None = None, model=None,
       kernels are kept. Never for ConvLSTM, which XLA made 16x slower.
     """
 
+    if distributed():
+        # Under tf.distribute, Keras' loop of several steps per call fails
+        # ("You must feed a value for placeholder tensor ..."): one step per call.
+        return {}
     options = {"steps_per_execution": steps_per_execution(steps_per_epoch)}
     many_steps = ((steps_per_epoch or 0) >= XLA_MIN_STEPS_PER_EPOCH
                   and (epochs is None or epochs * steps_per_epoch >= XLA_MIN_STEPS))
@@ -116,9 +121,25 @@ def train_network(cfg, task: Task, hp: dict, callbacks=()):
     Returns ``(model, history)``."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
-    model = zoo.build_model(cfg.model, task.input_shape, task.outputs, **hp)
-    compile_model(model, task, cfg.learning_rate, cfg.clipnorm, cfg.batch_size, cfg.epochs)
-    return model, fit(model, task, cfg, callbacks)
+
+    def build():
+        model = zoo.build_model(cfg.model, task.input_shape, task.outputs, **hp)
+        return compile_model(model, task, cfg.learning_rate, cfg.clipnorm, cfg.batch_size,
+                             cfg.epochs)
+
+    with data_parallel_scope(cfg.data_parallel):
+        model = build()
+    history = fit(model, task, cfg, callbacks)
+    return (single_device_copy(model, build) if cfg.data_parallel else model), history
+
+
+def single_device_copy(model, build):
+    """``model``'s weights in a fresh ``build()`` made outside any
+    ``tf.distribute`` scope: what is evaluated, saved and served (a
+    mirrored model's ``predict_on_batch`` pads a batch to its replicas)."""
+    copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def fit(model, task: Task, cfg, callbacks=()):
@@ -156,11 +177,16 @@ def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
     data = task.all_windows()
     keras.backend.clear_session()
     keras.utils.set_random_seed(cfg.seed)
-    model = zoo.build_model(model_name, task.input_shape, task.outputs, **hp)
-    optimizer = make_optimizer(cfg.learning_rate, cfg.clipnorm)
-    compile_fast(model, optimizer, task.loss, math.ceil(len(data) / cfg.batch_size),
-                 epochs, **task.compile_kwargs())
-    return fit_epochs(model, data, cfg.batch_size, epochs)
+
+    def build():
+        model = zoo.build_model(model_name, task.input_shape, task.outputs, **hp)
+        optimizer = make_optimizer(cfg.learning_rate, cfg.clipnorm)
+        return compile_fast(model, optimizer, task.loss, math.ceil(len(data) / cfg.batch_size),
+                            epochs, **task.compile_kwargs())
+
+    with data_parallel_scope(cfg.data_parallel):
+        model = fit_epochs(build(), data, cfg.batch_size, epochs)
+    return single_device_copy(model, build) if cfg.data_parallel else model
 
 
 def fit_epochs(model, data, batch_size: int, epochs: int, callbacks=()):
