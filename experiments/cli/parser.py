@@ -98,6 +98,10 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes answering requests, each with its own copy of "
+                        "the model (default 1; up to one per CPU core helps under "
+                        "concurrent load)")
     p.add_argument("--tracking-uri")
     p.set_defaults(func=cmd_serve)
 
@@ -121,8 +125,12 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".tracking",
                    help="where the database and artifacts live (default ./.tracking)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only)")
+                   help="address to bind (default 127.0.0.1: this machine only); any "
+                        "other turns on MLflow's authentication (users and passwords)")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--auth", action="store_true",
+                   help="MLflow's authentication on loopback too (always on beyond it); "
+                        "the admin's password is in DIR/auth.ini (0600)")
     p.set_defaults(func=cmd_tracking_server)
 
     p = sub.add_parser("ui", help="open the MLflow UI on the same store")

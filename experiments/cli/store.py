@@ -27,7 +27,7 @@ def cmd_ui(args) -> int:
 def cmd_tracking_server(args) -> int:
     from experiments.tracking import server
 
-    return server.run(args.dir, args.host, args.port)
+    return server.run(args.dir, args.host, args.port, auth=args.auth)
 
 
 def cmd_runs_reap(args) -> int:

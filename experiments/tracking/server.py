@@ -144,7 +144,7 @@ def stop_postgres(folder: str) -> None:
 
 def start_mlflow(backend_uri: str, artifacts: str, host: str = "127.0.0.1",
                  port: int = 5000, timeout: float = 120.0, *, postgres: str | None = None,
-                 log: str | None = None) -> subprocess.Popen:
+                 log: str | None = None, auth: str | None = None) -> subprocess.Popen:
     """Start ``mlflow server`` on ``backend_uri``; return once it answers.
 
     Args:
@@ -153,17 +153,25 @@ def start_mlflow(backend_uri: str, artifacts: str, host: str = "127.0.0.1",
         log: where the server's output goes (default ``mlflow-server.log``
             beside ``artifacts``). A file, not a pipe nobody reads, which
             would stop the server once it filled.
+        auth: a folder for MLflow's authentication (``experiments.tracking.auth``):
+            the server then answers only users it knows. None: no
+            authentication (loopback only).
     """
     os.makedirs(artifacts, exist_ok=True)
     log = log or os.path.join(os.path.dirname(os.path.abspath(artifacts)),
                               "mlflow-server.log")
-    env = _client_env(postgres) if postgres else None
+    env = _client_env(postgres) if postgres else dict(os.environ)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
+               "--artifacts-destination", os.path.abspath(artifacts), "--host", host,
+               "--port", str(port), "--workers", "2"]
+    if auth:
+        from experiments.tracking import auth as authentication
+
+        env.update(authentication.server_env(auth))
+        command += ["--app-name", "basic-auth"]
     with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-             "--artifacts-destination", os.path.abspath(artifacts), "--host", host,
-             "--port", str(port), "--workers", "2"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env)
     proc.log = log
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,21 +187,32 @@ def start_mlflow(backend_uri: str, artifacts: str, host: str = "127.0.0.1",
     raise TrackingError(f"mlflow server did not answer on {host}:{port} in {timeout:g} s")
 
 
-def run(folder: str = ".tracking", host: str = "127.0.0.1", port: int = 5000) -> int:
-    """``lstm-zoo tracking-server``: PostgreSQL plus ``mlflow server`` until Ctrl-C."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def run(folder: str = ".tracking", host: str = "127.0.0.1", port: int = 5000,
+        auth: bool = False) -> int:
+    """``lstm-zoo tracking-server``: PostgreSQL plus ``mlflow server`` until
+    Ctrl-C; with MLflow's authentication beyond loopback, or with ``auth``."""
     from experiments.tracking import Terminated, terminate_as_exception
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: the tracking server has no authentication; anyone who can reach "
-              f"{host}:{port} can read and change your runs", file=sys.stderr, flush=True)
+    auth = auth or host not in LOOPBACK
     pg_folder = os.path.join(folder, "postgres")
     backend, pg_port = start_postgres(pg_folder)
     server = start_mlflow(backend, os.path.join(folder, "artifacts"), host, port,
-                          postgres=pg_folder)
+                          postgres=pg_folder, auth=folder if auth else None)
+    sign_in = ""
+    if auth:
+        from experiments.tracking.auth import ADMIN, config_path
+
+        sign_in = (f"\n  export MLFLOW_TRACKING_USERNAME={ADMIN}\n  export "
+                   f"MLFLOW_TRACKING_PASSWORD=...  # admin_password in "
+                   f"{config_path(folder)} (0600), or a user the admin made")
     print(f"MLflow tracking server on http://{host}:{port} (PostgreSQL on 127.0.0.1:"
-          f"{pg_port}, data in {os.path.abspath(folder)}, server log {server.log}). In "
-          f"each shell that should log there:\n\n  export MLFLOW_TRACKING_URI="
-          f"http://{host}:{port}\n\nCtrl-C stops both.", flush=True)
+          f"{pg_port}, data in {os.path.abspath(folder)}, server log {server.log}"
+          f"{', users and passwords required' if auth else ''}). In each shell that "
+          f"should log there:\n\n  export MLFLOW_TRACKING_URI=http://{host}:{port}"
+          f"{sign_in}\n\nCtrl-C stops both.", flush=True)
     try:
         with terminate_as_exception():
             server.wait()
