@@ -9,7 +9,8 @@ a temporary MLflow store; then, in one process, side by side:
   the output table) with a network that costs nothing;
 - the MLflow pyfunc's ``predict`` on one raw history, and on one request
   holding 1,000 histories (a ``unique_id`` column), against 1,000 single calls;
-- a POST to ``mlflow models serve`` on 127.0.0.1, one history and 1,000.
+- a POST to ``mlflow models serve`` on 127.0.0.1, one history and 1,000;
+  then that server under concurrent load (``benchmarks.serving_load``).
 
 The same ``lstm-zoo forecast`` on the registered model is timed as a whole
 process (start-up included).
@@ -80,7 +81,10 @@ def train_and_log(folder: str) -> str:
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{folder}/serve.db",
                TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-m", "experiments.cli", "train", "--model",
-                           "vanilla_lstm", "--data", "airline", "--epochs", "20"],
+                           "vanilla_lstm", "--data", "airline", "--epochs", "20",
+                           # The network served alone: a combination with ETS or
+                           # SARIMA refits them on each new series (~50 ms each).
+                           "--combine", "none"],
                           capture_output=True, text=True, env=env, cwd=folder)
     if done.returncode:
         raise RuntimeError(f"lstm-zoo train failed:\n{done.stderr[-3000:]}")
@@ -91,8 +95,13 @@ def train_and_log(folder: str) -> str:
     return f"runs:/{runs[0].info.run_id}/model"
 
 
-def http_rows(uri: str, folder: str, one, batch, repeats: int) -> dict:
-    """``mlflow models serve`` on a free port of 127.0.0.1: POST latency."""
+def http_rows(uri: str, folder: str, one, batch, repeats: int, workers: int = 1,
+              clients=(1, 8, 32), seconds: float = 20.0) -> dict:
+    """``mlflow models serve --workers N`` on a free port of 127.0.0.1: POST
+    latency, then the server under load (``benchmarks.serving_load``)."""
+    from benchmarks import serving_load
+    from experiments.serving.pyfunc import MAX_REQUEST_SERIES
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -101,8 +110,8 @@ def http_rows(uri: str, folder: str, one, batch, repeats: int) -> dict:
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri,
                                "--env-manager", "local", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                               "--port", str(port), "--workers", str(workers)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -115,23 +124,42 @@ def http_rows(uri: str, folder: str, one, batch, repeats: int) -> dict:
                     raise RuntimeError("mlflow models serve did not start") from None
                 time.sleep(0.5)
 
-        def post(frame):
-            body = json.dumps({"dataframe_split": json.loads(
+        def body_of(frame) -> bytes:
+            return json.dumps({"dataframe_split": json.loads(
                 frame.to_json(orient="split", index=False))}).encode()
+
+        def post_body(body):
             request = urllib.request.Request(f"{url}/invocations", data=body,
                                              headers={"Content-Type": "application/json"})
             return urllib.request.urlopen(request, timeout=120).read()
 
-        single = timed(lambda: post(one), repeats)
-        many = timed(lambda: post(batch), 3, warmup=1)
-        return {"one": percentiles(single), "batch_s": statistics.median(many)}
+        one_body, batch_body = body_of(one), body_of(batch)
+        single = timed(lambda: post_body(one_body), repeats)
+        many = timed(lambda: post_body(batch_body), 3, warmup=1)
+        n_batch = int(batch.iloc[:, 0].nunique())
+        rows = [serving_load.under_load(lambda: post_body(one_body), c, seconds)
+                for c in clients]
+        rows.append(serving_load.under_load(lambda: post_body(batch_body), 1, seconds,
+                                            series=n_batch))
+        oversize = serving_load.refused_at_once(
+            post_body, body_of(many_histories(one, MAX_REQUEST_SERIES + 1)))
+        try:
+            answers_after = bool(post_body(one_body))
+        except OSError:
+            answers_after = False
+        load = {"workers": workers, "seconds": seconds, "rows": rows,
+                "targets": serving_load.targets(rows), "oversize": oversize,
+                "answers_after": answers_after,
+                "server_peak_rss_mb": serving_load.tree_peak_rss_mb(server.pid)}
+        return {"one": percentiles(single), "batch_s": statistics.median(many), "load": load}
     finally:
         server.terminate()
         server.wait(30)
 
 
 def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True,
-                  process_repeats: int = 2) -> dict:
+                  process_repeats: int = 2, workers: int = 2, clients=(1, 8, 32),
+                  seconds: float = 20.0) -> dict:
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
@@ -160,7 +188,7 @@ def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True,
         assert len(out) == batch * pre.horizon, "the batch forecast lost series"
         if http:
             result["http"] = http_rows(uri, folder, history, histories,
-                                       max(20, repeats // 4))
+                                       max(20, repeats // 4), workers, clients, seconds)
         result["forecast_process_s"] = forecast_process(uri, folder, process_repeats)
     r = result
     r["pyfunc_one_per_s"] = 1000 / r["pyfunc_one"]["p50_ms"]
@@ -208,6 +236,10 @@ def markdown(r: dict) -> list[str]:
                       1000 / h["one"]["p50_ms"]),
                   row(f"POST to `mlflow models serve`, {n} histories", None,
                       n / h["batch_s"])]
+    if "http" in r and "load" in r["http"]:
+        from benchmarks import serving_load
+
+        lines += ["", *serving_load.markdown(r["http"]["load"])]
     lines += ["", f"pyfunc one history / (bare call + reader): "
               f"{r['pyfunc_vs_bare_plus_reader']:.2f}x; a batch of {n} gives "
               f"{r['batch_vs_singles']:.1f}x the forecasts/s of single calls. "

@@ -82,8 +82,11 @@ def cmd_serve(args) -> int:
     # MLflow starts its web server (uvicorn) by name: from this environment.
     here = os.path.dirname(sys.executable)
     os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be an int >= 1; received {args.workers}")
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model,
-               "--env-manager", "local", "--host", args.host, "--port", str(args.port)]
+               "--env-manager", "local", "--host", args.host, "--port", str(args.port),
+               "--workers", str(args.workers)]
     print(f"serving {args.model} from {tracking.redact(uri)} at "
           f"http://{args.host}:{args.port}/invocations (Ctrl-C stops)", flush=True)
     os.execv(sys.executable, command)

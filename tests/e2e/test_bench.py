@@ -39,6 +39,13 @@ def test_benchmark_quick_run_writes_results(tmp_path):
         assert 0 < serving[key]["p50_ms"] <= serving[key]["p99_ms"]
     assert serving["pyfunc_batch_per_s"] > 0 and serving["http"]["batch_s"] > 0
     assert serving["forecast_process_s"] > 0
+    # Under load (a quick run: 1 and 2 clients): every request counted, and
+    # a request over the size limit refused while the server goes on.
+    load = serving["http"]["load"]
+    assert [r["clients"] for r in load["rows"]] == [1, 2, 1]
+    assert all(r["requests"] > 0 and r["p50_ms"] <= r["p99_ms"] for r in load["rows"])
+    assert load["oversize"]["status"] == 400 and "at most 5000" in load["oversize"]["message"]
+    assert load["answers_after"] and load["server_peak_rss_mb"] > 0
     assert result["missing"]["PyTorch"] == "not measured in a --quick run"
     assert "skipped" in result["gpu"] or "cudnn_vs_generic" in result["gpu"]
     table = (tmp_path / "latest.md").read_text()
