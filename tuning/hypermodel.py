@@ -214,13 +214,13 @@ class ZooHyperModel(kt.HyperModel):
         """Train ``model`` on ``x``/``y`` with this trial's batch size (a
         refit, or one fold)."""
         from experiments.training.feed import fit_arguments
-        from zoo import start_autoregressive, start_dispersion
+        from zoo import start_autoregressive, start_spread
 
         if not kwargs.get("initial_epoch"):
             # A trial Hyperband promoted goes on from its earlier round's
-            # weights: its linear term (and dispersion) is trained already.
+            # weights: its linear term (and spread) is trained already.
             start_autoregressive(model, x, y)
-            start_dispersion(model, x, y)
+            start_spread(model, x, y)
         history = model.fit(**fit_arguments(
             x, y, hp.get("batch_size"), shuffle, validation_data,
             steps_per_execution=model.steps_per_execution), **kwargs)

@@ -29,7 +29,7 @@ _EXPORTS = {
     "registered": "zoo.registry", "search_space": "zoo.registry",
     "unregister": "zoo.registry",
     "DistributionLoss": "zoo.distributions", "with_distribution": "zoo.distributions",
-    "start_dispersion": "zoo.distributions",
+    "start_spread": "zoo.distributions",
     "QuantileLoss": "zoo.quantiles", "with_quantiles": "zoo.quantiles",
     "ModelFileError": "zoo.saving", "load_model": "zoo.saving",
     "Choice": "zoo.space", "Float": "zoo.space", "Int": "zoo.space",

@@ -167,34 +167,51 @@ def with_distribution(model, distribution, where="with_distribution"):
     return keras.Model(model.inputs, out, name=model.name)
 
 
-def start_dispersion(model, x, y) -> bool:
-    """Start a count head's dispersion at what the training windows ``x``
-    show: the least-squares fit of their counts, ``y``, and the variance
-    left around it beyond a Poisson's, ``(residual variance - mean) /
-    mean(fit ** 2)``, per output (at least ``MIN_DISPERSION``).
+def start_spread(model, x, y) -> bool:
+    """Start a distribution head's spread at what the training windows
+    ``x`` show around the least-squares fit of ``y`` on them, per output:
+    a Normal's scale at the residuals' standard deviation, a Student-t's
+    so that its variance is theirs (at its starting degrees of freedom), a
+    count head's dispersion at the variance left beyond a Poisson's,
+    ``(residual variance - mean) / mean(fit ** 2)`` (at least
+    ``MIN_DISPERSION``).
 
     Call it on the training windows before ``fit``, once the model is
-    compiled with its ``DistributionLoss`` (whose ``center`` and ``scale``
-    give the counts). Gradient descent alone moves the dispersion slowly:
-    the likelihood is nearly flat in it, and a few hundred steps leave it
-    where it began. Returns whether the model had a count head.
+    compiled with its ``DistributionLoss`` (a count head's ``center`` and
+    ``scale`` give the counts). Gradient descent alone moves the spread
+    slowly (measured: a dispersion started at 0.01 stayed there over 64
+    steps where the counts' was 0.5, and a Normal's scale reached 0.78 of
+    the noise's): early stopping on a short series ends it first. Returns
+    whether the model had a distribution head.
     """
     loss = model.loss
-    if not (isinstance(loss, DistributionLoss) and loss.distribution in COUNT_DISTRIBUTIONS):
+    if not isinstance(loss, DistributionLoss):
         return False
     x = np.asarray(x, dtype="float64").reshape(len(x), -1)
     y = np.asarray(y, dtype="float64")
-    counts = (np.asarray(loss.center) + np.asarray(loss.scale) * y).reshape(len(y), -1)
+    counting = loss.distribution in COUNT_DISTRIBUTIONS
+    if counting:
+        y = np.asarray(loss.center) + np.asarray(loss.scale) * y
+    y = y.reshape(len(y), -1)
     rows = np.linspace(0, len(x) - 1, min(len(x), _START_ROWS)).astype(int)
     design = np.column_stack([x[rows], np.ones(len(rows))])
-    fit = design @ np.linalg.lstsq(design, counts[rows], rcond=None)[0]
-    excess = ((counts[rows] - fit) ** 2).mean(0) - counts[rows].mean(0)
-    dispersion = np.clip(excess / np.maximum((fit ** 2).mean(0), 1e-6),
-                         2 * MIN_DISPERSION, _MAX_START_DISPERSION)
+    fit = design @ np.linalg.lstsq(design, y[rows], rcond=None)[0]
+    variance = ((y[rows] - fit) ** 2).mean(0)
     layer = model.get_layer("distribution_raw")
-    kernel, _ = layer.get_weights()
-    bias = np.log(np.expm1(dispersion - MIN_DISPERSION))  # softplus^-1
-    layer.set_weights([kernel, bias.astype(kernel.dtype)])
+    kernel, bias = layer.get_weights()
+    bias = bias.reshape(y.shape[1], -1)  # (outputs, parameters - 1)
+    if counting:
+        excess = variance - y[rows].mean(0)
+        spread = np.clip(excess / np.maximum((fit ** 2).mean(0), 1e-6),
+                         2 * MIN_DISPERSION, _MAX_START_DISPERSION)
+        floor = MIN_DISPERSION
+    else:
+        df = np.log1p(np.exp(bias[:, 1])) + MIN_DF if loss.distribution == "student_t" else None
+        spread = np.sqrt(variance) * (1.0 if df is None else np.sqrt((df - 2) / df))
+        spread = np.maximum(spread, 2 * MIN_SCALE)
+        floor = MIN_SCALE
+    bias[:, 0] = np.log(np.expm1(spread - floor))  # softplus^-1
+    layer.set_weights([kernel, bias.ravel().astype(kernel.dtype)])
     return True
 
 

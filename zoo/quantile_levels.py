@@ -94,3 +94,21 @@ def distribution_quantiles(parameters, distribution, quantiles, center=0.0,
 
         z = t.ppf(levels, parameters[..., 2:3])
     return loc + spread * z
+
+
+def distribution_samples(parameters, distribution, rng, center=0.0,
+                         scale=1.0) -> np.ndarray:
+    """One draw from each of a distribution head's outputs ``(...,
+    parameters)``, ``(...)``, in the units of its location (as
+    ``distribution_quantiles``): a negative binomial's a whole count, as
+    ``(count - center) / scale``. ``rng``: a ``numpy.random.Generator``."""
+    parameters = np.asarray(parameters, dtype="float64")
+    loc, spread = parameters[..., 0], parameters[..., 1]
+    if distribution in COUNT_DISTRIBUTIONS:
+        center, scale = (np.asarray(v, dtype="float64") for v in (center, scale))
+        mean, size = count_mean(loc, center, scale), 1.0 / spread
+        counts = rng.negative_binomial(size, size / (size + mean))
+        return (counts - center) / scale
+    if distribution == "normal":
+        return loc + spread * rng.standard_normal(loc.shape)
+    return loc + spread * rng.standard_t(parameters[..., 2])

@@ -203,13 +203,23 @@ class ForecastModel:
             raise ConfigError(f"ForecastModel.{what}: fit the model first (or load one)")
 
     # === Predict ===
-    def predict(self, df: pd.DataFrame | None = None, steps: int | None = None) -> pd.DataFrame:
+    def predict(self, df: pd.DataFrame | None = None, steps: int | None = None,
+                samples: int | None = None, seed: int = 0) -> pd.DataFrame:
         """The ``steps`` (default: the horizon) timestamps after ``df`` (default:
         the data it was fit on), with the forecast and interval bounds in the
-        data's units: the table the served model returns."""
+        data's units: the table the served model returns.
+
+        ``samples``: instead, that many simulated futures of a distribution
+        model (``loss="normal"``, ``"student_t"`` or ``"negative_binomial"``),
+        a long table with a ``sample`` column (``Forecaster.sample_paths``)."""
         self._check_fitted("predict")
         history = self.history_ if df is None else df
-        return self.forecaster_.forecast(self.network_, history, steps=steps)
+        if samples is None:
+            return self.forecaster_.forecast(self.network_, history, steps=steps)
+        if not self.forecaster_.draws_samples:
+            raise ValueError("samples: a panel model forecasts points and intervals, not "
+                             "simulated futures")
+        return self.forecaster_.sample_paths(self.network_, history, steps, samples, seed)
 
     # === Cross-validation ===
     def cross_validation(self, df: pd.DataFrame, n_windows: int = 3,

@@ -29,11 +29,14 @@ from zoo.quantile_levels import (
     COUNT_DISTRIBUTIONS,
     column_name,
     distribution_quantiles,
+    distribution_samples,
     interval_ends,
     median_index,
 )
 
 DEFAULT_LEVELS = (80, 95)
+# The most sample paths one call draws per series (params={"samples": N}).
+MAX_SAMPLES = 10_000
 # The column that names each series when one history holds several.
 ID_COL = "unique_id"
 
@@ -195,6 +198,9 @@ class Forecaster:
             distribution's quantiles and interval ends as whole numbers
             (``experiments.forecasting.counts``). None otherwise.
     """
+
+    # Simulated futures of a distribution model (sample_paths).
+    draws_samples = True
 
     preprocessor: Preprocessor
     time_col: str | None
@@ -371,16 +377,7 @@ class Forecaster:
             steps: how many steps; default ``self.steps``, else the
                 model's horizon.
         """
-        pre = self.preprocessor
-        steps = (self.steps or pre.horizon) if steps is None else steps
-        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-            raise ValueError(f"steps must be an int >= 1; received {steps!r}")
-        if steps > pre.horizon and set(pre.features) != set(pre.targets):
-            extra = [c for c in pre.features if c not in pre.targets]
-            raise ValueError(
-                f"steps={steps} goes past the model's horizon ({pre.horizon}), which "
-                f"needs future values of the feature column(s) {extra}; forecast at "
-                f"most {pre.horizon} steps")
+        steps = self._checked_steps(steps)
         ids, indexes, values = self._histories(history)
         weights = (self.combination or {}).get("weights", {combination.NETWORK: 1.0})
         pred, spread = 0.0, None
@@ -392,6 +389,94 @@ class Forecaster:
         if self.statistical_members:  # fitted on each series' whole history, now
             pred = pred + self._statistical(history, ids, steps, weights)
         return self._table(ids, indexes, pred, steps, spread)
+
+    def _checked_steps(self, steps) -> int:
+        """``steps``, or by default ``self.steps`` else the horizon; a
+        ``ValueError`` for a count below 1, or one past the horizon where
+        rolling would need future values of extra feature columns."""
+        pre = self.preprocessor
+        steps = (self.steps or pre.horizon) if steps is None else steps
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps must be an int >= 1; received {steps!r}")
+        if steps > pre.horizon and set(pre.features) != set(pre.targets):
+            extra = [c for c in pre.features if c not in pre.targets]
+            raise ValueError(
+                f"steps={steps} goes past the model's horizon ({pre.horizon}), which "
+                f"needs future values of the feature column(s) {extra}; forecast at "
+                f"most {pre.horizon} steps")
+        return int(steps)
+
+    def sample_paths(self, model, history, steps: int | None = None, samples: int = 100,
+                     seed: int = 0) -> pd.DataFrame:
+        """``samples`` simulated futures of each series, from a distribution
+        network (``--loss normal``, ``student_t`` or ``negative_binomial``).
+
+        Each block of ``horizon`` steps is drawn from the network's
+        distribution at every step (independently across steps: the network
+        forecasts each step's distribution, not their joint one), mapped to
+        the data's units through that path's own history (so differencing
+        is undone path by path), appended to it, and the network run again
+        on it. So past the horizon the spread comes from simulation. The
+        paths' quantiles at a step estimate the forecast's. An ensemble's
+        members take turns, path by path.
+
+        Returns a long table: ``unique_id`` (for several series), the time
+        (or ``step``), ``sample`` (0 to ``samples - 1``) and each target.
+        """
+        if not self.distribution:
+            raise ValueError("samples need a distribution model (trained with --loss "
+                             "normal, student_t or negative_binomial); this one forecasts "
+                             + ("quantiles" if self.quantiles else "a mean"))
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) \
+                or not 1 <= samples <= MAX_SAMPLES:
+            raise ValueError(f"samples must be an int from 1 to {MAX_SAMPLES}; received "
+                             f"{samples!r}")
+        steps = self._checked_steps(steps)
+        ids, indexes, values = self._histories(history)
+        paths = np.repeat(values, samples, axis=0)  # series-major: s0's paths, s1's...
+        rng = np.random.default_rng(seed)
+        blocks = []
+        while sum(b.shape[1] for b in blocks) < steps:
+            block = self._sampled_block(model, paths, rng)
+            blocks.append(block)
+            paths = np.concatenate([paths, block], axis=1)
+        drawn = np.concatenate(blocks, axis=1)[:, :steps]
+        if self.distribution in COUNT_DISTRIBUTIONS:
+            drawn = counts.whole(drawn)
+        return self._sample_table(ids, indexes, drawn, steps, samples)
+
+    def _sampled_block(self, model, paths, rng) -> np.ndarray:
+        """One drawn block per path, ``(paths, horizon, targets)``, in the
+        data's units; path ``i`` from the ensemble's member ``i % members``."""
+        networks = members_of(model)
+        pres = self.members or [self.preprocessor] * len(networks)
+        cols = [self.preprocessor.features.index(t) for t in self.preprocessor.targets]
+        out = np.zeros((len(paths), self.preprocessor.horizon, len(cols)))
+        for k, (network, pre) in enumerate(zip(networks, pres, strict=True)):
+            mine = np.arange(k, len(paths), len(networks))
+            rows = pre.window + pre.lost
+            scaled = pre.transform_values(paths[mine, -rows:])[:, -pre.window:]
+            raw = predict(network, scaled.astype("float32"))
+            drawn = distribution_samples(raw, self.distribution, rng, *pre.target_scaling())
+            out[mine] = pre.inverse_transform(drawn, paths[mine][:, paths.shape[1] - pre.lost:,
+                                                                 cols])
+        return out
+
+    def _sample_table(self, ids, indexes, drawn, steps, samples) -> pd.DataFrame:
+        """``sample_paths``' long table from ``drawn`` ``(series * samples,
+        steps, targets)``."""
+        n = len(indexes)
+        keys = pd.DataFrame(self._future_times(indexes, steps))
+        if ids is not None:
+            keys.insert(0, ID_COL, np.repeat(np.asarray(ids, dtype=object), steps))
+        # Every series' steps repeated for each of its samples, in path order.
+        order = np.concatenate([np.tile(np.arange(i * steps, (i + 1) * steps), samples)
+                                for i in range(n)])
+        out = keys.iloc[order].reset_index(drop=True)
+        out["sample"] = np.tile(np.repeat(np.arange(samples), steps), n)
+        for j, target in enumerate(self.preprocessor.targets):
+            out[target] = drawn[:, :, j].ravel()
+        return out
 
     def _median(self, quantile_forecasts) -> np.ndarray:
         return quantile_forecasts[..., median_index(self.quantiles)]
@@ -533,16 +618,7 @@ class Forecaster:
         of each quantile from its median, ``(series, steps, targets,
         quantiles)``, placed around ``pred``."""
         pre = self.preprocessor
-        if self.time_col:
-            # (last time, spacing) per series; series ending together share
-            # their future timestamps, computed once.
-            keys = [(index[-1], pre.freq or pd.infer_freq(index)) for index in indexes]
-            future = {key: pd.date_range(key[0], periods=steps + 1, freq=key[1])[1:].to_numpy()
-                      for key in dict.fromkeys(keys)}
-            table = {self.time_col: np.concatenate([future[key] for key in keys])}
-        else:
-            table = {"step": np.concatenate([np.arange(rows, rows + steps)
-                                             for rows in indexes])}
+        table = self._future_times(indexes, steps)
         # Past the horizon, every width grows with the square root of the block.
         grow = np.sqrt(np.arange(steps) // pre.horizon + 1)
         for j, target in enumerate(pre.targets):
@@ -571,6 +647,20 @@ class Forecaster:
         if ids is not None:
             out.insert(0, ID_COL, np.repeat(np.asarray(ids, dtype=object), steps))
         return out
+
+    def _future_times(self, indexes, steps) -> dict:
+        """The time column (or ``step``) of ``steps`` rows after each series'
+        index, ``{name: values}``."""
+        if not self.time_col:
+            return {"step": np.concatenate([np.arange(rows, rows + steps)
+                                            for rows in indexes])}
+        # (last time, spacing) per series; series ending together share
+        # their future timestamps, computed once.
+        keys = [(index[-1], self.preprocessor.freq or pd.infer_freq(index))
+                for index in indexes]
+        future = {key: pd.date_range(key[0], periods=steps + 1, freq=key[1])[1:].to_numpy()
+                  for key in dict.fromkeys(keys)}
+        return {self.time_col: np.concatenate([future[key] for key in keys])}
 
     # === Plain JSON ===
     def to_config(self) -> dict:

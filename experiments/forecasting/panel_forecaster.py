@@ -64,6 +64,9 @@ class PanelForecaster:
             or empty for the network alone; ``season``: the seasonal naive's.
     """
 
+    # A panel model forecasts points and intervals, not simulated futures.
+    draws_samples = False
+
     id_col: str
     time_col: str
     target: str

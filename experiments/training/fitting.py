@@ -20,7 +20,7 @@ from experiments.training.feed import fit_arguments
 from experiments.training.fit_parts import early_stopping, make_optimizer
 from experiments.training.strategy import data_parallel_scope, distributed
 from zoo.compat import all_layers
-from zoo.distributions import start_dispersion
+from zoo.distributions import start_spread
 from zoo.fused import fuse_conv_lstm
 from zoo.heads import start_autoregressive
 
@@ -154,7 +154,7 @@ def fit(model, task: Task, cfg, callbacks=()):
         return fit_stateful(model, task, cfg, callbacks)
     stop = early_stopping(cfg.patience)
     start_autoregressive(model, task.train.x, task.train.y)
-    start_dispersion(model, task.train.x, task.train.y)
+    start_spread(model, task.train.x, task.train.y)
     history = model.fit(
         **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
                         validation=(task.val.x, task.val.y),
@@ -198,7 +198,7 @@ def fit_epochs(model, data, batch_size: int, epochs: int, callbacks=()):
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
     start_autoregressive(model, data.x, data.y)
-    start_dispersion(model, data.x, data.y)
+    start_spread(model, data.x, data.y)
     losses = model.fit(**fit_arguments(data.x, data.y, batch_size,
                                        steps_per_execution=model.steps_per_execution),
                        epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],

@@ -158,3 +158,40 @@ def test_a_count_model_serves_whole_numbers_and_refuses_what_are_not_counts(tmp_
         assert code == 2
         assert said in capsys.readouterr().err
         assert not db.exists()
+
+
+@pytest.mark.slow
+def test_sample_paths_simulate_the_spread_past_the_horizon(tmp_path):
+    """A Normal head at horizon 1 on y_t = 0.6 y_(t-1) + e_t: 20 steps of
+    simulated paths (each step drawn, appended, forecast again) spread as
+    the process does, a standard deviation of 1 at step 1 and
+    sqrt(1 / (1 - 0.36)) = 1.25 at step 20, where widening by the square
+    root of the blocks would give 4.5. Served the same through the pyfunc."""
+    import mlflow
+
+    history = noisy_ar("normal", 3000)
+    model = ForecastModel("gru", target="y", window=8, horizon=1, epochs=4, batch_size=128,
+                          loss="normal", combine="none", val_size=500, test_size=200,
+                          hyperparameters={"units": 4}).fit(history)
+    paths = model.predict(steps=20, samples=4000, seed=1)
+    assert list(paths.columns) == ["step", "sample", "y"] and len(paths) == 20 * 4000
+    spread = paths.groupby("step")["y"].std().to_numpy()
+    assert abs(spread[0] - 1.0) < 0.15, spread[0]
+    assert abs(spread[-1] - 1.25) < 0.2, spread[-1]
+    forecast = model.predict(steps=1)
+    assert abs(paths[paths["step"] == paths["step"].min()]["y"].median()
+               - forecast["y"].iloc[0]) < 0.1
+    model.save(str(tmp_path / "normal"))
+    served = mlflow.pyfunc.load_model(str(tmp_path / "normal")).predict(
+        history.tail(50), params={"samples": 30, "steps": 3, "seed": 1})
+    assert len(served) == 90 and set(served["sample"]) == set(range(30))
+
+
+def test_samples_need_a_distribution_model(tmp_path):
+    df = pd.read_csv(importlib.resources.files("experiments") / "data/airline-passengers.csv")
+    model = ForecastModel("gru", target="Passengers", time_col="Month", horizon=3,
+                          epochs=1, loss="quantile", quantiles=(0.1, 0.5, 0.9),
+                          hyperparameters={"units": 2}).fit(df)
+    with pytest.raises(ValueError, match="samples need a distribution model .* this one "
+                                         "forecasts quantiles"):
+        model.predict(samples=10)
