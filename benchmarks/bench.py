@@ -678,7 +678,8 @@ def main(argv=None):
                         if args.quick else search_speed.search_throughput(12))
     print("serving...", flush=True)
     result["serving"] = (serving_speed.serving_speed(repeats=5, batch=8, process_repeats=1,
-                                                     workers=1, clients=(1, 2), seconds=1.5)
+                                                     workers=1, clients=(1, 2), seconds=1.5,
+                                                     max_series=20, epochs=2)
                          if args.quick else serving_speed.serving_speed())
     result["startup"] = startup(1 if args.quick else 3)
     result["gpu"] = gpu_section()

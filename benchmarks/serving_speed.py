@@ -76,12 +76,12 @@ def many_histories(history, n: int, seed: int = 0):
     return pd.concat(parts, ignore_index=True)
 
 
-def train_and_log(folder: str) -> str:
+def train_and_log(folder: str, epochs: int = 20) -> str:
     """``lstm-zoo train`` a small airline forecaster; its model's URI."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{folder}/serve.db",
                TF_CPP_MIN_LOG_LEVEL="3")
     done = subprocess.run([sys.executable, "-m", "experiments.cli", "train", "--model",
-                           "vanilla_lstm", "--data", "airline", "--epochs", "20",
+                           "vanilla_lstm", "--data", "airline", "--epochs", str(epochs),
                            # The network served alone: a combination with ETS or
                            # SARIMA refits them on each new series (~50 ms each).
                            "--combine", "none"],
@@ -96,17 +96,20 @@ def train_and_log(folder: str) -> str:
 
 
 def http_rows(uri: str, folder: str, one, batch, repeats: int, workers: int = 1,
-              clients=(1, 8, 32), seconds: float = 20.0) -> dict:
+              clients=(1, 8, 32), seconds: float = 20.0, max_series: int | None = None) -> dict:
     """``mlflow models serve --workers N`` on a free port of 127.0.0.1: POST
-    latency, then the server under load (``benchmarks.serving_load``)."""
+    latency, then the server under load (``benchmarks.serving_load``), and a
+    request of one series more than the server's limit (``max_series``,
+    default the product's)."""
     from benchmarks import serving_load
     from experiments.serving.pyfunc import MAX_REQUEST_SERIES
 
+    max_series = max_series or MAX_REQUEST_SERIES
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{folder}/serve.db",
-               TF_CPP_MIN_LOG_LEVEL="3",
+               TF_CPP_MIN_LOG_LEVEL="3", LSTM_ZOO_MAX_REQUEST_SERIES=str(max_series),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri,
                                "--env-manager", "local", "--host", "127.0.0.1",
@@ -142,7 +145,7 @@ def http_rows(uri: str, folder: str, one, batch, repeats: int, workers: int = 1,
         rows.append(serving_load.under_load(lambda: post_body(batch_body), 1, seconds,
                                             series=n_batch))
         oversize = serving_load.refused_at_once(
-            post_body, body_of(many_histories(one, MAX_REQUEST_SERIES + 1)))
+            post_body, body_of(many_histories(one, max_series + 1)))
         try:
             answers_after = bool(post_body(one_body))
         except OSError:
@@ -159,11 +162,12 @@ def http_rows(uri: str, folder: str, one, batch, repeats: int, workers: int = 1,
 
 def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True,
                   process_repeats: int = 2, workers: int = 2, clients=(1, 8, 32),
-                  seconds: float = 20.0) -> dict:
+                  seconds: float = 20.0, max_series: int | None = None,
+                  epochs: int = 20) -> dict:
     import mlflow
 
     with tempfile.TemporaryDirectory() as folder:
-        uri = train_and_log(folder)
+        uri = train_and_log(folder, epochs)
         model = mlflow.pyfunc.load_model(uri)
         served = model.unwrap_python_model()
         network, reader = served.network, served.forecaster
@@ -188,7 +192,8 @@ def serving_speed(repeats: int = 200, batch: int = 1000, http: bool = True,
         assert len(out) == batch * pre.horizon, "the batch forecast lost series"
         if http:
             result["http"] = http_rows(uri, folder, history, histories,
-                                       max(20, repeats // 4), workers, clients, seconds)
+                                       max(20, repeats // 4), workers, clients, seconds,
+                                       max_series)
         result["forecast_process_s"] = forecast_process(uri, folder, process_repeats)
     r = result
     r["pyfunc_one_per_s"] = 1000 / r["pyfunc_one"]["p50_ms"]

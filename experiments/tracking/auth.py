@@ -51,6 +51,10 @@ def ensure_config(folder: str) -> str:
         "admin_username": ADMIN,
         "admin_password": secrets.token_urlsafe(24),
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+        # A password is checked (PBKDF2) once a minute per worker process, not
+        # on every request a run's logging makes; a changed password reaches
+        # every process within that minute.
+        "auth_cache_ttl_seconds": "60",
     }
     # Signs the sessions and CSRF tokens of MLflow's web app (MLflow reads
     # it from MLFLOW_FLASK_SERVER_SECRET_KEY); every server process the same.

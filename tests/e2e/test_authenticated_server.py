@@ -17,16 +17,16 @@ from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def locked_server(team_server_parts, tmp_path_factory):
-    """A second `mlflow server --app-name basic-auth` on the team's PostgreSQL."""
+def locked_server(tmp_path_factory):
+    """`mlflow server --app-name basic-auth` as `tracking-server --auth` starts
+    it (on a SQLite store here: the PostgreSQL side is the team server's,
+    tested in test_distributed.py and test_faults.py)."""
     from experiments.tracking import auth, server
 
-    _, folder, _ = team_server_parts
-    backend, _ = server.start_postgres(os.path.join(folder, "postgres"))
     here = tmp_path_factory.mktemp("locked")
     port = server.free_port()
-    proc = server.start_mlflow(backend, str(here / "artifacts"), port=port,
-                               postgres=os.path.join(folder, "postgres"), auth=str(here))
+    proc = server.start_mlflow(f"sqlite:///{here / 'mlflow.db'}", str(here / "artifacts"),
+                               port=port, auth=str(here))
     try:
         yield f"http://127.0.0.1:{port}", here, auth.admin_credentials(str(here)), proc
     finally:

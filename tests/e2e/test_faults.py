@@ -362,10 +362,21 @@ def test_tracking_server_listens_on_loopback_with_a_password_and_a_log(team_serv
         assert password not in f.read()
 
 
-def test_tracking_server_on_another_address_warns(tmp_path, capsys):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")  # --dir is a file: the server never starts
-    code = cli.main(["tracking-server", "--host", "0.0.0.0", "--dir", str(blocker)])
-    assert code != 0
-    err = capsys.readouterr().err
-    assert "warning: the tracking server has no authentication" in err
+@pytest.mark.parametrize("host, locked", [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_tracking_server_beyond_loopback_requires_sign_in(tmp_path, monkeypatch, capsys,
+                                                          host, locked):
+    """Beyond loopback the server starts with MLflow's authentication
+    (tests/e2e/test_authenticated_server.py runs one); on it, without."""
+    from experiments.tracking import TrackingError, server
+
+    seen = {}
+
+    def start_mlflow(*args, **kwargs):
+        seen.update(kwargs)
+        raise TrackingError("stopped here by the test")
+
+    monkeypatch.setattr(server, "start_postgres", lambda folder: ("postgresql://db", 5432))
+    monkeypatch.setattr(server, "start_mlflow", start_mlflow)
+    code = cli.main(["tracking-server", "--host", host, "--dir", str(tmp_path)])
+    assert code == 2 and "stopped here by the test" in capsys.readouterr().err
+    assert seen["auth"] == (str(tmp_path) if locked else None)
