@@ -134,6 +134,7 @@ def test_count_intervals_are_whole_and_cover_as_the_true_distributions_do():
         assert covered >= level / 100 - 0.03, (level, covered)
 
 
+@pytest.mark.slow
 def test_a_count_model_serves_whole_numbers_and_refuses_what_are_not_counts(tmp_path,
                                                                             capsys):
     frame, _ = poisson_counts(96)

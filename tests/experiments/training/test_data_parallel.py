@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import REPO
 
 SCRIPT = textwrap.dedent("""
@@ -27,6 +29,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a whole tracked run in a new process: the full suite's
 def test_train_data_parallel_trains_one_model_on_two_devices(tmp_path):
     import mlflow
 
