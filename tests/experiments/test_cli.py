@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import zoo
 
 
@@ -78,6 +80,7 @@ def test_datasets_lists_named_datasets():
     assert "airline" in done.stdout and "sine" in done.stdout
 
 
+@pytest.mark.slow  # starts a process: the full suite's
 def test_ui_serves_the_store_on_localhost(tmp_path):
     """`lstm-zoo ui` starts MLflow's UI bound to 127.0.0.1 only, on the store."""
     import socket

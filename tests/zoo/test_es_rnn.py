@@ -141,6 +141,7 @@ def test_it_learns_and_round_trips_in_safe_mode(outputs, tmp_path):
                                atol=1e-6)
 
 
+@pytest.mark.slow  # trains, or starts a process: the full suite's
 @pytest.mark.parametrize("targets", [["a"], ["a", "b"]], ids=["one series", "two series"])
 def test_the_forecasting_model_fits_saves_and_loads_es_rnn(targets, tmp_path):
     """As a notebook uses it: the task sets the season, the saved model

@@ -400,6 +400,7 @@ for name in zoo.list_models():
 """
 
 
+@pytest.mark.slow  # trains, or starts a process: the full suite's
 def test_every_family_trains_saves_and_loads_on_jax(tmp_path):
     """The same builders on Keras' JAX backend: fit, save, reload in safe
     mode, same predictions. One process for the whole registry."""

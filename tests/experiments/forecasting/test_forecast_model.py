@@ -98,6 +98,7 @@ def monthly_frame(n=72):
                          "sales": 100 + t + 10 * np.sin(2 * np.pi * t / 12)})
 
 
+@pytest.mark.slow  # trains three families: the full suite's
 def test_an_ensemble_of_families_forecasts_the_mean_of_its_members(tmp_path):
     """``ForecastModel([...])``: every family trained on the same windows;
     the forecast is the mean of the members' (one average, in

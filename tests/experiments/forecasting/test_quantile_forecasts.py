@@ -188,11 +188,16 @@ def test_sample_paths_simulate_the_spread_past_the_horizon(tmp_path):
     assert len(served) == 90 and set(served["sample"]) == set(range(30))
 
 
-def test_samples_need_a_distribution_model(tmp_path):
-    df = pd.read_csv(importlib.resources.files("experiments") / "data/airline-passengers.csv")
-    model = ForecastModel("gru", target="Passengers", time_col="Month", horizon=3,
-                          epochs=1, loss="quantile", quantiles=(0.1, 0.5, 0.9),
-                          hyperparameters={"units": 2}).fit(df)
-    with pytest.raises(ValueError, match="samples need a distribution model .* this one "
-                                         "forecasts quantiles"):
-        model.predict(samples=10)
+def test_samples_need_a_distribution_model():
+    from experiments.forecasting.forecaster import Forecaster
+    from experiments.forecasting.preprocessing import Preprocessor
+
+    pre = Preprocessor(("y",), ("y",), 4, 1, (), 1, {"y": 0.0}, {"y": 1.0})
+    history = pd.DataFrame({"y": np.arange(10.0)})
+    for forecaster, said in ((Forecaster(pre, None, quantiles=(0.1, 0.5, 0.9)), "quantiles"),
+                             (Forecaster(pre, None), "a mean")):
+        with pytest.raises(ValueError, match=f"samples need a distribution model .* this "
+                                             f"one forecasts {said}"):
+            forecaster.sample_paths(None, history, samples=10)
+    with pytest.raises(ValueError, match="samples must be an int from 1 to 10000"):
+        Forecaster(pre, None, distribution="normal").sample_paths(None, history, samples=0)
