@@ -620,6 +620,10 @@ def markdown(result) -> str:
         lines += ["", *search_speed.markdown(result["search"])]
     if "serving" in result:
         lines += ["", *serving_speed.markdown(result["serving"])]
+    if "panels" in result:
+        from benchmarks import panel_scale
+
+        lines += ["", *panel_scale.markdown(result["panels"])]
     s = result["startup"]
     lines += ["", f"Start-up: `lstm-zoo --help` {s['help_s']:.2f} s, `lstm-zoo models` "
               f"{s['models_s']:.2f} s, `lstm-zoo models --params` {s['models_params_s']:.2f} s."]
@@ -681,6 +685,10 @@ def main(argv=None):
                                                      workers=1, clients=(1, 2), seconds=1.5,
                                                      max_series=20, epochs=2)
                          if args.quick else serving_speed.serving_speed())
+    print("panels: windows drawn by index vs materialised...", flush=True)
+    from benchmarks import panel_scale
+
+    result["panels"] = panel_scale.panel_scale(quick=args.quick)
     result["startup"] = startup(1 if args.quick else 3)
     result["gpu"] = gpu_section()
     text = markdown(result)

@@ -197,7 +197,7 @@ class ZooHyperModel(kt.HyperModel):
             # windows once per epoch and scores val_loss from the same
             # forecasts, so Keras neither traces a test function (about 2 s a
             # model) nor evaluates them a second time.
-            x, y, validation_data = task.train.x, task.train.y, None
+            x, y, validation_data = task.train, None, None
             # First, so that the schedule, early stopping, the checkpoint and
             # the run's curves all see it.
             first = [ValidationRMSE(task)]
@@ -211,18 +211,19 @@ class ZooHyperModel(kt.HyperModel):
         return history
 
     def fit_once(self, hp, model, x, y, validation_data=None, shuffle=True, **kwargs):
-        """Train ``model`` on ``x``/``y`` with this trial's batch size (a
-        refit, or one fold)."""
-        from experiments.training.feed import fit_arguments
-        from zoo import start_autoregressive, start_spread
+        """Train ``model`` on ``x``/``y`` (arrays; or a task's part as ``x``
+        and None as ``y``) with this trial's batch size (a refit, or one
+        fold)."""
+        from experiments.tasks.base import Split
+        from experiments.training.window_feed import split_arguments, start_heads
 
+        split = x if y is None else Split(x, y)
         if not kwargs.get("initial_epoch"):
             # A trial Hyperband promoted goes on from its earlier round's
             # weights: its linear term (and spread) is trained already.
-            start_autoregressive(model, x, y)
-            start_spread(model, x, y)
-        history = model.fit(**fit_arguments(
-            x, y, hp.get("batch_size"), shuffle, validation_data,
+            start_heads(model, split)
+        history = model.fit(**split_arguments(
+            split, hp.get("batch_size"), shuffle, validation_data,
             steps_per_execution=model.steps_per_execution), **kwargs)
         _check_losses(history.history.get("loss", []))
         return history
@@ -237,7 +238,7 @@ class ZooHyperModel(kt.HyperModel):
         validation = None  # ValidationRMSE scores it (see fit)
         if self.data:
             callbacks.insert(0, ValidationRMSE(fold))
-            x, y = fold.train.x, fold.train.y
+            x, y = fold.train, None
         else:
             x, y, *validation = fold
         history = self.fit_once(hp, self.build(hp), x, y, validation, shuffle,

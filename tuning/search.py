@@ -275,8 +275,10 @@ def _ready_tuner(cfg: SearchConfig, hypermodel, project_dir, tracker):
 def _search_here(cfg: SearchConfig, tuner, task) -> None:
     from experiments.training.fit_parts import early_stopping
 
+    # The training part itself, not its arrays: a panel's windows are drawn
+    # by index (ZooHyperModel.fit_once).
     tuner.search(
-        task.train.x, task.train.y,
+        task.train, None,
         validation_data=(task.val.x, task.val.y),
         epochs=cfg.run.epochs, shuffle=True, verbose=0,
         callbacks=[early_stopping(cfg.run.patience, cfg.objective)],

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
@@ -26,29 +27,8 @@ import pandas as pd
 from experiments.data.panel import Panel
 from experiments.errors import DataError
 from experiments.forecasting.panel_covariates import Covariates
+from experiments.forecasting.window_index import WindowIndex, window_scale
 from experiments.forecasting.windows import resolve_part
-
-# A window's scale is at least this fraction of its mean level, so a flat
-# window is not blown up into noise (and the floor scales with the series).
-RELATIVE_SCALE_FLOOR = 1e-3
-
-
-def window_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Location and scale of each row of ``x`` ``(n, window)``: its mean and
-    standard deviation, floored at ``RELATIVE_SCALE_FLOOR`` of the mean's
-    magnitude (and 1 for a window of zeros).
-
-    Measured against the alternatives on an origin before the accuracy
-    benchmark's (the last 8 quarters before its hidden 8; GRU, seeds 1 and
-    2, mean MASE over series): visnights 1.161 here, 1.199 scaled per series
-    (mean and standard deviation of its history up to the origin), 1.215 by
-    the window's seasonal-naive error, 1.216 by its mean absolute value;
-    aus_accommodation 1.709, 1.785, 1.786 and 2.234.
-    """
-    x = np.asarray(x, dtype="float64")
-    loc = x.mean(axis=1)
-    scale = np.maximum(x.std(axis=1), RELATIVE_SCALE_FLOOR * np.abs(loc))
-    return loc, np.where(scale > 0, scale, 1.0)
 
 
 def scaled_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -58,27 +38,69 @@ def scaled_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ((x - loc[:, None]) / scale[:, None])[..., None].astype("float32"), loc, scale
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class PanelWindows:
-    """Windows of one part, from every series.
+    """Windows of one part, from every series, drawn by index from the
+    series' values (``experiments.forecasting.window_index``): the arrays
+    ``x`` and ``y`` are made the first time they are asked for, and training
+    assembles batches instead (``experiments.training.window_feed``).
 
     Attributes:
-        x: inputs ``(n, window, 1)``, each window standardised by itself.
-        y: targets ``(n, horizon)``, on their window's scale.
-        loc, scale: each window's location and scale ``(n,)``.
+        index: each window's start row in the panel's values.
         series: each window's series, an index into ``PreparedPanel.ids``.
         origins: each window's last input row within its series.
+        x: inputs ``(n, window, 1)`` (or ``(n, window + horizon, channels)``
+            with covariates), each window standardised by itself.
+        y: targets ``(n, horizon)``, on their window's scale.
+        loc, scale: each window's location and scale ``(n,)``.
     """
 
-    x: np.ndarray
-    y: np.ndarray
-    loc: np.ndarray
-    scale: np.ndarray
-    series: np.ndarray
-    origins: np.ndarray
+    index: WindowIndex
+    # Split's capability: training draws batches from ``index``.
+    drawn_by_index = True
 
     def __len__(self):
-        return len(self.x)
+        return len(self.index)
+
+    @functools.cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.arrays()
+
+    @functools.cached_property
+    def _scaling(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.scaling()
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._arrays[0]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._arrays[1]
+
+    @property
+    def loc(self) -> np.ndarray:
+        return self._scaling[0]
+
+    @property
+    def scale(self) -> np.ndarray:
+        return self._scaling[1]
+
+    @functools.cached_property
+    def series(self) -> np.ndarray:
+        return self.index.series
+
+    @functools.cached_property
+    def origins(self) -> np.ndarray:
+        return self.index.origins
+
+    def sample(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``size`` windows drawn across every series."""
+        return self.index.sample(size)
+
+    def concat(self, *others: PanelWindows) -> PanelWindows:
+        """These windows, then ``others``'."""
+        return PanelWindows(self.index.concat(*(o.index for o in others)))
 
     def to_original(self, y: np.ndarray) -> np.ndarray:
         """Network outputs ``(n, horizon)`` in the data's units."""
@@ -131,30 +153,11 @@ class PreparedPanel:
             if len(part) else np.zeros((0, self.horizon))
 
 
-def _windows_of(values: np.ndarray, window: int, horizon: int):
-    """Every window of one series: inputs ``(k, window)``, targets
-    ``(k, horizon)`` and origins ``(k,)``."""
-    span = window + horizon
-    if len(values) < span:
-        return np.zeros((0, window)), np.zeros((0, horizon)), np.zeros(0, int)
-    cut = np.lib.stride_tricks.sliding_window_view(values, span)
-    return cut[:, :window], cut[:, window:], np.arange(len(cut)) + window - 1
-
-
-def _part(x, y, series, origins, mask, covariates=None, channels=None) -> PanelWindows:
-    inputs, loc, scale = scaled_inputs(x[mask])
-    if covariates is not None:
-        inputs = covariates.samples(inputs[..., 0], channels[mask], x.shape[1])
-    targets = ((y[mask] - loc[:, None]) / scale[:, None]).astype("float32")
-    return PanelWindows(inputs, targets, loc, scale, series[mask], origins[mask])
-
-
-def _channel_windows(channels: np.ndarray, span: int) -> np.ndarray:
-    """Every ``span`` consecutive rows of one series' covariate channels
-    ``(rows, C)``, as ``(k, span, C)``."""
-    if len(channels) < span:
-        return np.zeros((0, span, channels.shape[1]))
-    return np.lib.stride_tricks.sliding_window_view(channels, span, axis=0).transpose(0, 2, 1)
+def series_rows(panel: Panel) -> tuple[list[str], np.ndarray]:
+    """Each series' id and its first row in ``panel.frame`` (sorted by series,
+    then time), with the number of rows appended: no copy of the columns."""
+    sizes = panel.frame.groupby(panel.id_col, sort=False).size()
+    return [str(key) for key in sizes.index], np.concatenate([[0], np.cumsum(sizes)])
 
 
 def date_split(panel: Panel, val_size, test_size) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -189,42 +192,55 @@ def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
     if panel.past or panel.future or panel.static or calendar or id_embedding:
         train_rows = (panel.frame[panel.time_col] < val_start).to_numpy()
         covariates = Covariates.fit(panel, train_rows, calendar, bool(id_embedding))
-        frames = dict(iter(panel.frame.groupby(panel.id_col, sort=False)))
-    xs, ys, series, origins, first_targets, last_targets = [], [], [], [], [], []
-    ids, values, left_out, channels = [], {}, [], []
-    for key, (times, y) in panel.groups().items():
-        x_k, y_k, o_k = _windows_of(y, window, horizon)
-        if not (len(o_k) and times[o_k[0] + horizon] < val_start):
-            before = int((times < val_start).sum())
+    # Views of the frame's columns: the windows are start rows into them.
+    values = panel.frame[panel.target].to_numpy(dtype="float64")
+    times = panel.frame[panel.time_col].to_numpy()
+    keys, bounds = series_rows(panel)
+    span, first_val = window + horizon, val_start.to_datetime64()
+    kept, left_out, starts, parts = [], [], [], []
+    row_type = "int32" if len(values) < 2**31 else "int64"
+    for key, first, end in zip(keys, bounds[:-1], bounds[1:], strict=True):
+        if end - first < span or times[first + span - 1] >= first_val:
+            before = int((times[first:end] < first_val).sum())
             left_out.append(f"series {key!r}: {before} rows before the validation period "
                             f"({val_start.date()}), fewer than window {window} + horizon "
                             f"{horizon}; left out")
             continue
-        index = len(ids)
-        ids.append(key)
-        values[key] = y
-        xs.append(x_k), ys.append(y_k), origins.append(o_k)
-        if covariates is not None:
-            channels.append(_channel_windows(
-                covariates.rows(frames[key], panel.time_col), window + horizon))
-        series.append(np.full(len(o_k), index))
-        first_targets.append(times[o_k + 1].to_numpy())
-        last_targets.append(times[o_k + horizon].to_numpy())
-    if not ids:
+        kept.append((key, first, end))
+        # int32 where the rows allow: half the index's memory.
+        start = np.arange(first, end - span + 1, dtype=row_type)
+        starts.append(start)
+        parts.append(_part_of(times[start + window], times[start + span - 1],
+                              val_start, test_start))
+    if not kept:
         raise DataError(f"{panel.label}: no series has {window + horizon} rows before the "
                         f"validation period ({val_start.date()}), which one training window "
                         f"of window {window} + horizon {horizon} needs; use a shorter "
                         f"--window or --horizon")
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    series, origins = np.concatenate(series), np.concatenate(origins)
-    first, last = np.concatenate(first_targets), np.concatenate(last_targets)
-    channels = np.concatenate(channels) if covariates is not None else None
-    train = last < val_start.to_datetime64()
-    val = (first >= val_start.to_datetime64()) & (last < test_start.to_datetime64())
-    test = first >= test_start.to_datetime64()
+    channels = None
+    if covariates is not None:
+        channels = np.zeros((len(values), covariates.channels), "float32")
+        for rows in panel.frame.groupby(panel.id_col, sort=False).indices.values():
+            channels[rows] = covariates.rows(panel.frame.iloc[rows], panel.time_col)
+    index = WindowIndex(values, np.array([first for _, first, _ in kept]),
+                        np.concatenate(starts), window, horizon, covariates, channels)
+    parts = np.concatenate(parts)
     return PreparedPanel(
         panel=panel, window=window, horizon=horizon, val_start=val_start,
-        test_start=test_start, ids=tuple(ids), values=values, left_out=tuple(left_out),
-        train=_part(x, y, series, origins, train, covariates, channels),
-        val=_part(x, y, series, origins, val, covariates, channels),
-        test=_part(x, y, series, origins, test, covariates, channels), covariates=covariates)
+        test_start=test_start, ids=tuple(k for k, _, _ in kept),
+        values={k: values[first:end] for k, first, end in kept}, left_out=tuple(left_out),
+        train=PanelWindows(index.subset(parts == TRAIN)),
+        val=PanelWindows(index.subset(parts == VAL)),
+        test=PanelWindows(index.subset(parts == TEST)), covariates=covariates)
+
+
+# Which part a window belongs to (one that straddles two belongs to none).
+TRAIN, VAL, TEST, NEITHER = range(4)
+
+
+def _part_of(first_target, last_target, val_start, test_start) -> np.ndarray:
+    """Each window's part, from the dates of its first and last target."""
+    val_start, test_start = val_start.to_datetime64(), test_start.to_datetime64()
+    return np.select([last_target < val_start,
+                      (first_target >= val_start) & (last_target < test_start),
+                      first_target >= test_start], [TRAIN, VAL, TEST], NEITHER).astype("int8")

@@ -22,9 +22,18 @@ class Split:
 
     x: np.ndarray
     y: np.ndarray
+    # Training draws batches from an index of windows instead of the arrays
+    # (a panel's ``PanelWindows``, which serves as a Split).
+    drawn_by_index = False
 
     def __len__(self):
         return len(self.x)
+
+    def sample(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``size`` samples, evenly spaced (all when there are fewer):
+        what the least-squares starts fit on."""
+        rows = np.linspace(0, len(self) - 1, min(len(self), size)).astype(int)
+        return self.x[rows], self.y[rows]
 
 
 class Task:

@@ -152,7 +152,8 @@ class PanelTask(Task):
         self.panel = p.panel
         self.name = p.panel.name
         self.input_shape, self.outputs = p.input_shape, p.outputs
-        self.train = Split(p.train.x, p.train.y)
+        # Drawn by index: a batch is assembled when it is trained on.
+        self.train = p.train
         self.val = Split(p.val.x, p.val.y)
         self.test = Split(p.test.x, p.test.y)
         self.levels = tuple(levels)
@@ -250,8 +251,7 @@ class PanelTask(Task):
 
     def all_windows(self):
         p = self.prepared
-        return Split(np.concatenate([p.train.x, p.val.x, p.test.x]),
-                     np.concatenate([p.train.y, p.val.y, p.test.y]))
+        return p.train.concat(p.val, p.test)
 
     def params(self):
         p = self.prepared

@@ -16,13 +16,11 @@ import zoo
 from experiments.errors import ConfigError, TrainingError, check_losses, loss_problem
 from experiments.tasks.base import Task
 from experiments.tracking import device_name
-from experiments.training.feed import fit_arguments
 from experiments.training.fit_parts import early_stopping, make_optimizer
 from experiments.training.strategy import data_parallel_scope, distributed
+from experiments.training.window_feed import split_arguments, start_heads
 from zoo.compat import all_layers
-from zoo.distributions import start_spread
 from zoo.fused import fuse_conv_lstm
-from zoo.heads import start_autoregressive
 
 # Measured with make bench / the airline and sine data on a 2-core CPU: XLA
 # pays for its compile time (about 1.5 s per model) only when epochs have
@@ -153,12 +151,10 @@ def fit(model, task: Task, cfg, callbacks=()):
 
         return fit_stateful(model, task, cfg, callbacks)
     stop = early_stopping(cfg.patience)
-    start_autoregressive(model, task.train.x, task.train.y)
-    start_spread(model, task.train.x, task.train.y)
+    start_heads(model, task.train)
     history = model.fit(
-        **fit_arguments(task.train.x, task.train.y, cfg.batch_size,
-                        validation=(task.val.x, task.val.y),
-                        steps_per_execution=model.steps_per_execution),
+        **split_arguments(task.train, cfg.batch_size, validation=(task.val.x, task.val.y),
+                          steps_per_execution=model.steps_per_execution),
         epochs=cfg.epochs,
         callbacks=[stop, keras.callbacks.TerminateOnNaN(), *callbacks],
         verbose=cfg.verbose,
@@ -197,10 +193,9 @@ def fit_epochs(model, data, batch_size: int, epochs: int, callbacks=()):
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
-    start_autoregressive(model, data.x, data.y)
-    start_spread(model, data.x, data.y)
-    losses = model.fit(**fit_arguments(data.x, data.y, batch_size,
-                                       steps_per_execution=model.steps_per_execution),
+    start_heads(model, data)
+    losses = model.fit(**split_arguments(data, batch_size,
+                                         steps_per_execution=model.steps_per_execution),
                        epochs=epochs, callbacks=[keras.callbacks.TerminateOnNaN(), *callbacks],
                        verbose=0).history.get("loss", [])
     problem = loss_problem(losses)

@@ -47,6 +47,12 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     # (a quick run's server takes at most 20 series)
     assert load["oversize"]["status"] == 400 and "at most 20 " in load["oversize"]["message"]
     assert load["answers_after"] and load["server_peak_rss_mb"] > 0
+    # Panels: both feeds timed on one panel, and a fresh process's peak RSS
+    # training on windows drawn by index.
+    panels = result["panels"]
+    assert all(v > 0 for v in panels["throughput"]["windows_per_s"].values())
+    (memory,) = panels["memory"]
+    assert memory["feed"] == "index" and memory["peak_rss_mb"] > 0 and memory["windows"] > 0
     assert result["missing"]["PyTorch"] == "not measured in a --quick run"
     assert "skipped" in result["gpu"] or "cudnn_vs_generic" in result["gpu"]
     table = (tmp_path / "latest.md").read_text()
@@ -54,6 +60,7 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert "| lstm-zoo tune | 2 |" in table
     assert "| pyfunc `predict`, one raw history |" in table
     assert "PyTorch columns: missing: not measured in a --quick run." in table
+    assert "windows drawn by index vs materialised" in table
 
 
 def test_every_family_has_a_benchmark_row_whose_sides_build_alike():

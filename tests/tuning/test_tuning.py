@@ -168,8 +168,8 @@ def test_changed_data_refuses_to_resume(tmp_path):
 def test_resume_after_sigkill(tmp_path):
     db = tmp_path / "mlflow.db"
     command = [sys.executable, "-m", "experiments.cli", "tune", "--data", "sine",
-               "--models", "gru", "--max-trials", "3", "--epochs", "40",
-               "--patience", "40", "--window", "12", "--horizon", "3",
+               "--models", "gru", "--max-trials", "3", "--epochs", "15",
+               "--patience", "15", "--window", "12", "--horizon", "3",
                "--name", "resumable", "--tracking-uri", f"sqlite:///{db}",
                # What follows the trials (a refit, the combination) is not at stake here.
                "--no-refit", "--combine", "none"]
