@@ -80,10 +80,8 @@ def distribution_quantiles(parameters, distribution, quantiles, center=0.0,
     if distribution in COUNT_DISTRIBUTIONS:
         from scipy.stats import nbinom
 
-        center, scale = (np.asarray(v, dtype="float64") for v in (center, scale))
-        center, scale = (v[..., None] if v.ndim else v for v in (center, scale))
-        mean, size = count_mean(loc, center, scale), 1.0 / spread
-        counts = nbinom.ppf(levels, size, size / (size + mean))
+        center, scale = _standardisation(center, scale, per_target_axis=True)
+        counts = nbinom.ppf(levels, *_count_law(loc, spread, center, scale))
         return (counts - center) / scale
     if distribution == "normal":
         from statistics import NormalDist
@@ -96,6 +94,23 @@ def distribution_quantiles(parameters, distribution, quantiles, center=0.0,
     return loc + spread * z
 
 
+def _standardisation(center, scale, per_target_axis=False):
+    """A count head's ``center`` and ``scale`` as arrays, one per target (or
+    one for all); with ``per_target_axis`` shaped to broadcast against
+    ``(..., targets, 1)`` parameters."""
+    center, scale = (np.asarray(v, dtype="float64") for v in (center, scale))
+    if per_target_axis:
+        center, scale = (v[..., None] if v.ndim else v for v in (center, scale))
+    return center, scale
+
+
+def _count_law(loc, dispersion, center, scale) -> tuple[np.ndarray, np.ndarray]:
+    """The negative binomial of a count head's location and dispersion as
+    NumPy and SciPy take it: ``(n, p)``."""
+    mean, size = count_mean(loc, center, scale), 1.0 / dispersion
+    return size, size / (size + mean)
+
+
 def distribution_samples(parameters, distribution, rng, center=0.0,
                          scale=1.0) -> np.ndarray:
     """One draw from each of a distribution head's outputs ``(...,
@@ -105,9 +120,8 @@ def distribution_samples(parameters, distribution, rng, center=0.0,
     parameters = np.asarray(parameters, dtype="float64")
     loc, spread = parameters[..., 0], parameters[..., 1]
     if distribution in COUNT_DISTRIBUTIONS:
-        center, scale = (np.asarray(v, dtype="float64") for v in (center, scale))
-        mean, size = count_mean(loc, center, scale), 1.0 / spread
-        counts = rng.negative_binomial(size, size / (size + mean))
+        center, scale = _standardisation(center, scale)
+        counts = rng.negative_binomial(*_count_law(loc, spread, center, scale))
         return (counts - center) / scale
     if distribution == "normal":
         return loc + spread * rng.standard_normal(loc.shape)
