@@ -448,18 +448,11 @@ class Forecaster:
     def _sampled_block(self, model, paths, rng) -> np.ndarray:
         """One drawn block per path, ``(paths, horizon, targets)``, in the
         data's units; path ``i`` from the ensemble's member ``i % members``."""
-        networks = members_of(model)
-        pres = self.members or [self.preprocessor] * len(networks)
-        cols = [self.preprocessor.features.index(t) for t in self.preprocessor.targets]
-        out = np.zeros((len(paths), self.preprocessor.horizon, len(cols)))
-        for k, (network, pre) in enumerate(zip(networks, pres, strict=True)):
-            mine = np.arange(k, len(paths), len(networks))
-            rows = pre.window + pre.lost
-            scaled = pre.transform_values(paths[mine, -rows:])[:, -pre.window:]
-            raw = predict(network, scaled.astype("float32"))
+        out = np.zeros((len(paths), self.preprocessor.horizon,
+                        len(self.preprocessor.targets)))
+        for mine, pre, raw, past in self._member_outputs(model, paths, each_its_own=True):
             drawn = distribution_samples(raw, self.distribution, rng, *pre.target_scaling())
-            out[mine] = pre.inverse_transform(drawn, paths[mine][:, paths.shape[1] - pre.lost:,
-                                                                 cols])
+            out[mine] = pre.inverse_transform(drawn, past)
         return out
 
     def _sample_table(self, ids, indexes, drawn, steps, samples) -> pd.DataFrame:
@@ -588,18 +581,8 @@ class Forecaster:
         from raw ``values`` ``(series, rows, features)``; a quantile
         network's, ``(series, horizon, targets, quantiles)``
         (``experiments.forecasting.quantile_paths``)."""
-        networks = members_of(model)
-        pres = self.members or [self.preprocessor] * len(networks)
-        if len(pres) != len(networks):
-            raise ValueError(f"the forecaster has {len(pres)} members' preprocessing; "
-                             f"received {len(networks)} networks")
-        cols = [self.preprocessor.features.index(t) for t in self.preprocessor.targets]
         out = []
-        for network, pre in zip(networks, pres, strict=True):
-            rows = pre.window + pre.lost
-            scaled = pre.transform_values(values[:, -rows:])[:, -pre.window:]
-            past = values[:, values.shape[1] - pre.lost:, cols]
-            raw = predict(network, scaled.astype("float32"))
+        for _, pre, raw, past in self._member_outputs(model, values):
             if self.distribution:
                 raw = distribution_quantiles(raw, self.distribution, self.quantiles,
                                              *pre.target_scaling())
@@ -610,6 +593,27 @@ class Forecaster:
             else:
                 out.append(pre.inverse_transform(raw, past))
         return combine(out)
+
+    def _member_outputs(self, model, values, each_its_own=False):
+        """Each member network's raw outputs on raw ``values`` ``(series,
+        rows, features)``, through that member's preprocessing: yields
+        ``(rows of values, preprocessor, outputs, the targets' last rows
+        that undo its differencing)``. Every member forecasts every row, or
+        with ``each_its_own`` member ``k`` rows ``k, k + members, ...`` (one
+        sample path each)."""
+        networks = members_of(model)
+        pres = self.members or [self.preprocessor] * len(networks)
+        if len(pres) != len(networks):
+            raise ValueError(f"the forecaster has {len(pres)} members' preprocessing; "
+                             f"received {len(networks)} networks")
+        cols = [self.preprocessor.features.index(t) for t in self.preprocessor.targets]
+        for k, (network, pre) in enumerate(zip(networks, pres, strict=True)):
+            mine = (np.arange(k, len(values), len(networks)) if each_its_own
+                    else np.arange(len(values)))
+            part = values[mine] if each_its_own else values
+            scaled = pre.transform_values(part[:, -(pre.window + pre.lost):])[:, -pre.window:]
+            yield (mine, pre, predict(network, scaled.astype("float32")),
+                   part[:, part.shape[1] - pre.lost:, cols])
 
     def _table(self, ids, indexes, pred, steps, spread=None) -> pd.DataFrame:
         """The output table: per series ``steps`` rows of times (or step
