@@ -13,13 +13,15 @@ copied into one ``(n, window, 1)`` array. On a generated panel:
   x 1,000 steps, and drawn by index on 10,000 x 1,000 (window 52), whose
   materialised inputs alone would be 1.9 GB of float32.
 
-``python -m benchmarks.panel_scale [--quick]``; ``make bench`` runs it.
+``python -m benchmarks.panel_scale [--quick]`` (writes
+``benchmarks/results/panels-latest.{json,md}``); ``make bench`` runs it too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -166,6 +168,8 @@ def markdown(r: dict) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="benchmarks/results",
+                        help="folder for panels-latest.json and .md")
     parser.add_argument("--one-epoch", nargs=4, metavar=("SERIES", "LENGTH", "FEED", "BATCH"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -173,7 +177,14 @@ def main(argv=None) -> int:
         n, length, feed, batch = args.one_epoch
         print(json.dumps(one_epoch(int(n), int(length), feed, int(batch))))
         return 0
-    print("\n".join(markdown(panel_scale(args.quick))))
+    result = panel_scale(args.quick)
+    text = "\n".join(markdown(result)) + "\n"
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "panels-latest.json"), "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    with open(os.path.join(args.out, "panels-latest.md"), "w") as f:
+        f.write(text)
     return 0
 
 
