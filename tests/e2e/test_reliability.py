@@ -50,7 +50,7 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     procs = [subprocess.Popen(
         [sys.executable, "-m", "experiments.cli", "train", "--model", "gru", "--data",
-         "sine", "--epochs", "3", "--patience", "3", "--units", "4", "--seed", str(i),
+         "sine", "--epochs", "2", "--patience", "2", "--units", "4", "--seed", str(i),
          "--combine", "none", "--tracking-uri", f"sqlite:///{db}"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True) for i in range(4)]
@@ -69,7 +69,7 @@ def test_four_processes_on_a_fresh_store_all_succeed(tmp_path):
 # One writer: the product's own logging path (tracked_run + MetricLogger),
 # flushing every epoch so that the eight writers contend as hard as they can.
 WRITER = """
-import sys, time
+import pathlib, sys, time
 import keras, mlflow
 from experiments import tracking
 from experiments.training import curves
@@ -78,7 +78,10 @@ tracking.init_store(uri)
 tracking.use_experiment("warm", uri)
 model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
 model.compile(optimizer="adam", loss="mse")
-time.sleep(max(0.0, start_at - time.time()))  # all writers start together
+# All writers start together: once every one is ready (at start_at at the latest).
+pathlib.Path(f"ready{i}").touch()
+while len(list(pathlib.Path().glob("ready*"))) < WRITERS and time.time() < start_at:
+    time.sleep(0.02)
 with tracking.tracked_run(run_name=f"writer{i}") as run:
     mlflow.log_params({f"p{k}": k * i for k in range(20)})
     logger = curves.MetricLogger(run.info.run_id, flush_seconds=0)
@@ -97,9 +100,9 @@ def test_eight_processes_logging_to_a_warm_store_lose_nothing(tmp_path):
     client = client_for(db)
     client.create_run(client.get_experiment_by_name("warm").experiment_id)  # warm: in use
     epochs = 40
-    script = WRITER.replace("EPOCHS", str(epochs))
+    script = WRITER.replace("EPOCHS", str(epochs)).replace("WRITERS", "8")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    start_at = time.time() + 18  # after the interpreters have imported Keras and MLflow
+    start_at = time.time() + 60  # at the latest; at once when all have imported
     procs = [subprocess.Popen([sys.executable, "-c", script, uri, str(start_at), str(i)],
                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
              for i in range(8)]
