@@ -82,7 +82,7 @@ def fed(p, feed: str, batch: int, model) -> dict:
     from experiments.training.window_feed import training_batches
 
     if feed == "index":
-        return training_batches(p.train.index, batch, model.steps_per_execution)
+        return training_batches(p.train.index, batch)
     return fit_arguments(p.train.x, p.train.y, batch,
                          steps_per_execution=model.steps_per_execution)
 

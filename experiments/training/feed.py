@@ -91,10 +91,24 @@ def batches(x, y, batch_size: int, shuffle: bool = True, repeat: bool = False):
     """
     import tensorflow as tf
 
+    data = tf.nest.map_structure(tf.convert_to_tensor, (x, y))
+
+    def gather(indices):
+        return tf.nest.map_structure(lambda part: tf.gather(part, indices), data)
+
+    return index_batches(_length(x), batch_size, shuffle, repeat).map(gather) \
+        .apply(_ahead(repeat))
+
+
+def index_batches(n: int, batch_size: int, shuffle: bool = True, repeat: bool = False):
+    """A ``tf.data.Dataset`` of batches of sample indices ``0..n-1``, as
+    ``batches`` draws them: ``ceil(n / batch_size)`` per epoch, each epoch a
+    new permutation with ``shuffle``, without end with ``repeat``, its
+    length known otherwise. Map it to what a batch is made of."""
+    import tensorflow as tf
+
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    data = tf.nest.map_structure(tf.convert_to_tensor, (x, y))
-    n = _length(x)
     if n == 0:
         raise ValueError("there are no samples to make batches of")
     full, rest = divmod(n, batch_size)
@@ -114,26 +128,34 @@ def batches(x, y, batch_size: int, shuffle: bool = True, repeat: bool = False):
                 tf.data.Dataset.from_tensors(order[full * batch_size:]))
         return each
 
-    def gather(indices):
-        return tf.nest.map_structure(lambda part: tf.gather(part, indices), data)
-
     epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
-    dataset = epochs.flat_map(epoch_indices).map(gather)
-    if repeat:
-        # The next batch is gathered while this one trains. Not for a finite
-        # (validation) dataset: fit makes a new iterator for it every epoch,
-        # and stopping a prefetching one costs milliseconds each time.
-        dataset = dataset.prefetch(1)
-    else:
+    dataset = epochs.flat_map(epoch_indices)
+    if not repeat:
         # flat_map hides the length; without it Keras takes the end of the
         # data for a shortfall and warns "Your input ran out of data".
         dataset = dataset.apply(
             tf.data.experimental.assert_cardinality(full + bool(rest)))
-    options = tf.data.Options()
-    # tf.data's graph rewrites would serialize the captured arrays on every
-    # iterator; they gain nothing for a gather (Keras' own adapter does this too).
-    options.experimental_optimization.apply_default_optimizations = False
-    return dataset.with_options(options)
+    return dataset
+
+
+def _ahead(repeat: bool):
+    """The last stages of a batch pipeline: with ``repeat`` the next batch
+    made while this one trains. Not for a finite (validation) dataset: fit
+    makes a new iterator for it every epoch, and stopping a prefetching one
+    costs milliseconds each time."""
+    import tensorflow as tf
+
+    def finish(dataset):
+        if repeat:
+            dataset = dataset.prefetch(1)
+        options = tf.data.Options()
+        # tf.data's graph rewrites would serialize the captured arrays on
+        # every iterator; they gain nothing for a gather (Keras' own adapter
+        # does this too).
+        options.experimental_optimization.apply_default_optimizations = False
+        return dataset.with_options(options)
+
+    return finish
 
 
 def _length(x) -> int:

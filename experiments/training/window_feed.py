@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from experiments.forecasting.window_index import WindowIndex
-from experiments.training.feed import fit_arguments, in_order
+from experiments.training.feed import fit_arguments, in_order, index_batches
 from zoo.distributions import start_spread
 from zoo.heads import AUTOREGRESSIVE_MAX_ROWS, start_autoregressive
 
@@ -24,7 +24,7 @@ def split_arguments(split, batch_size: int, shuffle: bool = True, validation=Non
     if not split.drawn_by_index:
         return fit_arguments(split.x, split.y, batch_size, shuffle, validation,
                              steps_per_execution)
-    args = training_batches(split.index, batch_size, steps_per_execution)
+    args = training_batches(split.index, batch_size)
     if validation is not None:
         args["validation_data"] = (in_order(*validation, batch_size)
                                    if keras.config.backend() == "tensorflow"
@@ -43,42 +43,30 @@ def start_heads(model, split) -> None:
     start_spread(model, x, y)
 
 
-def training_batches(index: WindowIndex, batch_size: int, steps_per_execution: int = 1):
+def training_batches(index: WindowIndex, batch_size: int):
     """Keyword arguments for ``model.fit`` that train on ``index``'s windows:
     ``ceil(n / batch_size)`` batches an epoch, a new order across every
     series each epoch (from NumPy's global generator, so
     ``keras.utils.set_random_seed`` makes it reproducible), each batch
     assembled as it is needed.
 
-    On TensorFlow one ``tf.data`` pipeline runs through every epoch (as
-    ``experiments.training.feed.fit_arguments`` does for arrays), the next
-    batch assembled while this one trains; elsewhere, or where the model's
-    ``steps_per_execution`` does not divide the batches per epoch, a
-    ``keras.utils.PyDataset``.
+    On TensorFlow one ``tf.data`` pipeline through every epoch, the next
+    batches assembled while this one trains. Where the model's
+    ``steps_per_execution`` does not divide the batches per epoch, Keras
+    runs its last call of an epoch on into the next order (fewer than
+    ``steps_per_execution`` batches): every window is still drawn once per
+    order. On JAX and PyTorch a ``keras.utils.PyDataset``.
     """
-    steps = math.ceil(len(index) / batch_size)
-    if keras.config.backend() != "tensorflow" or steps % steps_per_execution:
+    if keras.config.backend() != "tensorflow":
         return {"x": WindowBatches(index, batch_size), "shuffle": False}
-    return {"x": _drawn_batches(index, batch_size), "steps_per_epoch": steps,
-            "shuffle": False}
-
-
-def _epoch_order(n: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.permutation(n)
+    return {"x": _drawn_batches(index, batch_size),
+            "steps_per_epoch": math.ceil(len(index) / batch_size), "shuffle": False}
 
 
 def _drawn_batches(index: WindowIndex, batch_size: int):
+    """``index``'s windows in batches without end, each epoch a new order
+    (``feed.index_batches``), each batch assembled by ``WindowIndex.take``."""
     import tensorflow as tf
-
-    n = len(index)
-    seed = int(np.random.randint(2**31 - 1))
-
-    def epochs():
-        rng = np.random.default_rng(seed)
-        while True:
-            order = _epoch_order(n, rng)
-            for first in range(0, n, batch_size):
-                yield order[first:first + batch_size]
 
     def assemble(rows):
         x, y = tf.numpy_function(index.take, [rows], (tf.float32, tf.float32),
@@ -87,12 +75,11 @@ def _drawn_batches(index: WindowIndex, batch_size: int):
         y.set_shape((None, index.horizon))
         return x, y
 
-    rows = tf.data.Dataset.from_generator(
-        epochs, output_signature=tf.TensorSpec((None,), tf.int64))
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     # Two batches assembled ahead, in parallel with training.
-    return rows.map(assemble).prefetch(2).with_options(options)
+    return index_batches(len(index), batch_size, shuffle=True, repeat=True) \
+        .map(assemble).prefetch(2).with_options(options)
 
 
 class WindowBatches(keras.utils.PyDataset):
@@ -102,7 +89,7 @@ class WindowBatches(keras.utils.PyDataset):
         super().__init__()
         self.index, self.batch_size = index, batch_size
         self.rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))
-        self.order = _epoch_order(len(index), self.rng)
+        self.order = self.rng.permutation(len(index))
 
     def __len__(self):
         return math.ceil(len(self.index) / self.batch_size)
@@ -111,4 +98,4 @@ class WindowBatches(keras.utils.PyDataset):
         return self.index.take(self.order[i * self.batch_size:(i + 1) * self.batch_size])
 
     def on_epoch_end(self):
-        self.order = _epoch_order(len(self.index), self.rng)
+        self.order = self.rng.permutation(len(self.index))
