@@ -276,7 +276,8 @@ class RunConfig:
         None, OfType((bool,), "true or false"), group="training", action="store_true",
         help="train on every GPU this process sees (on a CPU-only machine, its logical "
              "CPU devices), one copy of the model on each, gradients averaged "
-             "(tf.distribute.MirroredStrategy); tune: each trial so")
+             "(tf.distribute.MirroredStrategy); tune: each trial so. train with a cluster "
+             "in TF_CONFIG: one model across its processes (MultiWorkerMirroredStrategy)")
     seed: int | None = setting(None, Interval("int", 0), group="training", type=int,
                                help="seeds Python, NumPy and Keras (default 42)")
     hyperparameters: dict = setting({}, OfType((dict,), "the family's hyperparameters"))

@@ -30,7 +30,7 @@ from experiments.training import fitting
 
 @dataclasses.dataclass
 class TrainResult:
-    run_id: str
+    run_id: str | None  # None in a cluster's non-chief process, which logs nothing
     metrics: dict[str, float]
     history: dict[str, list[float]]
     model: Any      # the model served: refit on all the data with --refit
@@ -70,9 +70,11 @@ def params_of(cfg: RunConfig, task: Task, hp) -> dict[str, Any]:
               "learning_rate": cfg.learning_rate, "clipnorm": cfg.clipnorm,
               "patience": cfg.patience, "seed": cfg.seed}
     if cfg.data_parallel:  # the copies of the model that trained, one per device
-        from experiments.training.strategy import devices
+        from experiments.training import strategy
 
-        params.update(data_parallel=True, replicas=len(devices()))
+        params.update(data_parallel=True, replicas=strategy.replicas())
+        if strategy.cluster() is not None:
+            params.update(processes=len(strategy.cluster().addresses))
     if cfg.csv and cfg.label_col is None:  # the repairs a series from a CSV may ask for
         params.update(fill_missing=cfg.fill_missing, sort=cfg.sort)
     import zoo
@@ -89,11 +91,33 @@ def run_training(cfg: RunConfig) -> TrainResult:
 
     Returns the run id, test metrics (model, baselines), history, the
     trained model and the task (of the last fold).
+
+    In a cluster (``TF_CONFIG``, with ``--data-parallel``) every process runs
+    this; only the chief opens a run, the others train alongside it
+    (``train_alongside``) and return a result without a run id.
     """
+    from experiments.training import strategy
+
+    team = strategy.check_cluster(cfg.data_parallel)
+    if team is not None:  # before TensorFlow runs anything, as it requires
+        strategy.multi_worker_strategy()
     cfg, tasks, hp = prepare_run(cfg)
+    if team is not None and not team.is_chief:
+        return train_alongside(cfg, tasks, hp)
     uri = tracking.init_store(tracking.resolve_uri(cfg.tracking_uri))
     tracking.use_experiment(cfg.experiment or tasks[-1].name, uri)
     return _train_tracked(cfg, tasks, hp)
+
+
+def train_alongside(cfg, tasks, hp) -> TrainResult:
+    """A non-chief process' part of a training across processes: the same
+    fits, in the same order, as the chief's ``_train_tracked`` (each step
+    waits for every process), and nothing written anywhere."""
+    for fold in tasks:
+        _, history = fitting.train_network(cfg, fold, hp)
+    if cfg.refit:
+        fitting.refit(cfg.model, tasks[-1], hp, cfg, fitting.best_epochs(history))
+    return TrainResult(None, {}, history, None, tasks[-1])
 
 
 def _train_tracked(cfg, tasks, hp) -> TrainResult:

@@ -74,6 +74,10 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
     from experiments.tasks import load_tasks
 
     # === Everything that can be wrong with the input, before tracking ===
+    if cfg.data_parallel:
+        from experiments.training.strategy import check_cluster
+
+        check_cluster(True, "tune")
     if cfg.name is not None:
         folder_mod.check_name(cfg.name)  # first: the name decides what may be deleted
     cfg = check_budget(cfg)

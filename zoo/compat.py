@@ -46,6 +46,56 @@ def tf_gradient_registry() -> dict | None:
     return registry if isinstance(registry, dict) else None
 
 
+def in_multi_worker_mode(strategy) -> bool:
+    """Whether ``strategy`` spans several processes (a
+    ``MultiWorkerMirroredStrategy`` with a cluster in ``TF_CONFIG``):
+    ``StrategyExtended._in_multi_worker_mode``."""
+    return bool(strategy is not None and strategy.extended._in_multi_worker_mode())
+
+
+def mend_keras_multi_worker() -> None:
+    """Let Keras 3.15's TensorFlow trainer ``fit`` under a
+    ``MultiWorkerMirroredStrategy`` (tensorflow/tensorflow#72388: Keras 3
+    fails there before the first step). Idempotent; changes nothing for
+    one process.
+
+    - ``TensorFlowTrainer._maybe_symbolic_build`` builds the model from the
+      first batch, reduced across workers with ``strategy.reduce``, which
+      cannot reduce a nested batch there: a batch of this worker's own
+      replica has the same shapes, which is all a symbolic build reads.
+    - ``reduce_per_replica(..., "auto")`` reduces each step's metrics with
+      ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars. The
+      metrics are already the same on every replica (their variables are
+      summed across replicas on every update), so the first replica's value
+      is the answer, as Keras takes it on a TPU.
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "_lstm_zoo_multi_worker", False):
+        return
+    build, reduce = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
+
+    def symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is not None and in_multi_worker_mode(strategy):
+            for _, _, batches in iterator:
+                data_batch = tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0], next(batches))
+                break
+            iterator = None
+        return build(self, iterator=iterator, data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction == "auto" and in_multi_worker_mode(strategy):
+            reduction = "first"
+        return reduce(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._lstm_zoo_multi_worker = True
+
+
 # === keras-tuner (written against 1.4.8) ===
 
 def oracle_client_module():

@@ -11,6 +11,12 @@ def cmd_train(args) -> int:
 
     cfg = run_config(args, model=args.model, run_name=args.run_name, verbose=2)
     result = run_training(cfg)
+    if result.run_id is None:
+        from experiments.training.strategy import cluster
+
+        print(f"\n{cluster().describe()} trained its share; the chief "
+              f"({cluster().addresses[0]}) records the run in MLflow")
+        return 0
     print()
     print(metrics_table(result.task, result.metrics, cfg.model))
     print(skill_lines(result.task, result.metrics, "the model"))

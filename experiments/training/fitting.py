@@ -17,7 +17,7 @@ from experiments.errors import ConfigError, TrainingError, check_losses, loss_pr
 from experiments.tasks.base import Task
 from experiments.tracking import device_name
 from experiments.training.fit_parts import early_stopping, make_optimizer
-from experiments.training.strategy import data_parallel_scope, distributed
+from experiments.training.strategy import data_parallel_scope, distributed, peer_failures
 from experiments.training.window_feed import split_arguments, start_heads
 from zoo.compat import all_layers
 from zoo.fused import fuse_conv_lstm
@@ -127,7 +127,8 @@ def train_network(cfg, task: Task, hp: dict, callbacks=()):
 
     with data_parallel_scope(cfg.data_parallel):
         model = build()
-    history = fit(model, task, cfg, callbacks)
+    with peer_failures():
+        history = fit(model, task, cfg, callbacks)
     return (single_device_copy(model, build) if cfg.data_parallel else model), history
 
 
@@ -180,7 +181,7 @@ def refit(model_name: str, task: Task, hp: dict, cfg, epochs: int):
         return compile_fast(model, optimizer, task.loss, math.ceil(len(data) / cfg.batch_size),
                             epochs, **task.compile_kwargs())
 
-    with data_parallel_scope(cfg.data_parallel):
+    with data_parallel_scope(cfg.data_parallel), peer_failures():
         model = fit_epochs(build(), data, cfg.batch_size, epochs)
     return single_device_copy(model, build) if cfg.data_parallel else model
 

@@ -176,3 +176,24 @@ def test_oracle_bookkeeping_of_workers(tmp_path):
     assert compat.held_trials(oracle) == {}
     assert oracle.get_state()["retry_queue"] == [trial.trial_id]
     assert compat.search_over(oracle)
+
+
+def test_keras_multi_worker_mend_is_idempotent_and_leaves_one_process_alone():
+    # experiments.training.strategy.multi_worker_strategy mends Keras' TF trainer.
+    import numpy as np
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+
+    compat.mend_keras_multi_worker()
+    patched = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
+    compat.mend_keras_multi_worker()
+    assert (trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica) == patched
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    assert not compat.in_multi_worker_mode(strategy) and not compat.in_multi_worker_mode(None)
+    # Under a one-process strategy the mended trainer fits as Keras' own does.
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+    x = np.ones((8, 3), "float32")
+    losses = model.fit(x, x[:, :1], epochs=2, verbose=0).history["loss"]
+    assert len(losses) == 2 and losses[1] < losses[0]
