@@ -108,8 +108,9 @@ demo: install
 # === Benchmark (20 to 40 minutes on a 2-core CPU) ===
 .PHONY: bench
 # The benchmark installs what it compares with: Keras' JAX backend (the
-# `bench` extra) and PyTorch's CPU build (benchmarks/install_torch.py; where
-# none can be installed, the report says why in place of its column).
+# `bench` extra), PyTorch's CPU build and neuralforecast over it
+# (benchmarks/install_torch.py; where one cannot be installed, the report
+# says why in place of its column).
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -624,6 +624,10 @@ def markdown(result) -> str:
         from benchmarks import panel_scale
 
         lines += ["", *panel_scale.markdown(result["panels"])]
+    if "panel_peers" in result:
+        from benchmarks import panel_peers
+
+        lines += ["", *panel_peers.markdown(result["panel_peers"])]
     s = result["startup"]
     lines += ["", f"Start-up: `lstm-zoo --help` {s['help_s']:.2f} s, `lstm-zoo models` "
               f"{s['models_s']:.2f} s, `lstm-zoo models --params` {s['models_params_s']:.2f} s."]
@@ -689,6 +693,10 @@ def main(argv=None):
     from benchmarks import panel_scale
 
     result["panels"] = panel_scale.panel_scale(quick=args.quick)
+    print("panels: train against a PyTorch loop and neuralforecast...", flush=True)
+    from benchmarks import panel_peers
+
+    result["panel_peers"] = panel_peers.panel_peers(quick=args.quick)
     result["startup"] = startup(1 if args.quick else 3)
     result["gpu"] = gpu_section()
     text = markdown(result)

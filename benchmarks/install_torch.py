@@ -1,10 +1,14 @@
-"""Install PyTorch's CPU build for the benchmark's PyTorch column.
+"""Install PyTorch's CPU build for the benchmark's PyTorch column, then
+neuralforecast (its panel column) on top of it.
 
 ``pip install torch`` from the public index resolves to the CUDA build and
 several GB of NVIDIA wheels. This asks pip's configured indexes for a
 ``+cpu`` build first, then PyTorch's own CPU index, and otherwise writes why
 it could not into ``<venv>/torch-missing.txt``, which ``make bench`` prints
-in place of the column. Run by ``make bench``; safe to run again.
+in place of the column. neuralforecast needs PyTorch, so it is installed
+only after a CPU build is there (else pip would fetch the CUDA one); why it
+could not be goes into ``<venv>/neuralforecast-missing.txt``. Run by
+``make bench``; safe to run again.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import sys
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 MISSING = os.path.join(sys.prefix, "torch-missing.txt")
+NEURALFORECAST = "neuralforecast==3.3.0"
+NEURALFORECAST_MISSING = os.path.join(sys.prefix, "neuralforecast-missing.txt")
 
 
 def pip(*args: str) -> subprocess.CompletedProcess:
@@ -54,16 +60,32 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
+def install_neuralforecast(torch_missing: str | None) -> str | None:
+    """Install neuralforecast over the CPU PyTorch; the reason it could not, or None."""
+    if torch_missing:
+        return f"it needs PyTorch, and {torch_missing}"
+    if importlib.util.find_spec("neuralforecast") is not None:
+        return None
+    done = pip("install", "--quiet", NEURALFORECAST)
+    return None if done.returncode == 0 else f"{NEURALFORECAST}: {_last_line(done.stderr)}"
+
+
+def record(path: str, why: str | None, column: str) -> None:
+    """Write (or clear) why ``column`` of the benchmark will be missing."""
+    if why is None:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    with open(path, "w") as f:
+        f.write(why + "\n")
+    print(f"benchmark: {why}; the {column} column will be missing", file=sys.stderr)
+
+
 def main() -> int:
     why = install()
-    if why is None:
-        if os.path.exists(MISSING):
-            os.remove(MISSING)
-        return 0
-    with open(MISSING, "w") as f:
-        f.write(why + "\n")
-    print(f"benchmark: {why}; the PyTorch column will be missing", file=sys.stderr)
-    return 0  # the rest of the benchmark runs without it
+    record(MISSING, why, "PyTorch")
+    record(NEURALFORECAST_MISSING, install_neuralforecast(why), "neuralforecast")
+    return 0  # the rest of the benchmark runs without them
 
 
 if __name__ == "__main__":

@@ -53,6 +53,13 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert all(v > 0 for v in panels["throughput"]["windows_per_s"].values())
     (memory,) = panels["memory"]
     assert memory["feed"] == "index" and memory["peak_rss_mb"] > 0 and memory["windows"] > 0
+    # Panels against the peers: lstm-zoo always; PyTorch and neuralforecast
+    # where installed, else the reason in place of the row.
+    peers = result["panel_peers"]["peers"]
+    assert peers["lstm-zoo"]["windows_per_s"] > 0 and 0 < peers["lstm-zoo"]["val_mase"] < 10
+    assert peers["lstm-zoo"]["series_scored"] == result["panel_peers"]["series"]
+    for name in ("PyTorch", "neuralforecast"):
+        assert "missing" in peers[name] or peers[name]["windows_per_s"] > 0, peers[name]
     assert result["missing"]["PyTorch"] == "not measured in a --quick run"
     assert "skipped" in result["gpu"] or "cudnn_vs_generic" in result["gpu"]
     table = (tmp_path / "latest.md").read_text()
@@ -61,6 +68,7 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert "| pyfunc `predict`, one raw history |" in table
     assert "PyTorch columns: missing: not measured in a --quick run." in table
     assert "windows drawn by index vs materialised" in table
+    assert "| lstm-zoo | " in table and "| neuralforecast | " in table
 
 
 def test_every_family_has_a_benchmark_row_whose_sides_build_alike():
