@@ -53,7 +53,7 @@ def fit_arguments(x, y, batch_size: int, shuffle: bool = True,
     if keras.config.backend() != "tensorflow" or steps % steps_per_execution:
         args = {"x": x, "y": y, "batch_size": batch_size, "shuffle": shuffle}
         if validation is not None:
-            args["validation_data"] = tuple(validation)
+            args["validation_data"] = validation_feed(validation, batch_size, pipeline=False)
         return args
     args = {"x": batches(x, y, batch_size, shuffle=shuffle, repeat=True),
             "steps_per_epoch": steps,
@@ -61,8 +61,15 @@ def fit_arguments(x, y, batch_size: int, shuffle: bool = True,
             # would only warn that it cannot shuffle a dataset.
             "shuffle": False}
     if validation is not None:
-        args["validation_data"] = in_order(*validation, batch_size)
+        args["validation_data"] = validation_feed(validation, batch_size, pipeline=True)
     return args
+
+
+def validation_feed(validation: tuple, batch_size: int, pipeline: bool):
+    """What ``fit`` validates on after every epoch: ``(x_val, y_val)`` as one
+    in-order ``tf.data`` pipeline when training goes through one (on
+    TensorFlow), else the arrays as they are."""
+    return in_order(*validation, batch_size) if pipeline else tuple(validation)
 
 
 def in_order(x, y, batch_size: int):

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from experiments.forecasting.window_index import WindowIndex
-from experiments.training.feed import fit_arguments, in_order, index_batches
+from experiments.training.feed import fit_arguments, index_batches, validation_feed
 from zoo.distributions import start_spread
 from zoo.heads import AUTOREGRESSIVE_MAX_ROWS, start_autoregressive
 
@@ -26,9 +26,8 @@ def split_arguments(split, batch_size: int, shuffle: bool = True, validation=Non
                              steps_per_execution)
     args = training_batches(split.index, batch_size)
     if validation is not None:
-        args["validation_data"] = (in_order(*validation, batch_size)
-                                   if keras.config.backend() == "tensorflow"
-                                   else tuple(validation))
+        args["validation_data"] = validation_feed(
+            validation, batch_size, pipeline=keras.config.backend() == "tensorflow")
     return args
 
 

@@ -216,3 +216,20 @@ def test_train_and_forecast_with_future_static_and_calendar_covariates(tmp_path)
     assert table.groupby("store").size().eq(6).all() and table["store"].nunique() == 4
     assert set(pd.to_datetime(table["week"])) == set(pd.to_datetime(last))
     # (A request without the plan's rows: test_panel.py names what is missing.)
+
+
+def test_a_panel_trains_on_the_jax_backend_through_its_window_batches(tmp_path):
+    """On JAX (and PyTorch) a panel's windows reach fit as a keras.utils.PyDataset
+    (experiments.training.window_feed.WindowBatches), not tf.data."""
+    path = panel_csv(tmp_path / "stores.csv", n_series=4)
+    done = run_cli_process("train", "--model", "gru", "--csv", str(path), *PANEL,
+                           "--window", "12", "--horizon", "6", *TINY, "--combine", "none",
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                           cwd=tmp_path, env_extra={"KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = all_runs(tmp_path / "mlflow.db")
+    assert run.info.status == "FINISHED" and run.data.tags["keras_backend"] == "jax"
+    losses = [m.value for m in client_for(tmp_path / "mlflow.db")
+              .get_metric_history(run.info.run_id, "loss")]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert np.isfinite(run.data.metrics["test_mase"])
