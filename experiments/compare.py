@@ -66,8 +66,11 @@ def leaderboard(entries, task) -> list[tuple]:
     levels = sorted(int(k.rsplit("_", 1)[1]) for k in (done[0].metrics if done else {})
                     if k.startswith("test_msis_"))
     level = levels[0] if levels else None
+    # The whole predictive distribution: the CRPS (metrics.interval_crps).
+    crps = bool(done) and "test_scaled_crps" in done[0].metrics
     extra = ((("skill",) if skill else ()) + (("series won",) if won else ())
-             + ((f"{level}% covered", f"MSIS {level}%") if level else ()))
+             + ((f"{level}% covered", f"MSIS {level}%") if level else ())
+             + (("CRPS",) if crps else ()))
 
     def extras(m):
         cells = (f"{m['test_skill_vs_best_baseline']:+.3f}",) if skill else ()
@@ -77,6 +80,8 @@ def leaderboard(entries, task) -> list[tuple]:
         if level:
             cells += (f"{m.get(f'test_coverage_{level}', float('nan')):.2f}",
                       f"{m.get(f'test_msis_{level}', float('nan')):.4g}")
+        if crps:
+            cells += (f"{m.get('test_scaled_crps', float('nan')):.4g}",)
         return cells
 
     header = ("rank", "model", *order, *extra, "run")

@@ -550,10 +550,12 @@ class ForecastTask(Task):
         # the forecast that is served.
         widths = self.calibrate(val_truth, val_pred, val_spread)
         truth, scale = p.truth(p.test), metrics.scale_for(p)
-        for level in self.levels:
-            lower, upper = self.bounds(pred, spread, level, widths)
+        bounds = {level: self.bounds(pred, spread, level, widths) for level in self.levels}
+        for level, (lower, upper) in bounds.items():
             scored = metrics.interval_scores(truth, lower, upper, level, scale)
             scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
+        if bounds:
+            scores["test_scaled_crps"] = metrics.interval_crps(truth, pred, bounds, scale)
         if self.quantiles:  # the quantiles as the network gives them, uncalibrated
             scale = np.asarray(scale, dtype="float64")
             scores["test_scaled_pinball"] = float(np.mean(metrics.pinball(

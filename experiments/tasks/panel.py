@@ -357,12 +357,16 @@ class PanelTask(Task):
         # The intervals as served: each window's widths on its own scale;
         # widths and MSIS per series' MASE scale.
         truth, scale = p.truth(p.test), panel_scores.series_scales(p, p.test)
+        bounds = {}
         for level, w in scaled_widths(p, val, self.levels).items():
             w = np.asarray(w, dtype="float64")[None, :]
-            scored = metrics.interval_scores(truth, p.test.to_original(test - w),
-                                             p.test.to_original(test + w), int(level),
+            bounds[int(level)] = (p.test.to_original(test - w), p.test.to_original(test + w))
+            scored = metrics.interval_scores(truth, *bounds[int(level)], int(level),
                                              scale[:, None])
             scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
+        if bounds:
+            scores["test_scaled_crps"] = metrics.interval_crps(
+                truth, p.test.to_original(test), bounds, scale[:, None])
         scores["val_loss_scaled"] = float(np.mean((np.asarray(val) - p.val.y) ** 2))
         if chosen is not None:  # the network alone, for comparison
             alone = panel_scores.per_series(p, p.test, p.test.to_original(

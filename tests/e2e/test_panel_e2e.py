@@ -63,6 +63,7 @@ def test_train_on_a_panel_records_per_series_scores(panel_run):
         assert np.isfinite(m[key]), key
     assert 0 < m["test_width_80"] <= m["test_msis_80"] and m["test_width_95"] > \
         m["test_width_80"]
+    assert 0 < m["test_scaled_crps"] < np.inf
     assert 0 <= m["test_share_beats_seasonal_naive"] <= 1
     assert "new-store" in t["adjustments"] and "left out" in t["adjustments"]
     table = pd.read_csv(mlflow.artifacts.download_artifacts(

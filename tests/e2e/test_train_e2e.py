@@ -60,6 +60,8 @@ def check_complete_run(db, run, *, family, dataset):
         assert 0 <= m[f"test_coverage_{level}"] <= 1
         # M4's interval score is at least the width (misses only add to it).
         assert 0 < m[f"test_width_{level}"] <= m[f"test_msis_{level}"]
+    # The served forecast's CRPS (its quantiles' loss, metrics.interval_crps).
+    assert 0 < m["test_scaled_crps"] < np.inf
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.digest
 
@@ -370,14 +372,15 @@ def test_compare_prints_leaderboard_with_baselines_and_skips_conv_lstm(tmp_path,
                   else line.split()[2]) for line in lines]
     assert rmse == sorted(rmse)
     # Each model's skill against the best baseline, then its 80% intervals'
-    # coverage and MSIS, in columns of their own.
+    # coverage and MSIS and its CRPS, in columns of their own.
     header = next(line for line in out.splitlines() if line.startswith("rank"))
-    assert "skill" in header.split() and header.split()[-4:] == ["covered", "MSIS", "80%",
-                                                                 "run"]
+    assert "skill" in header.split() and header.split()[-5:] == ["covered", "MSIS", "80%",
+                                                                 "CRPS", "run"]
     for line in lines:
         if line.split()[1] in ("gru", "vanilla_lstm"):
-            skill, covered, msis = line.split()[-4:-1]
+            skill, covered, msis, crps = line.split()[-5:-1]
             assert skill[0] in "+-" and 0 <= float(covered) <= 1 and float(msis) > 0, line
+            assert float(crps) > 0, line
     assert len(all_runs(db)) == 2
 
 

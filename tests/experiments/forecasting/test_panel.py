@@ -443,15 +443,16 @@ def test_compare_ranks_panel_runs_with_the_series_each_wins():
                 "test_skill_vs_best_baseline": 1 - mase, "test_series_scored": 20.0,
                 "test_share_beats_best_baseline": won / 20, "test_seasonal_naive_mase": 1.0,
                 "test_seasonal_naive_smape": 10.0, "test_seasonal_naive_rmse": 5.0,
-                "test_coverage_80": 0.7, "test_msis_80": 8 * mase, "test_msis_95": 9.0}
+                "test_coverage_80": 0.7, "test_msis_80": 8 * mase, "test_msis_95": 9.0,
+                "test_scaled_crps": 0.5 * mase}
 
     rows = leaderboard([Entry("gru", scores(1.2, 6), "a" * 32),
                         Entry("simple_rnn", scores(0.9, 13), "b" * 32)], task)
     assert rows[0] == ("rank", "model", "mase", "smape", "rmse", "skill", "series won",
-                       "80% covered", "MSIS 80%", "run")
+                       "80% covered", "MSIS 80%", "CRPS", "run")
     assert rows[1][:3] == ("1", "simple_rnn", "0.9")
-    assert rows[1][-4:] == ("13/20", "0.70", "7.2", "bbbbbbbb")
-    assert rows[2][1] == "(seasonal naive)" and rows[3][1] == "gru" and rows[3][-4] == "6/20"
+    assert rows[1][-5:] == ("13/20", "0.70", "7.2", "0.45", "bbbbbbbb")
+    assert rows[2][1] == "(seasonal naive)" and rows[3][1] == "gru" and rows[3][-5] == "6/20"
 
 
 def test_many_series_left_out_are_counted_in_one_note():

@@ -85,6 +85,31 @@ def test_metrics_and_baselines_on_known_numbers():
     assert metrics.skill(5.0, 10.0) == 0.5 and metrics.skill(20.0, 10.0) == -1.0
 
 
+def test_interval_crps_is_the_absolute_error_of_a_point_and_proper_with_intervals():
+    rng = np.random.default_rng(0)
+    truth, point = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    # With no intervals the forecast is its median alone: CRPS is |error| / scale.
+    assert metrics.interval_crps(truth, point, {}, 2.0) == pytest.approx(
+        np.mean(np.abs(truth - point)) / 2.0)
+    # Scale-free: the data and its scale multiplied alike leave it unchanged.
+    bounds = {80: (point - 1, point + 1)}
+    assert metrics.interval_crps(10 * truth, 10 * point, {80: (10 * point - 10, 10 * point + 10)},
+                                 10.0) == pytest.approx(metrics.interval_crps(truth, point,
+                                                                              bounds, 1.0))
+    # Proper: on N(0, 1) draws the true quantiles score best, against bands
+    # too narrow or too wide, and against a shifted median.
+    draws = rng.normal(size=20_000)
+    z80, z95 = 1.2816, 1.9600
+
+    def score(center=0.0, stretch=1.0):
+        zero = np.zeros_like(draws) + center
+        return metrics.interval_crps(draws, zero, {
+            80: (zero - stretch * z80, zero + stretch * z80),
+            95: (zero - stretch * z95, zero + stretch * z95)}, 1.0)
+
+    assert score() < min(score(stretch=0.5), score(stretch=2.0), score(center=0.5))
+
+
 def test_interval_scores_are_m4s_msis_worked_by_hand():
     """80% bounds [8, 12] around three values: one inside, one 2 below, one 1
     above. Each miss costs 2 / 0.2 = 10 times its distance (M4's MSIS)."""
