@@ -26,7 +26,9 @@ def compare(cfg: RunConfig, models: list[str] | None = None):
     series), and the task itself.
     """
     import zoo
+    from experiments.training.strategy import check_cluster
 
+    check_cluster(cfg.data_parallel, "compare")  # one process per model, not a cluster
     task = load_tasks(cfg, "compare")[1][-1]  # bad data fails here, before any run
     names = models or zoo.list_models()
     for name in names:

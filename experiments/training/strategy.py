@@ -89,7 +89,7 @@ def check_cluster(data_parallel: bool, command: str = "train") -> Cluster | None
     if command != "train":
         raise ConfigError(f"TF_CONFIG names a cluster of {len(found.addresses)} processes, "
                           f"which only `train --data-parallel` trains across; unset it "
-                          f"for {command} (its --data-parallel uses this process' devices)")
+                          f"for {command}")
     if not data_parallel:
         raise ConfigError(f"TF_CONFIG names a cluster of {len(found.addresses)} processes: "
                           "add --data-parallel to train one model across them, or unset it")

@@ -51,8 +51,9 @@ def test_a_cluster_needs_data_parallel_and_train(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", tf_config(TWO)["TF_CONFIG"])
     with pytest.raises(ConfigError, match="add --data-parallel"):
         strategy.check_cluster(False)
-    with pytest.raises(ConfigError, match="only `train --data-parallel`"):
-        strategy.check_cluster(True, "tune")
+    for command in ("tune", "compare"):
+        with pytest.raises(ConfigError, match=f"only `train --data-parallel`.*for {command}"):
+            strategy.check_cluster(True, command)
     assert strategy.check_cluster(True).addresses == tuple(TWO["worker"])
 
 
