@@ -70,21 +70,10 @@ class PanelWindows:
     def _scaling(self) -> tuple[np.ndarray, np.ndarray]:
         return self.index.scaling()
 
-    @property
-    def x(self) -> np.ndarray:
-        return self._arrays[0]
-
-    @property
-    def y(self) -> np.ndarray:
-        return self._arrays[1]
-
-    @property
-    def loc(self) -> np.ndarray:
-        return self._scaling[0]
-
-    @property
-    def scale(self) -> np.ndarray:
-        return self._scaling[1]
+    x = property(lambda self: self._arrays[0])
+    y = property(lambda self: self._arrays[1])
+    loc = property(lambda self: self._scaling[0])
+    scale = property(lambda self: self._scaling[1])
 
     @functools.cached_property
     def series(self) -> np.ndarray:
