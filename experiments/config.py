@@ -96,7 +96,9 @@ COMBINE = ("none", "inverse_mse", "least_squares")
 # What a forecasting network trains with: squared error (a mean forecast, with
 # conformal intervals around it), the pinball loss of a quantile head, or the
 # likelihood of a distribution head (zoo.quantile_levels.DISTRIBUTIONS).
-LOSSES = ("mse", "quantile", "normal", "student_t", "negative_binomial")
+LOSSES = ("mse", "quantile", "normal", "student_t", "negative_binomial", "search")
+# What ``tune --loss search`` chooses among, by each trial's validation CRPS.
+SEARCHED_LOSSES = ("mse", "quantile", "normal", "student_t")
 _PATH = OfType((str,), "a file path")
 _NAMES = OfType((tuple,), "column names")
 
@@ -248,7 +250,9 @@ class RunConfig:
              "(conformalized quantile regression); normal, student_t: forecast a "
              "distribution (likelihood), its quantiles served and calibrated as "
              "quantile's; negative_binomial: the same for counts (whole numbers >= 0, "
-             "neither logged nor differenced), intervals in whole numbers (default mse)")
+             "neither logged nor differenced), intervals in whole numbers; search (tune "
+             "only): each trial one of mse, quantile, normal and student_t, ranked by "
+             "its validation CRPS (default mse)")
     quantiles: tuple[float, ...] | None = setting(
         None, OfType((tuple,), "levels in (0, 1) such as 0.1,0.5,0.9"), group="forecast",
         metavar="Q[,Q]", help="the quantiles a --loss other than mse serves, "

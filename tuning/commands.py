@@ -29,7 +29,8 @@ def add_commands(sub) -> None:
     p.add_argument("--objective", default="val_loss",
                    help="what ranks trials: val_loss (default), loss or val_rmse (the "
                         "validation RMSE in the data's units, which a search of the window "
-                        "or transforms uses in place of val_loss); never the test split")
+                        "or transforms uses in place of val_loss), or val_crps (the "
+                        "validation CRPS, which --loss search uses); never the test split")
     p.add_argument("--name", help="search name, also its folder under --directory; the "
                    "same name resumes it. Letters, digits, '-', '_' and '.' only")
     p.add_argument("--directory", default="tuner",

@@ -7,14 +7,19 @@ from tuning.settings import SearchConfig
 
 
 def candidates(hypermodel, best, task) -> list:
-    """The trials an ensemble may take, best first: all of them, or, for a
-    task whose members must read the same windows (``ensembles_mix_data``
-    false: a panel's one served reader), those with the best trial's data
-    settings."""
-    if not hypermodel.data or task.ensembles_mix_data:
+    """The trials an ensemble may take, best first: those with the best
+    trial's head (when the search chose it), and for a task whose members
+    must read the same windows (``ensembles_mix_data`` false: a panel's one
+    served reader) with its data settings too."""
+    if not hypermodel.data:
         return list(best)
-    chosen = hypermodel.data_of(best[0].hyperparameters)
-    return [t for t in best if hypermodel.data_of(t.hyperparameters) == chosen]
+    # Members with other heads forecast other things (quantiles, a mean):
+    # never mixed (tune --loss search).
+    shared = (("loss",) if task.ensembles_mix_data else tuple(hypermodel.data_space))
+    chosen = {k: v for k, v in hypermodel.data_of(best[0].hyperparameters).items()
+              if k in shared}
+    return [t for t in best if all(hypermodel.data_of(t.hyperparameters)[k] == v
+                                   for k, v in chosen.items())]
 
 
 def ensemble(cfg: SearchConfig, tuner, hypermodel, best, task, model, served, refit):

@@ -12,7 +12,9 @@ For forecasting, the lookback ``window`` and the ``transforms`` can be
 searched too (``data``: the tasks whose ``variant`` re-cuts the windows).
 Trials then differ in what their loss is measured on, so they are compared
 on ``val_rmse``: the validation RMSE in the data's own units, computed
-after every epoch by ``ValidationRMSE``.
+after every epoch by ``ValidationRMSE``. With the head searched too (``tune
+--loss search``: point, quantile or distribution), trials are compared on
+``val_crps``, a proper score of the whole forecast distribution.
 """
 
 from __future__ import annotations
@@ -95,8 +97,10 @@ class ZooHyperModel(kt.HyperModel):
         self.data_space = self.data[0].data_space() if self.data else {}
         if not self.data_space:
             self.data = None
-        # What trials are compared on (and early stopping watches).
-        self.objective = "val_rmse" if self.data else "val_loss"
+        # What trials are compared on (and early stopping watches): with
+        # heads searched, a proper score of the whole forecast distribution.
+        self.objective = ("val_crps" if "loss" in self.data_space
+                          else "val_rmse" if self.data else "val_loss")
 
     def data_of(self, hp) -> dict:
         """This trial's searched data settings (window, transforms...)."""
@@ -172,7 +176,9 @@ class ZooHyperModel(kt.HyperModel):
         n_train = len(self.tasks_for(hp)[-1].train) if self.data else self.n_train
         steps = math.ceil(n_train / batch_size) if n_train else None
         optimizer = make_optimizer(lr, clip, decay)
-        return compile_fast(model, optimizer, self.loss, steps, self.epochs)
+        # The trial's head's loss (tune --loss search: squared error, pinball or likelihood).
+        loss = self.tasks_for(hp)[-1].loss if self.data else self.loss
+        return compile_fast(model, optimizer, loss, steps, self.epochs)
 
     def schedule(self, hp, monitor=None) -> list:
         """The trial's learning-rate schedule as callbacks: with "plateau",
@@ -200,7 +206,7 @@ class ZooHyperModel(kt.HyperModel):
             x, y, validation_data = task.train, None, None
             # First, so that the schedule, early stopping, the checkpoint and
             # the run's curves all see it.
-            first = [ValidationRMSE(task)]
+            first = [ValidationRMSE(task, crps=self.objective == "val_crps")]
         callbacks = [*first, *self.schedule(hp), *kwargs.pop("callbacks", [])]
         earlier = [self._fit_fold(hp, fold, kwargs.get("epochs", 1), shuffle)
                    for fold in folds]
@@ -237,7 +243,7 @@ class ZooHyperModel(kt.HyperModel):
                      keras.callbacks.TerminateOnNaN()]
         validation = None  # ValidationRMSE scores it (see fit)
         if self.data:
-            callbacks.insert(0, ValidationRMSE(fold))
+            callbacks.insert(0, ValidationRMSE(fold, crps=self.objective == "val_crps"))
             x, y = fold.train, None
         else:
             x, y, *validation = fold
@@ -273,11 +279,13 @@ class ValidationRMSE(keras.callbacks.Callback):
     transforms are compared on it: their losses are on different scales),
     and ``val_loss``, the model's loss on the same forecasts, where Keras
     would otherwise evaluate the windows once more (``fit`` then gets no
-    ``validation_data``)."""
+    ``validation_data``). With ``crps``, also ``val_crps``
+    (``ForecastTask.validation_crps``), on which trials of different heads
+    are compared."""
 
-    def __init__(self, task):
+    def __init__(self, task, crps=False):
         super().__init__()
-        self.task = task
+        self.task, self.crps = task, crps
 
     def on_epoch_end(self, epoch, logs=None):
         import numpy as np
@@ -292,6 +300,9 @@ class ValidationRMSE(keras.callbacks.Callback):
             keras.losses.get(self.model.loss)(val.y, raw))))
         if logs is not None:
             logs["val_rmse"] = err if math.isfinite(err) else float("inf")
+            if self.crps:
+                crps = self.task.validation_crps(raw)
+                logs["val_crps"] = crps if math.isfinite(crps) else float("inf")
             logs.setdefault("val_loss", loss if math.isfinite(loss) else float("inf"))
 
 

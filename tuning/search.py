@@ -34,7 +34,7 @@ def _make_tuner(cfg: SearchConfig, hypermodel, project_dir, callbacks_for):
 
     from tuning.tracked import tracked_tuner_class
 
-    # keras-tuner infers the direction of val_loss, not of val_rmse.
+    # keras-tuner infers the direction of val_loss, not of val_rmse or val_crps.
     common = dict(objective=kt.Objective(cfg.objective, "min"), seed=cfg.run.seed,
                   directory=os.path.dirname(project_dir),
                   project_name=os.path.basename(project_dir),
@@ -113,11 +113,17 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         n_train=len(task.train), epochs=cfg.run.epochs, patience=cfg.run.patience,
         builder_arguments={f: task.builder_arguments(f) for f in families},
         folds=[(t.train.x, t.train.y, t.val.x, t.val.y) for t in tasks[:-1]],
-        data=tasks if task.searches_data and cfg.objective == "val_loss" else None)
+        data=tasks if task.searches_data and cfg.objective in ("val_loss", "val_crps")
+        else None)
     if hypermodel.objective != "val_loss" and cfg.objective == "val_loss":
         # Searched windows/transforms: losses on different scales; compare
         # trials in the data's units instead.
         cfg = dataclasses.replace(cfg, objective=hypermodel.objective)
+    if ("loss" in getattr(task, "searchable", ())) != (hypermodel.objective == "val_crps") \
+            or (cfg.objective == "val_crps") != (hypermodel.objective == "val_crps"):
+        raise ConfigError("--objective val_crps ranks trials whose head is searched "
+                          "(--loss search), and --loss search ranks them by it: give both "
+                          "or neither")
     if cfg.objective == "val_rmse" and hypermodel.objective != "val_rmse":
         raise ConfigError("--objective val_rmse ranks trials whose window or transforms "
                           "are searched; with both given (--window, --transform), use "

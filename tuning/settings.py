@@ -65,7 +65,7 @@ SETTINGS = {
     "hyperband_iterations": Interval("int", 1),
     # Selection never looks at the test split: validation loss, training loss,
     # or (what a search of windows and transforms ranks by) validation RMSE.
-    "objective": OneOf(("val_loss", "loss", "val_rmse")),
+    "objective": OneOf(("val_loss", "loss", "val_rmse", "val_crps")),
     "ensemble": Interval("int", 1), "ensemble_of": OneOf(ENSEMBLE_OF),
     "role": OneOf(("chief", "worker")),
     "connect_timeout": Interval("float", 0, low_open=True),

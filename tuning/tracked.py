@@ -203,6 +203,8 @@ class SearchTracker:
         params = trial_params(trial.hyperparameters.values)
         family = params.pop("family", self.families[0])
         params = {**self.task.builder_arguments(family), **params}
+        if "loss" in params:  # a searched head, named as a train run names it
+            params["loss_function"] = params.pop("loss")
         child = client.create_run(exp, run_name=f"trial-{trial.trial_id}", tags={
             "mlflow.parentRunId": self.parent_id, "search": self.name,
             "keras_tuner.trial_id": trial.trial_id, "family": family,

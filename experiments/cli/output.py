@@ -64,7 +64,12 @@ def skill_lines(task, m, who) -> str:
     from experiments.tasks.forecast import SEARCHED
 
     reason = task.transforms_reason
-    if reason == SEARCHED:
+    if reason == SEARCHED and "loss" in task.searchable:  # tune --loss search
+        p = task.prepared
+        lines.append(f"window {p.window}, transforms {'+'.join(p.transforms) or 'none'} "
+                     f"and the head (--loss {task.loss_name}) chosen by the search, on "
+                     f"validation CRPS")
+    elif reason == SEARCHED:
         p = task.prepared
         lines.append(f"window {p.window} and transforms "
                      f"{'+'.join(p.transforms) or 'none'} {SEARCHED}")

@@ -79,6 +79,10 @@ def load_tasks(cfg: RunConfig, command: str = "train",
     else:  # a DataFrame already read: a panel (experiments.data.panel) or one series
         module = panel if isinstance(series, panel.Panel) else forecast
     check_applicable(cfg, module.KIND, module.TAKES, command)
+    if cfg.loss == "search" and command != "tune":
+        raise ConfigError(f"--loss search lets tune choose the head by validation CRPS; "
+                          f"{command} trains one: give --loss mse, quantile, normal, "
+                          f"student_t or negative_binomial")
     use_precision(cfg.mixed_precision)
     if cfg.data is None and series is None and not module.claims(cfg):
         cfg = dataclasses.replace(cfg, data=DEFAULT_DATASET)

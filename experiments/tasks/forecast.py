@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from experiments import data, tracking
+from experiments.config import SEARCHED_LOSSES
 from experiments.errors import ConfigError
 from experiments.forecasting import (
     combination,
@@ -123,13 +124,16 @@ def make_tasks(cfg, series=None) -> list[ForecastTask]:
     # What a search may still choose: the settings the user did not name.
     searchable = tuple(k for k in ("window", "transforms") if getattr(cfg, k) is None
                        and not (k == "transforms" and cfg.loss in COUNT_DISTRIBUTIONS))
+    searched = cfg.loss == "search"  # a point network first; each trial its own head
+    searchable += ("loss",) if searched else ()
     steps = requested if requested != chosen["horizon"] else None
     return [ForecastTask(windows.prepare(s, **chosen), series.repairs, levels, reason,
                          settings=chosen, searchable=searchable,
                          autoregressive=cfg.autoregressive, steps=steps,
                          combine=cfg.combine or DEFAULT_COMBINE,
-                         adjustments=adjustments, quantiles=quantiles,
-                         distribution=cfg.loss if cfg.loss in DISTRIBUTIONS else None)
+                         adjustments=adjustments, quantiles=() if searched else quantiles,
+                         distribution=cfg.loss if cfg.loss in DISTRIBUTIONS else None,
+                         head_quantiles=quantiles)
             for s in folds]
 
 
@@ -273,7 +277,8 @@ class ForecastTask(Task):
 
     def __init__(self, prepared, repairs=(), levels=DEFAULT_LEVELS, transforms_reason=None,
                  settings=None, searchable=(), autoregressive=None, steps=None,
-                 adjustments=(), combine="none", quantiles=(), distribution=None):
+                 adjustments=(), combine="none", quantiles=(), distribution=None,
+                 head_quantiles=None):
         self.prepared = p = prepared
         self.series = p.series
         self.name = p.series.name
@@ -306,6 +311,10 @@ class ForecastTask(Task):
         # loss, or those a distribution network (zoo.distributions; trained by
         # likelihood) serves; () for a point network trained by squared error.
         self.quantiles, self.distribution = tuple(quantiles), distribution
+        # The quantiles a variant with a quantile or distribution head
+        # forecasts (``tune --loss search``): the median and the intervals' ends.
+        self.head_quantiles = tuple(self.quantiles if head_quantiles is None
+                                    else head_quantiles)
         self.counts = distribution in COUNT_DISTRIBUTIONS  # whole-number intervals
         if self.distribution:
             from zoo.distributions import DistributionLoss
@@ -350,29 +359,60 @@ class ForecastTask(Task):
             names = [",".join(t) or "none" for t in transforms
                      if t == tuple(p.transforms) or all(fits(w, t) for w in windows_)]
             space["transforms"] = Choice(tuple(names), default=",".join(p.transforms) or "none")
+        if "loss" in self.searchable:
+            space["loss"] = Choice(SEARCHED_LOSSES, default=self.loss_name)
         return {k: v for k, v in space.items() if len(v.values) > 1}
 
-    def variant(self, window=None, transforms=None) -> ForecastTask:
+    @property
+    def loss_name(self) -> str:
+        """The head, as ``--loss`` names it."""
+        return self.distribution or ("quantile" if self.quantiles else "mse")
+
+    def variant(self, window=None, transforms=None, loss=None) -> ForecastTask:
         """This task with other windows or transforms, prepared from the same
-        rows (transforms and scaler fitted again on the training rows only);
-        made once per setting and kept."""
+        rows (transforms and scaler fitted again on the training rows only),
+        or with another head (``loss``, a ``SEARCHED_LOSSES`` name); made
+        once per setting and kept."""
         if isinstance(transforms, str):
             transforms = () if transforms == "none" else tuple(transforms.split(","))
         window = self.prepared.window if window is None else int(window)
         transforms = self.prepared.transforms if transforms is None else tuple(transforms)
-        if (window, transforms) == (self.prepared.window, tuple(self.prepared.transforms)):
+        loss = self.loss_name if loss is None else loss
+        key = (window, transforms, loss)
+        if key == (self.prepared.window, tuple(self.prepared.transforms), self.loss_name):
             return self
-        key = (window, transforms)
         if key not in self._variants:
             chosen = {**self.settings, "window": window, "transforms": transforms,
                       "season": self.prepared.season}
-            task = ForecastTask(windows.prepare(self.series, **chosen), self.repairs,
-                                self.levels, SEARCHED, chosen, self.searchable,
-                                self.autoregressive, self.steps, self.adjustments,
-                                self.combine, self.quantiles, self.distribution)
+            same_windows = key[:2] == (self.prepared.window, tuple(self.prepared.transforms))
+            task = ForecastTask(
+                self.prepared if same_windows else windows.prepare(self.series, **chosen),
+                self.repairs, self.levels, SEARCHED, chosen, self.searchable,
+                self.autoregressive, self.steps, self.adjustments, self.combine,
+                quantiles=() if loss == "mse" else self.head_quantiles,
+                distribution=loss if loss in DISTRIBUTIONS else None,
+                head_quantiles=self.head_quantiles)
             task._source = self  # the same test rows: the same baselines
             self._variants[key] = task
         return self._variants[key]
+
+    def validation_crps(self, raw) -> float:
+        """The CRPS of the network's outputs ``raw`` on the validation
+        windows, in units of the MASE scale: what trials of other heads are
+        compared on (``tune --loss search``). A quantile or distribution
+        network is scored by the pinball loss of its quantiles, as they
+        are before calibration; a point network as the single value it
+        forecasts (its CRPS is its absolute error): its conformal intervals
+        are calibrated on these same windows, so cannot be scored on them."""
+        p = self.prepared
+        if getattr(self, "_val_truth", None) is None:
+            self._val_truth = p.truth(p.val)
+        out = self._in_units(raw, p.val)
+        scale = np.asarray(metrics.scale_for(p), dtype="float64")
+        if not self.quantiles:
+            return float(np.mean(np.abs(out - self._val_truth) / scale))
+        return float(2.0 * np.mean(metrics.pinball(self._val_truth / scale,
+                                                   out / scale[..., None], self.quantiles)))
 
     def validation_rmse(self, raw) -> float:
         """The RMSE, in the data's units, of the network's outputs ``raw`` on
@@ -423,7 +463,9 @@ class ForecastTask(Task):
                 "transforms": ",".join(p.transforms) or "none",
                 "season": p.season,
                 "intervals": ",".join(map(str, self.levels)) or "none",
-                "loss_function": self.distribution or ("quantile" if self.quantiles else "mse"),
+                # A search's own task, of a point network, is where heads were searched from.
+                "loss_function": ("search" if "loss" in self.searchable and self._source is None
+                                  else self.loss_name),
                 "quantiles": ",".join(f"{q:g}" for q in self.quantiles) or "none"}
 
     def dataset(self):
@@ -480,6 +522,12 @@ class ForecastTask(Task):
             raw = self.predict_test(model)
         else:
             raw = model.predict(part.x, verbose=0, batch_size=1024)
+        return self._in_units(raw, part)
+
+    def _in_units(self, raw, part):
+        """A network's outputs ``raw`` at ``part``'s origins in the data's
+        units: ``(n, horizon, targets)``, with a last axis of quantiles for a
+        quantile or distribution network."""
         if self.distribution:
             raw = distribution_quantiles(raw, self.distribution, self.quantiles,
                                          *self.prepared.preprocessor.target_scaling())

@@ -608,3 +608,33 @@ def test_an_ensemble_of_a_panel_keeps_to_the_best_trials_data_settings():
     hypermodel.data_of = lambda hp: ZooHyperModel.data_of(hypermodel, hp)
     assert candidates(hypermodel, best, PanelTask) == [best[0], best[3]]
     assert candidates(hypermodel, best, ForecastTask) == best
+    # A search of heads (tune --loss search) never mixes them in one ensemble.
+    heads = [SimpleNamespace(hyperparameters={"window": w, "loss": loss}) for w, loss in
+             ((8, "quantile"), (4, "normal"), (4, "quantile"), (8, "mse"))]
+    hypermodel.data_space = {"window": 0, "loss": 0}
+    assert candidates(hypermodel, heads, ForecastTask) == [heads[0], heads[2]]
+
+
+def test_loss_search_ranks_heads_by_validation_crps_and_serves_the_best(tmp_path):
+    """`tune --loss search`: every trial a head of its own, each scored by its
+    validation CRPS; the best trial's head is what is registered, and its
+    ensemble takes trials of that head only."""
+    import mlflow
+    import numpy as np
+
+    from experiments.config import SEARCHED_LOSSES
+
+    result = search(tmp_path, models=("gru",), max_trials=4, ensemble=2,
+                    run={"loss": "search", "seed": 3, "combine": "none"})
+    assert result.objective == "val_crps"
+    trials = children_of(tmp_path / "mlflow.db", result.parent_run_id)
+    heads = {t.data.params["loss_function"] for t in trials}
+    assert heads <= set(SEARCHED_LOSSES) and len(heads) >= 2, heads
+    assert all(np.isfinite(t.data.metrics["best_val_crps"]) for t in trials)
+    best = min(trials, key=lambda t: t.data.metrics["best_val_crps"])
+    assert result.best_hyperparameters["loss"] == best.data.params["loss_function"]
+    assert result.task.loss_name == best.data.params["loss_function"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/lstm-zoo-sine-value@best")
+    out = model.predict(model.unwrap_python_model().history)
+    assert (out["lower_80"] <= out["value"]).all() and (out["value"] <= out["upper_80"]).all()
