@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     parser.add_argument("--combine", default=DEFAULT_COMBINE,
                         choices=("none", "inverse_mse", "least_squares"),
                         help=f"tune's --combine (default {DEFAULT_COMBINE}, tune's own)")
-    parser.add_argument("--loss", default="mse", choices=("mse", "quantile"),
+    parser.add_argument("--loss", default="mse", choices=("mse", "quantile", "search"),
                         help="tune's --loss (default mse, tune's own)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)

@@ -45,6 +45,7 @@ import time
 
 import numpy as np
 
+from benchmarks import report
 from benchmarks.panel_scale import HORIZON, WINDOW, generated_panel
 
 UNITS = 32
@@ -273,13 +274,7 @@ def main(argv=None) -> int:
         print(json.dumps(one(name, int(n), int(length), int(epochs)), default=float))
         return 0
     result = panel_peers(args.quick)
-    text = "\n".join(markdown(result)) + "\n"
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "panel-peers-latest.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
-    with open(os.path.join(args.out, "panel-peers-latest.md"), "w") as f:
-        f.write(text)
+    report.write(args.out, "panel-peers-latest", result, "\n".join(markdown(result)) + "\n")
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import time
 
 import numpy as np
 import pandas as pd
+
+from benchmarks import report
 
 FAMILY = "gru"
 UNITS = 32
@@ -178,13 +179,7 @@ def main(argv=None) -> int:
         print(json.dumps(one_epoch(int(n), int(length), feed, int(batch))))
         return 0
     result = panel_scale(args.quick)
-    text = "\n".join(markdown(result)) + "\n"
-    print(text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "panels-latest.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
-    with open(os.path.join(args.out, "panels-latest.md"), "w") as f:
-        f.write(text)
+    report.write(args.out, "panels-latest", result, "\n".join(markdown(result)) + "\n")
     return 0
 
 
