@@ -221,15 +221,11 @@ class PanelTask(Task):
         error (the MASE scale; M5's RMSSE): every series weighs the same, and
         trials with other windows compare on the same numbers."""
         p = self.prepared
-        if self._series_scale is None:
-            season = self.panel.season or 1
-            groups = self.panel.groups()
-            scale = np.array([metrics.mase_scale(
-                values[:int((times < p.val_start).sum())][:, None], season)[0]
-                for times, values in (groups[k] for k in p.ids)])
+        if self._series_scale is None:  # each window's series' scale, on its rows before
+            scale = panel_scores.series_scales(p, p.val)
             self._series_scale = (p.truth(p.val), np.where(scale > 0, scale, 1.0))
         truth, scale = self._series_scale
-        errors = (p.val.to_original(raw) - truth) / scale[p.val.series][:, None]
+        errors = (p.val.to_original(raw) - truth) / scale[:, None]
         return float(np.sqrt(np.mean(errors ** 2)))
 
     def test_size_text(self) -> str:
