@@ -119,8 +119,8 @@ def _run_search(cfg: SearchConfig) -> SearchResult:
         # Searched windows/transforms: losses on different scales; compare
         # trials in the data's units instead.
         cfg = dataclasses.replace(cfg, objective=hypermodel.objective)
-    if ("loss" in getattr(task, "searchable", ())) != (hypermodel.objective == "val_crps") \
-            or (cfg.objective == "val_crps") != (hypermodel.objective == "val_crps"):
+    # (cfg.objective is the hypermodel's by now, unless the user named another.)
+    if (cfg.objective == "val_crps") != ("loss" in getattr(task, "searchable", ())):
         raise ConfigError("--objective val_crps ranks trials whose head is searched "
                           "(--loss search), and --loss search ranks them by it: give both "
                           "or neither")

@@ -92,24 +92,31 @@ def interval_scores(truth, lower, upper, level, scale) -> dict[str, float]:
             "msis": float(np.mean((width + penalty) / scale))}
 
 
+def quantile_crps(truth, quantile_forecasts, levels, scale) -> float:
+    """The CRPS approximated by the quantile loss (GluonTS's mean weighted
+    quantile loss): twice the mean pinball loss of ``quantile_forecasts``
+    ``(..., quantiles)`` at ``levels``, each divided by ``scale`` (the MASE
+    scale, broadcast against ``truth``). A point forecast is its median
+    alone (``levels`` ``(0.5,)``): its CRPS is its absolute error. Lower is
+    better; a proper score, so point, quantile and distribution forecasts
+    compare on it."""
+    scale = np.asarray(scale, dtype="float64")
+    return float(2.0 * np.mean(pinball(np.asarray(truth, dtype="float64") / scale,
+                                       np.asarray(quantile_forecasts, dtype="float64")
+                                       / scale[..., None], levels)))
+
+
 def interval_crps(truth, point, bounds: dict, scale) -> float:
-    """The CRPS of a forecast given as a point and intervals, approximated by
-    its quantile loss (GluonTS's mean weighted quantile loss): each
+    """``quantile_crps`` of a forecast given as a point and intervals: each
     ``level: (lower, upper)`` of ``bounds`` gives the quantiles
     ``(1 - level/100) / 2`` and ``(1 + level/100) / 2``, the point forecast
-    the median, and the score is twice the mean pinball loss over those
-    quantiles, divided by ``scale`` (the MASE scale, broadcast as in
-    ``interval_scores``). Lower is better; a proper score, so point,
-    quantile and distribution models compare on it."""
-    scale = np.asarray(scale, dtype="float64")
+    the median."""
     levels, forecasts = [0.5], [np.asarray(point, dtype="float64")]
     for level, (lower, upper) in bounds.items():
         alpha = (1.0 - int(level) / 100.0) / 2.0
         levels += [alpha, 1.0 - alpha]
         forecasts += [np.asarray(lower, dtype="float64"), np.asarray(upper, dtype="float64")]
-    scaled = np.stack([f / scale for f in forecasts], axis=-1)
-    truth = np.asarray(truth, dtype="float64") / scale
-    return float(2.0 * np.mean(pinball(truth, scaled, levels)))
+    return quantile_crps(truth, np.stack(forecasts, axis=-1), levels, scale)
 
 
 def skill(model_rmse: float, baseline_rmse: float) -> float:

@@ -408,11 +408,10 @@ class ForecastTask(Task):
         if getattr(self, "_val_truth", None) is None:
             self._val_truth = p.truth(p.val)
         out = self._in_units(raw, p.val)
-        scale = np.asarray(metrics.scale_for(p), dtype="float64")
-        if not self.quantiles:
-            return float(np.mean(np.abs(out - self._val_truth) / scale))
-        return float(2.0 * np.mean(metrics.pinball(self._val_truth / scale,
-                                                   out / scale[..., None], self.quantiles)))
+        if not self.quantiles:  # the median alone
+            return metrics.quantile_crps(self._val_truth, out[..., None], (0.5,),
+                                         metrics.scale_for(p))
+        return metrics.quantile_crps(self._val_truth, out, self.quantiles, metrics.scale_for(p))
 
     def validation_rmse(self, raw) -> float:
         """The RMSE, in the data's units, of the network's outputs ``raw`` on
