@@ -59,7 +59,7 @@ def cluster(environ=os.environ) -> Cluster | None:
         return None
     try:
         config = json.loads(text)
-        spec, task = config["cluster"], config["task"]
+        spec, task = dict(config["cluster"]), dict(config["task"])
         kind, index = task["type"], int(task["index"])
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(
@@ -93,18 +93,24 @@ def check_cluster(data_parallel: bool, command: str = "train") -> Cluster | None
     if not data_parallel:
         raise ConfigError(f"TF_CONFIG names a cluster of {len(found.addresses)} processes: "
                           "add --data-parallel to train one model across them, or unset it")
+    require_tensorflow()  # before joining the cluster, which waits for every process
     return found
+
+
+def require_tensorflow() -> None:
+    """A ``ConfigError`` unless Keras runs on TensorFlow, which ``tf.distribute`` needs."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise ConfigError("--data-parallel uses tf.distribute.MirroredStrategy and "
+                          "needs the TensorFlow backend; unset KERAS_BACKEND")
 
 
 def mirrored_strategy():
     """A ``tf.distribute.MultiWorkerMirroredStrategy`` when ``TF_CONFIG``
     names a cluster, else a ``MirroredStrategy`` over this process' GPUs, or
     its logical CPU devices; a ``ConfigError`` on another Keras backend."""
-    import keras
-
-    if keras.config.backend() != "tensorflow":
-        raise ConfigError("--data-parallel uses tf.distribute.MirroredStrategy and "
-                          "needs the TensorFlow backend; unset KERAS_BACKEND")
+    require_tensorflow()
     if cluster() is not None:
         return multi_worker_strategy()
     import tensorflow as tf

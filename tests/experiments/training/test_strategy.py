@@ -36,6 +36,8 @@ def test_each_process_finds_its_place_and_the_chief_is_first():
 @pytest.mark.parametrize("text, says", [
     ("{not json", "TF_CONFIG must be JSON"),
     (json.dumps({"cluster": TWO}), "TF_CONFIG must be JSON"),
+    (json.dumps({"cluster": ["h:1", "h:2"], "task": {"type": "worker", "index": 0}}),
+     "TF_CONFIG must be JSON"),
     (json.dumps({"cluster": {**TWO, "ps": ["h:1"]}, "task": {"type": "worker", "index": 0}}),
      "['ps']"),
     (json.dumps({"cluster": TWO, "task": {"type": "worker", "index": 2}}),
@@ -55,6 +57,10 @@ def test_a_cluster_needs_data_parallel_and_train(monkeypatch):
         with pytest.raises(ConfigError, match=f"only `train --data-parallel`.*for {command}"):
             strategy.check_cluster(True, command)
     assert strategy.check_cluster(True).addresses == tuple(TWO["worker"])
+    # On another backend, refused before joining the cluster (which would wait).
+    monkeypatch.setattr("keras.config.backend", lambda: "jax")
+    with pytest.raises(ConfigError, match="needs the TensorFlow backend"):
+        strategy.check_cluster(True)
 
 
 def test_train_in_a_cluster_without_data_parallel_exits_before_any_run(monkeypatch, tmp_path,
