@@ -24,7 +24,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from experiments.data.panel import Panel
+from experiments.data.panel import Panel, release_unused_memory
 from experiments.errors import DataError
 from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.window_index import WindowIndex, window_scale
@@ -214,6 +214,7 @@ def prepare_panel(panel: Panel, *, window: int, horizon: int, val_size,
     index = WindowIndex(values, np.array([first for _, first, _ in kept]),
                         np.concatenate(starts), window, horizon, covariates, channels)
     parts = np.concatenate(parts)
+    release_unused_memory()
     return PreparedPanel(
         panel=panel, window=window, horizon=horizon, val_start=val_start,
         test_start=test_start, ids=tuple(k for k, _, _ in kept),

@@ -7,12 +7,14 @@ Nothing here knows about MLflow or the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import keras
 
 import zoo
+from experiments.config import budget
 from experiments.errors import ConfigError, TrainingError, check_losses, loss_problem
 from experiments.tasks.base import Task
 from experiments.tracking import device_name
@@ -147,6 +149,10 @@ def fit(model, task: Task, cfg, callbacks=()):
 
     Raises ``TrainingError`` when the loss becomes NaN or infinite.
     """
+    if cfg.patience is None:
+        # A config made in a notebook, not resolved by the CLI: the default
+        # patience for this much data (``config.budget``).
+        cfg = dataclasses.replace(cfg, patience=budget(len(task.train), cfg.batch_size)[1])
     if task.stateful:
         from experiments.training.stateful import fit_stateful
 

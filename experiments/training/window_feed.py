@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from experiments.forecasting.window_index import WindowIndex
-from experiments.training.feed import fit_arguments, index_batches, validation_feed
+from experiments.training.feed import fit_arguments, validation_feed
 from zoo.distributions import start_spread
 from zoo.heads import AUTOREGRESSIVE_MAX_ROWS, start_autoregressive
 
@@ -44,17 +44,14 @@ def start_heads(model, split) -> None:
 
 def training_batches(index: WindowIndex, batch_size: int):
     """Keyword arguments for ``model.fit`` that train on ``index``'s windows:
-    ``ceil(n / batch_size)`` batches an epoch, a new order across every
-    series each epoch (from NumPy's global generator, so
-    ``keras.utils.set_random_seed`` makes it reproducible), each batch
+    ``ceil(n / batch_size)`` full batches an epoch from a new order across
+    every series each epoch (``EpochOrder``; from NumPy's global generator,
+    so ``keras.utils.set_random_seed`` makes it reproducible), each batch
     assembled as it is needed.
 
     On TensorFlow one ``tf.data`` pipeline through every epoch, the next
-    batches assembled while this one trains. Where the model's
-    ``steps_per_execution`` does not divide the batches per epoch, Keras
-    runs its last call of an epoch on into the next order (fewer than
-    ``steps_per_execution`` batches): every window is still drawn once per
-    order. On JAX and PyTorch a ``keras.utils.PyDataset``.
+    batches assembled while this one trains; on JAX and PyTorch a
+    ``keras.utils.PyDataset``.
     """
     if keras.config.backend() != "tensorflow":
         return {"x": WindowBatches(index, batch_size), "shuffle": False}
@@ -62,23 +59,65 @@ def training_batches(index: WindowIndex, batch_size: int):
             "steps_per_epoch": math.ceil(len(index) / batch_size), "shuffle": False}
 
 
+class EpochOrder:
+    """Batches drawn from a new order of ``n`` windows each epoch, one order
+    after another: every batch full, every window drawn once per order.
+
+    The orders run on as one stream, so the batch that ends one order takes
+    its last rows from the start of the next: a batch of another size would
+    make a compiled (XLA) training step compile again, and its memory stay.
+    Each order is shuffled in place from the last (as uniformly random as a
+    shuffle of ``0..n-1``): one int32 array, 40 MB for ten million windows,
+    however many epochs are drawn. Batches must be asked for in order, as
+    one sequential ``tf.data`` map or ``fit`` asks.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        # A panel smaller than a batch is one batch of every window.
+        self.n, self.batch_size = n, min(batch_size, n)
+        self.steps = math.ceil(n / self.batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.order = np.arange(n, dtype="int32" if n < 2**31 else "int64")
+        self.epoch = -1
+
+    def batch(self, step: int) -> np.ndarray:
+        """The windows of batch ``step`` (counted from the first order's
+        first batch)."""
+        first = int(step) * self.batch_size
+        epoch, start = divmod(first, self.n)
+        self._move_to(epoch)
+        end = start + self.batch_size
+        if end <= self.n:
+            return self.order[start:end].copy()
+        tail = self.order[start:].copy()
+        self._move_to(epoch + 1)
+        return np.concatenate([tail, self.order[:end - self.n]])
+
+    def _move_to(self, epoch: int) -> None:
+        while self.epoch < epoch:
+            self.rng.shuffle(self.order)
+            self.epoch += 1
+
+
 def _drawn_batches(index: WindowIndex, batch_size: int):
     """``index``'s windows in batches without end, each epoch a new order
-    (``feed.index_batches``), each batch assembled by ``WindowIndex.take``."""
+    (``EpochOrder``), each batch assembled by ``WindowIndex.take``."""
     import tensorflow as tf
 
-    def assemble(rows):
-        x, y = tf.numpy_function(index.take, [rows], (tf.float32, tf.float32),
-                                 stateful=False)
+    order = EpochOrder(len(index), batch_size, int(np.random.randint(2**31 - 1)))
+
+    def assemble(step):
+        x, y = tf.numpy_function(lambda s: index.take(order.batch(s)), [step],
+                                 (tf.float32, tf.float32), stateful=True)
         x.set_shape((None, *index.input_shape))
         y.set_shape((None, index.horizon))
         return x, y
 
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
-    # Two batches assembled ahead, in parallel with training.
-    return index_batches(len(index), batch_size, shuffle=True, repeat=True) \
-        .map(assemble).prefetch(2).with_options(options)
+    # One step after another (the order moves on with them); two batches
+    # assembled ahead, in parallel with training.
+    return tf.data.Dataset.counter().map(assemble).prefetch(2).with_options(options)
 
 
 class WindowBatches(keras.utils.PyDataset):
@@ -86,15 +125,15 @@ class WindowBatches(keras.utils.PyDataset):
 
     def __init__(self, index: WindowIndex, batch_size: int):
         super().__init__()
-        self.index, self.batch_size = index, batch_size
-        self.rng = np.random.default_rng(int(np.random.randint(2**31 - 1)))
-        self.order = self.rng.permutation(len(index))
+        self.index = index
+        self.order = EpochOrder(len(index), batch_size, int(np.random.randint(2**31 - 1)))
+        self.epoch = 0
 
     def __len__(self):
-        return math.ceil(len(self.index) / self.batch_size)
+        return self.order.steps
 
     def __getitem__(self, i):
-        return self.index.take(self.order[i * self.batch_size:(i + 1) * self.batch_size])
+        return self.index.take(self.order.batch(self.epoch * self.order.steps + i))
 
     def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.index))
+        self.epoch += 1

@@ -1,6 +1,6 @@
 """A panel's windows drawn by index (``experiments.forecasting.window_index``,
 ``experiments.training.window_feed``): never copied out of the panel, every
-window trained on once an epoch in a new order across series."""
+window trained on once per order, across series, in full batches."""
 
 import keras
 import numpy as np
@@ -36,30 +36,41 @@ def test_the_index_points_into_the_panel_and_copies_no_window():
     assert p.train.x.shape == (len(p.train), 12, 1) and "_arrays" in vars(p.train)
 
 
-def test_an_epoch_of_drawn_batches_is_every_window_once_in_a_new_order():
+def test_drawn_batches_are_full_and_every_order_is_every_window_once():
     p = prepared()
     batch = 32
-    steps = -(-len(p.train) // batch)
+    n = len(p.train)
+    steps = -(-n // batch)
+    assert n % batch, "the panel must leave a partial batch to be a test of it"
     keras.utils.set_random_seed(3)
     args = training_batches(p.train.index, batch)
     assert args["steps_per_epoch"] == steps
-    first, second = epochs_of(args["x"], steps, 2)
-    for epoch in (first, second):
-        assert epoch.shape == p.train.y.shape
-        np.testing.assert_allclose(sorted_rows(epoch), sorted_rows(p.train.y), rtol=1e-6)
+    it = iter(args["x"])
+    batches = [np.asarray(next(it)[1]) for _ in range(2 * steps + 1)]
+    # Every batch full: no batch of another shape for a compiled step.
+    assert {len(b) for b in batches} == {batch}
+    drawn = np.concatenate(batches)
+    first, second = drawn[:n], drawn[n:2 * n]
+    for order in (first, second):
+        np.testing.assert_allclose(sorted_rows(order), sorted_rows(p.train.y), rtol=1e-6)
     assert not np.allclose(first, second)
     # keras.utils.set_random_seed makes the order reproducible.
     keras.utils.set_random_seed(3)
     again = epochs_of(training_batches(p.train.index, batch)["x"], steps, 1)[0]
-    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(again, drawn[:steps * batch])
 
 
 def test_the_py_dataset_feed_shuffles_every_epoch_too():
     p = prepared()
     feed = WindowBatches(p.train.index, 32)
-    first = np.concatenate([feed[i][1] for i in range(len(feed))])
-    feed.on_epoch_end()
-    second = np.concatenate([feed[i][1] for i in range(len(feed))])
+    n = len(p.train)
+    drawn = []
+    for _ in range(2):
+        drawn += [feed[i][1] for i in range(len(feed))]
+        feed.on_epoch_end()
+    assert {len(b) for b in drawn} == {32}
+    drawn = np.concatenate(drawn)
+    first, second = drawn[:n], drawn[n:2 * n]
     np.testing.assert_allclose(sorted_rows(first), sorted_rows(p.train.y), rtol=1e-6)
     np.testing.assert_allclose(sorted_rows(second), sorted_rows(first))
     assert not np.allclose(first, second)
@@ -73,15 +84,21 @@ def test_the_least_squares_start_draws_across_every_series():
     assert len(set(drawn.tolist())) >= 30 and len(set(p.train.series[:200].tolist())) <= 6
 
 
-def test_a_panel_trains_without_materialising_its_training_windows():
-    from experiments.config import RunConfig
+def test_a_panel_trains_without_materialising_its_training_windows(monkeypatch):
+    from experiments.config import RunConfig, budget
     from experiments.tasks.panel import PanelTask
-    from experiments.training.fitting import train_network
+    from experiments.training import fitting
 
+    patience = []
+    stop = fitting.early_stopping
+    monkeypatch.setattr(fitting, "early_stopping", lambda p: patience.append(p) or stop(p))
     task = PanelTask(prepared())
+    # A config made in a notebook: no patience given.
     cfg = RunConfig(model="gru", epochs=2, batch_size=64, verbose=0, seed=0,
                     learning_rate=1e-3)
-    model, history = train_network(cfg, task, {"units": 4, **task.builder_arguments("gru"),
-                                               "head": task.head})
+    model, history = fitting.train_network(
+        cfg, task, {"units": 4, **task.builder_arguments("gru"), "head": task.head})
     assert np.isfinite(history["loss"]).all() and len(history["val_loss"]) == 2
     assert "_arrays" not in vars(task.train)
+    # Early stopping on the patience train would choose for this much data.
+    assert patience == [budget(len(task.train), 64)[1]]
