@@ -172,7 +172,6 @@ def check_panel(path, raw, *, id_col, time_col, target, time_format, name,
     frame = frame.drop(columns="_row").reset_index(drop=True)
     longest = frame.groupby(id_col)[time_col].size().idxmax()
     season = infer_season(pd.DatetimeIndex(frame.loc[frame[id_col] == longest, time_col]))
-    release_unused_memory()
     return Panel(name=name, frame=frame, id_col=id_col, time_col=time_col, target=target,
                  freq=freq, source=source, season=season, past=tuple(past),
                  future=tuple(future), static=tuple(static))
@@ -340,6 +339,8 @@ def release_unused_memory() -> None:
     of the many mid-sized arrays a panel is cut with. On a ten-million-row
     panel the two come to over 100 MB the process would otherwise hold
     through training for nothing (measured in ``benchmarks.panel_scale``).
+    Called once a panel is cut into windows (``prepare_panel``), not on a
+    served model's requests, where trimming the heap would cost every one.
     """
     pyarrow.default_memory_pool().release_unused()
     if _malloc_trim is not None:
