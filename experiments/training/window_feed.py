@@ -55,8 +55,9 @@ def training_batches(index: WindowIndex, batch_size: int):
     """
     if keras.config.backend() != "tensorflow":
         return {"x": WindowBatches(index, batch_size), "shuffle": False}
-    return {"x": _drawn_batches(index, batch_size),
-            "steps_per_epoch": math.ceil(len(index) / batch_size), "shuffle": False}
+    order = EpochOrder(len(index), batch_size)
+    return {"x": _drawn_batches(index, order), "steps_per_epoch": order.steps,
+            "shuffle": False}
 
 
 class EpochOrder:
@@ -69,10 +70,14 @@ class EpochOrder:
     Each order is shuffled in place from the last (as uniformly random as a
     shuffle of ``0..n-1``): one int32 array, 40 MB for ten million windows,
     however many epochs are drawn. Batches must be asked for in order, as
-    one sequential ``tf.data`` map or ``fit`` asks.
+    one sequential ``tf.data`` map or ``fit`` asks. Without a ``seed``, the
+    orders come from NumPy's global generator (which
+    ``keras.utils.set_random_seed`` seeds).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    def __init__(self, n: int, batch_size: int, seed: int | None = None):
+        if seed is None:
+            seed = int(np.random.randint(2**31 - 1))
         # A panel smaller than a batch is one batch of every window.
         self.n, self.batch_size = n, min(batch_size, n)
         self.steps = math.ceil(n / self.batch_size)
@@ -99,12 +104,10 @@ class EpochOrder:
             self.epoch += 1
 
 
-def _drawn_batches(index: WindowIndex, batch_size: int):
-    """``index``'s windows in batches without end, each epoch a new order
-    (``EpochOrder``), each batch assembled by ``WindowIndex.take``."""
+def _drawn_batches(index: WindowIndex, order: EpochOrder):
+    """``index``'s windows in ``order``'s batches without end, each batch
+    assembled by ``WindowIndex.take``."""
     import tensorflow as tf
-
-    order = EpochOrder(len(index), batch_size, int(np.random.randint(2**31 - 1)))
 
     def assemble(step):
         x, y = tf.numpy_function(lambda s: index.take(order.batch(s)), [step],
@@ -126,7 +129,7 @@ class WindowBatches(keras.utils.PyDataset):
     def __init__(self, index: WindowIndex, batch_size: int):
         super().__init__()
         self.index = index
-        self.order = EpochOrder(len(index), batch_size, int(np.random.randint(2**31 - 1)))
+        self.order = EpochOrder(len(index), batch_size)
         self.epoch = 0
 
     def __len__(self):
