@@ -680,9 +680,11 @@ def main(argv=None):
     from benchmarks import search_speed, serving_speed
 
     # --quick: no --workers side (three more processes; tests/e2e/test_distributed
-    # runs the launcher).
-    result["search"] = (search_speed.search_throughput(2, workers=(),
-                                                       extra=("--epochs", "2"))
+    # runs the launcher), and nothing after the trials (no refit, no
+    # combination: the smoke test times trials; tests/tuning covers the rest).
+    result["search"] = (search_speed.search_throughput(
+                            2, workers=(), extra=("--epochs", "2", "--no-refit",
+                                                  "--combine", "none"))
                         if args.quick else search_speed.search_throughput(12))
     print("serving...", flush=True)
     result["serving"] = (serving_speed.serving_speed(repeats=5, batch=8, process_repeats=1,
