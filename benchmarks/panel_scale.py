@@ -11,7 +11,10 @@ copied into one ``(n, window, 1)`` array. On a generated panel:
 - **memory**: the peak RSS of a fresh process that prepares the panel and
   trains one epoch (``resource.getrusage``), for each feed on 1,000 series
   x 1,000 steps, and drawn by index on 10,000 x 1,000 (window 52), whose
-  materialised inputs alone would be 1.9 GB of float32.
+  materialised inputs alone would be 1.9 GB of float32;
+- **reading it from a CSV**: the 10,000 x 1,000 panel written as a user's
+  long CSV, read and checked by ``load_panel_csv`` in a fresh process
+  (seconds, peak RSS).
 
 ``python -m benchmarks.panel_scale [--quick]`` (writes
 ``benchmarks/results/panels-latest.{json,md}``); ``make bench`` runs it too.
@@ -21,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -141,14 +146,43 @@ def peak_rss(n_series: int, length: int, feed: str, batch: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def read_csv(path: str) -> dict:
+    """In this process: ``load_panel_csv`` on ``path``; seconds and peak RSS."""
+    from experiments.data.panel import load_panel_csv
+
+    start = time.perf_counter()
+    panel = load_panel_csv(path, id_col="series", time_col="week", target="value",
+                           max_file_mb=os.path.getsize(path) / 1e6 + 1)
+    return {"rows": len(panel.frame), "read_s": time.perf_counter() - start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def csv_peak_rss(n_series: int, length: int) -> dict:
+    """The generated panel written as a user's long CSV, then read and
+    checked by ``load_panel_csv`` in a fresh process."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "panel.csv")
+        generated_panel(n_series, length).frame.to_csv(path, index=False, float_format="%.4f")
+        megabytes = os.path.getsize(path) / 1e6
+        done = subprocess.run([sys.executable, "-m", "benchmarks.panel_scale", "--read-csv",
+                               path], capture_output=True, text=True, check=False)
+    if done.returncode:
+        return {"series": n_series, "length": length,
+                "error": done.stderr.strip().splitlines()[-1][:300]}
+    return {"series": n_series, "length": length, "file_mb": megabytes,
+            **json.loads(done.stdout.strip().splitlines()[-1])}
+
+
 def panel_scale(quick: bool = False) -> dict:
     if quick:
         # A smoke test: one fresh process, the product's feed.
         return {"throughput": throughput(40, 200, 256, 1, 1),
-                "memory": [peak_rss(100, 200, "index", 1024)]}
+                "memory": [peak_rss(100, 200, "index", 1024)],
+                "csv": csv_peak_rss(100, 200)}
     return {"throughput": throughput(300, 400, 256, 2, 2),
             "memory": [*(peak_rss(1_000, 1_000, feed, 1024) for feed in ("materialised", "index")),
-                       peak_rss(10_000, 1_000, "index", 1024)]}
+                       peak_rss(10_000, 1_000, "index", 1024)],
+            "csv": csv_peak_rss(10_000, 1_000)}
 
 
 def markdown(r: dict) -> list[str]:
@@ -168,6 +202,13 @@ def markdown(r: dict) -> list[str]:
             continue
         lines.append(f"| {m['series']:,} x {m['length']:,} | {m['feed']} | {m['windows']:,} "
                       f"| {m['prepare_s']:.1f} | {m['epoch_s']:.1f} | {m['peak_rss_mb']:.0f} |")
+    c = r.get("csv")
+    if c:
+        lines += ["", f"Reading the {c['series']:,} x {c['length']:,} panel from a long CSV "
+                  + (f"failed: {c['error']}" if "error" in c else
+                     f"({c['file_mb']:.0f} MB, {c['rows']:,} rows) with `load_panel_csv`, "
+                     f"every cell checked, in a fresh process: {c['read_s']:.1f} s, peak RSS "
+                     f"{c['peak_rss_mb']:.0f} MB.")]
     return lines
 
 
@@ -178,7 +219,11 @@ def main(argv=None) -> int:
                         help="folder for panels-latest.json and .md")
     parser.add_argument("--one-epoch", nargs=4, metavar=("SERIES", "LENGTH", "FEED", "BATCH"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--read-csv", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.read_csv:
+        print(json.dumps(read_csv(args.read_csv)))
+        return 0
     if args.one_epoch:
         n, length, feed, batch = args.one_epoch
         print(json.dumps(one_epoch(int(n), int(length), feed, int(batch))))

@@ -53,6 +53,8 @@ def test_benchmark_quick_run_writes_results(tmp_path):
     assert all(v > 0 for v in panels["throughput"]["windows_per_s"].values())
     (memory,) = panels["memory"]
     assert memory["feed"] == "index" and memory["peak_rss_mb"] > 0 and memory["windows"] > 0
+    # ...and reading that panel from a long CSV in a fresh process.
+    assert panels["csv"]["rows"] == 100 * 200 and panels["csv"]["peak_rss_mb"] > 0
     # Panels against the peers: lstm-zoo always; PyTorch and neuralforecast
     # where installed, else the reason in place of the row.
     peers = result["panel_peers"]["peers"]

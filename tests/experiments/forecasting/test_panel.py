@@ -51,6 +51,13 @@ def test_a_csv_panel_in_any_row_order_is_sorted_per_series(tmp_path):
      r"column 'y', line 5: 'many' is not a number"),
     (lambda f: f.drop(index=80),
      r"series 'S001', line \d+: .* follows .*, but every series must be spaced 'MS'"),
+    # Every date of one series on the 15th: its first is where it goes wrong.
+    (lambda f: f.assign(ds=f["ds"].where(f["unique_id"] == "S000",
+                                         f["ds"] + pd.Timedelta(days=14))),
+     r"series 'S001', line 59: its first timestamp 2015-01-15 00:00:00 is not on the "
+     r"panel's spacing 'MS' \(the next one that is: 2015-02-01"),
+    (lambda f: f.assign(ds=f["ds"].dt.strftime("%Y-%m-%d").where(f.index != 9, "2015-02-30")),
+     r"column 'ds', line 11: '2015-02-30' is not an ISO 8601 date"),
     (lambda f: f.assign(unique_id=f["unique_id"].where(f.index != 2, " ")),
      r"column 'unique_id', line 4: missing series id"),
     (lambda f: f.drop(columns="ds"), r"no column 'ds'"),
