@@ -43,16 +43,25 @@ def numeric_column(path, text: pd.Series, col, *, allow_missing) -> pd.Series:
     return values.astype("float64")
 
 
+def _arrow_text(column: pd.Series) -> pa.Array | None:
+    """The Arrow array under a column of pandas' Arrow text (no copy), or
+    ``None`` for a column of any other kind."""
+    if not isinstance(column.dtype, pd.StringDtype) or column.dtype.storage != "pyarrow":
+        return None
+    return pa.array(column.array)
+
+
 def _arrow_numbers(text: pd.Series) -> pd.Series | None:
     """The column as float64 when Arrow parses every cell to a finite number
     (the usual file): about a fifth of ``pd.to_numeric``'s time and a third
     of its memory on ten million cells. ``None`` for anything else (a blank,
     a word, ``nan``, an infinity, cells that are not Arrow text), which the
     checks of ``numeric_column`` then name."""
-    if not isinstance(text.dtype, pd.StringDtype) or text.dtype.storage != "pyarrow":
+    cells = _arrow_text(text)
+    if cells is None:
         return None
     try:
-        parsed = pc.cast(pc.utf8_trim_whitespace(pa.array(text.array)), pa.float64())
+        parsed = pc.cast(pc.utf8_trim_whitespace(cells), pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     values = parsed.to_numpy()
@@ -115,9 +124,9 @@ def _arrow_dates(stripped: pd.Series) -> pd.Series | None:
     ``pd.to_datetime`` would (microseconds): on ten million cells it took
     730 MB more than the column at its peak, Arrow none. ``None`` for any
     other column, which ``pd.to_datetime`` then reads."""
-    if not isinstance(stripped.dtype, pd.StringDtype) or stripped.dtype.storage != "pyarrow":
+    cells = _arrow_text(stripped)
+    if cells is None:
         return None
-    cells = pa.array(stripped.array)
     if not pc.all(pc.match_substring_regex(cells, r"^\d{4}-\d{2}-\d{2}$")).as_py():
         return None
     try:
