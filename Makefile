@@ -134,6 +134,13 @@ accuracy: $(BENCH_STAMP)
 accuracy-panels: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.panel_accuracy $(ARGS)
 
+# Which forecasts should calibrate a refit model's intervals (issue 30): the
+# train-only model's out-of-sample ones or the refit model's in-sample ones,
+# on the public set: benchmarks/results/calibration-origins-latest.{json,md}.
+.PHONY: accuracy-calibration
+accuracy-calibration: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.calibration_origins $(ARGS)
+
 # Series of known structure (airline, sine, generated) against the in-run
 # ETS / SARIMA: benchmarks/results/known-structure-latest.{json,md}.
 accuracy-known: install

@@ -143,3 +143,34 @@ def test_torch_installer_asks_for_a_cpu_build_and_says_why_it_could_not(monkeypa
     assert installs[1][-2:] == ("--index-url", install_torch.CPU_INDEX)
     why = (tmp_path / "torch-missing.txt").read_text()
     assert "no CPU build of PyTorch could be installed" in why and "no network" in why
+
+
+@pytest.mark.slow
+def test_calibration_origins_scores_both_arms_around_one_forecast():
+    """`benchmarks.calibration_origins` on a generated monthly series: both
+    arms place intervals around the served forecast, the in-sample one from
+    the refit model's forecasts of every origin of its own history."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks import calibration_origins, public_set
+
+    rng = np.random.default_rng(0)
+    n, horizon = 84, 6
+    values = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 12) + rng.normal(0, 2, n)
+    frame = pd.DataFrame({"period": pd.date_range("2000-01-01", periods=n, freq="MS")
+                          .strftime("%Y-%m-%d"), "value": values})
+    cut = public_set.Cut("generated", 0, 12, horizon, frame.iloc[:-horizon], values[-horizon:])
+    row = calibration_origins.compare(cut, epochs=2)
+    # Every origin from the model's first full input to the last whole horizon.
+    assert 0 < row["in_sample_origins"] < n - horizon
+    for arm in calibration_origins.ARMS:
+        for level in (80, 95):
+            assert 0 <= row[f"{arm}|coverage_{level}"] <= 1
+            assert row[f"{arm}|width_{level}"] > 0
+            assert row[f"{arm}|msis_{level}"] >= row[f"{arm}|width_{level}"]
+        assert row[f"{arm}|width_95"] >= row[f"{arm}|width_80"]
+    table = calibration_origins.markdown({"date": "today", "machine": "here", "seed": 42,
+                                          "minutes": 0.1, "rows": [row],
+                                          "summary": calibration_origins.summary([row])})
+    assert "| in sample |" in table and "| out of sample |" in table
