@@ -24,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from benchmarks import report  # noqa: E402
+
 # name, family, hyperparameters, input shape, batch, outputs
 SHAPES = [
     ("lstm128", "vanilla_lstm", {"units": 128}, (50, 8), 128, 1),
@@ -701,13 +703,7 @@ def main(argv=None):
     result["panel_peers"] = panel_peers.panel_peers(quick=args.quick)
     result["startup"] = startup(1 if args.quick else 3)
     result["gpu"] = gpu_section()
-    text = markdown(result)
-    print("\n" + text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "latest.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
-    with open(os.path.join(args.out, "latest.md"), "w") as f:
-        f.write(text)
+    report.write(args.out, "latest", result, markdown(result))
     print(f"written: {args.out}/latest.json and latest.md")
     return 0
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -33,7 +32,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks import public_set
+from benchmarks import public_set, report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -130,13 +129,7 @@ def main(argv=None) -> int:
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)", "seed": args.seed,
               "minutes": (time.perf_counter() - started) / 60, "rows": rows,
               "summary": summary(rows)}
-    text = markdown(result)
-    print("\n" + text)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "calibration-origins-latest.json"), "w") as f:
-        json.dump(result, f, indent=2, default=float)
-    with open(os.path.join(args.out, "calibration-origins-latest.md"), "w") as f:
-        f.write(text)
+    report.write(args.out, "calibration-origins-latest", result, markdown(result))
     return 0
 
 
