@@ -205,33 +205,31 @@ def _check_covariates(path, frame, id_col, target, past, future, static):
     and need the future covariates; a static value never changes within a
     series."""
     has_target = frame[target].notna().to_numpy()
-    key = frame[id_col]
+    ids = frame[id_col].to_numpy()
     if not has_target.all():  # a request's future rows (a file's ids stay text until here)
-        ids = key.to_numpy()
         later = pd.Series(has_target[::-1]).groupby(ids[::-1]).cummax().to_numpy()[::-1]
-        gap = ~has_target & later
-        if gap.any():
-            i = int(np.flatnonzero(gap)[0])
-            raise DataError(f"{path}: series {ids[i]!r}, "
-                            f"{at(path, int(frame['_row'].iloc[i]))}: missing {target}; only "
-                            f"the rows after a series' history (its future covariates) may "
-                            f"leave it empty")
+        _refuse_first(path, frame, ids, ~has_target & later, "",
+                      lambda i: f"missing {target}; only the rows after a series' history "
+                                f"(its future covariates) may leave it empty")
     for col, needed in [*((c, has_target) for c in past),
                         *((c, np.ones(len(frame), bool)) for c in future)]:
-        missing = frame[col].isna().to_numpy() & needed
-        if missing.any():
-            i = int(np.flatnonzero(missing)[0])
-            raise DataError(f"{path}: series {key.iloc[i]!r}, column {col!r}, "
-                            f"{at(path, int(frame['_row'].iloc[i]))}: missing value")
+        _refuse_first(path, frame, ids, frame[col].isna().to_numpy() & needed,
+                      f"column {col!r}, ", lambda i: "missing value")
     for col in static:
         first = frame.groupby(id_col, sort=False)[col].transform("first")
-        changed = (frame[col] != first).to_numpy()
-        if changed.any():
-            i = int(np.flatnonzero(changed)[0])
-            raise DataError(f"{path}: series {key.iloc[i]!r}, column {col!r}, "
-                            f"{at(path, int(frame['_row'].iloc[i]))}: {frame[col].iloc[i]!r} "
-                            f"differs from the series' first value {first.iloc[i]!r}; a "
-                            f"static covariate has one value per series")
+        _refuse_first(path, frame, ids, (frame[col] != first).to_numpy(), f"column {col!r}, ",
+                      lambda i, col=col, first=first: (
+                          f"{frame[col].iloc[i]!r} differs from the series' first value "
+                          f"{first.iloc[i]!r}; a static covariate has one value per series"))
+
+
+def _refuse_first(path, frame, ids, flagged, column: str, problem) -> None:
+    """A ``DataError`` naming the series, ``column`` and file row of the
+    first ``flagged`` row, and ``problem(i)`` of it; nothing if none is."""
+    if flagged.any():
+        i = int(np.flatnonzero(flagged)[0])
+        raise DataError(f"{path}: series {ids[i]!r}, {column}"
+                        f"{at(path, int(frame['_row'].iloc[i]))}: {problem(i)}")
 
 
 def _check_names(path, id_col, time_col, target, past=(), future=(), static=()) -> list:
