@@ -22,8 +22,9 @@ The protocol, fixed before anything was tuned to it:
 - the references, fitted per series on the same history: statsforecast's
   AutoETS, AutoARIMA, AutoTheta and SeasonalNaive;
 - the score: MASE per series (scaled by its history's seasonal-naive
-  error), averaged over series; also sMAPE, and the 80% intervals'
-  coverage and MSIS (M4's interval score, on the same scale);
+  error), averaged over series; also sMAPE, and the 80% and 95% intervals'
+  coverage, mean width and MSIS (M4's interval score), the last two on the
+  same scale (the 95% columns were added on 2026-12-07, issue 30);
 - future features: fpp2 ``elecdaily`` (daily demand), its last 8 weeks
   forecast a week at a time, ``ForecastModel("gru", horizon=7)`` with
   ``WorkDay`` and ``Temperature`` as future features against the same model
@@ -31,6 +32,7 @@ The protocol, fixed before anything was tuned to it:
 
     python -m benchmarks.panel_accuracy                     # both panels
     python -m benchmarks.panel_accuracy --panels visnights  # one
+    python -m benchmarks.panel_accuracy --loss quantile     # the search's head
 
 Results: ``benchmarks/results/panel-accuracy-latest.{json,md}``.
 """
@@ -54,6 +56,10 @@ from benchmarks import public_set, report
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 HORIZON, SEASON = 8, 4
+LEVELS = (80, 95)
+# Each forecast table's columns: the point forecast and each level's bounds.
+BOUNDS = {f"{side}_{level}": f"{short}-{level}" for level in LEVELS
+          for side, short in (("lower", "lo"), ("upper", "hi"))}
 GLOBAL, LOCAL = "lstm-zoo global", "lstm-zoo per series"
 ES_RNN = "lstm-zoo es_rnn global, smoothing per series"
 MODELS = (GLOBAL, ES_RNN, LOCAL, *public_set.REFERENCES)
@@ -144,7 +150,7 @@ def cut(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def references(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """statsforecast's models per series: name -> long table (``unique_id``,
-    ``ds``, ``mean``, ``lo-80``, ``hi-80``)."""
+    ``ds``, ``mean``, ``lo-80``, ``hi-80``, ``lo-95``, ``hi-95``)."""
     from statsforecast import models
 
     out = {name: [] for name in public_set.REFERENCES}
@@ -155,14 +161,14 @@ def references(history: pd.DataFrame) -> dict[str, pd.DataFrame]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 got = getattr(models, name)(season_length=SEASON).forecast(
-                    y=y, h=HORIZON, level=[80])
+                    y=y, h=HORIZON, level=list(LEVELS))
             out[name].append(pd.DataFrame({"unique_id": key, "ds": future,
-                                           "mean": got["mean"], "lo-80": got["lo-80"],
-                                           "hi-80": got["hi-80"]}))
+                                           "mean": got["mean"],
+                                           **{c: got[c] for c in BOUNDS.values()}}))
     return {name: pd.concat(tables, ignore_index=True) for name, tables in out.items()}
 
 
-def zoo_global(history, folder, uri, *, trials, ensemble, seed, name) -> tuple:
+def zoo_global(history, folder, uri, *, trials, ensemble, seed, name, loss="mse") -> tuple:
     """The search on the whole panel and its registered model's forecast."""
     from experiments import serving
     from experiments.config import RunConfig
@@ -173,13 +179,14 @@ def zoo_global(history, folder, uri, *, trials, ensemble, seed, name) -> tuple:
     result = run_search(SearchConfig(
         run=RunConfig(csv=path, id_col="unique_id", time_col="ds", target=("y",),
                       horizon=HORIZON, tracking_uri=uri, experiment=f"panel-{name}",
-                      seed=seed, model_name=f"panel-{name}"),
+                      seed=seed, model_name=f"panel-{name}",
+                      loss=None if loss == "mse" else loss),
         tuner="random", max_trials=trials, ensemble=ensemble, name=name,
         directory=os.path.join(folder, "tuner"), fresh=True))
     model, _ = serving.load(f"models:/{'/'.join(map(str, result.registered))}")
     table = model.predict(pd.read_csv(path))
     own = result.ensemble_metrics or result.test_metrics
-    return (table.rename(columns={"y": "mean", "lower_80": "lo-80", "upper_80": "hi-80"}),
+    return (table.rename(columns={"y": "mean", **BOUNDS}),
             {"own_test_mase": own["test_mase"],
              "own_share_beats_best_baseline": own["test_share_beats_best_baseline"]})
 
@@ -192,7 +199,7 @@ def zoo_es_rnn(history, seed) -> pd.DataFrame:
     model = ForecastModel("es_rnn", target="y", time_col="ds", id_col="unique_id",
                           horizon=HORIZON, id_embedding=True, seed=seed).fit(frame)
     got = model.predict(frame)
-    return got.rename(columns={"y": "mean", "lower_80": "lo-80", "upper_80": "hi-80"})
+    return got.rename(columns={"y": "mean", **BOUNDS})
 
 
 def zoo_local(history, seed) -> pd.DataFrame:
@@ -206,14 +213,15 @@ def zoo_local(history, seed) -> pd.DataFrame:
                               combine="none", seed=seed).fit(frame)
         got = model.predict().head(HORIZON)
         tables.append(pd.DataFrame({"unique_id": key, "ds": pd.to_datetime(got["ds"]),
-                                    "mean": got["y"], "lo-80": got["lower_80"],
-                                    "hi-80": got["upper_80"]}))
+                                    "mean": got["y"],
+                                    **{ours: got[theirs] for theirs, ours in BOUNDS.items()}}))
     return pd.concat(tables, ignore_index=True)
 
 
 def scores(history, future, forecasts: pd.DataFrame) -> pd.DataFrame:
-    """MASE, sMAPE, and the 80% interval's coverage and MSIS (M4's interval
-    score, on the MASE scale) per series."""
+    """MASE, sMAPE, and each level's interval's coverage, mean width and
+    MSIS (M4's interval score; both on the MASE scale) per series, for the
+    levels whose bounds ``forecasts`` has."""
     from experiments.forecasting.metrics import interval_scores
 
     joined = future.merge(forecasts.assign(ds=pd.to_datetime(forecasts["ds"])),
@@ -222,16 +230,19 @@ def scores(history, future, forecasts: pd.DataFrame) -> pd.DataFrame:
     for key, got in joined.groupby("unique_id", sort=False):
         past = history.loc[history["unique_id"] == key, "y"].to_numpy(float)
         truth, pred = got["y"].to_numpy(float), got["mean"].to_numpy(float)
-        interval = interval_scores(truth, got["lo-80"], got["hi-80"], 80,
-                                   public_set.mase_scale(past, SEASON))
-        rows.append({"unique_id": key,
-                     "mase": public_set.mase(truth, pred, past, SEASON),
-                     "smape": public_set.smape(truth, pred),
-                     "coverage_80": interval["coverage"], "msis_80": interval["msis"]})
+        row = {"unique_id": key, "mase": public_set.mase(truth, pred, past, SEASON),
+               "smape": public_set.smape(truth, pred)}
+        for level in LEVELS:
+            if f"lo-{level}" not in got:
+                continue
+            interval = interval_scores(truth, got[f"lo-{level}"], got[f"hi-{level}"], level,
+                                       public_set.mase_scale(past, SEASON))
+            row.update({f"{k}_{level}": interval[k] for k in ("coverage", "width", "msis")})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def run_panel(name, folder, uri, *, trials, ensemble, seed) -> dict:
+def run_panel(name, folder, uri, *, trials, ensemble, seed, loss="mse") -> dict:
     history, future = cut(PANELS[name]())
     row = {"panel": name, "series": int(history["unique_id"].nunique()),
            "history_rows": len(history)}
@@ -241,7 +252,8 @@ def run_panel(name, folder, uri, *, trials, ensemble, seed) -> dict:
     seconds["references"] = time.perf_counter() - started
     started = time.perf_counter()
     forecasts[GLOBAL], row["own"] = zoo_global(history, folder, uri, trials=trials,
-                                               ensemble=ensemble, seed=seed, name=name)
+                                               ensemble=ensemble, seed=seed, name=name,
+                                               loss=loss)
     seconds[GLOBAL] = time.perf_counter() - started
     started = time.perf_counter()
     forecasts[ES_RNN] = zoo_es_rnn(history, seed)
@@ -251,8 +263,7 @@ def run_panel(name, folder, uri, *, trials, ensemble, seed) -> dict:
     seconds[LOCAL] = time.perf_counter() - started
     tables = {m: scores(history, future, f) for m, f in forecasts.items()}
     row["seconds"] = {k: round(v, 1) for k, v in seconds.items()}
-    row["mean"] = {m: {k: float(t[k].mean()) for k in ("mase", "smape", "coverage_80",
-                                                        "msis_80")}
+    row["mean"] = {m: {k: float(t[k].mean()) for k in SCORED}
                    for m, t in tables.items()}
     best_ref = min(public_set.REFERENCES, key=lambda m: row["mean"][m]["mase"])
     mine = tables[GLOBAL].set_index("unique_id")["mase"]
@@ -264,12 +275,21 @@ def run_panel(name, folder, uri, *, trials, ensemble, seed) -> dict:
     return row
 
 
+SCORED = ("mase", "smape", *(f"{k}_{level}" for level in LEVELS
+                              for k in ("coverage", "width", "msis")))
+COLUMNS = {"MASE": ("mase", 3), "sMAPE": ("smape", 2), "80% covered": ("coverage_80", 2),
+           "95% covered": ("coverage_95", 2), "width 95%": ("width_95", 2),
+           "MSIS 80%": ("msis_80", 2), "MSIS 95%": ("msis_95", 2)}
+
+
 def markdown(result) -> str:
     b = result["budget"]
     lines = [f"Global models on real panels, {result['date']} ({result['machine']}). "
              f"Last {HORIZON} quarters of every series hidden. lstm-zoo global: `tune "
              f"--id-col unique_id --time-col ds --target y --horizon {HORIZON} --models all "
-             f"--tuner random --max-trials {b['trials']} --ensemble {b['ensemble']}`, seed "
+             f"--tuner random --max-trials {b['trials']} --ensemble {b['ensemble']}"
+             + (f" --loss {b['loss']}" if b.get("loss", "mse") != "mse" else "")
+             + "`, seed "
              f"{b['seed']}. lstm-zoo es_rnn: `ForecastModel('es_rnn', id_col='unique_id', "
              f"horizon={HORIZON}, id_embedding=True)` on the whole panel. lstm-zoo per "
              f"series: `ForecastModel('gru', horizon={HORIZON}, "
@@ -280,15 +300,17 @@ def markdown(result) -> str:
                   f"{row['seconds'][GLOBAL] / 60:.1f} min, es_rnn "
                   f"{row['seconds'][ES_RNN] / 60:.1f} min, per-series networks "
                   f"{row['seconds'][LOCAL] / 60:.1f} min)", "",
-                  "| model | MASE | sMAPE | 80% covered | MSIS 80% |", "|---|---|---|---|---|"]
+                  "| model | " + " | ".join(COLUMNS) + " |",
+                  "|---" * (len(COLUMNS) + 1) + "|"]
         ranked = sorted(row["mean"], key=lambda m: row["mean"][m]["mase"])
         for model in ranked:
             m = row["mean"][model]
-            lines.append(f"| {model} | {m['mase']:.3f} | {m['smape']:.2f} | "
-                         f"{m['coverage_80']:.2f} | {m.get('msis_80', float('nan')):.2f} |")
+            lines.append(f"| {model} | " + " | ".join(
+                f"{m.get(key, float('nan')):.{digits}f}" for key, digits in COLUMNS.values())
+                + " |")
         for peer, value in NEURALFORECAST[row["panel"]].items():
             lines.append(f"| neuralforecast {peer} (the issue's run, not rerun) | "
-                         f"{value:.3f} | - | - | - |")
+                         f"{value:.3f} |" + " - |" * (len(COLUMNS) - 1))
         lines += ["", f"The global model beats the best reference ({row['best_reference']}) "
                   f"on {row['global_beats_best_reference_on']} of {row['series']} series. "
                   f"Its own test table: mean MASE {row['own']['own_test_mase']:.3f}, beats "
@@ -314,6 +336,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--loss", default="mse", choices=("mse", "quantile"),
+                        help="the global search's --loss (default mse, tune's own)")
     parser.add_argument("--no-elecdaily", action="store_true",
                         help="leave out the future-features check on elecdaily")
     parser.add_argument("--out", default=RESULTS)
@@ -327,19 +351,22 @@ def main(argv=None) -> int:
         uri = f"sqlite:///{os.path.join(folder, 'mlflow.db')}"
         for name in args.panels:
             row = run_panel(name, folder, uri, trials=args.trials, ensemble=args.ensemble,
-                            seed=args.seed)
+                            seed=args.seed, loss=args.loss)
             shown = {m: round(v["mase"], 3) for m, v in row["mean"].items()}
             print(f"== {name} ({row['seconds']}): mean MASE {shown}", flush=True)
             rows.append(row)
     result = {"date": datetime.date.today().isoformat(),
               "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
-              "budget": {"trials": args.trials, "ensemble": args.ensemble, "seed": args.seed},
+              "budget": {"trials": args.trials, "ensemble": args.ensemble, "seed": args.seed,
+                         "loss": args.loss},
               "rows": rows}
     if not args.no_elecdaily:
         result["elecdaily"] = run_elecdaily([args.seed, args.seed + 1])
         print(f"== elecdaily: {result['elecdaily']}", flush=True)
     stem = "panel-accuracy-latest" if set(args.panels) == set(PANELS) and \
         not args.no_elecdaily else "panel-accuracy-partial"
+    if args.loss != "mse":
+        stem += f"-loss-{args.loss}"
     report.write(args.out, stem, result, markdown(result))
     print(markdown(result))
     return 0

@@ -5,7 +5,10 @@ Each series is forecast from its own last ``window`` values, scaled by
 themselves (``experiments.forecasting.panel_windows``), so a series never
 seen in training is forecast as well as one that was. The intervals are
 split-conformal on the validation windows of every series, measured on
-each window's own scale, so they too scale with the series.
+each window's own scale, so they too scale with the series. A quantile
+network's (``--loss quantile``) intervals are its own quantiles, each moved
+by a conformalized-quantile-regression correction from the same windows
+(pooled over series in the same scaled units).
 """
 
 from __future__ import annotations
@@ -18,9 +21,14 @@ import pandas as pd
 from experiments.data.panel import frame_panel
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import combine, members_of
-from experiments.forecasting.forecaster import conformal_widths, predict
+from experiments.forecasting.forecaster import (
+    conformal_widths,
+    predict,
+    quantile_corrections,
+)
 from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.panel_windows import scaled_inputs
+from zoo.quantile_levels import column_name, interval_ends, median_index
 
 SEASONAL_NAIVE = "seasonal_naive"
 
@@ -45,6 +53,53 @@ def scaled_widths(prepared, pred_val_scaled: np.ndarray, levels) -> dict:
     return {level: [w[0] for w in steps] for level, steps in widths.items()}
 
 
+def scaled_corrections(prepared, pred_val_scaled, spread_val_scaled, quantiles,
+                       levels) -> dict:
+    """A quantile network's conformalized-quantile-regression corrections
+    per horizon step (``quantile_corrections``) on the windows' own scale,
+    from the validation windows of every series: ``{"80": [correction per
+    step]}``, how far to move each interval's ends outward (inward when
+    negative). ``spread_val_scaled``: each quantile's distance from the
+    median ``(n, horizon, quantiles)``, placed around ``pred_val_scaled``."""
+    if not levels or not len(prepared.val):
+        return {}
+    truth = np.asarray(prepared.val.y, "float64")[..., None]
+    bands = {level: tuple((pred_val_scaled + spread_val_scaled[..., i])[..., None]
+                          for i in interval_indexes(quantiles, level))
+             for level in levels}
+    corrections = quantile_corrections(truth, bands)
+    return {level: [c[0] for c in steps] for level, steps in corrections.items()}
+
+
+def interval_indexes(quantiles, level) -> tuple[int, int]:
+    """Where the quantiles that bound a central ``level``% interval are."""
+    low, high = interval_ends(level)
+    return list(quantiles).index(low), list(quantiles).index(high)
+
+
+def interval_bounds(point, half, spread=None, quantiles=(), level=None):
+    """``(lower, upper)`` of an interval around ``point``: ``point -/+ half``
+    (a conformal half-width); with a quantile network's ``spread`` (each
+    quantile's distance from the median, ``(..., quantiles)``), its
+    ``level``% quantiles placed around ``point``, each moved outward by the
+    correction ``half``, never inward past the point."""
+    if spread is None:
+        return point - half, point + half
+    low, high = interval_indexes(quantiles, level)
+    return (point - np.maximum(half - spread[..., low], 0.0),
+            point + np.maximum(half + spread[..., high], 0.0))
+
+
+def split_quantiles(raw, quantiles):
+    """A network's outputs ``(..., quantiles)`` as the median and each
+    quantile's distance from it; a point network's as themselves and None."""
+    raw = np.asarray(raw, "float64")
+    if not quantiles:
+        return raw, None
+    median = raw[..., median_index(quantiles)]
+    return median, raw - median[..., None]
+
+
 @dataclasses.dataclass(frozen=True)
 class PanelForecaster:
     """What a served global model needs to read a request and write its
@@ -54,7 +109,9 @@ class PanelForecaster:
         id_col, time_col, target: the columns of the training data.
         freq: the spacing of every series (a pandas offset alias).
         window, horizon: input steps and steps forecast at once.
-        widths: ``{"80": [half-width per step]}`` on a window's scale.
+        widths: ``{"80": [half-width per step]}`` on a window's scale; for
+            a quantile network, the correction of its interval's ends
+            (``scaled_corrections``).
         refit: whether the network was refit on all the data.
         covariates: ``Covariates.to_config()``, or empty without any. With
             future covariates, a request gives each series' future rows
@@ -78,6 +135,7 @@ class PanelForecaster:
     covariates: dict = dataclasses.field(default_factory=dict)
     combination: dict = dataclasses.field(default_factory=dict)
     season: int = 1
+    quantiles: tuple = ()
 
     @property
     def encoder(self) -> Covariates | None:
@@ -99,7 +157,8 @@ class PanelForecaster:
 
     def output_columns(self) -> list[str]:
         bounds = [f"{side}_{level}" for level in self.levels for side in ("lower", "upper")]
-        return [self.id_col, self.time_col, self.target, *bounds]
+        quantiles = [column_name(q) for q in self.quantiles]
+        return [self.id_col, self.time_col, self.target, *bounds, *quantiles]
 
     def check_history(self, history):
         """The request as a ``Panel``.
@@ -133,8 +192,8 @@ class PanelForecaster:
             return self._with_covariates(model, panel, steps)
         groups = panel.groups()
         last = np.stack([values[-self.window:] for _, values in groups.values()])
-        pred, scale = self.rolled(model, last, steps)
-        return self._table(groups, pred, scale, steps)
+        pred, spread, scale = self.rolled(model, last, steps)
+        return self._table(groups, pred, scale, steps, spread)
 
     def _with_covariates(self, model, panel, steps: int) -> pd.DataFrame:
         """Each series forecast a horizon at a time from its window and the
@@ -162,13 +221,16 @@ class PanelForecaster:
             groups[str(key)] = (pd.DatetimeIndex(known[self.time_col]), None)
         channels, window = np.stack(channels), np.stack(windows)
         _, _, scale = scaled_inputs(window)
-        out = []
+        out, spreads = [], []
         for b in range(blocks):
             rows = channels[:, b * h:b * h + self.window + h]
-            block = self.direct(model, window, rows)
+            block, spread = self.direct(model, window, rows)
             out.append(block)
+            spreads.append(spread)
             window = np.concatenate([window, block], axis=1)[:, -self.window:]
-        return self._table(groups, np.concatenate(out, axis=1)[:, :steps], scale, steps)
+        spread = np.concatenate(spreads, axis=1)[:, :steps] if self.quantiles else None
+        return self._table(groups, np.concatenate(out, axis=1)[:, :steps], scale, steps,
+                           spread)
 
     def _check_future(self, key, future, dates, encoder) -> None:
         """A request's future rows hold every future covariate of every date
@@ -185,33 +247,40 @@ class PanelForecaster:
 
     def rolled(self, model, last: np.ndarray, steps: int):
         """Forecasts ``(series, steps)`` from raw windows ``last``, a horizon
-        at a time, each block's forecasts read as history by the next; and
-        the scale of each series' own last window."""
+        at a time, each block's forecasts read as history by the next; a
+        quantile network's quantiles' distances from them ``(series, steps,
+        quantiles)`` (else None); and the scale of each series' own last
+        window."""
         _, _, scale = scaled_inputs(last)
-        window, blocks = np.asarray(last, "float64"), []
+        window, blocks, spreads = np.asarray(last, "float64"), [], []
         while sum(b.shape[1] for b in blocks) < steps:
-            block = self.direct(model, window)
+            block, spread = self.direct(model, window)
             blocks.append(block)
+            spreads.append(spread)
             window = np.concatenate([window, block], axis=1)[:, -self.window:]
-        return np.concatenate(blocks, axis=1)[:, :steps], scale
+        spread = np.concatenate(spreads, axis=1)[:, :steps] if self.quantiles else None
+        return np.concatenate(blocks, axis=1)[:, :steps], spread, scale
 
-    def direct(self, model, windows: np.ndarray, channels=None) -> np.ndarray:
+    def direct(self, model, windows: np.ndarray, channels=None):
         """One horizon ``(series, horizon)`` from raw windows (and with
         covariates, their channels over the window and the horizon): the
-        mean of an ensemble's members, each mapped back to the data's units."""
+        mean of an ensemble's members, each mapped back to the data's units;
+        and a quantile network's quantiles' distances from its median
+        ``(series, horizon, quantiles)``, or None."""
         x, loc, scale = scaled_inputs(windows)
         if channels is not None:
             x = self.encoder.samples(x[..., 0], channels, self.window)
-        outs = [loc[:, None] + scale[:, None] * np.asarray(predict(m, x), "float64")
+        extra = (slice(None), None) + ((None,) if self.quantiles else ())
+        outs = [loc[extra] + scale[extra] * np.asarray(predict(m, x), "float64")
                 for m in members_of(model)]
-        network = combine(outs)
+        network, spread = split_quantiles(combine(outs), self.quantiles)
         if not self.combination:
-            return network
+            return network, spread
         naive = seasonal_naive(np.asarray(windows, "float64"), self.season, self.horizon)
         return (self.combination.get(NETWORK, 0.0) * network
-                + self.combination.get(SEASONAL_NAIVE, 0.0) * naive)
+                + self.combination.get(SEASONAL_NAIVE, 0.0) * naive), spread
 
-    def _table(self, groups, pred, scale, steps) -> pd.DataFrame:
+    def _table(self, groups, pred, scale, steps, spread=None) -> pd.DataFrame:
         ids, futures = [], []
         for key, (times, _) in groups.items():
             ids.append(np.repeat(np.asarray([key], dtype=object), steps))
@@ -223,11 +292,16 @@ class PanelForecaster:
         # Past the horizon, the widths of the block's step grow with the
         # square root of the blocks rolled (as a random walk's errors do).
         grow = np.sqrt(k // self.horizon + 1)
+        if spread is not None:
+            spread = spread * grow[None, :, None]
         for level in self.levels:
             w = np.asarray(self.widths[level], float)[k % self.horizon] * grow
-            half = scale[:, None] * w[None, :]
-            table[f"lower_{level}"] = (pred - half).ravel()
-            table[f"upper_{level}"] = (pred + half).ravel()
+            lower, upper = interval_bounds(pred, scale[:, None] * w[None, :], spread,
+                                           self.quantiles, int(level))
+            table[f"lower_{level}"] = lower.ravel()
+            table[f"upper_{level}"] = upper.ravel()
+        for i, q in enumerate(self.quantiles):
+            table[column_name(q)] = (pred + spread[..., i]).ravel()
         return pd.DataFrame(table)[self.output_columns()]
 
     # === Plain JSON (the served model's spec.json) ===
@@ -236,4 +310,4 @@ class PanelForecaster:
 
     @classmethod
     def from_config(cls, config: dict) -> PanelForecaster:
-        return cls(**config)
+        return cls(**{**config, "quantiles": tuple(config.get("quantiles", ()))})

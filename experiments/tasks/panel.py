@@ -24,18 +24,21 @@ from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note
 from experiments.forecasting.panel_forecaster import (
     SEASONAL_NAIVE,
     PanelForecaster,
+    interval_bounds,
+    scaled_corrections,
     scaled_widths,
     seasonal_naive,
+    split_quantiles,
 )
 from experiments.forecasting.panel_windows import prepare_panel
 from experiments.tasks.base import Split, Task
-from experiments.tasks.forecast import forecaster_arguments
+from experiments.tasks.forecast import forecaster_arguments, quantile_settings
 
 KIND = "panel"
 TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
          "max_file_mb", "window", "horizon", "val_size", "test_size", "intervals",
          "autoregressive", "refit", "features", "future_features", "static", "calendar",
-         "id_embedding", "combine")
+         "id_embedding", "combine", "loss", "quantiles")
 # None: from the panel's season (see settings); a window at least this long.
 DEFAULTS = {"window": None, "horizon": None, "val_size": None, "test_size": None}
 MIN_DEFAULT_WINDOW = 8
@@ -50,6 +53,9 @@ MAX_NOTES = 3
 # search offers it up to this many series (200 series would make the
 # generated panel's inputs about 350 MB); above, --id-embedding asks for it.
 MAX_SEARCHED_ID_SERIES = 100
+# The heads a global model trains: a point forecast (squared error) or
+# quantiles (pinball loss, zoo.quantiles).
+PANEL_LOSSES = ("mse", "quantile")
 
 
 def claims(cfg) -> bool:
@@ -90,12 +96,28 @@ def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
     panel = load_panel(cfg) if panel is None else panel
     chosen = settings(cfg, panel)
     levels = cfg.intervals if cfg.intervals is not None else DEFAULT_LEVELS
+    quantiles, levels = panel_quantiles(cfg, levels)
     chosen.update(calendar=tuple(cfg.calendar), id_embedding=bool(cfg.id_embedding))
     # What a search may vary: the window unless given, the id embedding
     # unless asked for.
     searchable = tuple(k for k in ("window", "id_embedding") if not getattr(cfg, k))
     return [PanelTask(prepare_panel(panel, **chosen), levels, cfg.autoregressive,
-                      cfg.combine or DEFAULT_COMBINE, settings=chosen, searchable=searchable)]
+                      cfg.combine or DEFAULT_COMBINE, settings=chosen, searchable=searchable,
+                      quantiles=quantiles)]
+
+
+def panel_quantiles(cfg, levels) -> tuple[tuple, tuple]:
+    """``(quantiles, levels)`` of a ``--loss quantile`` global model (as
+    ``quantile_settings``), ``()`` for a point one.
+
+    Raises:
+        ConfigError: a ``--loss`` other than ``PANEL_LOSSES``, naming them.
+    """
+    if cfg.loss not in (None, *PANEL_LOSSES):
+        raise ConfigError(f"a panel model trains with --loss {' or '.join(PANEL_LOSSES)}; "
+                          f"received --loss {cfg.loss} (distribution heads and --loss "
+                          f"search are for one series at a time)")
+    return quantile_settings(cfg, levels)
 
 
 def panel_from_frame(df, model_settings: dict) -> Panel:
@@ -140,7 +162,7 @@ class PanelTask(Task):
     metrics_shown = panel_scores.SCORED
 
     def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None,
-                 combine=DEFAULT_COMBINE, settings=None, searchable=()):
+                 combine=DEFAULT_COMBINE, settings=None, searchable=(), quantiles=()):
         self.prepared = p = prepared
         # prepare_panel's arguments, and those a search may vary.
         self.settings = dict(settings or {"window": p.window, "horizon": p.horizon,
@@ -158,6 +180,13 @@ class PanelTask(Task):
         self.test = Split(p.test.x, p.test.y)
         self.levels = tuple(levels)
         self.autoregressive = autoregressive
+        # A quantile network's levels (zoo.quantiles), trained by the pinball
+        # loss; its median is the point forecast.
+        self.quantiles = tuple(quantiles)
+        if self.quantiles:
+            from zoo.quantiles import QuantileLoss
+
+            self.loss = QuantileLoss(self.quantiles)
         # Series left out (too short), said in the run's notes: each by name,
         # or past a few, counted (left_out.txt in the run names every one).
         self.adjustments = p.left_out if len(p.left_out) <= MAX_NOTES else (
@@ -210,7 +239,8 @@ class PanelTask(Task):
             return self
         if key not in self._variants:
             task = PanelTask(prepare_panel(self.panel, **chosen), self.levels,
-                             self.autoregressive, self.combine, chosen, self.searchable)
+                             self.autoregressive, self.combine, chosen, self.searchable,
+                             self.quantiles)
             task._source = self  # the same series and test dates: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -225,7 +255,7 @@ class PanelTask(Task):
             scale = panel_scores.series_scales(p, p.val)
             self._series_scale = (p.truth(p.val), np.where(scale > 0, scale, 1.0))
         truth, scale = self._series_scale
-        errors = (p.val.to_original(raw) - truth) / scale[:, None]
+        errors = (p.val.to_original(self.point(raw)) - truth) / scale[:, None]
         return float(np.sqrt(np.mean(errors ** 2)))
 
     def test_size_text(self) -> str:
@@ -240,10 +270,17 @@ class PanelTask(Task):
         ``--id-embedding``) describe it."""
         covariates = self.prepared.covariates
         if covariates is None:
-            return forecaster_arguments(family, self.autoregressive, self.panel.season)
-        return forecaster_arguments(family, self.autoregressive, self.panel.season,
-                                    history=self.prepared.window,
-                                    series_channels=covariates.static_channels)
+            arguments = forecaster_arguments(family, self.autoregressive, self.panel.season)
+        else:
+            arguments = forecaster_arguments(family, self.autoregressive, self.panel.season,
+                                             history=self.prepared.window,
+                                             series_channels=covariates.static_channels)
+        return {**arguments, "quantiles": self.quantiles} if self.quantiles else arguments
+
+    def point(self, raw) -> np.ndarray:
+        """The point forecast among a network's outputs: a quantile
+        network's median; a point network's outputs are themselves."""
+        return split_quantiles(raw, self.quantiles)[0]
 
     def all_windows(self):
         p = self.prepared
@@ -258,7 +295,9 @@ class PanelTask(Task):
                 "test_start": str(p.test_start.date()), "scaling": "per window",
                 "id_embedding": bool(p.covariates and p.covariates.series_id),
                 "n_train_windows": len(p.train),
-                "intervals": ",".join(map(str, self.levels)) or "none"}
+                "intervals": ",".join(map(str, self.levels)) or "none",
+                "loss_function": "quantile" if self.quantiles else "mse",
+                "quantiles": ",".join(f"{q:g}" for q in self.quantiles) or "none"}
 
     def dataset(self):
         return tracking.dataset_of(self.panel, index=False)
@@ -286,10 +325,31 @@ class PanelTask(Task):
         return self._test_outputs[1]
 
     def network_outputs(self, model, part) -> np.ndarray:
-        """The network's outputs on ``part``, on each window's scale."""
+        """The network's point forecasts of ``part``, on each window's scale."""
+        return self.point(self.network_raw(model, part))
+
+    def network_raw(self, model, part) -> np.ndarray:
+        """The network's outputs on ``part``, on each window's scale: a
+        quantile network's ``(n, horizon, quantiles)``."""
         if part is self.prepared.test:
             return np.asarray(self.predict_test(model), "float64")
         return outputs_of(model, part.x)
+
+    def spread(self, model, part):
+        """A quantile network's quantiles' distances from its median on
+        ``part`` ``(n, horizon, quantiles)``, or None."""
+        return split_quantiles(self.network_raw(model, part), self.quantiles)[1]
+
+    def interval_widths(self, model, chosen) -> dict:
+        """``{"80": [per step]}`` on a window's scale, from the validation
+        windows of every series: a point network's conformal half-widths,
+        a quantile network's corrections of its quantiles (CQR)."""
+        p = self.prepared
+        val = self.served_outputs(model, p.val, chosen)
+        if not self.quantiles:
+            return scaled_widths(p, val, self.levels)
+        return scaled_corrections(p, val, self.spread(model, p.val), self.quantiles,
+                                  self.levels)
 
     def naive_outputs(self, part) -> np.ndarray:
         """The seasonal naive's forecasts of ``part``, on each window's scale."""
@@ -353,16 +413,22 @@ class PanelTask(Task):
         # The intervals as served: each window's widths on its own scale;
         # widths and MSIS per series' MASE scale.
         truth, scale = p.truth(p.test), panel_scores.series_scales(p, p.test)
-        bounds = {}
-        for level, w in scaled_widths(p, val, self.levels).items():
+        bounds, spread = {}, self.spread(model, p.test)
+        for level, w in self.interval_widths(model, chosen).items():
             w = np.asarray(w, dtype="float64")[None, :]
-            bounds[int(level)] = (p.test.to_original(test - w), p.test.to_original(test + w))
+            lower, upper = interval_bounds(test, w, spread, self.quantiles, int(level))
+            bounds[int(level)] = (p.test.to_original(lower), p.test.to_original(upper))
             scored = metrics.interval_scores(truth, *bounds[int(level)], int(level),
                                              scale[:, None])
             scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
         if bounds:
             scores["test_scaled_crps"] = metrics.interval_crps(
                 truth, p.test.to_original(test), bounds, scale[:, None])
+        if spread is not None:  # the quantiles as the network gives them, uncalibrated
+            quantiles = np.stack([p.test.to_original(test + spread[..., i])
+                                  for i in range(len(self.quantiles))], axis=-1)
+            scores["test_scaled_pinball"] = float(np.mean(metrics.pinball(
+                truth / scale[:, None], quantiles / scale[:, None, None], self.quantiles)))
         scores["val_loss_scaled"] = float(np.mean((np.asarray(val) - p.val.y) ** 2))
         if chosen is not None:  # the network alone, for comparison
             alone = panel_scores.per_series(p, p.test, p.test.to_original(
@@ -394,7 +460,7 @@ class PanelTask(Task):
         never saw them)."""
         p = self.prepared
         chosen = self.combination_of(model)
-        widths = scaled_widths(p, self.served_outputs(model, p.val, chosen), self.levels)
+        widths = self.interval_widths(model, chosen)
         self.interval_note = calibration_note(len(p.val), self.levels, p.horizon)
         # combination.choose's words are about one series; here it is the panel.
         self.combination_verdict = None if chosen is None else chosen.verdict.replace(
@@ -403,7 +469,7 @@ class PanelTask(Task):
         return PanelForecaster(self.panel.id_col, self.panel.time_col, self.panel.target,
                                self.panel.freq, p.window, p.horizon, widths, refit,
                                covariates, dict(chosen.weights) if chosen else {},
-                               self.season)
+                               self.season, self.quantiles)
 
     def history(self, rows: int | None = None):
         """The last ``rows`` (default: the window) of every series that has

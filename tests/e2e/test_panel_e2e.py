@@ -159,12 +159,13 @@ def test_the_server_answers_for_many_series_in_one_request(panel_run, tmp_path):
                                local[numbers].to_numpy(float), rtol=1e-6)
 
 
-def test_tune_searches_a_panel_and_registers_its_model(tmp_path):
+def test_tune_searches_a_quantile_panel_model_and_registers_it(tmp_path):
     path = panel_csv(tmp_path / "stores.csv", n_series=6, seed=7)
     db = tmp_path / "mlflow.db"
     done = run_cli_process("tune", "--csv", str(path), *PANEL, "--window", "12",
                            "--horizon", "6", "--models", "gru,simple_rnn",
-                           "--max-trials", "2", "--epochs", "2",
+                           "--max-trials", "2", "--epochs", "2", "--loss", "quantile",
+                           "--quantiles", "0.1,0.5,0.9", "--intervals", "80",
                            "--tracking-uri", f"sqlite:///{db}", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = all_runs(db)
@@ -176,6 +177,9 @@ def test_tune_searches_a_panel_and_registers_its_model(tmp_path):
     trials = [r for r in runs if r is not parent[0]]
     assert {r.data.params["id_embedding"] for r in trials} <= {"False", "True"}
     assert all(np.isfinite(r.data.metrics["val_rmse"]) for r in trials)
+    assert {r.data.params["loss_function"] for r in runs} == {"quantile"}
+    assert 0 <= parent[0].data.metrics["test_coverage_80"] <= 1
+    assert 0 < parent[0].data.metrics["test_scaled_pinball"] < np.inf
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     version = client_for(db).get_model_version_by_alias("lstm-zoo-stores-sales", "best")
     assert "one network over 6 series of `stores`" in version.description
@@ -186,6 +190,8 @@ def test_tune_searches_a_panel_and_registers_its_model(tmp_path):
     model = mlflow.pyfunc.load_model("models:/lstm-zoo-stores-sales@best")
     table = model.predict(pd.read_csv(path))
     assert table.groupby("store").size().eq(6).all() and table["store"].nunique() == 7
+    assert list(table.columns[-5:]) == ["lower_80", "upper_80", "q10", "q50", "q90"]
+    assert (table["q10"] <= table["q50"]).all() and (table["q50"] <= table["q90"]).all()
 
 
 def test_train_and_forecast_with_future_static_and_calendar_covariates(tmp_path):
