@@ -253,5 +253,25 @@ def markdown(r: dict) -> list[str]:
     return lines
 
 
+def main() -> int:
+    """``python -m benchmarks.serving_speed``: the serving section of ``make
+    bench`` alone, written to ``benchmarks/results/serving-latest.{json,md}``."""
+    import datetime
+    import logging
+    import platform
+
+    from benchmarks import report
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    result = serving_speed()
+    head = (f"Measured {datetime.date.today().isoformat()} with `python -m "
+            f"benchmarks.serving_speed` alone (the serving section of `make bench`), on "
+            f"{platform.machine()} with {os.cpu_count()} CPU(s), no GPU; the load generator "
+            f"runs on the same cores as the server.")
+    report.write(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+                 "serving-latest", result, "\n".join([head, "", *markdown(result)]) + "\n")
+    return 0
+
+
 if __name__ == "__main__":
-    print("\n".join(markdown(serving_speed())))
+    raise SystemExit(main())

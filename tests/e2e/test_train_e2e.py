@@ -201,6 +201,7 @@ def test_mlflow_models_serve_answers_raw_history_as_pyfunc_does(csv_run, tmp_pat
     """The real server (`lstm-zoo serve`, i.e. `mlflow models serve
     --env-manager local`): a POST of raw CSV rows returns the numbers of
     `pyfunc.load_model(...).predict` on the same rows."""
+    import concurrent.futures
     import json
     import socket
     import time
@@ -256,6 +257,15 @@ def test_mlflow_models_serve_answers_raw_history_as_pyfunc_does(csv_run, tmp_pat
             assert "Traceback" not in answer["message"] and ".py" not in answer["message"]
         again = pd.DataFrame(json.loads(post(rows).read())["predictions"])
         pd.testing.assert_frame_equal(again, served)
+        # Requests answered at the same time (in the server's threads) each
+        # get their own answer.
+        histories = [pd.read_csv(path).iloc[k:k + 30] for k in range(8)]
+        alone = [pd.DataFrame(json.loads(post(h).read())["predictions"]) for h in histories]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda h: pd.DataFrame(
+                json.loads(post(h).read())["predictions"]), histories * 2))
+        for got, expected in zip(together, alone * 2, strict=True):
+            pd.testing.assert_frame_equal(got, expected, rtol=1e-5)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
