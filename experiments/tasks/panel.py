@@ -54,8 +54,10 @@ MAX_NOTES = 3
 # generated panel's inputs about 350 MB); above, --id-embedding asks for it.
 MAX_SEARCHED_ID_SERIES = 100
 # The heads a global model trains: a point forecast (squared error) or
-# quantiles (pinball loss, zoo.quantiles).
+# quantiles (pinball loss, zoo.quantiles); tune --loss search chooses
+# between them by each trial's validation CRPS.
 PANEL_LOSSES = ("mse", "quantile")
+PANEL_SEARCH = "search"
 
 
 def claims(cfg) -> bool:
@@ -101,22 +103,27 @@ def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
     # What a search may vary: the window unless given, the id embedding
     # unless asked for.
     searchable = tuple(k for k in ("window", "id_embedding") if not getattr(cfg, k))
+    searched = cfg.loss == PANEL_SEARCH  # a point network first; each trial its own head
+    searchable += ("loss",) if searched else ()
     return [PanelTask(prepare_panel(panel, **chosen), levels, cfg.autoregressive,
                       cfg.combine or DEFAULT_COMBINE, settings=chosen, searchable=searchable,
-                      quantiles=quantiles)]
+                      quantiles=() if searched else quantiles, head_quantiles=quantiles)]
 
 
 def panel_quantiles(cfg, levels) -> tuple[tuple, tuple]:
     """``(quantiles, levels)`` of a ``--loss quantile`` global model (as
-    ``quantile_settings``), ``()`` for a point one.
+    ``quantile_settings``; with ``--loss search``, those of its quantile
+    trials), ``()`` for a point one.
 
     Raises:
-        ConfigError: a ``--loss`` other than ``PANEL_LOSSES``, naming them.
+        ConfigError: a ``--loss`` other than ``PANEL_LOSSES`` or search,
+            naming them.
     """
-    if cfg.loss not in (None, *PANEL_LOSSES):
-        raise ConfigError(f"a panel model trains with --loss {' or '.join(PANEL_LOSSES)}; "
-                          f"received --loss {cfg.loss} (distribution heads and --loss "
-                          f"search are for one series at a time)")
+    if cfg.loss not in (None, *PANEL_LOSSES, PANEL_SEARCH):
+        raise ConfigError(f"a panel model trains with --loss {' or '.join(PANEL_LOSSES)}, "
+                          f"or tune chooses between them with --loss {PANEL_SEARCH}; "
+                          f"received --loss {cfg.loss} (the distribution heads are for one "
+                          f"series at a time)")
     return quantile_settings(cfg, levels)
 
 
@@ -162,7 +169,8 @@ class PanelTask(Task):
     metrics_shown = panel_scores.SCORED
 
     def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None,
-                 combine=DEFAULT_COMBINE, settings=None, searchable=(), quantiles=()):
+                 combine=DEFAULT_COMBINE, settings=None, searchable=(), quantiles=(),
+                 head_quantiles=None):
         self.prepared = p = prepared
         # prepare_panel's arguments, and those a search may vary.
         self.settings = dict(settings or {"window": p.window, "horizon": p.horizon,
@@ -183,6 +191,9 @@ class PanelTask(Task):
         # A quantile network's levels (zoo.quantiles), trained by the pinball
         # loss; its median is the point forecast.
         self.quantiles = tuple(quantiles)
+        # The quantiles of a variant with a quantile head (tune --loss search).
+        self.head_quantiles = tuple(self.quantiles if head_quantiles is None
+                                    else head_quantiles)
         if self.quantiles:
             from zoo.quantiles import QuantileLoss
 
@@ -217,7 +228,14 @@ class PanelTask(Task):
         if "id_embedding" in self.searchable and len(self.prepared.ids) <= \
                 MAX_SEARCHED_ID_SERIES:
             space["id_embedding"] = Choice((False, True), default=False)
+        if "loss" in self.searchable:
+            space["loss"] = Choice(PANEL_LOSSES, default=self.loss_name)
         return {k: v for k, v in space.items() if len(v.values) > 1}
+
+    @property
+    def loss_name(self) -> str:
+        """The head, as ``--loss`` names it."""
+        return "quantile" if self.quantiles else "mse"
 
     def _keeps_every_series(self, window) -> bool:
         try:
@@ -226,21 +244,28 @@ class PanelTask(Task):
             return False
         return other.prepared.ids == self.prepared.ids and len(other.train) > 0
 
-    def variant(self, window=None, id_embedding=None) -> PanelTask:
+    def variant(self, window=None, id_embedding=None, loss=None) -> PanelTask:
         """This task with another window or id embedding, prepared from the
-        same panel; made once per setting and kept."""
+        same panel, or with another head (``loss``, one of ``PANEL_LOSSES``);
+        made once per setting and kept."""
         chosen = dict(self.settings)
         if window is not None:
             chosen["window"] = int(window)
         if id_embedding is not None:
             chosen["id_embedding"] = bool(id_embedding)
-        key = (chosen["window"], bool(chosen.get("id_embedding")))
-        if key == (self.settings["window"], bool(self.settings.get("id_embedding"))):
+        loss = self.loss_name if loss is None else loss
+        key = (chosen["window"], bool(chosen.get("id_embedding")), loss)
+        if key == (self.settings["window"], bool(self.settings.get("id_embedding")),
+                   self.loss_name):
             return self
         if key not in self._variants:
-            task = PanelTask(prepare_panel(self.panel, **chosen), self.levels,
+            same_windows = key[:2] == (self.settings["window"],
+                                       bool(self.settings.get("id_embedding")))
+            task = PanelTask(self.prepared if same_windows else prepare_panel(
+                                 self.panel, **chosen), self.levels,
                              self.autoregressive, self.combine, chosen, self.searchable,
-                             self.quantiles)
+                             () if loss == "mse" else self.head_quantiles,
+                             self.head_quantiles)
             task._source = self  # the same series and test dates: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -257,6 +282,24 @@ class PanelTask(Task):
         truth, scale = self._series_scale
         errors = (p.val.to_original(self.point(raw)) - truth) / scale[:, None]
         return float(np.sqrt(np.mean(errors ** 2)))
+
+    def validation_crps(self, raw) -> float:
+        """The CRPS of the network's outputs ``raw`` on the validation
+        windows, each series' divided by its MASE scale: what trials of
+        other heads are compared on (``tune --loss search``). A quantile
+        network is scored by the pinball loss of its quantiles before
+        calibration; a point network as its single value (its CRPS is its
+        absolute error), as for one series (``ForecastTask.validation_crps``)."""
+        p = self.prepared
+        self.validation_rmse(raw)  # the truth and each window's series' scale, once
+        truth, scale = self._series_scale
+        median, spread = split_quantiles(raw, self.quantiles)
+        if spread is None:
+            return metrics.quantile_crps(truth, p.val.to_original(median)[..., None], (0.5,),
+                                         scale[:, None])
+        quantiles = np.stack([p.val.to_original(median + spread[..., i])
+                              for i in range(len(self.quantiles))], axis=-1)
+        return metrics.quantile_crps(truth, quantiles, self.quantiles, scale[:, None])
 
     def test_size_text(self) -> str:
         test = self.prepared.test
@@ -296,7 +339,9 @@ class PanelTask(Task):
                 "id_embedding": bool(p.covariates and p.covariates.series_id),
                 "n_train_windows": len(p.train),
                 "intervals": ",".join(map(str, self.levels)) or "none",
-                "loss_function": "quantile" if self.quantiles else "mse",
+                # A search's own task, of a point network, is where heads were searched from.
+                "loss_function": ("search" if "loss" in self.searchable and self._source is None
+                                  else self.loss_name),
                 "quantiles": ",".join(f"{q:g}" for q in self.quantiles) or "none"}
 
     def dataset(self):

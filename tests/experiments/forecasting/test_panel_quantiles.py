@@ -48,8 +48,9 @@ def test_a_quantile_panel_model_serves_ordered_quantiles_on_each_series_scale(co
 
 
 @pytest.mark.parametrize("settings, said", [
-    ({"loss": "normal"}, "a panel model trains with --loss mse or quantile; received "
-                         "--loss normal"),
+    ({"loss": "normal"}, "a panel model trains with --loss mse or quantile, or tune "
+                         "chooses between them with --loss search; received --loss normal"),
+    ({"loss": "search"}, "--loss search lets tune choose the head"),
     ({"quantiles": (0.1, 0.5, 0.9)}, "--quantiles needs --loss quantile"),
     ({"loss": "quantile", "quantiles": (0.1, 0.5, 0.9), "intervals": (80, 95)},
      "--intervals 95 needs the quantiles (0.025, 0.975)"),
@@ -107,3 +108,66 @@ def test_panel_quantile_intervals_cover_as_stated_on_5000_new_windows():
         lower, upper = p.test.to_original(lower), p.test.to_original(upper)
         covered = np.mean((lower <= truth) & (truth <= upper))
         assert abs(covered - level / 100) <= 0.03, (level, covered)
+
+
+def test_a_panel_search_chooses_the_head_by_validation_crps():
+    """``tune --loss search`` on a panel: each trial a point or a quantile
+    head, on the same windows, compared by the CRPS of its validation
+    forecasts with each series divided by its own scale."""
+    frame = make_panel(4, seed=5).frame
+    cfg = RunConfig(model="gru", id_col="unique_id", time_col="ds", target=("y",),
+                    window=24, horizon=12, loss="search")
+    _, (task,) = load_tasks(cfg, "tune", series=frame_panel(
+        frame, id_col="unique_id", time_col="ds", target="y"))
+    assert task.data_space()["loss"].values == ("mse", "quantile")
+    assert task.loss == "mse" and task.params()["loss_function"] == "search"
+    quantile = task.variant(loss="quantile")
+    assert quantile.prepared is task.prepared and quantile.quantiles == (0.025, 0.1, 0.5,
+                                                                        0.9, 0.975)
+    assert quantile.builder_arguments("gru")["quantiles"] == quantile.quantiles
+    assert quantile.params()["loss_function"] == "quantile"
+    assert task.variant(loss="mse") is task
+    truth = task.val.y
+    # A point forecast's CRPS is its absolute error; quantiles all at the
+    # truth score 0, and spread around it more than 0 but less than a point
+    # forecast that misses by as much.
+    assert task.validation_crps(truth) == pytest.approx(0.0, abs=1e-6)
+    missed = task.validation_crps(truth + 0.5)
+    spread = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])
+    assert quantile.validation_crps(np.repeat(truth[..., None], 5, axis=-1)) == \
+        pytest.approx(0.0, abs=1e-6)
+    assert 0 < quantile.validation_crps(truth[..., None] + spread) < missed
+    # One series a thousand times larger: the same scores for the same outputs.
+    bigger = frame.assign(y=frame.y.where(frame.unique_id != "S001", 1000 * frame.y))
+    _, (big,) = load_tasks(cfg, "tune", series=frame_panel(
+        bigger, id_col="unique_id", time_col="ds", target="y"))
+    assert big.validation_crps(truth + 0.5) == pytest.approx(missed, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_tune_searches_the_head_of_a_panel_model(tmp_path):
+    from tuning.search import SearchConfig, run_search
+
+    path = tmp_path / "panel.csv"
+    make_panel(4, seed=7).frame.assign(ds=lambda f: f.ds.dt.strftime("%Y-%m-%d")).to_csv(
+        path, index=False)
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_search(SearchConfig(
+        run=RunConfig(csv=str(path), id_col="unique_id", time_col="ds", target=("y",),
+                      window=12, horizon=6, tracking_uri=db, seed=3, epochs=1,
+                      loss="search", refit=False, combine="none"),
+        tuner="random", max_trials=3, models=("gru",), directory=str(tmp_path / "tuner"),
+        fresh=True))
+    assert result.objective == "val_crps"
+    heads = [t["loss"] for t in result.trials]
+    assert set(heads) == {"mse", "quantile"} and len(heads) == 3  # seed 3 proposes both
+    assert all(np.isfinite(t["score"]) for t in result.trials)
+    best = min(result.trials, key=lambda t: t["score"])
+    # The served model is the best trial's head: quantile columns only for a quantile one.
+    import mlflow
+
+    mlflow.set_tracking_uri(db)
+    served = mlflow.pyfunc.load_model(f"models:/{'/'.join(map(str, result.registered))}")
+    table = served.predict(make_panel(4, seed=7).frame)
+    assert ("q50" in table.columns) == (best["loss"] == "quantile")
+    assert ("test_scaled_pinball" in result.test_metrics) == (best["loss"] == "quantile")
