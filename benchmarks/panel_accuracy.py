@@ -336,7 +336,7 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--loss", default="mse", choices=("mse", "quantile"),
+    parser.add_argument("--loss", default="mse", choices=("mse", "quantile", "search"),
                         help="the global search's --loss (default mse, tune's own)")
     parser.add_argument("--no-elecdaily", action="store_true",
                         help="leave out the future-features check on elecdaily")
