@@ -143,6 +143,21 @@ def calibration_note(n: int, levels, horizon: int = 1) -> str | None:
     return note
 
 
+def nested(bounds: dict) -> dict:
+    """Interval bounds ``{level: (lower, upper)}`` with each level's interval
+    widened to hold every narrower level's. A quantile network's intervals
+    are corrected level by level (``quantile_corrections``), and can cross:
+    where its 95% quantiles were moved inward and its 80% ones outward, the
+    95% band would end inside the 80% one."""
+    out, inner = {}, None
+    for level in sorted(bounds, key=float):
+        lower, upper = (np.asarray(b, dtype="float64") for b in bounds[level])
+        if inner is not None:
+            lower, upper = np.minimum(lower, inner[0]), np.maximum(upper, inner[1])
+        out[level] = inner = (lower, upper)
+    return out
+
+
 def coverage(truth, pred, widths) -> float:
     """The fraction of ``truth`` inside ``pred ± widths`` (``widths`` per step
     and target, as ``conformal_widths`` gives for one level)."""
@@ -629,6 +644,7 @@ class Forecaster:
             table[target] = pred[:, :, j].ravel()
         for j, target in enumerate(pre.targets):
             prefix = f"{target}_" if len(pre.targets) > 1 else ""
+            bounds = {}
             for level in self.levels:
                 width = np.asarray(self.widths[level], float)[:, j]
                 w = width[np.arange(steps) % pre.horizon] * grow
@@ -640,6 +656,8 @@ class Forecaster:
                 lower, upper = pred[:, :, j] - below, pred[:, :, j] + above
                 if self.distribution in COUNT_DISTRIBUTIONS:
                     lower, upper = counts.whole_bounds(lower, upper)
+                bounds[level] = (lower, upper)
+            for level, (lower, upper) in nested(bounds).items():
                 table[f"{prefix}lower_{level}"] = lower.ravel()
                 table[f"{prefix}upper_{level}"] = upper.ravel()
             for k, q in enumerate(self.quantiles):

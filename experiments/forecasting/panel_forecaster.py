@@ -23,6 +23,7 @@ from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.forecaster import (
     conformal_widths,
+    nested,
     predict,
     quantile_corrections,
 )
@@ -294,10 +295,11 @@ class PanelForecaster:
         grow = np.sqrt(k // self.horizon + 1)
         if spread is not None:
             spread = spread * grow[None, :, None]
-        for level in self.levels:
-            w = np.asarray(self.widths[level], float)[k % self.horizon] * grow
-            lower, upper = interval_bounds(pred, scale[:, None] * w[None, :], spread,
-                                           self.quantiles, int(level))
+        bounds = nested({level: interval_bounds(
+            pred, scale[:, None] * (np.asarray(self.widths[level], float)[k % self.horizon]
+                                    * grow)[None, :], spread, self.quantiles, int(level))
+            for level in self.levels})
+        for level, (lower, upper) in bounds.items():
             table[f"lower_{level}"] = lower.ravel()
             table[f"upper_{level}"] = upper.ravel()
         for i, q in enumerate(self.quantiles):

@@ -26,6 +26,7 @@ from experiments.forecasting.forecaster import (
     Forecaster,
     calibration_note,
     conformal_widths,
+    nested,
     quantile_corrections,
 )
 from experiments.tasks.base import Split, Task
@@ -597,7 +598,8 @@ class ForecastTask(Task):
         # the forecast that is served.
         widths = self.calibrate(val_truth, val_pred, val_spread)
         truth, scale = p.truth(p.test), metrics.scale_for(p)
-        bounds = {level: self.bounds(pred, spread, level, widths) for level in self.levels}
+        bounds = nested({level: self.bounds(pred, spread, level, widths)
+                         for level in self.levels})
         for level, (lower, upper) in bounds.items():
             scored = metrics.interval_scores(truth, lower, upper, level, scale)
             scores.update({f"test_{k}_{level}": v for k, v in scored.items()})

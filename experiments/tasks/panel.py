@@ -20,7 +20,7 @@ from experiments.errors import ConfigError, DataError
 from experiments.forecasting import combination, metrics, panel_scores
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, members_of
-from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note
+from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, nested
 from experiments.forecasting.panel_forecaster import (
     SEASONAL_NAIVE,
     PanelForecaster,
@@ -458,13 +458,12 @@ class PanelTask(Task):
         # The intervals as served: each window's widths on its own scale;
         # widths and MSIS per series' MASE scale.
         truth, scale = p.truth(p.test), panel_scores.series_scales(p, p.test)
-        bounds, spread = {}, self.spread(model, p.test)
-        for level, w in self.interval_widths(model, chosen).items():
-            w = np.asarray(w, dtype="float64")[None, :]
-            lower, upper = interval_bounds(test, w, spread, self.quantiles, int(level))
-            bounds[int(level)] = (p.test.to_original(lower), p.test.to_original(upper))
-            scored = metrics.interval_scores(truth, *bounds[int(level)], int(level),
-                                             scale[:, None])
+        spread = self.spread(model, p.test)
+        bounds = nested({int(level): tuple(p.test.to_original(b) for b in interval_bounds(
+            test, np.asarray(w, dtype="float64")[None, :], spread, self.quantiles, int(level)))
+            for level, w in self.interval_widths(model, chosen).items()})
+        for level, (lower, upper) in bounds.items():
+            scored = metrics.interval_scores(truth, lower, upper, level, scale[:, None])
             scores.update({f"test_{k}_{level}": v for k, v in scored.items()})
         if bounds:
             scores["test_scaled_crps"] = metrics.interval_crps(

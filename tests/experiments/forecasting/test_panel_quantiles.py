@@ -171,3 +171,36 @@ def test_tune_searches_the_head_of_a_panel_model(tmp_path):
     table = served.predict(make_panel(4, seed=7).frame)
     assert ("q50" in table.columns) == (best["loss"] == "quantile")
     assert ("test_scaled_pinball" in result.test_metrics) == (best["loss"] == "quantile")
+
+
+class SpreadQuantiles:
+    """A stand-in quantile network: the last scaled input as the median,
+    its 2.5/10/90/97.5% quantiles 2 and 1 below and above it."""
+
+    def predict_on_batch(self, x):
+        median = np.repeat(x[:, -1:, 0], 3, axis=1)
+        return median[..., None] + np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+
+
+def test_intervals_corrected_level_by_level_are_served_nested():
+    """CQR corrects each level on its own: a 95% band moved inward (-1.5)
+    and an 80% one outward (+1) would cross; the served 95% band holds the
+    80% one."""
+    from experiments.forecasting.forecaster import nested
+    from experiments.forecasting.panel_forecaster import PanelForecaster
+    from tests.experiments.forecasting.test_panel import history
+
+    reader = PanelForecaster("store", "week", "sales", "W-MON", 6, 3,
+                             {"80": [1.0] * 3, "95": [-1.5] * 3},
+                             quantiles=(0.025, 0.1, 0.5, 0.9, 0.975))
+    table = reader.forecast(SpreadQuantiles(), history(), steps=5)
+    assert (table["lower_95"] <= table["lower_80"]).all()
+    assert (table["upper_80"] <= table["upper_95"]).all()
+    np.testing.assert_allclose(table["upper_95"], table["upper_80"])  # held, not its own
+    assert (table["upper_80"] > table["sales"]).all()  # the 80% band: 2 scaled units out
+    inner, outer = (np.array([1.0, 2.0]), np.array([3.0, 4.0])), \
+        (np.array([1.5, 1.0]), np.array([2.5, 5.0]))
+    got = nested({"95": outer, "80": inner})
+    np.testing.assert_array_equal(got["80"][0], [1.0, 2.0])
+    np.testing.assert_array_equal(got["95"][0], [1.0, 1.0])
+    np.testing.assert_array_equal(got["95"][1], [3.0, 5.0])
