@@ -143,6 +143,26 @@ def calibration_note(n: int, levels, horizon: int = 1) -> str | None:
     return note
 
 
+def interval_indexes(quantiles, level) -> tuple[int, int]:
+    """Where the quantiles that bound a central ``level``% interval are."""
+    low, high = interval_ends(level)
+    return list(quantiles).index(low), list(quantiles).index(high)
+
+
+def interval_bounds(point, half, spread=None, quantiles=(), level=None):
+    """``(lower, upper)`` of an interval around ``point``: ``point -/+ half``
+    (a conformal half-width); with a quantile network's ``spread`` (each
+    quantile's distance from the median, ``(..., quantiles)``), its
+    ``level``% quantiles placed around ``point``, each moved outward by the
+    correction ``half``, never inward past the point (an interval never
+    excludes its forecast)."""
+    if spread is None:
+        return point - half, point + half
+    low, high = interval_indexes(quantiles, level)
+    return (point - np.maximum(half - spread[..., low], 0.0),
+            point + np.maximum(half + spread[..., high], 0.0))
+
+
 def nested(bounds: dict) -> dict:
     """Interval bounds ``{level: (lower, upper)}`` with each level's interval
     widened to hold every narrower level's. A quantile network's intervals
@@ -648,12 +668,9 @@ class Forecaster:
             for level in self.levels:
                 width = np.asarray(self.widths[level], float)[:, j]
                 w = width[np.arange(steps) % pre.horizon] * grow
-                below = above = w
-                if spread is not None:  # never inward past the forecast
-                    low, high = (self.quantiles.index(q) for q in interval_ends(level))
-                    below = np.maximum(w - spread[:, :, j, low] * grow, 0.0)
-                    above = np.maximum(w + spread[:, :, j, high] * grow, 0.0)
-                lower, upper = pred[:, :, j] - below, pred[:, :, j] + above
+                lower, upper = interval_bounds(
+                    pred[:, :, j], w, None if spread is None
+                    else spread[:, :, j] * grow[None, :, None], self.quantiles, level)
                 if self.distribution in COUNT_DISTRIBUTIONS:
                     lower, upper = counts.whole_bounds(lower, upper)
                 bounds[level] = (lower, upper)

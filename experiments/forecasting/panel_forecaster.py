@@ -23,13 +23,15 @@ from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.forecaster import (
     conformal_widths,
+    interval_bounds,
+    interval_indexes,
     nested,
     predict,
     quantile_corrections,
 )
 from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.panel_windows import scaled_inputs
-from zoo.quantile_levels import column_name, interval_ends, median_index
+from zoo.quantile_levels import column_name, median_index
 
 SEASONAL_NAIVE = "seasonal_naive"
 
@@ -70,25 +72,6 @@ def scaled_corrections(prepared, pred_val_scaled, spread_val_scaled, quantiles,
              for level in levels}
     corrections = quantile_corrections(truth, bands)
     return {level: [c[0] for c in steps] for level, steps in corrections.items()}
-
-
-def interval_indexes(quantiles, level) -> tuple[int, int]:
-    """Where the quantiles that bound a central ``level``% interval are."""
-    low, high = interval_ends(level)
-    return list(quantiles).index(low), list(quantiles).index(high)
-
-
-def interval_bounds(point, half, spread=None, quantiles=(), level=None):
-    """``(lower, upper)`` of an interval around ``point``: ``point -/+ half``
-    (a conformal half-width); with a quantile network's ``spread`` (each
-    quantile's distance from the median, ``(..., quantiles)``), its
-    ``level``% quantiles placed around ``point``, each moved outward by the
-    correction ``half``, never inward past the point."""
-    if spread is None:
-        return point - half, point + half
-    low, high = interval_indexes(quantiles, level)
-    return (point - np.maximum(half - spread[..., low], 0.0),
-            point + np.maximum(half + spread[..., high], 0.0))
 
 
 def split_quantiles(raw, quantiles):
@@ -271,9 +254,10 @@ class PanelForecaster:
         x, loc, scale = scaled_inputs(windows)
         if channels is not None:
             x = self.encoder.samples(x[..., 0], channels, self.window)
-        extra = (slice(None), None) + ((None,) if self.quantiles else ())
-        outs = [loc[extra] + scale[extra] * np.asarray(predict(m, x), "float64")
-                for m in members_of(model)]
+        # Each window's loc and scale against (series, horizon[, quantiles]).
+        shape = (-1, 1, 1) if self.quantiles else (-1, 1)
+        loc, scale = loc.reshape(shape), scale.reshape(shape)
+        outs = [loc + scale * np.asarray(predict(m, x), "float64") for m in members_of(model)]
         network, spread = split_quantiles(combine(outs), self.quantiles)
         if not self.combination:
             return network, spread

@@ -26,6 +26,7 @@ from experiments.forecasting.forecaster import (
     Forecaster,
     calibration_note,
     conformal_widths,
+    interval_bounds,
     nested,
     quantile_corrections,
 )
@@ -552,13 +553,9 @@ class ForecastTask(Task):
         quantile network's quantiles at its ends moved by ``widths``
         (both ``calibrate``'s, per step and target; None: unmoved)."""
         w = 0.0 if widths is None else np.asarray(widths[str(level)], float)[None]
-        if not self.quantiles:
-            return pred - w, pred + w
-        low, high = (self.quantiles.index(q) for q in interval_ends(level))
-        # A correction inward stops at the forecast: an interval never excludes it.
-        bounds = (np.minimum(pred + spread[..., low] - w, pred),
-                  np.maximum(pred + spread[..., high] + w, pred))
-        return counts.whole_bounds(*bounds) if self.counts else bounds
+        bounds = interval_bounds(pred, w, spread if self.quantiles else None,
+                                 self.quantiles, level)
+        return counts.whole_bounds(*bounds) if self.counts and self.quantiles else bounds
 
     def _member_forecast(self, member: Member, part):
         if member.task is None or member.task is self:

@@ -20,11 +20,15 @@ from experiments.errors import ConfigError, DataError
 from experiments.forecasting import combination, metrics, panel_scores
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import Member, members_of
-from experiments.forecasting.forecaster import DEFAULT_LEVELS, calibration_note, nested
+from experiments.forecasting.forecaster import (
+    DEFAULT_LEVELS,
+    calibration_note,
+    interval_bounds,
+    nested,
+)
 from experiments.forecasting.panel_forecaster import (
     SEASONAL_NAIVE,
     PanelForecaster,
-    interval_bounds,
     scaled_corrections,
     scaled_widths,
     seasonal_naive,
@@ -138,6 +142,13 @@ def panel_from_frame(df, model_settings: dict) -> Panel:
                        past=model_settings.get("features", ()),
                        future=model_settings.get("future_features", ()),
                        static=model_settings.get("static", ()))
+
+
+def quantiles_in_units(part, point, spread) -> np.ndarray:
+    """Quantile forecasts ``(n, horizon, quantiles)`` in the data's units:
+    each quantile's distance from the median ``spread`` placed around
+    ``point``, both on each window's scale."""
+    return part.to_original(point)[..., None] + part.scale[:, None, None] * spread
 
 
 def outputs_of(model, x) -> np.ndarray:
@@ -275,13 +286,18 @@ class PanelTask(Task):
         windows, each series' errors divided by its in-sample seasonal-naive
         error (the MASE scale; M5's RMSSE): every series weighs the same, and
         trials with other windows compare on the same numbers."""
-        p = self.prepared
-        if self._series_scale is None:  # each window's series' scale, on its rows before
+        truth, scale = self._validation_truth()
+        errors = (self.prepared.val.to_original(self.point(raw)) - truth) / scale[:, None]
+        return float(np.sqrt(np.mean(errors ** 2)))
+
+    def _validation_truth(self):
+        """The validation windows' actual values and each window's series'
+        MASE scale (on its rows before), computed once."""
+        if self._series_scale is None:
+            p = self.prepared
             scale = panel_scores.series_scales(p, p.val)
             self._series_scale = (p.truth(p.val), np.where(scale > 0, scale, 1.0))
-        truth, scale = self._series_scale
-        errors = (p.val.to_original(self.point(raw)) - truth) / scale[:, None]
-        return float(np.sqrt(np.mean(errors ** 2)))
+        return self._series_scale
 
     def validation_crps(self, raw) -> float:
         """The CRPS of the network's outputs ``raw`` on the validation
@@ -290,16 +306,15 @@ class PanelTask(Task):
         network is scored by the pinball loss of its quantiles before
         calibration; a point network as its single value (its CRPS is its
         absolute error), as for one series (``ForecastTask.validation_crps``)."""
-        p = self.prepared
-        self.validation_rmse(raw)  # the truth and each window's series' scale, once
-        truth, scale = self._series_scale
+        truth, scale = self._validation_truth()
         median, spread = split_quantiles(raw, self.quantiles)
-        if spread is None:
-            return metrics.quantile_crps(truth, p.val.to_original(median)[..., None], (0.5,),
-                                         scale[:, None])
-        quantiles = np.stack([p.val.to_original(median + spread[..., i])
-                              for i in range(len(self.quantiles))], axis=-1)
-        return metrics.quantile_crps(truth, quantiles, self.quantiles, scale[:, None])
+        if spread is None:  # the median alone
+            spread, levels = np.zeros(median.shape + (1,)), (0.5,)
+        else:
+            levels = self.quantiles
+        return metrics.quantile_crps(
+            truth, quantiles_in_units(self.prepared.val, median, spread), levels,
+            scale[:, None])
 
     def test_size_text(self) -> str:
         test = self.prepared.test
@@ -469,8 +484,7 @@ class PanelTask(Task):
             scores["test_scaled_crps"] = metrics.interval_crps(
                 truth, p.test.to_original(test), bounds, scale[:, None])
         if spread is not None:  # the quantiles as the network gives them, uncalibrated
-            quantiles = np.stack([p.test.to_original(test + spread[..., i])
-                                  for i in range(len(self.quantiles))], axis=-1)
+            quantiles = quantiles_in_units(p.test, test, spread)
             scores["test_scaled_pinball"] = float(np.mean(metrics.pinball(
                 truth / scale[:, None], quantiles / scale[:, None, None], self.quantiles)))
         scores["val_loss_scaled"] = float(np.mean((np.asarray(val) - p.val.y) ** 2))
