@@ -151,8 +151,12 @@ LARGE_TABLE_ROWS = 1_000_000
 def check_panel(path, raw, *, id_col, time_col, target, time_format, name,
                 source, freq=None, past=(), future=(), static=(),
                 future_rows=False) -> Panel:
-    """Validate the text cells of a long table into a ``Panel``."""
-    ids = raw[id_col].astype(str).str.strip()
+    """Validate the text cells of a long table into a ``Panel``.
+
+    ``raw``'s columns are taken out of it as each is parsed, so that a big
+    file's text is not held beside what it became (700 MB of text on ten
+    million rows)."""
+    ids = raw.pop(id_col).astype(str).str.strip()
     empty = ids == ""
     if empty.any():
         row = int(np.flatnonzero(empty.to_numpy())[0])
@@ -165,29 +169,57 @@ def check_panel(path, raw, *, id_col, time_col, target, time_format, name,
         raise DataError(f"{path}: series {ids.iloc[row]!r}, column {target!r}, "
                         f"{at(path, row)}: missing value {raw[target].iloc[row]!r}; "
                         f"every row of a panel needs its {target}")
-    times = pd.Series(parse_times(path, raw[time_col], time_col, time_format),
-                      index=raw.index)
-    if len(raw) >= LARGE_TABLE_ROWS:
+    del raw[target]
+    times = parse_times(path, raw.pop(time_col), time_col, time_format).to_numpy()
+    if len(times) >= LARGE_TABLE_ROWS:
         release_unused_memory()  # what parsing freed: 660 MB on ten million rows
     # The ids stay pandas text (Arrow): as Python objects, ten million of
     # them took 300 MB more.
-    frame = pd.DataFrame({id_col: ids.array, time_col: times.to_numpy(),
-                          target: values.to_numpy(), "_row": np.arange(len(raw))})
+    frame = pd.DataFrame({id_col: ids.array, time_col: times,
+                          target: values.to_numpy(), "_row": np.arange(len(times))})
+    del ids, times, values, blank
     for col in (*past, *future):
-        frame[col] = numeric_column(path, raw[col], col, allow_missing=True).to_numpy()
+        frame[col] = numeric_column(path, raw.pop(col), col, allow_missing=True).to_numpy()
     for col in static:
-        frame[col] = _static_column(raw[col])
-    frame = frame.sort_values([id_col, time_col], kind="stable")
-    _check_duplicates(path, frame, id_col, time_col)
-    freq = freq or _panel_freq(path, frame, id_col, time_col)
-    _check_spacing(path, frame, id_col, time_col, freq)
+        frame[col] = _static_column(raw.pop(col))
+    if not _is_sorted(frame, id_col, time_col):  # a file's rows usually are: no copy then
+        frame = frame.sort_values([id_col, time_col], kind="stable")
+    starts = _series_starts(frame[id_col])
+    _check_duplicates(path, frame, starts, id_col, time_col)
+    freq = freq or _panel_freq(path, frame, starts, time_col)
+    _check_spacing(path, frame, starts, id_col, time_col, freq)
     _check_covariates(path, frame, id_col, target, past, future, static)
     frame = frame.drop(columns="_row").reset_index(drop=True)
-    longest = frame.groupby(id_col)[time_col].size().idxmax()
-    season = infer_season(pd.DatetimeIndex(frame.loc[frame[id_col] == longest, time_col]))
+    season = infer_season(pd.DatetimeIndex(_longest_series(frame[time_col], starts)))
     return Panel(name=name, frame=frame, id_col=id_col, time_col=time_col, target=target,
                  freq=freq, source=source, season=season, past=tuple(past),
                  future=tuple(future), static=tuple(static))
+
+
+def _is_sorted(frame, id_col, time_col) -> bool:
+    """Whether ``frame`` is already in series order, then time order (so a
+    stable sort would leave it as it is), compared without copying it."""
+    ids = frame[id_col].array
+    if len(ids) < 2:
+        return True
+    after = np.asarray(ids[1:] > ids[:-1], dtype=bool)
+    same = np.asarray(ids[1:] == ids[:-1], dtype=bool)
+    if not (after | same).all():
+        return False
+    times = frame[time_col].to_numpy()
+    return bool((times[1:][same] >= times[:-1][same]).all())
+
+
+def _series_bounds(starts: np.ndarray) -> list[tuple[int, int]]:
+    """Each series' first and past-the-last row, from ``_series_starts``."""
+    first = np.flatnonzero(starts)
+    return list(zip(first.tolist(), [*first[1:].tolist(), len(starts)], strict=True))
+
+
+def _longest_series(times: pd.Series, starts: np.ndarray) -> np.ndarray:
+    """The timestamps of the series with the most rows (the first such)."""
+    begin, end = max(_series_bounds(starts), key=lambda b: b[1] - b[0])
+    return times.to_numpy()[begin:end]
 
 
 def _static_column(text: pd.Series) -> np.ndarray:
@@ -205,9 +237,11 @@ def _check_covariates(path, frame, id_col, target, past, future, static):
     and need the future covariates; a static value never changes within a
     series."""
     has_target = frame[target].notna().to_numpy()
-    ids = frame[id_col].to_numpy()
-    if not has_target.all():  # a request's future rows (a file's ids stay text until here)
-        later = pd.Series(has_target[::-1]).groupby(ids[::-1]).cummax().to_numpy()[::-1]
+    # The id column stays Arrow text: as ten million Python strings it took 600 MB.
+    ids = frame[id_col].array
+    if not has_target.all():  # a request's future rows
+        later = (pd.Series(has_target[::-1]).groupby(np.asarray(ids[::-1])).cummax()
+                 .to_numpy()[::-1])
         _refuse_first(path, frame, ids, ~has_target & later, "",
                       lambda i: f"missing {target}; only the rows after a series' history "
                                 f"(its future covariates) may leave it empty")
@@ -260,13 +294,13 @@ def _series_starts(ids: pd.Series) -> np.ndarray:
     return starts
 
 
-def _check_duplicates(path, frame, id_col, time_col):
+def _check_duplicates(path, frame, starts, id_col, time_col):
     """No (series, time) pair twice. ``frame`` is sorted (stably) by series,
     then time, so a pair given again is the row after it; the first in the
     file is named, with the line it repeats. (``DataFrame.duplicated`` hashed
     every pair: 490 MB more on ten million rows.)"""
     times = frame[time_col].to_numpy()
-    again = ~_series_starts(frame[id_col])
+    again = ~starts
     again[1:] &= times[1:] == times[:-1]
     if not again.any():
         return
@@ -281,13 +315,15 @@ def _check_duplicates(path, frame, id_col, time_col):
                     f"time) pair(s))")
 
 
-def _panel_freq(path, frame, id_col, time_col) -> str:
+def _panel_freq(path, frame, starts, time_col) -> str:
     """The frequency most series are spaced at (a series of two rows or
-    fewer says nothing)."""
+    fewer says nothing). Each series is a slice of the sorted rows
+    (``starts``): grouping by the id hashed ten million of them (300 MB)."""
+    times = frame[time_col].to_numpy()
     found = {}
-    for _, times in frame.groupby(id_col, sort=False)[time_col]:
-        if len(times) >= 3:
-            freq = infer_freq(pd.DatetimeIndex(times))
+    for begin, end in _series_bounds(starts):
+        if end - begin >= 3:
+            freq = infer_freq(pd.DatetimeIndex(times[begin:end]))
             if freq is not None:
                 found[freq] = found.get(freq, 0) + 1
     if not found:
@@ -297,14 +333,13 @@ def _panel_freq(path, frame, id_col, time_col) -> str:
     return max(found, key=found.get)
 
 
-def _check_spacing(path, frame, id_col, time_col, freq):
+def _check_spacing(path, frame, first, id_col, time_col, freq):
     """Every series (``frame`` sorted by series, then time) spaced ``freq``
     from a first timestamp on ``freq`` (where ``pd.date_range`` from it would
     start). One vectorised pass: each timestamp against the one before it
     plus ``freq`` (a loop over 10,000 series took 84 s)."""
     offset = to_offset(freq)
     times = pd.DatetimeIndex(frame[time_col])
-    first = _series_starts(frame[id_col])
     with warnings.catch_warnings():  # an offset pandas cannot vectorise is applied per row
         warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
         following = times + offset

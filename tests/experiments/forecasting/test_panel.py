@@ -40,6 +40,11 @@ def test_a_csv_panel_in_any_row_order_is_sorted_per_series(tmp_path):
     for _, (times, _) in panel.groups().items():
         assert times.is_monotonic_increasing
     assert panel.freq == "MS" and panel.name == "p"
+    # A file already in order is read without sorting it: the same panel.
+    ordered = frame.sort_values(["unique_id", "ds"])
+    again = load_panel_csv(write(ordered, tmp_path / "p.csv"), **COLUMNS)
+    pd.testing.assert_frame_equal(again.frame, panel.frame)
+    assert again.season == panel.season == 12
 
 
 @pytest.mark.parametrize("break_it, message", [
