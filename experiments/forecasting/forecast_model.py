@@ -209,16 +209,14 @@ class ForecastModel:
         the data it was fit on), with the forecast and interval bounds in the
         data's units: the table the served model returns.
 
-        ``samples``: instead, that many simulated futures of a distribution
-        model (``loss="normal"``, ``"student_t"`` or ``"negative_binomial"``),
-        a long table with a ``sample`` column (``Forecaster.sample_paths``)."""
+        ``samples``: instead, that many simulated futures of each series
+        from a distribution model (``loss="normal"``, ``"student_t"`` or, for
+        one series, ``"negative_binomial"``), a long table with a ``sample``
+        column (``Forecaster.sample_paths``, ``PanelForecaster.sample_paths``)."""
         self._check_fitted("predict")
         history = self.history_ if df is None else df
         if samples is None:
             return self.forecaster_.forecast(self.network_, history, steps=steps)
-        if not self.forecaster_.draws_samples:
-            raise ValueError("samples: a panel model forecasts points and intervals, not "
-                             "simulated futures")
         return self.forecaster_.sample_paths(self.network_, history, steps, samples, seed)
 
     # === Cross-validation ===

@@ -49,6 +49,15 @@ def predict(model, x) -> np.ndarray:
     return np.asarray(model.predict_on_batch(x))
 
 
+def check_samples(samples) -> None:
+    """``samples`` (simulated futures per series) is an int from 1 to
+    ``MAX_SAMPLES``, or a ``ValueError`` says so."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) \
+            or not 1 <= samples <= MAX_SAMPLES:
+        raise ValueError(f"samples must be an int from 1 to {MAX_SAMPLES}; received "
+                         f"{samples!r}")
+
+
 def conformal_widths(truth, pred, levels) -> dict[str, list]:
     """Split-conformal half-widths per horizon step and target: the
     conformal quantiles (``conformal_quantiles``) of the absolute errors."""
@@ -233,9 +242,6 @@ class Forecaster:
             distribution's quantiles and interval ends as whole numbers
             (``experiments.forecasting.counts``). None otherwise.
     """
-
-    # Simulated futures of a distribution model (sample_paths).
-    draws_samples = True
 
     preprocessor: Preprocessor
     time_col: str | None
@@ -462,10 +468,7 @@ class Forecaster:
             raise ValueError("samples need a distribution model (trained with --loss "
                              "normal, student_t or negative_binomial); this one forecasts "
                              + ("quantiles" if self.quantiles else "a mean"))
-        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) \
-                or not 1 <= samples <= MAX_SAMPLES:
-            raise ValueError(f"samples must be an int from 1 to {MAX_SAMPLES}; received "
-                             f"{samples!r}")
+        check_samples(samples)
         steps = self._checked_steps(steps)
         ids, indexes, values = self._histories(history)
         paths = np.repeat(values, samples, axis=0)  # series-major: s0's paths, s1's...

@@ -8,7 +8,9 @@ split-conformal on the validation windows of every series, measured on
 each window's own scale, so they too scale with the series. A quantile
 network's (``--loss quantile``) intervals are its own quantiles, each moved
 by a conformalized-quantile-regression correction from the same windows
-(pooled over series in the same scaled units).
+(pooled over series in the same scaled units). A distribution network's
+(``--loss normal`` or ``student_t``) are the same, from the quantiles of
+the distribution it forecasts on each window's scale.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from experiments.data.panel import frame_panel
 from experiments.forecasting.combination import NETWORK
 from experiments.forecasting.ensembles import combine, members_of
 from experiments.forecasting.forecaster import (
+    check_samples,
     conformal_widths,
     interval_bounds,
     interval_indexes,
@@ -31,7 +34,12 @@ from experiments.forecasting.forecaster import (
 )
 from experiments.forecasting.panel_covariates import Covariates
 from experiments.forecasting.panel_windows import scaled_inputs
-from zoo.quantile_levels import column_name, median_index
+from zoo.quantile_levels import (
+    column_name,
+    distribution_quantiles,
+    distribution_samples,
+    median_index,
+)
 
 SEASONAL_NAIVE = "seasonal_naive"
 
@@ -74,6 +82,16 @@ def scaled_corrections(prepared, pred_val_scaled, spread_val_scaled, quantiles,
     return {level: [c[0] for c in steps] for level, steps in corrections.items()}
 
 
+def network_quantiles(raw, distribution, quantiles) -> np.ndarray:
+    """A network's outputs on windows' own scale as the quantiles it
+    forecasts: a distribution network's parameters ``(..., parameters)``
+    as its ``quantiles`` ``(..., quantiles)`` (a location and scale on a
+    window's scale are its quantiles there); any other's as they are."""
+    if distribution:
+        return distribution_quantiles(raw, distribution, quantiles)
+    return np.asarray(raw, "float64")
+
+
 def split_quantiles(raw, quantiles):
     """A network's outputs ``(..., quantiles)`` as the median and each
     quantile's distance from it; a point network's as themselves and None."""
@@ -103,10 +121,9 @@ class PanelForecaster:
         combination: the weights of the network and of the seasonal naive
             (``{"network": w, "seasonal_naive": w}``, chosen on validation),
             or empty for the network alone; ``season``: the seasonal naive's.
+        quantiles: the quantiles served (``q10``... columns), of a quantile
+            network or of a distribution network's ``distribution``.
     """
-
-    # A panel model forecasts points and intervals, not simulated futures.
-    draws_samples = False
 
     id_col: str
     time_col: str
@@ -120,6 +137,7 @@ class PanelForecaster:
     combination: dict = dataclasses.field(default_factory=dict)
     season: int = 1
     quantiles: tuple = ()
+    distribution: str | None = None
 
     @property
     def encoder(self) -> Covariates | None:
@@ -257,13 +275,86 @@ class PanelForecaster:
         # Each window's loc and scale against (series, horizon[, quantiles]).
         shape = (-1, 1, 1) if self.quantiles else (-1, 1)
         loc, scale = loc.reshape(shape), scale.reshape(shape)
-        outs = [loc + scale * np.asarray(predict(m, x), "float64") for m in members_of(model)]
+        outs = [loc + scale * network_quantiles(predict(m, x), self.distribution,
+                                                self.quantiles) for m in members_of(model)]
         network, spread = split_quantiles(combine(outs), self.quantiles)
         if not self.combination:
             return network, spread
         naive = seasonal_naive(np.asarray(windows, "float64"), self.season, self.horizon)
         return (self.combination.get(NETWORK, 0.0) * network
                 + self.combination.get(SEASONAL_NAIVE, 0.0) * naive), spread
+
+    def sample_paths(self, model, history, steps: int | None = None, samples: int = 100,
+                     seed: int = 0) -> pd.DataFrame:
+        """``samples`` simulated futures of each series, from a distribution
+        network (``--loss normal`` or ``student_t``).
+
+        Each path's block of ``horizon`` steps is drawn from the distribution
+        the network forecasts on that path's last ``window`` values (scaled
+        by themselves, as every forecast is), independently across steps,
+        appended to the path, and the network run again on it: past the
+        horizon the spread comes from simulation. Where the served forecast
+        combines the network with the seasonal naive, each draw moves with
+        the combined forecast of its path, as the served quantiles do. An
+        ensemble's members take turns, path by path. The draws are the
+        network's distribution as trained, without the served intervals'
+        calibration.
+
+        Returns a long table: the id, the time, ``sample`` (0 to
+        ``samples - 1``) and the target.
+
+        Raises:
+            ValueError: a model of another head, ``samples`` out of range,
+                or a model with covariates (whose future rows a path would
+                need for every step it is rolled).
+        """
+        if not self.distribution:
+            raise ValueError("samples need a distribution model (trained with --loss normal "
+                             "or student_t); this one forecasts "
+                             + ("quantiles" if self.quantiles else "a mean"))
+        check_samples(samples)
+        steps = self.horizon if steps is None else int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; received {steps}")
+        if self.covariates:
+            raise ValueError("samples: a panel model with covariates serves its quantiles "
+                             "(the q columns), not simulated futures")
+        groups = self.check_history(history).groups()
+        paths = np.repeat(np.stack([values[-self.window:] for _, values in groups.values()]),
+                          samples, axis=0)  # series-major: the first series' paths first
+        rng = np.random.default_rng(seed)
+        networks = members_of(model)
+        drawn = 0
+        while drawn < steps:
+            windows = paths[:, -self.window:]
+            x, loc, scale = scaled_inputs(windows)
+            block = np.empty((len(paths), self.horizon))
+            for k, network in enumerate(networks):
+                mine = slice(k, None, len(networks))
+                raw = np.asarray(predict(network, x[mine]), "float64")
+                block[mine] = loc[mine, None] + scale[mine, None] * distribution_samples(
+                    raw, self.distribution, rng)
+                if self.combination:  # the draw moves with its path's combined forecast
+                    centre = loc[mine, None] + scale[mine, None] * raw[..., 0]
+                    naive = seasonal_naive(windows[mine], self.season, self.horizon)
+                    block[mine] += (self.combination.get(NETWORK, 0.0) - 1.0) * centre + \
+                        self.combination.get(SEASONAL_NAIVE, 0.0) * naive
+            paths = np.concatenate([paths, block], axis=1)
+            drawn += self.horizon
+        return self._sample_table(groups, paths[:, self.window:self.window + steps], samples)
+
+    def _sample_table(self, groups, drawn, samples) -> pd.DataFrame:
+        """``sample_paths``' long table from ``drawn`` ``(series * samples, steps)``."""
+        steps = drawn.shape[1]
+        ids, times = [], []
+        for key, (index, _) in groups.items():
+            ids.append(np.repeat(np.asarray([key], dtype=object), samples * steps))
+            future = pd.date_range(index[-1], periods=steps + 1, freq=self.freq)[1:]
+            times.append(np.tile(future.to_numpy(), samples))
+        return pd.DataFrame({self.id_col: np.concatenate(ids),
+                             self.time_col: np.concatenate(times),
+                             "sample": np.tile(np.repeat(np.arange(samples), steps), len(groups)),
+                             self.target: drawn.ravel()})
 
     def _table(self, groups, pred, scale, steps, spread=None) -> pd.DataFrame:
         ids, futures = [], []

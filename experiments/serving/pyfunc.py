@@ -152,9 +152,6 @@ class ServedModel(mlflow.pyfunc.PythonModel):
             steps = None if steps is None else int(steps)
             samples = int(params.get("samples") or 0)
             if samples:  # a distribution model's simulated futures (a long table)
-                if not self.reader.draws_samples:
-                    raise RequestError("samples: a panel model forecasts points and "
-                                       "intervals, not simulated futures")
                 return self.reader.sample_paths(self.network, history, steps, samples,
                                                 seed=int(params.get("seed") or 0))
             return self.reader.forecast(self.network, history, steps=steps)
@@ -193,13 +190,14 @@ def _signature(reader, kind, example, output):
     )
 
     columns = list(getattr(example, "columns", []))
-    if kind == "forecast":
-        params = [ParamSpec("steps", "long", reader.steps or reader.preprocessor.horizon)]
+    if kind in FORECASTS:
+        horizon = reader.horizon if kind == "panel" else (reader.steps
+                                                          or reader.preprocessor.horizon)
+        params = [ParamSpec("steps", "long", horizon)]
         if reader.distribution:  # simulated futures instead of the forecast table
             params += [ParamSpec("samples", "long", 0), ParamSpec("seed", "long", 0)]
-        columns.append(ID_COL)  # optional: several series in one request
-    elif kind == "panel":
-        params = [ParamSpec("steps", "long", reader.horizon)]
+        if kind == "forecast":
+            columns.append(ID_COL)  # optional: several series in one request
     elif kind == "classification":
         params = []
     else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from experiments import tracking
+from experiments.config import SEARCHED_LOSSES
 from experiments.data.panel import Panel, frame_panel, load_panel_csv, make_panel
 from experiments.errors import ConfigError, DataError
 from experiments.forecasting import combination, metrics, panel_scores
@@ -29,6 +30,7 @@ from experiments.forecasting.forecaster import (
 from experiments.forecasting.panel_forecaster import (
     SEASONAL_NAIVE,
     PanelForecaster,
+    network_quantiles,
     scaled_corrections,
     scaled_widths,
     seasonal_naive,
@@ -37,6 +39,7 @@ from experiments.forecasting.panel_forecaster import (
 from experiments.forecasting.panel_windows import prepare_panel
 from experiments.tasks.base import Split, Task
 from experiments.tasks.forecast import forecaster_arguments, quantile_settings
+from zoo.quantile_levels import DISTRIBUTIONS
 
 KIND = "panel"
 TAKES = ("data", "dataset_options", "csv", "target", "id_col", "time_col", "time_format",
@@ -57,10 +60,13 @@ MAX_NOTES = 3
 # search offers it up to this many series (200 series would make the
 # generated panel's inputs about 350 MB); above, --id-embedding asks for it.
 MAX_SEARCHED_ID_SERIES = 100
-# The heads a global model trains: a point forecast (squared error) or
-# quantiles (pinball loss, zoo.quantiles); tune --loss search chooses
-# between them by each trial's validation CRPS.
-PANEL_LOSSES = ("mse", "quantile")
+# The heads a global model trains: a point forecast (squared error),
+# quantiles (pinball loss, zoo.quantiles), or a Normal or Student-t
+# distribution (likelihood, zoo.distributions), each on every window's own
+# scale; tune --loss search chooses among them by each trial's validation
+# CRPS. The negative binomial is left out: it models counts, and a window
+# standardised by itself holds none.
+PANEL_LOSSES = SEARCHED_LOSSES
 PANEL_SEARCH = "search"
 
 
@@ -109,25 +115,28 @@ def make_tasks(cfg, panel: Panel | None = None) -> list[PanelTask]:
     searchable = tuple(k for k in ("window", "id_embedding") if not getattr(cfg, k))
     searched = cfg.loss == PANEL_SEARCH  # a point network first; each trial its own head
     searchable += ("loss",) if searched else ()
+    distribution = cfg.loss if cfg.loss in DISTRIBUTIONS else None
     return [PanelTask(prepare_panel(panel, **chosen), levels, cfg.autoregressive,
                       cfg.combine or DEFAULT_COMBINE, settings=chosen, searchable=searchable,
-                      quantiles=() if searched else quantiles, head_quantiles=quantiles)]
+                      quantiles=() if searched else quantiles, head_quantiles=quantiles,
+                      distribution=distribution)]
 
 
 def panel_quantiles(cfg, levels) -> tuple[tuple, tuple]:
-    """``(quantiles, levels)`` of a ``--loss quantile`` global model (as
-    ``quantile_settings``; with ``--loss search``, those of its quantile
-    trials), ``()`` for a point one.
+    """``(quantiles, levels)`` of a quantile or distribution global model
+    (as ``quantile_settings``; with ``--loss search``, those of its
+    quantile and distribution trials), ``()`` for a point one.
 
     Raises:
         ConfigError: a ``--loss`` other than ``PANEL_LOSSES`` or search,
             naming them.
     """
     if cfg.loss not in (None, *PANEL_LOSSES, PANEL_SEARCH):
-        raise ConfigError(f"a panel model trains with --loss {' or '.join(PANEL_LOSSES)}, "
-                          f"or tune chooses between them with --loss {PANEL_SEARCH}; "
-                          f"received --loss {cfg.loss} (the distribution heads are for one "
-                          f"series at a time)")
+        raise ConfigError(f"a panel model trains with --loss {', '.join(PANEL_LOSSES)}, "
+                          f"or tune chooses among them with --loss {PANEL_SEARCH}; "
+                          f"received --loss {cfg.loss} (a count distribution is for one "
+                          f"series at a time: a panel's windows are each standardised, so "
+                          f"hold no counts)")
     return quantile_settings(cfg, levels)
 
 
@@ -151,11 +160,13 @@ def quantiles_in_units(part, point, spread) -> np.ndarray:
     return part.to_original(point)[..., None] + part.scale[:, None, None] * spread
 
 
-def outputs_of(model, x) -> np.ndarray:
-    """The network's outputs on windows ``x`` (on each window's scale); for an
-    ensemble (networks, or ``Member``s of a search), the mean of its
+def outputs_of(model, x, distribution=None, quantiles=()) -> np.ndarray:
+    """The network's outputs on windows ``x`` (on each window's scale), a
+    distribution network's as its ``quantiles`` (``network_quantiles``); for
+    an ensemble (networks, or ``Member``s of a search), the mean of its
     members': they read the same windows, so this is their mean forecast."""
-    return np.mean([np.asarray(network.predict(x, verbose=0, batch_size=256), "float64")
+    return np.mean([network_quantiles(network.predict(x, verbose=0, batch_size=256),
+                                      distribution, quantiles)
                     for network in networks_of(model)], axis=0)
 
 
@@ -181,7 +192,7 @@ class PanelTask(Task):
 
     def __init__(self, prepared, levels=DEFAULT_LEVELS, autoregressive=None,
                  combine=DEFAULT_COMBINE, settings=None, searchable=(), quantiles=(),
-                 head_quantiles=None):
+                 head_quantiles=None, distribution=None):
         self.prepared = p = prepared
         # prepare_panel's arguments, and those a search may vary.
         self.settings = dict(settings or {"window": p.window, "horizon": p.horizon,
@@ -200,12 +211,18 @@ class PanelTask(Task):
         self.levels = tuple(levels)
         self.autoregressive = autoregressive
         # A quantile network's levels (zoo.quantiles), trained by the pinball
-        # loss; its median is the point forecast.
-        self.quantiles = tuple(quantiles)
-        # The quantiles of a variant with a quantile head (tune --loss search).
+        # loss, or those a distribution network (zoo.distributions, trained by
+        # likelihood) serves; the median is the point forecast.
+        self.quantiles, self.distribution = tuple(quantiles), distribution
+        # The quantiles of a variant with a quantile or distribution head
+        # (tune --loss search).
         self.head_quantiles = tuple(self.quantiles if head_quantiles is None
                                     else head_quantiles)
-        if self.quantiles:
+        if self.distribution:
+            from zoo.distributions import DistributionLoss
+
+            self.loss = DistributionLoss(self.distribution)
+        elif self.quantiles:
             from zoo.quantiles import QuantileLoss
 
             self.loss = QuantileLoss(self.quantiles)
@@ -246,7 +263,7 @@ class PanelTask(Task):
     @property
     def loss_name(self) -> str:
         """The head, as ``--loss`` names it."""
-        return "quantile" if self.quantiles else "mse"
+        return self.distribution or ("quantile" if self.quantiles else "mse")
 
     def _keeps_every_series(self, window) -> bool:
         try:
@@ -276,7 +293,8 @@ class PanelTask(Task):
                                  self.panel, **chosen), self.levels,
                              self.autoregressive, self.combine, chosen, self.searchable,
                              () if loss == "mse" else self.head_quantiles,
-                             self.head_quantiles)
+                             self.head_quantiles,
+                             loss if loss in DISTRIBUTIONS else None)
             task._source = self  # the same series and test dates: the same baselines
             self._variants[key] = task
         return self._variants[key]
@@ -287,7 +305,8 @@ class PanelTask(Task):
         error (the MASE scale; M5's RMSSE): every series weighs the same, and
         trials with other windows compare on the same numbers."""
         truth, scale = self._validation_truth()
-        errors = (self.prepared.val.to_original(self.point(raw)) - truth) / scale[:, None]
+        point = self.point(self.quantile_outputs(raw))
+        errors = (self.prepared.val.to_original(point) - truth) / scale[:, None]
         return float(np.sqrt(np.mean(errors ** 2)))
 
     def _validation_truth(self):
@@ -304,10 +323,11 @@ class PanelTask(Task):
         windows, each series' divided by its MASE scale: what trials of
         other heads are compared on (``tune --loss search``). A quantile
         network is scored by the pinball loss of its quantiles before
-        calibration; a point network as its single value (its CRPS is its
+        calibration (a distribution network by the same quantiles of its
+        distribution); a point network as its single value (its CRPS is its
         absolute error), as for one series (``ForecastTask.validation_crps``)."""
         truth, scale = self._validation_truth()
-        median, spread = split_quantiles(raw, self.quantiles)
+        median, spread = split_quantiles(self.quantile_outputs(raw), self.quantiles)
         if spread is None:  # the median alone
             spread, levels = np.zeros(median.shape + (1,)), (0.5,)
         else:
@@ -333,12 +353,21 @@ class PanelTask(Task):
             arguments = forecaster_arguments(family, self.autoregressive, self.panel.season,
                                              history=self.prepared.window,
                                              series_channels=covariates.static_channels)
+        if self.distribution:
+            return {**arguments, "distribution": self.distribution}
         return {**arguments, "quantiles": self.quantiles} if self.quantiles else arguments
 
-    def point(self, raw) -> np.ndarray:
-        """The point forecast among a network's outputs: a quantile
-        network's median; a point network's outputs are themselves."""
-        return split_quantiles(raw, self.quantiles)[0]
+    def quantile_outputs(self, raw) -> np.ndarray:
+        """A network's raw outputs as the forecasts they stand for: a
+        distribution network's parameters as its quantiles
+        (``network_quantiles``); any other's as they are."""
+        return network_quantiles(raw, self.distribution, self.quantiles)
+
+    def point(self, outputs) -> np.ndarray:
+        """The point forecast among a network's outputs (a distribution
+        network's as ``quantile_outputs``): a quantile network's median; a
+        point network's outputs are themselves."""
+        return split_quantiles(outputs, self.quantiles)[0]
 
     def all_windows(self):
         p = self.prepared
@@ -381,7 +410,8 @@ class PanelTask(Task):
     def predict_test(self, model) -> np.ndarray:
         cached = getattr(self, "_test_outputs", None)
         if cached is None or cached[0] is not model:
-            self._test_outputs = (model, outputs_of(model, self.test.x))
+            self._test_outputs = (model, outputs_of(model, self.test.x, self.distribution,
+                                                    self.quantiles))
         return self._test_outputs[1]
 
     def network_outputs(self, model, part) -> np.ndarray:
@@ -390,10 +420,11 @@ class PanelTask(Task):
 
     def network_raw(self, model, part) -> np.ndarray:
         """The network's outputs on ``part``, on each window's scale: a
-        quantile network's ``(n, horizon, quantiles)``."""
+        quantile or distribution network's quantiles ``(n, horizon,
+        quantiles)``."""
         if part is self.prepared.test:
             return np.asarray(self.predict_test(model), "float64")
-        return outputs_of(model, part.x)
+        return outputs_of(model, part.x, self.distribution, self.quantiles)
 
     def spread(self, model, part):
         """A quantile network's quantiles' distances from its median on
@@ -527,7 +558,7 @@ class PanelTask(Task):
         return PanelForecaster(self.panel.id_col, self.panel.time_col, self.panel.target,
                                self.panel.freq, p.window, p.horizon, widths, refit,
                                covariates, dict(chosen.weights) if chosen else {},
-                               self.season, self.quantiles)
+                               self.season, self.quantiles, self.distribution)
 
     def history(self, rows: int | None = None):
         """The last ``rows`` (default: the window) of every series that has

@@ -1,6 +1,7 @@
-"""A global model with a quantile head (``--loss quantile`` on a panel):
-quantiles on each series' own scale, intervals calibrated by conformalized
-quantile regression pooled over series, served with q columns."""
+"""A global model with a quantile head (``--loss quantile`` on a panel) or a
+distribution head (``--loss normal``, ``student_t``): quantiles on each
+series' own scale, intervals calibrated by conformalized quantile
+regression pooled over series, served with q columns."""
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,17 @@ QUANTILE_MODEL = dict(target="y", time_col="ds", id_col="unique_id", window=12, 
 QUANTILE_COLUMNS = ["q2.5", "q10", "q50", "q90", "q97.5"]
 
 
-@pytest.mark.parametrize("covariates", [{}, {"calendar": ["month"]}])
-def test_a_quantile_panel_model_serves_ordered_quantiles_on_each_series_scale(covariates,
-                                                                           tmp_path):
+@pytest.mark.parametrize("loss, covariates", [
+    ("quantile", {}), ("quantile", {"calendar": ["month"]}), ("normal", {}),
+    ("student_t", {"calendar": ["month"]})])
+def test_a_probabilistic_panel_model_serves_ordered_quantiles_on_each_series_scale(
+        loss, covariates, tmp_path):
     import mlflow
 
-    model = ForecastModel("gru", **QUANTILE_MODEL, **covariates).fit(
+    model = ForecastModel("gru", **{**QUANTILE_MODEL, "loss": loss}, **covariates).fit(
         make_panel(8, seed=4).frame)
+    assert model.network_.output_shape[-1] == {"quantile": 5, "normal": 2,
+                                               "student_t": 3}[loss]
     history = model.history_.copy()
     before = model.predict(history, steps=9)  # past the horizon: a second block
     assert list(before.columns) == ["unique_id", "ds", "y", "lower_80", "upper_80",
@@ -48,8 +53,10 @@ def test_a_quantile_panel_model_serves_ordered_quantiles_on_each_series_scale(co
 
 
 @pytest.mark.parametrize("settings, said", [
-    ({"loss": "normal"}, "a panel model trains with --loss mse or quantile, or tune "
-                         "chooses between them with --loss search; received --loss normal"),
+    ({"loss": "negative_binomial"},
+     "a panel model trains with --loss mse, quantile, normal, student_t, or tune chooses "
+     "among them with --loss search; received --loss negative_binomial (a count "
+     "distribution is for one series at a time"),
     ({"loss": "search"}, "--loss search lets tune choose the head"),
     ({"quantiles": (0.1, 0.5, 0.9)}, "--quantiles needs --loss quantile"),
     ({"loss": "quantile", "quantiles": (0.1, 0.5, 0.9), "intervals": (80, 95)},
@@ -82,15 +89,17 @@ def ar_panel(n_series: int, steps: int, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_panel_quantile_intervals_cover_as_stated_on_5000_new_windows():
+@pytest.mark.parametrize("loss", ["quantile", "normal"])
+def test_panel_intervals_cover_as_stated_on_5000_new_windows(loss):
     """40 series: trained on their first 260 days, calibrated on the next
     100 of every series (4,000 windows, pooled in each window's own scale),
     scored on 125 more (5,000 windows) one step ahead: 80% and 95%
-    intervals cover within 3 points."""
+    intervals cover within 3 points, from a quantile head and from a
+    Normal one."""
     frame = ar_panel(40, 8 + 260 + 100 + 125)
     panel = frame_panel(frame, id_col="unique_id", time_col="ds", target="y")
     cfg = RunConfig(model="gru", id_col="unique_id", time_col="ds", target=("y",),
-                    loss="quantile", window=8, horizon=1, val_size=100, test_size=125,
+                    loss=loss, window=8, horizon=1, val_size=100, test_size=125,
                     combine="none", epochs=4, batch_size=128,
                     hyperparameters={"units": 4})
     resolved, (task,) = load_tasks(cfg, "train", series=panel)
@@ -111,15 +120,15 @@ def test_panel_quantile_intervals_cover_as_stated_on_5000_new_windows():
 
 
 def test_a_panel_search_chooses_the_head_by_validation_crps():
-    """``tune --loss search`` on a panel: each trial a point or a quantile
-    head, on the same windows, compared by the CRPS of its validation
-    forecasts with each series divided by its own scale."""
+    """``tune --loss search`` on a panel: each trial a point, quantile or
+    distribution head, on the same windows, compared by the CRPS of its
+    validation forecasts with each series divided by its own scale."""
     frame = make_panel(4, seed=5).frame
     cfg = RunConfig(model="gru", id_col="unique_id", time_col="ds", target=("y",),
                     window=24, horizon=12, loss="search")
     _, (task,) = load_tasks(cfg, "tune", series=frame_panel(
         frame, id_col="unique_id", time_col="ds", target="y"))
-    assert task.data_space()["loss"].values == ("mse", "quantile")
+    assert task.data_space()["loss"].values == ("mse", "quantile", "normal", "student_t")
     assert task.loss == "mse" and task.params()["loss_function"] == "search"
     quantile = task.variant(loss="quantile")
     assert quantile.prepared is task.prepared and quantile.quantiles == (0.025, 0.1, 0.5,
@@ -142,6 +151,16 @@ def test_a_panel_search_chooses_the_head_by_validation_crps():
     _, (big,) = load_tasks(cfg, "tune", series=frame_panel(
         bigger, id_col="unique_id", time_col="ds", target="y"))
     assert big.validation_crps(truth + 0.5) == pytest.approx(missed, rel=1e-6)
+    # A Normal head is scored by its distribution's quantiles: centred on the
+    # truth with almost no spread, almost 0; wider, more; its point is its location.
+    normal = task.variant(loss="normal")
+    assert normal.builder_arguments("gru")["distribution"] == "normal"
+    assert normal.quantiles == quantile.quantiles and normal.params()["loss_function"] == \
+        "normal"
+    narrow, wide = (np.stack([truth, np.full_like(truth, s)], axis=-1) for s in (1e-6, 0.5))
+    assert normal.validation_crps(narrow) == pytest.approx(0.0, abs=1e-4)
+    assert 0 < normal.validation_crps(wide) < missed
+    assert normal.validation_rmse(wide) == pytest.approx(task.validation_rmse(truth), abs=1e-9)
 
 
 @pytest.mark.slow
@@ -160,7 +179,8 @@ def test_tune_searches_the_head_of_a_panel_model(tmp_path):
         fresh=True))
     assert result.objective == "val_crps"
     heads = [t["loss"] for t in result.trials]
-    assert set(heads) == {"mse", "quantile"} and len(heads) == 3  # seed 3 proposes both
+    assert len(heads) == 3 and len(set(heads)) > 1  # seed 3 proposes more than one head
+    assert set(heads) <= {"mse", "quantile", "normal", "student_t"}
     assert all(np.isfinite(t["score"]) for t in result.trials)
     best = min(result.trials, key=lambda t: t["score"])
     # The served model is the best trial's head: quantile columns only for a quantile one.
@@ -169,8 +189,8 @@ def test_tune_searches_the_head_of_a_panel_model(tmp_path):
     mlflow.set_tracking_uri(db)
     served = mlflow.pyfunc.load_model(f"models:/{'/'.join(map(str, result.registered))}")
     table = served.predict(make_panel(4, seed=7).frame)
-    assert ("q50" in table.columns) == (best["loss"] == "quantile")
-    assert ("test_scaled_pinball" in result.test_metrics) == (best["loss"] == "quantile")
+    assert ("q50" in table.columns) == (best["loss"] != "mse")
+    assert ("test_scaled_pinball" in result.test_metrics) == (best["loss"] != "mse")
 
 
 class SpreadQuantiles:
@@ -204,3 +224,49 @@ def test_intervals_corrected_level_by_level_are_served_nested():
     np.testing.assert_array_equal(got["80"][0], [1.0, 2.0])
     np.testing.assert_array_equal(got["95"][0], [1.0, 1.0])
     np.testing.assert_array_equal(got["95"][1], [3.0, 5.0])
+
+
+def test_a_panel_distribution_model_draws_sample_paths_on_each_series_scale(tmp_path):
+    """``samples``: simulated futures per series, past the horizon too; at
+    each step within it their quantiles are the served (uncalibrated)
+    quantiles; one series times 1,000 multiplies its paths by 1,000; the
+    served pyfunc draws the same paths; other heads refuse by name."""
+    import mlflow
+
+    model = ForecastModel("gru", **{**QUANTILE_MODEL, "loss": "normal"}).fit(
+        make_panel(6, seed=2).frame)
+    history = model.history_.copy()
+    paths = model.predict(history, steps=9, samples=4000, seed=1)
+    assert list(paths.columns) == ["unique_id", "ds", "sample", "y"]
+    assert len(paths) == 6 * 9 * 4000 and np.isfinite(paths["y"]).all()
+    table = model.predict(history, steps=6)
+    drawn = paths[paths.ds <= table.ds.max()].groupby(["unique_id", "ds"])["y"]
+    for column, q in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9)):
+        got = drawn.quantile(q).reindex(pd.MultiIndex.from_frame(table[["unique_id", "ds"]]))
+        spread = (table["q90"] - table["q10"]).to_numpy()
+        assert np.all(np.abs(got.to_numpy() - table[column].to_numpy()) < 0.08 * spread)
+    first = history["unique_id"] == "S000"
+    history.loc[first, "y"] *= 1000
+    bigger = model.predict(history, steps=9, samples=50, seed=1)
+    before = model.predict(model.history_, steps=9, samples=50, seed=1)
+    mine = bigger.unique_id == "S000"
+    np.testing.assert_allclose(bigger.loc[mine, "y"], 1000 * before.loc[mine, "y"], rtol=1e-4)
+    np.testing.assert_allclose(bigger.loc[~mine, "y"], before.loc[~mine, "y"], rtol=1e-6)
+    served = mlflow.pyfunc.load_model(model.save(str(tmp_path / "normal-panel")))
+    pd.testing.assert_frame_equal(
+        served.predict(model.history_, params={"steps": 9, "samples": 50, "seed": 1}),
+        before, check_dtype=False)
+    with pytest.raises(ValueError, match="samples must be an int from 1 to"):
+        model.predict(samples=0)
+
+
+def test_sample_paths_need_a_distribution_panel_model_without_covariates():
+    quantile = ForecastModel("gru", **{**QUANTILE_MODEL, "epochs": 1}).fit(
+        make_panel(3, seed=0).frame)
+    with pytest.raises(ValueError, match="samples need a distribution model .* this one "
+                                         "forecasts quantiles"):
+        quantile.predict(samples=10)
+    covariates = ForecastModel("gru", **{**QUANTILE_MODEL, "epochs": 1, "loss": "normal"},
+                               calendar=["month"]).fit(make_panel(3, seed=0).frame)
+    with pytest.raises(ValueError, match="with covariates serves its quantiles"):
+        covariates.predict(samples=10)
