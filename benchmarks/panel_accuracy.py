@@ -33,6 +33,7 @@ The protocol, fixed before anything was tuned to it:
     python -m benchmarks.panel_accuracy                     # both panels
     python -m benchmarks.panel_accuracy --panels visnights  # one
     python -m benchmarks.panel_accuracy --loss quantile     # the search's head
+                                    # (quantile, normal, student_t, or search)
 
 Results: ``benchmarks/results/panel-accuracy-latest.{json,md}``.
 """
@@ -336,7 +337,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--loss", default="mse", choices=("mse", "quantile", "search"),
+    parser.add_argument("--loss", default="mse",
+                        choices=("mse", "quantile", "normal", "student_t", "search"),
                         help="the global search's --loss (default mse, tune's own)")
     parser.add_argument("--no-elecdaily", action="store_true",
                         help="leave out the future-features check on elecdaily")

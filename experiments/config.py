@@ -252,8 +252,8 @@ class RunConfig:
              "quantile's; negative_binomial: the same for counts (whole numbers >= 0, "
              "neither logged nor differenced), intervals in whole numbers; search (tune "
              "only): each trial one of mse, quantile, normal and student_t, ranked by "
-             "its validation CRPS (default mse); a panel (--id-col) takes mse, "
-             "quantile, or search between them")
+             "its validation CRPS (default mse); a panel (--id-col) takes all but "
+             "negative_binomial")
     quantiles: tuple[float, ...] | None = setting(
         None, OfType((tuple,), "levels in (0, 1) such as 0.1,0.5,0.9"), group="forecast",
         metavar="Q[,Q]", help="the quantiles a --loss other than mse serves, "
