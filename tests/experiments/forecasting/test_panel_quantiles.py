@@ -20,15 +20,29 @@ QUANTILE_MODEL = dict(target="y", time_col="ds", id_col="unique_id", window=12, 
 QUANTILE_COLUMNS = ["q2.5", "q10", "q50", "q90", "q97.5"]
 
 
-@pytest.mark.parametrize("loss, covariates", [
-    ("quantile", {}), ("quantile", {"calendar": ["month"]}), ("normal", {}),
-    ("student_t", {"calendar": ["month"]})])
+@pytest.fixture(scope="module")
+def fitted():
+    """``fitted(loss, calendar)``: a panel model of that head (and calendar
+    covariates) on one generated panel, trained once per module."""
+    models = {}
+
+    def get(loss, calendar=()):
+        if (loss, calendar) not in models:
+            covariates = {"calendar": list(calendar)} if calendar else {}
+            models[loss, calendar] = ForecastModel(
+                "gru", **{**QUANTILE_MODEL, "loss": loss}, **covariates).fit(
+                make_panel(8, seed=4).frame)
+        return models[loss, calendar]
+    return get
+
+
+@pytest.mark.parametrize("loss, calendar", [
+    ("quantile", ()), ("quantile", ("month",)), ("normal", ()), ("student_t", ("month",))])
 def test_a_probabilistic_panel_model_serves_ordered_quantiles_on_each_series_scale(
-        loss, covariates, tmp_path):
+        loss, calendar, fitted, tmp_path):
     import mlflow
 
-    model = ForecastModel("gru", **{**QUANTILE_MODEL, "loss": loss}, **covariates).fit(
-        make_panel(8, seed=4).frame)
+    model = fitted(loss, calendar)
     assert model.network_.output_shape[-1] == {"quantile": 5, "normal": 2,
                                                "student_t": 3}[loss]
     history = model.history_.copy()
@@ -226,19 +240,21 @@ def test_intervals_corrected_level_by_level_are_served_nested():
     np.testing.assert_array_equal(got["95"][1], [3.0, 5.0])
 
 
-def test_a_panel_distribution_model_draws_sample_paths_on_each_series_scale(tmp_path):
+def test_a_panel_distribution_model_draws_sample_paths_on_each_series_scale(fitted,
+                                                                             tmp_path):
     """``samples``: simulated futures per series, past the horizon too; at
     each step within it their quantiles are the served (uncalibrated)
-    quantiles; one series times 1,000 multiplies its paths by 1,000; the
-    served pyfunc draws the same paths; other heads refuse by name."""
+    quantiles, the combination with the seasonal naive included; one series
+    times 1,000 multiplies its paths by 1,000; the served pyfunc draws the
+    same paths."""
     import mlflow
 
-    model = ForecastModel("gru", **{**QUANTILE_MODEL, "loss": "normal"}).fit(
-        make_panel(6, seed=2).frame)
+    model = fitted("normal")
+    assert 0 < model.forecaster_.combination["network"] < 1  # the draws move with it
     history = model.history_.copy()
     paths = model.predict(history, steps=9, samples=4000, seed=1)
     assert list(paths.columns) == ["unique_id", "ds", "sample", "y"]
-    assert len(paths) == 6 * 9 * 4000 and np.isfinite(paths["y"]).all()
+    assert len(paths) == 8 * 9 * 4000 and np.isfinite(paths["y"]).all()
     table = model.predict(history, steps=6)
     drawn = paths[paths.ds <= table.ds.max()].groupby(["unique_id", "ds"])["y"]
     for column, q in (("q10", 0.1), ("q50", 0.5), ("q90", 0.9)):
@@ -260,13 +276,9 @@ def test_a_panel_distribution_model_draws_sample_paths_on_each_series_scale(tmp_
         model.predict(samples=0)
 
 
-def test_sample_paths_need_a_distribution_panel_model_without_covariates():
-    quantile = ForecastModel("gru", **{**QUANTILE_MODEL, "epochs": 1}).fit(
-        make_panel(3, seed=0).frame)
+def test_sample_paths_need_a_distribution_panel_model_without_covariates(fitted):
     with pytest.raises(ValueError, match="samples need a distribution model .* this one "
                                          "forecasts quantiles"):
-        quantile.predict(samples=10)
-    covariates = ForecastModel("gru", **{**QUANTILE_MODEL, "epochs": 1, "loss": "normal"},
-                               calendar=["month"]).fit(make_panel(3, seed=0).frame)
+        fitted("quantile").predict(samples=10)
     with pytest.raises(ValueError, match="with covariates serves its quantiles"):
-        covariates.predict(samples=10)
+        fitted("student_t", ("month",)).predict(samples=10)
