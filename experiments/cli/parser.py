@@ -85,6 +85,10 @@ def build_parser(with_hyperparameters: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="steps to forecast (default: the model's "
                    "horizon); more roll forward on the model's own forecasts, and the "
                    "intervals widen")
+    p.add_argument("--samples", type=int, metavar="N", help="instead, N simulated futures "
+                   "of each series from a distribution model (--loss normal, student_t or "
+                   "negative_binomial), one row per series, step and sample, to --out")
+    p.add_argument("--seed", type=int, default=0, help="the draws' seed (with --samples)")
     p.add_argument("--out", metavar="CSV", help="write the forecast to this CSV")
     p.add_argument("--plot", metavar="PNG", help="draw history and forecast to this PNG")
     p.add_argument("--tracking-uri")

@@ -19,6 +19,7 @@ def cmd_forecast(args) -> int:
                          "or --run-id ID")
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be an int >= 1; received {args.steps}")
+    check_sampling(args)
     uri = args.model or f"runs:/{args.run_id}/model"
     if uri.startswith(("models:/", "runs:/")):
         store = tracking.resolve_uri(args.tracking_uri)
@@ -34,11 +35,20 @@ def cmd_forecast(args) -> int:
     else:
         history = inner.history  # the end of the data the model was trained on
         source = "the data it was trained on"
-    params = {"steps": args.steps} if args.steps else None
+    params = {"steps": args.steps} if args.steps else {}
     if args.plot and inner.kind == "panel":
         raise ValueError("--plot draws one series; a panel model's forecast has many: "
                          "write them with --out, or plot each series from that file")
-    table_ = model.predict(history, params=params)
+    if args.samples is not None:
+        paths = model.predict(history, params={**params, "samples": args.samples,
+                                               "seed": args.seed})
+        paths.to_csv(args.out, index=False)
+        series = paths[forecaster.id_col].nunique() if inner.kind == "panel" else 1
+        steps = len(paths) // (series * args.samples)
+        print(f"{args.samples} simulated future(s) of {steps} step(s) for each of {series} "
+              f"series from {source}: {len(paths):,} rows; wrote {args.out}")
+        return 0
+    table_ = model.predict(history, params=params or None)
     print(forecast_heading(table_, history, forecaster, inner.kind, source))
     print(table([tuple(table_.columns)] + [
         tuple(cell_text(v) for v in row) for row in table_.itertuples(index=False)]))
@@ -54,6 +64,21 @@ def cmd_forecast(args) -> int:
         fig.savefig(args.plot, dpi=100)
         print(f"wrote {args.plot}")
     return 0
+
+
+def check_sampling(args) -> None:
+    """``--samples`` is an int in range, written to ``--out``, not plotted."""
+    if args.samples is None:
+        return
+    from experiments.forecasting.forecaster import check_samples
+
+    try:
+        check_samples(args.samples)
+    except ValueError as err:
+        raise ValueError(f"--{err}") from None
+    if not args.out or args.plot:
+        raise ValueError("--samples writes one row per series, step and sample: give "
+                         "--out FILE.csv (and no --plot)")
 
 
 def forecast_heading(table_, history, forecaster, kind: str, source: str) -> str:

@@ -193,9 +193,11 @@ def _signature(reader, kind, example, output):
     if kind in FORECASTS:
         horizon = reader.horizon if kind == "panel" else (reader.steps
                                                           or reader.preprocessor.horizon)
-        params = [ParamSpec("steps", "long", horizon)]
-        if reader.distribution:  # simulated futures instead of the forecast table
-            params += [ParamSpec("samples", "long", 0), ParamSpec("seed", "long", 0)]
+        # samples: simulated futures instead of the forecast table. Declared
+        # for every head, so that one that draws none says so (MLflow drops a
+        # parameter its signature lacks, and would answer the table instead).
+        params = [ParamSpec("steps", "long", horizon), ParamSpec("samples", "long", 0),
+                  ParamSpec("seed", "long", 0)]
         if kind == "forecast":
             columns.append(ID_COL)  # optional: several series in one request
     elif kind == "classification":

@@ -103,6 +103,12 @@ def test_forecast_command_forecasts_every_series_of_a_csv(panel_run, tmp_path):
     assert bad.returncode == 2
     assert f"series {frame['store'].iloc[3]!r}" in bad.stderr and "duplicates" in bad.stderr
     assert not (tmp_path / "x").exists()
+    # Simulated futures need a distribution model: this one forecasts a mean.
+    bad = run_cli_process("forecast", "--run-id", run.info.run_id, "--samples", "5",
+                          "--out", str(tmp_path / "x"), "--tracking-uri", f"sqlite:///{db}",
+                          cwd=tmp_path)
+    assert bad.returncode == 2 and "samples need a distribution model" in bad.stderr
+    assert "this one forecasts a mean" in bad.stderr and not (tmp_path / "x").exists()
 
 
 def _serve(db, run_id, folder):
@@ -227,10 +233,12 @@ def test_train_and_forecast_with_future_static_and_calendar_covariates(tmp_path)
 
 def test_a_panel_trains_on_the_jax_backend_through_its_window_batches(tmp_path):
     """On JAX (and PyTorch) a panel's windows reach fit as a keras.utils.PyDataset
-    (experiments.training.window_feed.WindowBatches), not tf.data."""
+    (experiments.training.window_feed.WindowBatches), not tf.data; its Normal
+    head's simulated futures are written by `forecast --samples`."""
     path = panel_csv(tmp_path / "stores.csv", n_series=4)
     done = run_cli_process("train", "--model", "gru", "--csv", str(path), *PANEL,
                            "--window", "12", "--horizon", "6", *TINY, "--combine", "none",
+                           "--loss", "normal",
                            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
                            cwd=tmp_path, env_extra={"KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -240,3 +248,15 @@ def test_a_panel_trains_on_the_jax_backend_through_its_window_batches(tmp_path):
               .get_metric_history(run.info.run_id, "loss")]
     assert len(losses) == 3 and all(np.isfinite(losses))
     assert np.isfinite(run.data.metrics["test_mase"])
+    assert run.data.params["loss_function"] == "normal"
+    out = tmp_path / "paths.csv"
+    done = run_cli_process("forecast", "--run-id", run.info.run_id, "--samples", "20",
+                           "--steps", "8", "--seed", "3", "--out", str(out),
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+                           cwd=tmp_path, env_extra={"KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "20 simulated future(s) of 8 step(s) for each of 5 series" in done.stdout
+    paths = pd.read_csv(out)
+    assert list(paths.columns) == ["store", "month", "sample", "sales"]
+    assert paths.groupby("store")["sample"].nunique().eq(20).all() and len(paths) == 800
+    assert paths["sales"].notna().all()
