@@ -186,9 +186,7 @@ class PanelForecaster:
     def forecast(self, model, history, steps: int | None = None) -> pd.DataFrame:
         """Each series' ``steps`` (default: the horizon) values after the end
         of its history, with interval bounds, as a long table."""
-        steps = self.horizon if steps is None else int(steps)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1; received {steps}")
+        steps = self._checked_steps(steps)
         panel = self.check_history(history)
         if self.covariates:
             return self._with_covariates(model, panel, steps)
@@ -278,11 +276,24 @@ class PanelForecaster:
         outs = [loc + scale * network_quantiles(predict(m, x), self.distribution,
                                                 self.quantiles) for m in members_of(model)]
         network, spread = split_quantiles(combine(outs), self.quantiles)
+        return self._combined(network, windows), spread
+
+    def _combined(self, network, windows) -> np.ndarray:
+        """The served forecast ``(series, horizon)`` from the network's
+        ``network`` on raw ``windows``: combined with the seasonal naive
+        where validation chose it, else the network's own."""
         if not self.combination:
-            return network, spread
+            return network
         naive = seasonal_naive(np.asarray(windows, "float64"), self.season, self.horizon)
         return (self.combination.get(NETWORK, 0.0) * network
-                + self.combination.get(SEASONAL_NAIVE, 0.0) * naive), spread
+                + self.combination.get(SEASONAL_NAIVE, 0.0) * naive)
+
+    def _checked_steps(self, steps) -> int:
+        """``steps`` to forecast (default: the horizon), at least 1."""
+        steps = self.horizon if steps is None else int(steps)
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; received {steps}")
+        return steps
 
     def sample_paths(self, model, history, steps: int | None = None, samples: int = 100,
                      seed: int = 0) -> pd.DataFrame:
@@ -313,9 +324,7 @@ class PanelForecaster:
                              "or student_t); this one forecasts "
                              + ("quantiles" if self.quantiles else "a mean"))
         check_samples(samples)
-        steps = self.horizon if steps is None else int(steps)
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1; received {steps}")
+        steps = self._checked_steps(steps)
         if self.covariates:
             raise ValueError("samples: a panel model with covariates serves its quantiles "
                              "(the q columns), not simulated futures")
@@ -332,13 +341,11 @@ class PanelForecaster:
             for k, network in enumerate(networks):
                 mine = slice(k, None, len(networks))
                 raw = np.asarray(predict(network, x[mine]), "float64")
-                block[mine] = loc[mine, None] + scale[mine, None] * distribution_samples(
-                    raw, self.distribution, rng)
-                if self.combination:  # the draw moves with its path's combined forecast
-                    centre = loc[mine, None] + scale[mine, None] * raw[..., 0]
-                    naive = seasonal_naive(windows[mine], self.season, self.horizon)
-                    block[mine] += (self.combination.get(NETWORK, 0.0) - 1.0) * centre + \
-                        self.combination.get(SEASONAL_NAIVE, 0.0) * naive
+                centre = loc[mine, None] + scale[mine, None] * raw[..., 0]
+                # Each draw moves with its path's served (combined) forecast.
+                shift = self._combined(centre, windows[mine]) - centre
+                block[mine] = shift + loc[mine, None] + scale[mine, None] * \
+                    distribution_samples(raw, self.distribution, rng)
             paths = np.concatenate([paths, block], axis=1)
             drawn += self.horizon
         return self._sample_table(groups, paths[:, self.window:self.window + steps], samples)
